@@ -1,0 +1,163 @@
+"""Composition root: wires storage, Slack, the scheduler and the use cases together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.context import AppContext
+from bot.directory import SlackDirectory
+from bot.gateway import SlackGateway
+from bot.http import build_web_app
+from bot.outbox import DeferredWaker, OutboxDispatcher
+from bot.settings import Settings
+from domain.clock import Clock, SystemClock
+from domain.policy import Policy
+from domain.service import ChangeService
+from handlers import approvals, commands, events, intake
+from scheduler.jobs import build_scheduler
+from storage.database import create_engine, session_factory
+from storage.migrate import upgrade
+from storage.models import ProcessedEventRow
+from storage.outbox import OutboxStore
+from storage.repository import SqlChangeRepository, insert_ignoring_conflicts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Changebot:
+    settings: Settings
+    policy: Policy
+    engine: AsyncEngine
+    context: AppContext
+    bolt: AsyncApp
+    web: web.Application
+    scheduler: AsyncIOScheduler
+    _started: bool = field(default=False)
+
+    async def start(self, *, run_scheduler: bool = True) -> None:
+        if run_scheduler:
+            self.scheduler.start()
+        self._started = True
+        self.context.dispatcher.wake()  # send whatever was due while we were down
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.context.dispatcher.drain()
+        await self.engine.dispose()
+
+    async def health(self) -> dict[str, bool]:
+        try:
+            async with self.engine.connect() as connection:
+                await asyncio.wait_for(connection.execute(sa.text("SELECT 1")), timeout=2)
+            database = True
+        except Exception:
+            database = False
+        return {"database": database, "scheduler": bool(self.scheduler.running)}
+
+
+def build_changebot(
+    settings: Settings,
+    policy: Policy,
+    *,
+    clock: Clock | None = None,
+    pace: timedelta = timedelta(seconds=1),
+    tick_seconds: float = 1.0,
+) -> Changebot:
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    client = AsyncWebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=[]
+    )
+    repository = SqlChangeRepository(sessions)
+    store = OutboxStore(sessions)
+    waker = DeferredWaker()
+    service = ChangeService(
+        repository=repository,
+        directory=SlackDirectory(client=client, clock=clock, ttl_seconds=policy.group_cache_seconds),
+        notifier=waker,
+        clock=clock,
+        policy=policy,
+    )
+    gateway = SlackGateway(
+        client=client,
+        repository=repository,
+        outbox=store,
+        service=service,
+        policy=policy,
+        clock=clock,
+        notifier=waker,
+    )
+    dispatcher = OutboxDispatcher(store=store, gateway=gateway, clock=clock, pace=pace)
+    waker.target = dispatcher
+    context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
+    bolt = build_bolt(client=client, context=context, sessions_engine=engine)
+    scheduler = build_scheduler(dispatcher=dispatcher, tick_seconds=tick_seconds)
+    bot = Changebot(
+        settings=settings,
+        policy=policy,
+        engine=engine,
+        context=context,
+        bolt=bolt,
+        web=web.Application(),
+        scheduler=scheduler,
+    )
+    bot.web = build_web_app(
+        bolt=bolt, signing_secret=settings.slack_signing_secret, clock=clock, health=bot.health
+    )
+    return bot
+
+
+def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: AsyncEngine) -> AsyncApp:
+    bolt = AsyncApp(
+        client=client,
+        request_verification_enabled=False,  # done in front of Bolt, where bad headers get a 401
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+    )
+    sessions = session_factory(sessions_engine)
+
+    @bolt.middleware
+    async def once_per_event(body: dict[str, Any], next: Any, resp: BoltResponse) -> BoltResponse | None:
+        """Slack redelivers events it thinks we missed (X-Slack-Retry-Num); act on each once."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            async with sessions() as session, session.begin():
+                inserted = await session.execute(
+                    insert_ignoring_conflicts(
+                        session,
+                        ProcessedEventRow,
+                        {"event_id": str(event_id), "received_at": context.clock.now()},
+                    )
+                )
+            if inserted.rowcount == 0:  # type: ignore[attr-defined]
+                log.info("event %s already handled; ignoring the retry", event_id)
+                resp.status, resp.body = 200, ""
+                return resp
+        return await next()
+
+    @bolt.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
+
+    for module in (commands, approvals, intake, events):
+        module.register(bolt, context)
+    return bolt
+
+
+async def migrate(settings: Settings) -> None:
+    await asyncio.to_thread(upgrade, settings.database_url)

@@ -1,0 +1,202 @@
+"""`changebot`: serve over HTTP, run in Socket Mode, inspect changes, migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.settings import Settings, SettingsError, load_settings
+from domain.model import Change
+from domain.policy import Policy, PolicyError
+from domain.policy_loader import parse_policy
+
+log = logging.getLogger("changebot")
+
+
+class StartupError(Exception):
+    """Printed as one line (or one line per policy problem); exit code 2."""
+
+
+def load_policy(path: str) -> Policy:
+    file = Path(path)
+    if not file.is_file():
+        raise StartupError(
+            f"changebot cannot start: no policy file at {file} "
+            "(copy policy.example.yml to policy.yml or set CHANGEBOT_POLICY)"
+        )
+    try:
+        return parse_policy(file.read_text(encoding="utf-8"), source=str(file))
+    except PolicyError as exc:
+        raise StartupError(exc.render()) from None
+
+
+def _settings(*require: str) -> Settings:
+    try:
+        return load_settings(require=require)
+    except SettingsError as exc:
+        raise StartupError(str(exc)) from None
+
+
+async def _serve(host: str, port: int) -> None:
+    from bot.app import build_changebot, migrate
+
+    settings = _settings("slack_bot_token", "slack_signing_secret")
+    policy = load_policy(settings.changebot_policy)
+    await migrate(settings)
+    bot = build_changebot(settings, policy)
+    runner = web.AppRunner(bot.web, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    await bot.start()
+    log.info("changebot listening on http://%s:%s/slack/events", host, port)
+    try:
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+        await bot.stop()
+
+
+async def _socket() -> None:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+    from bot.app import build_changebot, migrate
+
+    settings = _settings("slack_bot_token", "slack_app_token")
+    policy = load_policy(settings.changebot_policy)
+    await migrate(settings)
+    bot = build_changebot(settings, policy)
+    handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token)
+    await bot.start()
+    await handler.connect_async()
+    log.info("changebot connected in Socket Mode")
+    try:
+        await _until_signalled()
+    finally:
+        await handler.close_async()
+        await bot.stop()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def change_as_json(change: Change) -> dict[str, Any]:
+    data = asdict(change)
+    draft = data.pop("draft")
+    approvals = [
+        {
+            "user": a["user"],
+            "decision": a["decision"],
+            "at": a["at"],
+            "step": a["step_index"],
+            "role": change.steps[a["step_index"]].role,
+            "reason": a["reason"],
+        }
+        for a in data.pop("approvals")
+    ]
+    return _jsonable({**data, **draft, "approvals": approvals})
+
+
+async def _show_change(change_id: str, as_json: bool) -> int:
+    from storage.database import create_engine, session_factory
+    from storage.repository import SqlChangeRepository
+
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        change = await SqlChangeRepository(session_factory(engine)).get_change(change_id.strip().upper())
+    finally:
+        await engine.dispose()
+    if change is None:
+        print(f"{change_id}: no such change", file=sys.stderr)
+        return 1
+    data = change_as_json(change)
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print(f"{change.id}  {change.status.value}  {change.draft.category.value}  risk {change.risk.value}")
+        print(f"  {change.draft.title}")
+        for approval in data["approvals"]:
+            print(f"  {approval['at']}  {approval['user']}  {approval['decision']}  ({approval['role']})")
+        for event in data["audit"]:
+            print(f"  audit {event['at']}  {event['actor']}  {event['action']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="changebot", description="Change management inside Slack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run over HTTP (Slack posts to /slack/events)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=3000)
+    sub.add_parser("socket", help="run in Socket Mode (no public URL needed)")
+    changes = sub.add_parser("changes", help="inspect change requests").add_subparsers(
+        dest="action", required=True
+    )
+    show = changes.add_parser("show", help="print one change with approvals and audit trail")
+    show.add_argument("change_id")
+    show.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="apply migrations")
+    policy = sub.add_parser("policy", help="policy file").add_subparsers(dest="action", required=True)
+    check = policy.add_parser("check", help="validate a policy file")
+    check.add_argument("path", nargs="?")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(args.host, args.port))
+        elif args.command == "socket":
+            asyncio.run(_socket())
+        elif args.command == "changes":
+            return asyncio.run(_show_change(args.change_id, args.json))
+        elif args.command == "db":
+            from storage.migrate import upgrade
+
+            upgrade(_settings().database_url)
+            print("database schema is current")
+        elif args.command == "policy":
+            path = args.path or Settings.model_fields["changebot_policy"].default
+            load_policy(path)
+            print(f"{path}: policy is valid")
+    except StartupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

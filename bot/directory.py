@@ -1,0 +1,49 @@
+"""Role members from Slack: user ids pass through, user groups are expanded through
+`usergroups.users.list` and cached, so a click does not wait on Slack every time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from domain.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryUnavailable(Exception):
+    """Slack could not tell us who is in a group and nothing was cached."""
+
+
+class SlackDirectory:
+    def __init__(self, *, client: AsyncWebClient, clock: Clock, ttl_seconds: int) -> None:
+        self._client = client
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl_seconds)
+        self._groups: dict[str, tuple[datetime, frozenset[str]]] = {}
+
+    async def expand(self, refs: Sequence[str]) -> frozenset[str]:
+        users = {ref for ref in refs if not ref.startswith("S")}
+        for group in (ref for ref in refs if ref.startswith("S")):
+            users |= await self._members(group)
+        return frozenset(users)
+
+    async def _members(self, group: str) -> frozenset[str]:
+        now = self._clock.now()
+        cached = self._groups.get(group)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            response = await self._client.usergroups_users_list(usergroup=group)
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            if cached:
+                log.warning("user group %s: serving cached members, Slack failed: %s", group, exc)
+                return cached[1]
+            raise DirectoryUnavailable(f"could not read user group {group}: {exc}") from exc
+        members = frozenset(str(u) for u in response.get("users") or [])
+        self._groups[group] = (now, members)
+        return members

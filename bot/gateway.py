@@ -1,0 +1,217 @@
+"""The one door for Slack writes.
+
+Durable writes are outbox rows turned into Web API calls here; calls bound to a
+short-lived trigger (views.open) go straight out through the same client. Errors are
+classified once: rate limits and server errors are retried, the rest are final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from domain.clock import Clock
+from domain.intents import Intent, IntentKind
+from domain.policy import Policy
+from domain.service import ChangeService, Notifier
+from modals.cards import card_fallback, change_card, decided_message, filed_message
+from storage.models import OutboxRow
+from storage.outbox import OutboxStore
+from storage.repository import SqlChangeRepository
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    pass
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    error: str
+    retry_after: float | None = None  # seconds Slack asked us to wait (429)
+
+
+@dataclass(frozen=True)
+class Undeliverable:
+    error: str
+
+
+Outcome = Delivered | RetryLater | Undeliverable
+
+
+def classify(exc: BaseException) -> RetryLater | Undeliverable:
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = getattr(response, "status_code", 200)
+        error = str(response.get("error") if isinstance(response.data, dict) else response.data)
+        if status == 429:
+            header = (response.headers or {}).get("Retry-After") or (response.headers or {}).get(
+                "retry-after"
+            )
+            try:
+                retry_after = float(header) if header is not None else 1.0
+            except ValueError:
+                retry_after = 1.0
+            return RetryLater(f"429 {error}", retry_after)
+        if status >= 500 or error in TRANSIENT_ERRORS:
+            return RetryLater(f"{status} {error}")
+        return Undeliverable(f"{status} {error}")
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+        return RetryLater(f"{type(exc).__name__}: {exc}")
+    return Undeliverable(f"{type(exc).__name__}: {exc}")
+
+
+class SlackGateway:
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        repository: SqlChangeRepository,
+        outbox: OutboxStore,
+        service: ChangeService,
+        policy: Policy,
+        clock: Clock,
+        notifier: Notifier,
+    ) -> None:
+        self.client = client
+        self._clock = clock
+        self._notifier = notifier
+        self._repo = repository
+        self._outbox = outbox
+        self._service = service
+        self._policy = policy
+
+    # --- immediate path ---------------------------------------------------------
+    async def open_view(self, *, trigger_id: str, view: dict[str, Any]) -> bool:
+        """Trigger ids expire in 3 s, so there is no outbox row; one quick retry on 429."""
+        for attempt in range(2):
+            try:
+                await self.client.views_open(trigger_id=trigger_id, view=view)
+                return True
+            except Exception as exc:
+                verdict = classify(exc)
+                if attempt == 0 and isinstance(verdict, RetryLater) and (verdict.retry_after or 0) <= 1:
+                    await asyncio.sleep(min(verdict.retry_after or 0.2, 1.0))
+                    continue
+                log.warning("views.open failed: %s", getattr(verdict, "error", exc))
+                return False
+        return False
+
+    # --- outbox path ------------------------------------------------------------
+    async def ephemeral(self, *, channel: str, user: str, text: str) -> None:
+        """A reply only `user` sees, e.g. why a click was refused."""
+        await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, {"user": user, "text": text}))
+
+    async def message(
+        self, *, channel: str, text: str, thread_ts: str | None = None, dedupe_key: str | None = None
+    ) -> None:
+        payload: dict[str, Any] = {"text": text, "thread_ts": thread_ts}
+        await self._enqueue(Intent(IntentKind.MESSAGE, None, channel, payload, dedupe_key=dedupe_key))
+
+    async def _enqueue(self, intent: Intent) -> None:
+        await self._outbox.add([intent], now=self._clock.now())
+        self._notifier.wake()
+
+    async def deliver(self, row: OutboxRow) -> Outcome:
+        try:
+            await self._deliver(row)
+        except Exception as exc:
+            verdict = classify(exc)
+            if isinstance(verdict, Undeliverable) and "not_in_channel" in verdict.error and row.channel:
+                joined = await self._join(row.channel)
+                if joined:
+                    return RetryLater("joined channel, retrying", 0.0)
+            return verdict
+        return Delivered()
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        kind = IntentKind(row.kind)
+        if kind in (IntentKind.POST_CARD, IntentKind.DM_CARD):
+            await self._post_card(row)
+        elif kind is IntentKind.DM_APPROVERS:
+            await self._fan_out(row)
+        elif kind is IntentKind.REFRESH_CARDS:
+            await self._refresh(row)
+        elif kind is IntentKind.MESSAGE:
+            await self._message(row)
+        elif kind is IntentKind.EPHEMERAL:
+            await self.client.chat_postEphemeral(
+                channel=str(row.channel),
+                user=str(row.payload["user"]),
+                text=str(row.payload["text"]),
+                blocks=row.payload.get("blocks"),
+            )
+
+    async def _post_card(self, row: OutboxRow) -> None:
+        assert row.change_id and row.channel
+        if await self._repo.has_card(change_id=row.change_id, target=row.channel):
+            return  # an earlier attempt got through before the crash
+        change = await self._service.get_change(change_id=row.change_id)
+        response = await self.client.chat_postMessage(
+            channel=row.channel,
+            text=card_fallback(change),
+            blocks=change_card(change, zone=self._policy.zone),
+            unfurl_links=False,
+        )
+        is_dm = row.kind == IntentKind.DM_CARD.value
+        await self._repo.remember_card(
+            change_id=row.change_id,
+            channel=str(response["channel"]),
+            ts=str(response["ts"]),
+            user_id=row.channel if is_dm else None,
+        )
+
+    async def _fan_out(self, row: OutboxRow) -> None:
+        assert row.change_id
+        users = await self._service.approvers_to_notify(change_id=row.change_id)
+        await self._outbox.add(
+            [
+                Intent(IntentKind.DM_CARD, row.change_id, user, dedupe_key=f"{row.change_id}:dm:{user}")
+                for user in users
+            ],
+            now=row.due_at,
+        )
+
+    async def _refresh(self, row: OutboxRow) -> None:
+        assert row.change_id
+        change = await self._service.get_change(change_id=row.change_id)
+        blocks = change_card(change, zone=self._policy.zone)
+        for copy in await self._repo.card_copies(row.change_id):
+            await self.client.chat_update(
+                channel=copy.channel, ts=copy.ts, text=card_fallback(change), blocks=blocks
+            )
+
+    async def _message(self, row: OutboxRow) -> None:
+        assert row.channel
+        payload = row.payload
+        text = str(payload.get("text") or "")
+        if row.change_id and payload.get("template"):
+            change = await self._service.get_change(change_id=row.change_id)
+            text = (
+                filed_message(change) if payload["template"] == "filed" else decided_message(change, payload)
+            )
+        await self.client.chat_postMessage(
+            channel=row.channel, text=text, thread_ts=payload.get("thread_ts") or None, unfurl_links=False
+        )
+
+    async def _join(self, channel: str) -> bool:
+        if not channel.startswith("C"):
+            return False
+        try:
+            await self.client.conversations_join(channel=channel)
+            return True
+        except Exception as exc:
+            log.warning("could not join %s: %s", channel, exc)
+            return False

@@ -1,0 +1,88 @@
+"""The HTTP door: signature check in front of Bolt, `/slack/events` and `/healthz`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from domain.clock import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_AGE_SECONDS = 300
+MAX_BODY = 1024 * 1024
+
+
+def signature_problem(
+    *, secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
+) -> str | None:
+    """Why a request is not from Slack, or None. Never raises: every bad header is a 401."""
+    if not timestamp or not signature:
+        return "missing signature headers"
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "malformed timestamp"
+    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        return "stale timestamp"
+    if not signature.startswith("v0=") or len(signature) != 67:
+        return "malformed signature"
+    expected = (
+        "v0="
+        + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    )
+    if not hmac.compare_digest(expected, signature):
+        return "signature mismatch"
+    return None
+
+
+def slack_events_handler(
+    bolt: AsyncApp, *, signing_secret: str, clock: Clock
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        problem = signature_problem(
+            secret=signing_secret,
+            body=body,
+            timestamp=request.headers.get("X-Slack-Request-Timestamp"),
+            signature=request.headers.get("X-Slack-Signature"),
+            now=clock.now().timestamp(),
+        )
+        if problem:
+            log.warning("rejected unsigned request from %s: %s", request.remote, problem)
+            return web.json_response({"error": "invalid signature"}, status=401)
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8", errors="replace"),
+            query=request.query_string,
+            headers=dict(request.headers),
+        )
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+
+    return handle
+
+
+def build_web_app(
+    *,
+    bolt: AsyncApp,
+    signing_secret: str,
+    clock: Clock,
+    health: Callable[[], Awaitable[dict[str, bool]]],
+) -> web.Application:
+    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app.router.add_post(
+        "/slack/events", slack_events_handler(bolt, signing_secret=signing_secret, clock=clock)
+    )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        checks = await health()
+        return web.json_response(
+            {"ok": all(checks.values()), **checks}, status=200 if all(checks.values()) else 503
+        )
+
+    web_app.router.add_get("/healthz", healthz)
+    return web_app

@@ -1,0 +1,120 @@
+"""Dispatches outbox rows: claims due rows, paces each channel to about one message a
+second, honours Retry-After, backs off on errors, and never drops a message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta
+
+from bot.gateway import Delivered, RetryLater, SlackGateway
+from domain.clock import Clock
+from storage.outbox import OutboxStore
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential with jitter, capped at five minutes: transient errors never give up."""
+    base = min(MAX_BACKOFF, 2.0 ** max(0, attempts - 1))
+    return base * (0.5 + random.random() / 2)
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        *,
+        store: OutboxStore,
+        gateway: SlackGateway,
+        clock: Clock,
+        pace: timedelta = timedelta(seconds=1),
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 50,
+    ) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._clock = clock
+        self._pace = pace
+        self._lease = lease
+        self._batch = batch
+        self._next_free: dict[str, datetime] = {}
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Something was enqueued: dispatch now instead of at the next tick."""
+        if self._lock.locked():
+            self._again = True
+            return
+        task = asyncio.get_running_loop().create_task(self._run_guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_guarded(self) -> None:
+        try:
+            await self.dispatch_due()
+        except Exception:  # a failing tick must not kill the loop; the next tick retries
+            log.exception("outbox dispatch failed")
+
+    async def dispatch_due(self) -> int:
+        """One pass (plus follow-ups requested meanwhile); returns messages delivered."""
+        delivered = 0
+        async with self._lock:
+            while True:
+                self._again = False
+                count, more = await self._pass()
+                delivered += count
+                if not (more or self._again):
+                    return delivered
+
+    async def _pass(self) -> tuple[int, bool]:
+        now = self._clock.now()
+        rows = await self._store.claim_due(now=now, limit=self._batch, lease=self._lease)
+        delivered = 0
+        for row in rows:
+            assert row.id is not None
+            key = row.channel
+            free_at = self._next_free.get(key) if key else None
+            if free_at is not None and free_at > self._clock.now():
+                await self._store.retry_at(row.id, due_at=free_at, error="paced", count_attempt=False)
+                continue
+            outcome = await self._gateway.deliver(row)
+            now = self._clock.now()
+            if key:
+                self._next_free[key] = now + self._pace
+            if isinstance(outcome, Delivered):
+                await self._store.mark_sent(row.id, now=now)
+                delivered += 1
+            elif isinstance(outcome, RetryLater):
+                wait = (
+                    outcome.retry_after if outcome.retry_after is not None else backoff_seconds(row.attempts)
+                )
+                due = now + timedelta(seconds=wait)
+                if key and outcome.retry_after is not None:
+                    self._next_free[key] = max(self._next_free.get(key, due), due)
+                log.info("outbox %s %s: retry in %.1fs (%s)", row.id, row.kind, wait, outcome.error)
+                await self._store.retry_at(row.id, due_at=due, error=outcome.error)
+            else:
+                log.error("outbox %s %s undeliverable: %s", row.id, row.kind, outcome.error)
+                await self._store.mark_dead(row.id, error=outcome.error)
+        return delivered, len(rows) == self._batch
+
+    async def drain(self, *, advance: object | None = None) -> None:
+        """Wait for in-flight wake-ups (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+class DeferredWaker:
+    """Breaks the gateway <-> dispatcher cycle: built first, pointed at the dispatcher later."""
+
+    def __init__(self) -> None:
+        self.target: OutboxDispatcher | None = None
+
+    def wake(self) -> None:
+        if self.target is not None:
+            self.target.wake()

@@ -1,0 +1,44 @@
+"""Settings from the environment and `.env`; a missing one stops start-up with one line."""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: str = Field(min_length=1)
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite+aiosqlite:///./changebot.db"
+    changebot_policy: str = "./policy.yml"
+    pagerduty_api_token: str = ""
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    pagerduty_routing_key: str = ""
+    log_level: str = "INFO"
+
+
+class SettingsError(Exception):
+    """One readable line naming every missing or bad setting."""
+
+
+def load_settings(*, require: tuple[str, ...] = ()) -> Settings:
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        names = sorted({str(err["loc"][0]).upper() for err in exc.errors() if err["loc"]})
+        raise SettingsError(
+            f"changebot cannot start: set {', '.join(names)} (in the environment or .env)"
+        ) from None
+    missing = [name.upper() for name in require if not getattr(settings, name)]
+    if missing:
+        raise SettingsError(f"changebot cannot start: set {', '.join(missing)} (in the environment or .env)")
+    if not settings.slack_api_url.endswith("/"):
+        settings.slack_api_url += "/"
+    return settings

@@ -1,0 +1,183 @@
+"""Validation of a submitted CR form: every problem at once, keyed by field,
+so the modal can show each one inline and nothing is stored until all are fixed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from domain.enums import Category, Impact, Likelihood
+from domain.model import ChangeDraft
+from domain.policy import Policy
+
+# A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
+START_GRACE = timedelta(minutes=5)
+MAX_DOWNTIME_MINUTES = 7 * 24 * 60
+
+LONG_TEXT_FIELDS = (
+    "description",
+    "justification",
+    "implementation_plan",
+    "rollback_plan",
+    "test_plan",
+)
+LABELS = {
+    "description": "The description",
+    "justification": "The justification",
+    "implementation_plan": "The implementation plan",
+    "rollback_plan": "The rollback plan",
+    "test_plan": "The test plan",
+}
+
+
+@dataclass
+class ChangeForm:
+    """Raw values as they arrive from the modal; anything may be missing or wrong."""
+
+    title: str | None = None
+    category: str | None = None
+    catalog: str | None = None
+    impact: str | None = None
+    likelihood: str | None = None
+    services: list[str] = field(default_factory=list)
+    starts_at: int | None = None
+    ends_at: int | None = None
+    description: str | None = None
+    justification: str | None = None
+    implementation_plan: str | None = None
+    rollback_plan: str | None = None
+    test_plan: str | None = None
+    downtime: str | None = None
+
+
+class IntakeRejected(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def _clean(value: str | None) -> str:
+    return (value or "").strip()
+
+
+E = TypeVar("E", Category, Impact, Likelihood)
+
+
+def _enum(kind: type[E], value: str | None) -> E | None:
+    try:
+        return kind(value) if value else None
+    except ValueError:
+        return None
+
+
+def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeDraft:
+    """Return the draft, or raise IntakeRejected with one message per bad field."""
+    errors: dict[str, str] = {}
+    title = " ".join(_clean(form.title).split())
+    if not title:
+        errors["title"] = "Give the change a title."
+    elif len(title) > policy.limits.title:
+        errors["title"] = f"Keep the title to {policy.limits.title} characters (it has {len(title)})."
+
+    category = _enum(Category, form.category)
+    if category is None:
+        errors["category"] = "Choose a category: standard, normal, major or emergency."
+
+    catalog_entry = None
+    if category is Category.STANDARD:
+        catalog_entry = policy.catalog_entry(form.catalog) if form.catalog else None
+        if catalog_entry is None:
+            errors["catalog"] = (
+                "A standard change must follow a pre-approved procedure: pick one, "
+                "or file it as a normal change."
+            )
+
+    impact = _enum(Impact, form.impact)
+    likelihood = _enum(Likelihood, form.likelihood)
+    if category is Category.STANDARD:
+        impact = impact or Impact.LOW
+        likelihood = likelihood or Likelihood.LOW
+    if impact is None:
+        errors["impact"] = "Choose the impact if this change goes wrong."
+    if likelihood is None:
+        errors["likelihood"] = "Choose how likely it is to go wrong."
+
+    services = tuple(dict.fromkeys(s.strip() for s in form.services if s and s.strip()))
+    unknown = [s for s in services if s not in policy.services]
+    if not services:
+        errors["services"] = "Pick at least one affected service."
+    elif unknown:
+        errors["services"] = f"Unknown service: {', '.join(unknown)}. Pick from the list."
+    elif catalog_entry is not None and catalog_entry.services:
+        outside = [s for s in services if s not in catalog_entry.services]
+        if outside:
+            errors["services"] = (
+                f"'{catalog_entry.title}' is pre-approved only for "
+                f"{', '.join(catalog_entry.services)}, not {', '.join(outside)}."
+            )
+
+    starts_at = _moment(form.starts_at)
+    ends_at = _moment(form.ends_at)
+    if starts_at is None:
+        errors["starts_at"] = "When does the change start?"
+    elif starts_at < now - START_GRACE:
+        errors["starts_at"] = "The start is in the past. Pick a time from now on."
+    if ends_at is None:
+        errors["ends_at"] = "When will the change be finished?"
+    elif starts_at is not None and ends_at <= starts_at:
+        errors["ends_at"] = "The end must be after the start."
+
+    texts = {name: _clean(getattr(form, name)) for name in LONG_TEXT_FIELDS}
+    for name, text in texts.items():
+        if len(text) > policy.limits.text:
+            errors[name] = (
+                f"{LABELS[name]} is {len(text)} characters; keep it to {policy.limits.text} "
+                "and link to a document for the rest."
+            )
+    if category is not Category.STANDARD and not texts["description"] and "description" not in errors:
+        errors["description"] = "Describe what will change."
+    if category in (Category.NORMAL, Category.MAJOR) and not texts["rollback_plan"]:
+        errors.setdefault("rollback_plan", "Normal and major changes need a documented rollback plan.")
+    if category is Category.MAJOR and not texts["implementation_plan"]:
+        errors.setdefault("implementation_plan", "Major changes need an implementation plan.")
+
+    downtime = 0
+    raw_downtime = _clean(form.downtime)
+    if raw_downtime:
+        try:
+            downtime = int(raw_downtime)
+        except ValueError:
+            errors["downtime"] = "Downtime is a whole number of minutes."
+        else:
+            if not 0 <= downtime <= MAX_DOWNTIME_MINUTES:
+                errors["downtime"] = f"Downtime must be between 0 and {MAX_DOWNTIME_MINUTES} minutes."
+
+    if errors:
+        raise IntakeRejected(errors)
+    assert category and impact and likelihood and starts_at and ends_at
+    return ChangeDraft(
+        title=title,
+        category=category,
+        impact=impact,
+        likelihood=likelihood,
+        services=services,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        description=texts["description"] or (catalog_entry.description if catalog_entry else ""),
+        justification=texts["justification"],
+        implementation_plan=texts["implementation_plan"],
+        rollback_plan=texts["rollback_plan"],
+        test_plan=texts["test_plan"],
+        downtime_minutes=downtime,
+        catalog_id=catalog_entry.id if catalog_entry else None,
+    )
+
+
+def _moment(epoch: int | None) -> datetime | None:
+    if epoch is None:
+        return None
+    try:
+        return datetime.fromtimestamp(int(epoch), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

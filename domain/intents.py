@@ -1,0 +1,27 @@
+"""Slack writes the domain asks for. They are stored with the state change that
+caused them (a transactional outbox), so a crash can neither lose nor invent one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class IntentKind(StrEnum):
+    POST_CARD = "post_card"  # the CR card in a channel; the copy is remembered for updates
+    DM_APPROVERS = "dm_approvers"  # fan out: one DM_CARD per approver of an open step
+    DM_CARD = "dm_card"  # the CR card in one approver's DM
+    REFRESH_CARDS = "refresh_cards"  # re-render every remembered copy of the card
+    MESSAGE = "message"  # a plain message to a channel or a user's DM
+    EPHEMERAL = "ephemeral"  # visible to one user only
+
+
+@dataclass(frozen=True)
+class Intent:
+    kind: IntentKind
+    change_id: str | None = None
+    channel: str | None = None  # channel or user id: also the pacing key
+    payload: dict[str, Any] = field(default_factory=dict)
+    # Enqueueing twice with the same key stores one row: a retried handler never doubles a post.
+    dedupe_key: str | None = None

@@ -1,0 +1,99 @@
+"""Plain values the domain works on; storage maps its rows to and from these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
+
+SYSTEM_ACTOR = "changebot"
+
+
+@dataclass(frozen=True)
+class ChangeDraft:
+    """A validated change request as the requester filed it."""
+
+    title: str
+    category: Category
+    impact: Impact
+    likelihood: Likelihood
+    services: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    description: str
+    justification: str = ""
+    implementation_plan: str = ""
+    rollback_plan: str = ""
+    test_plan: str = ""
+    downtime_minutes: int = 0
+    catalog_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StepSnapshot:
+    """An approval step copied from the policy at submission, so later policy edits
+    never change what an open CR needs. `members` are user ids and user-group ids."""
+
+    role: str
+    count: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApprovalEntry:
+    user: str
+    decision: Decision
+    step_index: int
+    at: datetime
+    reason: str = ""
+
+
+class AuditAction(StrEnum):
+    SUBMITTED = "submitted"
+    AUTO_APPROVED = "auto_approved"
+    APPROVAL_RECORDED = "approval_recorded"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DECISION_REFUSED = "decision_refused"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    action: AuditAction
+    at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str
+    draft: ChangeDraft
+    risk: Risk
+    status: Status
+    requester: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    steps: tuple[StepSnapshot, ...]
+    approvals: tuple[ApprovalEntry, ...] = ()
+    audit: tuple[AuditEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewChange:
+    """What the service asks storage to persist; storage assigns the id."""
+
+    draft: ChangeDraft
+    risk: Risk
+    status: Status
+    requester: str
+    created_at: datetime
+    steps: tuple[StepSnapshot, ...]
+
+
+def format_change_id(year: int, sequence: int) -> str:
+    return f"CR-{year}-{sequence:04d}"

@@ -1,0 +1,243 @@
+"""The change policy: who approves what, how risk is scored, which changes are pre-approved.
+
+Loaded once at start-up from YAML; every error names the key and the line so a
+broken policy is fixed in one go instead of by trial and error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.enums import Category, Impact, Likelihood, Risk
+from domain.risk import DEFAULT_RISK_MATRIX
+
+SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channels(_Strict):
+    changes: str
+    incidents: str | None = None
+
+    @field_validator("changes", "incidents")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not CHANNEL_ID.match(value):
+            raise ValueError(f"'{value}' is not a Slack channel id (like C0123ABCD)")
+        return value
+
+
+class ApprovalStepSpec(_Strict):
+    """One required approval step: `count` distinct members of `role` must approve."""
+
+    role: str
+    count: int = Field(default=1, ge=1, le=20)
+
+
+class Approvals(_Strict):
+    by_risk: dict[Risk, list[ApprovalStepSpec]]
+    by_category: dict[Category, list[ApprovalStepSpec]] = Field(default_factory=dict)
+
+    @field_validator("by_risk")
+    @classmethod
+    def _every_risk(cls, value: dict[Risk, list[ApprovalStepSpec]]) -> dict[Risk, list[ApprovalStepSpec]]:
+        missing = [risk.value for risk in Risk if risk not in value]
+        if missing:
+            raise ValueError(f"missing risk levels: {', '.join(missing)}")
+        return value
+
+
+class CatalogEntry(_Strict):
+    """A pre-approved standard change: following its procedure needs no approval."""
+
+    id: str
+    title: str = Field(min_length=1, max_length=75)
+    description: str = ""
+    services: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
+        return value
+
+
+class Limits(_Strict):
+    title: int = Field(default=150, ge=10, le=150)
+    text: int = Field(default=2500, ge=100, le=2900)
+
+
+class Policy(_Strict):
+    timezone: str = "UTC"
+    channels: Channels
+    roles: dict[str, list[str]]
+    services: list[str] = Field(min_length=1, max_length=100)
+    risk_matrix: dict[Likelihood, dict[Impact, Risk]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RISK_MATRIX.items()}
+    )
+    approvals: Approvals
+    standard_catalog: list[CatalogEntry] = Field(default_factory=list, max_length=100)
+    limits: Limits = Field(default_factory=Limits)
+    group_cache_seconds: int = Field(default=300, ge=0, le=86400)
+    # Sections the timeline, emergency, calendar and review features read; kept
+    # loosely typed here so one policy file serves every feature.
+    emergency: dict[str, Any] | None = None
+    oncall: dict[str, Any] | None = None
+    timeline: dict[str, Any] | None = None
+    windows: dict[str, Any] | None = None
+    blackouts: list[dict[str, Any]] | None = None
+    digest: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+    cab: dict[str, Any] | None = None
+    targets: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (use an IANA name like Europe/Berlin)") from None
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _members(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, members in value.items():
+            if not SLUG.match(role):
+                raise ValueError(f"role name '{role}' must be a lower-case slug")
+            if not members:
+                raise ValueError(f"role '{role}' has no members")
+            for member in members:
+                if not SLACK_ID.match(member):
+                    raise ValueError(
+                        f"role '{role}': '{member}' is not a Slack user id (U…/W…) or user-group id (S…)"
+                    )
+        return value
+
+    @field_validator("risk_matrix")
+    @classmethod
+    def _complete_matrix(
+        cls, value: dict[Likelihood, dict[Impact, Risk]]
+    ) -> dict[Likelihood, dict[Impact, Risk]]:
+        for likelihood in Likelihood:
+            row = value.get(likelihood)
+            if row is None:
+                raise ValueError(f"missing likelihood row '{likelihood.value}'")
+            missing = [impact.value for impact in Impact if impact not in row]
+            if missing:
+                raise ValueError(f"row '{likelihood.value}' misses impact {', '.join(missing)}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def catalog_entry(self, entry_id: str) -> CatalogEntry | None:
+        return next((entry for entry in self.standard_catalog if entry.id == entry_id), None)
+
+    def steps_for(self, *, category: Category, risk: Risk) -> list[ApprovalStepSpec]:
+        """The category's own steps if the policy sets them, else those for the risk."""
+        if category in self.approvals.by_category:
+            return list(self.approvals.by_category[category])
+        return list(self.approvals.by_risk[risk])
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line or '?'}: {self.path}: {self.message}"
+
+
+class PolicyError(Exception):
+    """Every problem in a policy file at once, each with its key path and line."""
+
+    def __init__(self, source: str, problems: Sequence[PolicyProblem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: invalid policy ({len(self.problems)} problem(s))"]
+        lines += [f"  {self.source}:{p.line or '?'}: {p.path}: {p.message}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _format_path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+LineFinder = Any  # callable(loc) -> int | None; supplied by the YAML loader
+
+
+def validate_policy(data: Any, *, source: str = "policy.yml", line_of: LineFinder | None = None) -> Policy:
+    """Validate parsed policy data, then cross-check references between sections."""
+    locate = line_of or (lambda loc: None)
+    if not isinstance(data, dict):
+        raise PolicyError(source, [PolicyProblem("(top level)", 1, "expected a mapping of keys")])
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(PolicyProblem(_format_path(loc), locate(loc), message))
+        raise PolicyError(source, problems) from None
+    problems = list(_cross_check(policy, locate))
+    if problems:
+        raise PolicyError(source, problems)
+    return policy
+
+
+def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
+    known_roles = sorted(policy.roles)
+    steps: list[tuple[tuple[Any, ...], ApprovalStepSpec]] = []
+    for risk, risk_steps in policy.approvals.by_risk.items():
+        steps += [(("approvals", "by_risk", risk.value, i), s) for i, s in enumerate(risk_steps)]
+    for category, cat_steps in policy.approvals.by_category.items():
+        steps += [(("approvals", "by_category", category.value, i), s) for i, s in enumerate(cat_steps)]
+    for loc, step in steps:
+        if step.role not in policy.roles:
+            yield PolicyProblem(
+                _format_path((*loc, "role")),
+                locate((*loc, "role")),
+                f"unknown role '{step.role}' (roles: {', '.join(known_roles)})",
+            )
+    services = set(policy.services)
+    if len(services) != len(policy.services):
+        yield PolicyProblem("services", locate(("services",)), "services are listed twice")
+    seen: set[str] = set()
+    for i, entry in enumerate(policy.standard_catalog):
+        if entry.id in seen:
+            loc = ("standard_catalog", i, "id")
+            yield PolicyProblem(_format_path(loc), locate(loc), f"duplicate id '{entry.id}'")
+        seen.add(entry.id)
+        for j, service in enumerate(entry.services):
+            if service not in services:
+                loc = ("standard_catalog", i, "services", j)
+                yield PolicyProblem(_format_path(loc), locate(loc), f"unknown service '{service}'")

@@ -1,0 +1,27 @@
+"""The submitted CR form: validated and stored before the ack, so errors show inline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.context import AppContext
+from domain.intake import IntakeRejected
+from modals.ids import CallbackId
+from modals.intake import inline_errors, parse_change_form
+
+
+def register(app: AsyncApp, ctx: AppContext) -> None:
+    @app.view(CallbackId.NEW_CHANGE.value)
+    async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            await ctx.service.submit_change(
+                form=parse_change_form(view),
+                requester=str(body["user"]["id"]),
+                team_id=(body.get("team") or {}).get("id"),
+            )
+        except IntakeRejected as exc:
+            await ack(response_action="errors", errors=inline_errors(exc.errors, view))
+            return
+        await ack()

@@ -1,0 +1,241 @@
+"""The CR card and the other messages changebot posts: pure builders over domain values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from domain import quorum
+from domain.enums import Decision, Status
+from domain.model import Change
+from modals.ids import ActionId, CallbackId, Field
+from modals.metadata import RejectMetadata
+from modals.text import clip, escaped_clip, mention, role_label, slack_date
+
+STATUS_LABELS = {
+    Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
+    Status.APPROVED: ":white_check_mark: Approved",
+    Status.REJECTED: ":no_entry: Rejected",
+    Status.CANCELLED: ":heavy_multiplication_x: Cancelled",
+    Status.IN_PROGRESS: ":construction: In progress",
+    Status.COMPLETED: ":tada: Completed",
+    Status.FAILED: ":x: Failed",
+    Status.ROLLED_BACK: ":leftwards_arrow_with_hook: Rolled back",
+    Status.CLOSED: ":lock: Closed",
+}
+SECTION_LIMIT = 3000
+
+
+def _blocks(blocks: Sequence[Block]) -> list[dict[str, Any]]:
+    """to_dict() runs slack_sdk's validators: lengths and counts fail here, not in Slack."""
+    return [block.to_dict() for block in blocks]
+
+
+def card_fallback(change: Change) -> str:
+    return clip(f"{change.id}: {change.draft.title} ({change.status.value.replace('_', ' ')})", 300)
+
+
+def approval_lines(change: Change) -> list[str]:
+    counts = quorum.approvals_per_step(change.steps, change.approvals)
+    lines = []
+    for index, step in enumerate(change.steps):
+        done = counts[index] >= step.count
+        who = [
+            mention(a.user)
+            for a in change.approvals
+            if a.step_index == index and a.decision is Decision.APPROVE
+        ]
+        mark = ":white_check_mark:" if done else ":hourglass_flowing_sand:"
+        names = f": {', '.join(who)}" if who else ""
+        lines.append(f"{mark} {role_label(step.role)} {counts[index]}/{step.count}{names}")
+    for entry in change.approvals:
+        if entry.decision is Decision.REJECT:
+            lines.append(f":no_entry: Rejected by {mention(entry.user)}: {escaped_clip(entry.reason, 500)}")
+    return lines
+
+
+def change_card(change: Change, *, zone: ZoneInfo, with_actions: bool = True) -> list[dict[str, Any]]:
+    draft = change.draft
+    services = ", ".join(draft.services)
+    fields = [
+        MarkdownTextObject(
+            text=f"*Category*\n{draft.category.value.capitalize()}"
+            + (f" ({escaped_clip(draft.catalog_id, 80)})" if draft.catalog_id else "")
+        ),
+        MarkdownTextObject(
+            text=f"*Risk*\n{change.risk.value.capitalize()} "
+            f"(impact {draft.impact.value}, likelihood {draft.likelihood.value})"
+        ),
+        MarkdownTextObject(text=f"*Status*\n{STATUS_LABELS[change.status]}"),
+        MarkdownTextObject(text=f"*Requester*\n{mention(change.requester)}"),
+        MarkdownTextObject(
+            text=f"*Window*\n{slack_date(draft.starts_at, zone)} →\n{slack_date(draft.ends_at, zone)}"
+        ),
+        MarkdownTextObject(text=f"*Services*\n{escaped_clip(services, 900)}"),
+    ]
+    if draft.downtime_minutes:
+        fields.append(MarkdownTextObject(text=f"*Downtime*\n{draft.downtime_minutes} min"))
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
+        SectionBlock(fields=fields),
+    ]
+    if draft.description:
+        blocks.append(SectionBlock(text=escaped_clip(draft.description, SECTION_LIMIT - 10)))
+    if draft.rollback_plan:
+        blocks.append(SectionBlock(text="*Rollback plan*\n" + escaped_clip(draft.rollback_plan, 1500)))
+    lines = approval_lines(change)
+    if lines:
+        blocks.append(SectionBlock(text=clip("*Approvals*\n" + "\n".join(lines), SECTION_LIMIT)))
+    elif change.status is Status.APPROVED:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Pre-approved: no sign-off needed.")]))
+    if with_actions and change.status is Status.PENDING_APPROVAL:
+        blocks.append(
+            ActionsBlock(
+                block_id=f"decide:{change.id}",
+                elements=[
+                    ButtonElement(
+                        text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
+                    ),
+                    ButtonElement(
+                        text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
+                    ),
+                ],
+            )
+        )
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Updated {slack_date(change.updated_at, zone)} · version {change.version}"
+                )
+            ]
+        )
+    )
+    return _blocks(blocks)
+
+
+def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """`/change show`: the card without buttons, plus the plans and the audit trail."""
+    blocks = change_card(change, zone=zone, with_actions=False)
+    extra: list[Block] = []
+    for label, text in (
+        ("Why now", change.draft.justification),
+        ("Implementation plan", change.draft.implementation_plan),
+        ("Test plan", change.draft.test_plan),
+    ):
+        if text:
+            extra.append(SectionBlock(text=f"*{label}*\n" + escaped_clip(text, SECTION_LIMIT - 40)))
+    if change.audit:
+        trail = [
+            f"{slack_date(e.at, zone)} · {mention(e.actor) if e.actor.startswith(('U', 'W')) else e.actor}"
+            f" · {e.action.value.replace('_', ' ')}"
+            for e in change.audit[-15:]
+        ]
+        extra += [
+            DividerBlock(),
+            SectionBlock(text=clip("*Audit trail*\n" + "\n".join(trail), SECTION_LIMIT)),
+        ]
+    return blocks[:-1] + _blocks(extra) + blocks[-1:]
+
+
+def change_list(changes: Sequence[Change], *, heading: str, zone: ZoneInfo) -> list[dict[str, Any]]:
+    if not changes:
+        return _blocks([SectionBlock(text=f"*{heading}*\nNothing here.")])
+    lines = [
+        f"*{c.id}* {escaped_clip(c.draft.title, 80)} · {STATUS_LABELS[c.status]} · "
+        f"{c.risk.value} risk · {slack_date(c.draft.starts_at, zone)}"
+        for c in changes
+    ]
+    blocks: list[Block] = [SectionBlock(text=f"*{heading}*")]
+    chunk: list[str] = []
+    for line in lines:
+        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 50:
+            blocks.append(SectionBlock(text="\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    blocks.append(SectionBlock(text="\n".join(chunk)))
+    return _blocks(blocks[:50])
+
+
+def filed_message(change: Change) -> str:
+    title = escaped_clip(change.draft.title, 150)
+    if change.status is Status.APPROVED:
+        return f":white_check_mark: Your change *{change.id}* {title} is approved: no sign-off needed."
+    needed = ", ".join(f"{role_label(s.role)} ×{s.count}" for s in change.steps)
+    return f":inbox_tray: Your change *{change.id}* {title} was filed and waits for approval: {needed}."
+
+
+def decided_message(change: Change, payload: dict[str, Any]) -> str:
+    verb = "approved" if payload.get("decision") == Decision.APPROVE.value else "rejected"
+    text = (
+        f"{mention(str(payload.get('by')))} {verb} your change *{change.id}* "
+        f"{escaped_clip(change.draft.title, 150)} as {role_label(str(payload.get('role')))}."
+    )
+    if payload.get("reason"):
+        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+    status = Status(str(payload.get("status")))
+    return text + f" Status: {STATUS_LABELS[status]}."
+
+
+def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:
+    view = View(
+        type="modal",
+        callback_id=CallbackId.REJECT_REASON.value,
+        title="Reject change",
+        submit="Reject",
+        close="Cancel",
+        private_metadata=metadata.model_dump_json(),
+        blocks=[
+            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            _reason_input(),
+        ],
+    )
+    return view.to_dict()
+
+
+def _reason_input() -> Block:
+    from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
+
+    return InputBlock(
+        block_id=Field.REASON.value,
+        label="Why do you reject it?",
+        element=PlainTextInputElement(action_id=Field.REASON.value, multiline=True, max_length=1000),
+    )
+
+
+def parse_reason(view: dict[str, Any]) -> str:
+    state = (view.get("state") or {}).get("values") or {}
+    value = (state.get(Field.REASON.value) or {}).get(Field.REASON.value) or {}
+    reason = value.get("value") if isinstance(value, dict) else None
+    return reason if isinstance(reason, str) else ""
+
+
+HELP_TEXT = (
+    "*changebot: change requests in Slack*\n"
+    "• `/change new`: file a change request\n"
+    "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
+    "• `/change list [mine|pending|upcoming]`: your changes, changes awaiting approval, "
+    "or the next two weeks\n"
+    "• `/change help`: this help"
+)
+
+
+def help_blocks(prefix: str | None = None) -> list[dict[str, Any]]:
+    blocks: list[Block] = []
+    if prefix:
+        blocks.append(SectionBlock(text=prefix))
+    blocks.append(SectionBlock(text=HELP_TEXT))
+    return _blocks(blocks)

@@ -1,0 +1,35 @@
+"""Every action and callback id in one place, so listeners and builders cannot drift."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "change_approve"
+    REJECT = "change_reject"
+
+
+class CallbackId(StrEnum):
+    NEW_CHANGE = "change_new"
+    REJECT_REASON = "change_reject_reason"
+
+
+class Field(StrEnum):
+    """Input block ids of the CR form; each input's action_id is the same string."""
+
+    TITLE = "title"
+    CATEGORY = "category"
+    CATALOG = "catalog"
+    IMPACT = "impact"
+    LIKELIHOOD = "likelihood"
+    SERVICES = "services"
+    STARTS_AT = "starts_at"
+    ENDS_AT = "ends_at"
+    DESCRIPTION = "description"
+    JUSTIFICATION = "justification"
+    IMPLEMENTATION_PLAN = "implementation_plan"
+    ROLLBACK_PLAN = "rollback_plan"
+    TEST_PLAN = "test_plan"
+    DOWNTIME = "downtime"
+    REASON = "reason"

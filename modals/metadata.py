@@ -1,0 +1,12 @@
+"""Typed private_metadata and button values: parsed, never trusted blindly."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RejectMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
+    channel: str | None = None

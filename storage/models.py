@@ -1,0 +1,152 @@
+"""Tables. Times are stored as tz-aware UTC; JSON columns hold small snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Column, Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Always hand back tz-aware UTC, even from SQLite which stores naive text."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass tz-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def json_column(*, nullable: bool = False) -> Any:
+    return Field(sa_column=Column(sa.JSON(), nullable=nullable))
+
+
+class ChangeRow(SQLModel, table=True):
+    __tablename__ = "change_request"
+
+    id: str = Field(primary_key=True, max_length=20)
+    year: int
+    sequence: int
+    title: str = Field(max_length=200)
+    category: str = Field(max_length=20, index=True)
+    impact: str = Field(max_length=20)
+    likelihood: str = Field(max_length=20)
+    risk: str = Field(max_length=20)
+    services: list[str] = json_column()
+    starts_at: datetime = utc_column(index=True)
+    ends_at: datetime = utc_column()
+    description: str = Field(default="", sa_type=sa.Text)
+    justification: str = Field(default="", sa_type=sa.Text)
+    implementation_plan: str = Field(default="", sa_type=sa.Text)
+    rollback_plan: str = Field(default="", sa_type=sa.Text)
+    test_plan: str = Field(default="", sa_type=sa.Text)
+    downtime_minutes: int = 0
+    catalog_id: str | None = Field(default=None, max_length=100)
+    requester: str = Field(max_length=40, index=True)
+    status: str = Field(max_length=30, index=True)
+    version: int = 1
+    steps: list[dict[str, Any]] = json_column()
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+    __table_args__ = (sa.UniqueConstraint("year", "sequence", name="uq_change_year_sequence"),)
+
+
+class ChangeSequence(SQLModel, table=True):
+    """Per-year counter, bumped in the CR's own transaction so ids never skip."""
+
+    __tablename__ = "change_sequence"
+
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class ApprovalRow(SQLModel, table=True):
+    __tablename__ = "approval"
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: str = Field(foreign_key="change_request.id", max_length=20, index=True)
+    user_id: str = Field(max_length=40)
+    decision: str = Field(max_length=20)
+    step_index: int
+    reason: str = Field(default="", sa_type=sa.Text)
+    decided_at: datetime = utc_column()
+
+    # One decision per person per CR: a double click cannot count twice.
+    __table_args__ = (sa.UniqueConstraint("change_id", "user_id", name="uq_approval_change_user"),)
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only: the code has no update or delete path for this table."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: str | None = Field(default=None, max_length=20, index=True)
+    actor: str = Field(max_length=40)
+    action: str = Field(max_length=40)
+    at: datetime = utc_column(index=True)
+    details: dict[str, Any] = json_column()
+
+
+class CardCopyRow(SQLModel, table=True):
+    """Where a CR card was posted, so every copy can be updated in place."""
+
+    __tablename__ = "card_copy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: str = Field(foreign_key="change_request.id", max_length=20, index=True)
+    channel: str = Field(max_length=40)
+    ts: str = Field(max_length=40)
+    user_id: str | None = Field(default=None, max_length=40)
+
+    __table_args__ = (sa.UniqueConstraint("change_id", "channel", name="uq_card_copy_change_channel"),)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A Slack write waiting to happen. Claimed atomically, sent once, never deleted
+    before it is delivered."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    change_id: str | None = Field(default=None, max_length=20, index=True)
+    channel: str | None = Field(default=None, max_length=40)
+    payload: dict[str, Any] = json_column()
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    due_at: datetime = utc_column()
+    lease_until: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    sent_at: datetime | None = utc_column(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+
+    __table_args__ = (sa.Index("ix_outbox_state_due", "state", "due_at"),)
+
+
+class ProcessedEventRow(SQLModel, table=True):
+    """Events API deliveries already handled; Slack retries must not act twice."""
+
+    __tablename__ = "processed_event"
+
+    event_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = utc_column()

@@ -1,0 +1,108 @@
+"""Claiming and settling outbox rows. A claim is one atomic statement (PostgreSQL:
+FOR UPDATE SKIP LOCKED; SQLite: UPDATE … RETURNING under BEGIN IMMEDIATE), so two
+dispatchers never take the same row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.intents import Intent
+from storage.models import OutboxRow, UtcDateTime
+from storage.repository import enqueue
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+DEAD = "dead"
+
+
+class OutboxStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def add(self, intents: Sequence[Intent], *, now: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            await enqueue(session, intents, now)
+
+    async def claim_due(self, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
+        """Take up to `limit` due rows: pending ones, and ones whose sender died mid-lease.
+
+        Rows of one CR go out in order: a row waits while an older row of its CR is unsent.
+        """
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        earlier = table.alias("earlier")
+        due = sa.or_(
+            sa.and_(table.c.state == PENDING, table.c.due_at <= now),
+            sa.and_(table.c.state == SENDING, table.c.lease_until < now),
+        )
+        blocked = (
+            sa.select(earlier.c.id)
+            .where(
+                earlier.c.change_id == table.c.change_id,
+                earlier.c.id < table.c.id,
+                earlier.c.state.in_([PENDING, SENDING]),
+            )
+            .exists()
+        )
+        async with self._sessions() as session, session.begin():
+            candidates = (
+                sa.select(table.c.id)
+                .where(due, sa.or_(table.c.change_id.is_(None), ~blocked))
+                .order_by(table.c.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True, of=table)
+            statement = (
+                sa.update(table)
+                .where(table.c.id.in_(candidates.scalar_subquery()))
+                .values(state=SENDING, lease_until=now + lease, attempts=table.c.attempts + 1)
+                .returning(*table.c)
+            )
+            rows = (await session.execute(statement)).mappings().all()
+        return sorted((OutboxRow.model_validate(dict(row)) for row in rows), key=lambda r: r.id or 0)
+
+    async def mark_sent(self, row_id: int, *, now: datetime) -> None:
+        await self._settle(row_id, state=SENT, sent_at=now, lease_until=None)
+
+    async def retry_at(
+        self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True
+    ) -> None:
+        values: dict[str, object] = {
+            "state": PENDING,
+            "due_at": due_at,
+            "lease_until": None,
+            "last_error": error[:2000],
+        }
+        if not count_attempt:
+            values["attempts"] = OutboxRow.attempts - 1  # type: ignore[operator]
+        await self._settle(row_id, **values)
+
+    async def mark_dead(self, row_id: int, *, error: str) -> None:
+        await self._settle(row_id, state=DEAD, lease_until=None, last_error=error[:2000])
+
+    async def _settle(self, row_id: int, **values: object) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id == row_id).values(**values)  # type: ignore[arg-type]
+            )
+
+    async def counts(self) -> dict[str, int]:
+        async with self._sessions() as session:
+            result = await session.execute(
+                sa.select(OutboxRow.state, sa.func.count()).group_by(OutboxRow.state)  # type: ignore[arg-type]
+            )
+            return {state: count for state, count in result.all()}
+
+    async def next_due(self) -> datetime | None:
+        async with self._sessions() as session:
+            result = await session.execute(
+                sa.select(sa.type_coerce(sa.func.min(OutboxRow.due_at), UtcDateTime())).where(
+                    OutboxRow.state == PENDING
+                )  # type: ignore[arg-type]
+            )
+            return result.scalar_one_or_none()
