@@ -1,0 +1,228 @@
+"""Fixtures: the Slack emulator, SQLite and a throwaway PostgreSQL, and a running bot
+reached over signed HTTP, exactly as Slack reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pg_server import PostgresUnavailable, ThrowawayPostgres  # noqa: E402
+from policy_fixture import MANAGERS, TEST_POLICY  # noqa: E402
+from slack_requests import (  # noqa: E402
+    SIGNING_SECRET,
+    block_action,
+    change_form_state,
+    command_body,
+    event_body,
+    interaction_body,
+    sign,
+    view_submission,
+)
+
+from bot.app import Changebot, build_changebot  # noqa: E402
+from bot.emulator import SlackEmulator  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from domain.clock import FakeClock  # noqa: E402
+from domain.policy_loader import parse_policy  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+_pg: ThrowawayPostgres | None = None
+_pg_error: str | None = None
+_db_counter = itertools.count()
+
+
+def _postgres() -> ThrowawayPostgres:
+    """One server for the whole run, with a migrated template every test copies."""
+    global _pg, _pg_error
+    if _pg is None and _pg_error is None:
+        try:
+            server = ThrowawayPostgres().start()
+            server.create_database("changebot_template")
+            upgrade(server.url("changebot_template"))
+            _pg = server
+        except PostgresUnavailable as exc:
+            _pg_error = exc.reason
+            print(f"\n!!! PostgreSQL tests SKIPPED: {exc.reason}\n", file=sys.stderr)
+    if _pg is None:
+        pytest.skip(f"PostgreSQL unavailable: {_pg_error}")
+    return _pg
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg is not None:
+        _pg.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'changebot.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = _postgres()
+    name = f"t{next(_db_counter)}"
+    server.create_database(name, template="changebot_template")
+    yield server.url(name)
+    server.drop_database(name)
+
+
+@pytest.fixture
+def policy_text() -> str:
+    return TEST_POLICY
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[SlackEmulator]:
+    emu = SlackEmulator()
+    emu.usergroups["SMANAGERS"] = list(MANAGERS)
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+class Harness:
+    """Talks to the bot like Slack does and lets the test drive time and the outbox."""
+
+    def __init__(self, bot: Changebot, http: TestClient, slack: SlackEmulator, clock: FakeClock) -> None:
+        self.bot = bot
+        self.http = http
+        self.slack = slack
+        self.clock = clock
+        self._triggers = itertools.count(1)
+
+    async def post(self, body: bytes, *, content_type: str, headers: dict[str, str] | None = None) -> Any:
+        signed = sign(body, int(self.clock.now().timestamp()))
+        return await self.http.post(
+            "/slack/events", data=body, headers={"Content-Type": content_type, **signed, **(headers or {})}
+        )
+
+    async def command(self, text: str, *, user: str) -> Any:
+        response = await self.post(
+            command_body(text, user=user, trigger_id=f"trig-{next(self._triggers)}"),
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert response.status == 200, await response.text()
+        body = await response.text()
+        return json.loads(body) if body else {}
+
+    async def click(self, action_id: str, value: str, *, user: str, channel: str = "CCHANGES") -> Any:
+        payload = block_action(action_id, value, user=user, channel=channel,
+                               trigger_id=f"trig-{next(self._triggers)}")
+        response = await self.post(interaction_body(payload), content_type="application/x-www-form-urlencoded")
+        assert response.status == 200, await response.text()
+        await self.settle()
+        return response
+
+    async def submit(self, callback_id: str, values: dict[str, Any], *, user: str,
+                     private_metadata: str = "", view_blocks: list[dict[str, Any]] | None = None) -> Any:
+        payload = view_submission(callback_id, values, user=user, private_metadata=private_metadata,
+                                  view_blocks=view_blocks)
+        response = await self.post(interaction_body(payload), content_type="application/x-www-form-urlencoded")
+        assert response.status == 200, await response.text()
+        text = await response.text()
+        await self.settle()
+        return json.loads(text) if text else {}
+
+    async def event(self, event: dict[str, Any], *, event_id: str, retry_num: int | None = None) -> Any:
+        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} \
+            if retry_num is not None else {}
+        response = await self.post(event_body(event, event_id=event_id), content_type="application/json",
+                                   headers=headers)
+        await self.settle()
+        return response
+
+    async def file_change(self, *, user: str = "UREQ", **overrides: Any) -> dict[str, Any]:
+        """Submit a valid normal change (medium risk unless overridden)."""
+        fields = self.form(**overrides)
+        answer = await self.submit("change_new", change_form_state(**fields), user=user)
+        return answer
+
+    def form(self, **overrides: Any) -> dict[str, Any]:
+        start = int((self.clock.now() + timedelta(days=2)).timestamp())
+        fields: dict[str, Any] = {
+            "title": "Upgrade the API gateway",
+            "category": "normal",
+            "impact": "medium",
+            "likelihood": "medium",
+            "services": ["api-server"],
+            "starts_at": start,
+            "ends_at": start + 3600,
+            "description": "Roll out gateway 2.4 with the new TLS ciphers.",
+            "rollback_plan": "Redeploy 2.3 from the previous release tag.",
+        }
+        fields.update(overrides)
+        return {k: v for k, v in fields.items() if v is not ...}
+
+    async def settle(self, *, max_rounds: int = 200) -> None:
+        """Let in-flight work finish and deliver every due outbox row; moves the fake
+        clock to the next due row when only paced or backed-off rows remain."""
+        dispatcher = self.bot.context.dispatcher
+        store = dispatcher._store
+        for _ in range(max_rounds):
+            await asyncio.sleep(0)
+            await self._drain_bolt()
+            await dispatcher.drain()
+            await dispatcher.dispatch_due()
+            counts = await store.counts()
+            if not counts.get("pending") and not counts.get("sending"):
+                await self._drain_bolt()
+                if not (await store.counts()).get("pending"):
+                    return
+                continue
+            next_due = await store.next_due()
+            if next_due is not None and next_due > self.clock.now():
+                self.clock.set(next_due)
+        raise AssertionError(f"outbox did not settle: {await store.counts()}")
+
+    async def _drain_bolt(self) -> None:
+        """Bolt finishes listeners after the ack in background tasks; wait for them."""
+        current = asyncio.current_task()
+        for _ in range(50):
+            pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()
+                       and "listener" in repr(t.get_coro()).lower()]
+            if not pending:
+                return
+            await asyncio.sleep(0.01)
+
+    async def change(self, change_id: str) -> Any:
+        return await self.bot.context.service.get_change(change_id=change_id)
+
+
+@pytest.fixture
+async def harness(database_url: str, emulator: SlackEmulator, clock: FakeClock,
+                  policy_text: str) -> AsyncIterator[Harness]:
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=emulator.base_url,
+        database_url=database_url,
+    )
+    bot = build_changebot(settings, parse_policy(policy_text), clock=clock)
+    await bot.start(run_scheduler=False)
+    server = TestServer(bot.web)
+    http = TestClient(server)
+    await http.start_server()
+    harness = Harness(bot, http, emulator, clock)
+    try:
+        yield harness
+    finally:
+        await http.close()
+        await bot.stop()
