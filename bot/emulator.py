@@ -148,6 +148,9 @@ class SlackEmulator:
         self._ts_micros = ts_start * 1_000_000
         self._id_counter = 0
         self._runner: web.AppRunner | None = None
+        # Channels the bot has not joined: posting there answers not_in_channel until
+        # conversations.join is called, as in Slack without chat:write.public.
+        self.not_member_of: set[str] = set()
         self._host = "127.0.0.1"
         self._port: int | None = None
         self._handlers: dict[str, Handler] = {
@@ -158,6 +161,7 @@ class SlackEmulator:
             "chat.delete": self._chat_delete,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.join": self._conversations_join,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "views.open": self._views_open,
@@ -504,6 +508,8 @@ class SlackEmulator:
             raise _SlackError("channel_not_found")
         if _USER_ID_RE.match(channel):
             channel = _dm_channel(channel)
+        if channel in self.not_member_of:
+            raise _SlackError("not_in_channel")
         self._require_content(params)
         message = self._store_message(channel, params, user=BOT_USER_ID, bot_id=BOT_ID)
         return {"channel": channel, "ts": message["ts"], "message": _public(message)}
@@ -561,6 +567,14 @@ class SlackEmulator:
         return {"channel": channel, "permalink": link}
 
     # ---------------------------------------------------------- conversations
+
+    def _conversations_join(self, params: JSONDict) -> JSONDict:
+        channel = _str(params, "channel")
+        if not channel:
+            raise _SlackError("channel_not_found")
+        self.not_member_of.discard(channel)
+        self.add_channel(channel)
+        return {"channel": {"id": channel, "is_member": True}}
 
     def _conversations_open(self, params: JSONDict) -> JSONDict:
         users = params.get("users")

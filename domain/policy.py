@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.risk import DEFAULT_RISK_MATRIX
@@ -20,6 +20,16 @@ from domain.risk import DEFAULT_RISK_MATRIX
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _slack_member(value: str) -> str:
+    # Checked per member (not in Policy._members) so the error's path and line are the member's.
+    if not SLACK_ID.match(value):
+        raise ValueError(f"'{value}' is not a Slack user id (U…/W…) or user-group id (S…)")
+    return value
+
+
+SlackMember = Annotated[str, AfterValidator(_slack_member)]
 
 
 class _Strict(BaseModel):
@@ -82,7 +92,7 @@ class Limits(_Strict):
 class Policy(_Strict):
     timezone: str = "UTC"
     channels: Channels
-    roles: dict[str, list[str]]
+    roles: dict[str, list[SlackMember]]
     services: list[str] = Field(min_length=1, max_length=100)
     risk_matrix: dict[Likelihood, dict[Impact, Risk]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RISK_MATRIX.items()}
@@ -120,11 +130,6 @@ class Policy(_Strict):
                 raise ValueError(f"role name '{role}' must be a lower-case slug")
             if not members:
                 raise ValueError(f"role '{role}' has no members")
-            for member in members:
-                if not SLACK_ID.match(member):
-                    raise ValueError(
-                        f"role '{role}': '{member}' is not a Slack user id (U…/W…) or user-group id (S…)"
-                    )
         return value
 
     @field_validator("risk_matrix")

@@ -98,11 +98,12 @@ class OutboxStore:
             )
             return {state: count for state, count in result.all()}
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, *, after: datetime | None = None) -> datetime | None:
+        """The earliest due time of a pending row (optionally only those after `after`)."""
+        earliest = sa.type_coerce(sa.func.min(OutboxRow.due_at), UtcDateTime())
+        statement = sa.select(earliest).where(OutboxRow.state == PENDING)  # type: ignore[arg-type]
+        if after is not None:
+            statement = statement.where(OutboxRow.due_at > after)  # type: ignore[arg-type]
         async with self._sessions() as session:
-            result = await session.execute(
-                sa.select(sa.type_coerce(sa.func.min(OutboxRow.due_at), UtcDateTime())).where(
-                    OutboxRow.state == PENDING
-                )  # type: ignore[arg-type]
-            )
+            result = await session.execute(statement)
             return result.scalar_one_or_none()

@@ -124,28 +124,45 @@ class Harness:
         return json.loads(body) if body else {}
 
     async def click(self, action_id: str, value: str, *, user: str, channel: str = "CCHANGES") -> Any:
-        payload = block_action(action_id, value, user=user, channel=channel,
-                               trigger_id=f"trig-{next(self._triggers)}")
-        response = await self.post(interaction_body(payload), content_type="application/x-www-form-urlencoded")
+        payload = block_action(
+            action_id, value, user=user, channel=channel, trigger_id=f"trig-{next(self._triggers)}"
+        )
+        response = await self.post(
+            interaction_body(payload), content_type="application/x-www-form-urlencoded"
+        )
         assert response.status == 200, await response.text()
         await self.settle()
         return response
 
-    async def submit(self, callback_id: str, values: dict[str, Any], *, user: str,
-                     private_metadata: str = "", view_blocks: list[dict[str, Any]] | None = None) -> Any:
-        payload = view_submission(callback_id, values, user=user, private_metadata=private_metadata,
-                                  view_blocks=view_blocks)
-        response = await self.post(interaction_body(payload), content_type="application/x-www-form-urlencoded")
+    async def submit(
+        self,
+        callback_id: str,
+        values: dict[str, Any],
+        *,
+        user: str,
+        private_metadata: str = "",
+        view_blocks: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        payload = view_submission(
+            callback_id, values, user=user, private_metadata=private_metadata, view_blocks=view_blocks
+        )
+        response = await self.post(
+            interaction_body(payload), content_type="application/x-www-form-urlencoded"
+        )
         assert response.status == 200, await response.text()
         text = await response.text()
         await self.settle()
         return json.loads(text) if text else {}
 
     async def event(self, event: dict[str, Any], *, event_id: str, retry_num: int | None = None) -> Any:
-        headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"} \
-            if retry_num is not None else {}
-        response = await self.post(event_body(event, event_id=event_id), content_type="application/json",
-                                   headers=headers)
+        headers = (
+            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry_num is not None
+            else {}
+        )
+        response = await self.post(
+            event_body(event, event_id=event_id), content_type="application/json", headers=headers
+        )
         await self.settle()
         return response
 
@@ -180,35 +197,40 @@ class Harness:
             await asyncio.sleep(0)
             await self._drain_bolt()
             await dispatcher.drain()
-            await dispatcher.dispatch_due()
+            delivered = await dispatcher.dispatch_due()
             counts = await store.counts()
             if not counts.get("pending") and not counts.get("sending"):
                 await self._drain_bolt()
                 if not (await store.counts()).get("pending"):
                     return
                 continue
-            next_due = await store.next_due()
-            if next_due is not None and next_due > self.clock.now():
-                self.clock.set(next_due)
+            if delivered == 0:
+                next_due = await store.next_due(after=self.clock.now())
+                if next_due is not None:
+                    self.clock.set(next_due)
         raise AssertionError(f"outbox did not settle: {await store.counts()}")
 
     async def _drain_bolt(self) -> None:
         """Bolt finishes listeners after the ack in background tasks; wait for them."""
         current = asyncio.current_task()
-        for _ in range(50):
-            pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()
-                       and "listener" in repr(t.get_coro()).lower()]
+        for _ in range(500):
+            pending = [
+                t
+                for t in asyncio.all_tasks()
+                if t is not current and not t.done() and "listener" in repr(t.get_coro()).lower()
+            ]
             if not pending:
                 return
-            await asyncio.sleep(0.01)
+            await asyncio.wait(pending, timeout=0.05)
 
     async def change(self, change_id: str) -> Any:
         return await self.bot.context.service.get_change(change_id=change_id)
 
 
 @pytest.fixture
-async def harness(database_url: str, emulator: SlackEmulator, clock: FakeClock,
-                  policy_text: str) -> AsyncIterator[Harness]:
+async def harness(
+    database_url: str, emulator: SlackEmulator, clock: FakeClock, policy_text: str
+) -> AsyncIterator[Harness]:
     settings = Settings(
         slack_bot_token="xoxb-test",
         slack_signing_secret=SIGNING_SECRET,
