@@ -146,8 +146,7 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
                 )
             if inserted.rowcount == 0:  # type: ignore[attr-defined]
                 log.info("event %s already handled; ignoring the retry", event_id)
-                resp.status, resp.body = 200, ""
-                return resp
+                return BoltResponse(status=200, body="")
         return await next()
 
     @bolt.error

@@ -68,7 +68,9 @@ def ok(f: ChangeForm) -> ChangeDraft:
 
 
 def test_valid_normal_form() -> None:
-    draft = ok(form(title="  Upgrade   PostgreSQL\tto 16.4 ", services=["database", " database ", "redis-cache"]))
+    draft = ok(
+        form(title="  Upgrade   PostgreSQL\tto 16.4 ", services=["database", " database ", "redis-cache"])
+    )
     assert draft.title == "Upgrade PostgreSQL to 16.4"
     assert draft.category is Category.NORMAL
     assert draft.impact is Impact.MEDIUM
@@ -83,8 +85,15 @@ def test_valid_normal_form() -> None:
 
 def test_valid_standard_change_defaults_impact_and_likelihood_to_low() -> None:
     draft = ok(
-        form(category="standard", catalog="security-patch", impact=None, likelihood=None, services=["kubernetes"],
-             description="", rollback_plan="")
+        form(
+            category="standard",
+            catalog="security-patch",
+            impact=None,
+            likelihood=None,
+            services=["kubernetes"],
+            description="",
+            rollback_plan="",
+        )
     )
     assert draft.impact is Impact.LOW
     assert draft.likelihood is Likelihood.LOW
@@ -100,7 +109,9 @@ def test_standard_change_keeps_an_explicit_impact() -> None:
 
 
 def test_catalog_without_service_restriction_accepts_any_known_service() -> None:
-    assert ok(form(category="standard", catalog="cache-clear", services=["redis-cache", "database"])).services == (
+    assert ok(
+        form(category="standard", catalog="cache-clear", services=["redis-cache", "database"])
+    ).services == (
         "redis-cache",
         "database",
     )
@@ -138,8 +149,9 @@ def test_unknown_category(category: str | None) -> None:
 
 
 @pytest.mark.parametrize("category", ["normal", "major", "emergency"])
-@pytest.mark.parametrize(("field", "bad"), [("impact", None), ("impact", "huge"), ("likelihood", None),
-                                            ("likelihood", "")])
+@pytest.mark.parametrize(
+    ("field", "bad"), [("impact", None), ("impact", "huge"), ("likelihood", None), ("likelihood", "")]
+)
 def test_non_standard_needs_impact_and_likelihood(category: str, field: str, bad: str | None) -> None:
     extra = {"implementation_plan": "Steps."} if category == "major" else {}
     only_error(form(category=category, **{field: bad}, **extra), field)
@@ -151,8 +163,9 @@ def test_standard_needs_a_catalog_entry(catalog: str | None) -> None:
 
 
 def test_catalog_service_restriction() -> None:
-    message = only_error(form(category="standard", catalog="security-patch", services=["kubernetes", "database"]),
-                         "services")
+    message = only_error(
+        form(category="standard", catalog="security-patch", services=["kubernetes", "database"]), "services"
+    )
     assert "database" in message
     assert "kubernetes" not in message.split("not")[-1]
 
@@ -224,7 +237,9 @@ def test_description_required_unless_standard() -> None:
     only_error(form(description="  "), "description")
 
 
-@pytest.mark.parametrize("downtime", ["abc", "1.5", "-1", "-30", str(MAX_DOWNTIME_MINUTES + 1), "9" * 40, "10 min"])
+@pytest.mark.parametrize(
+    "downtime", ["abc", "1.5", "-1", "-30", str(MAX_DOWNTIME_MINUTES + 1), "9" * 40, "10 min"]
+)
 def test_bad_downtime(downtime: str) -> None:
     only_error(form(downtime=downtime), "downtime")
 
@@ -260,8 +275,13 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_over_long_required_text_reports_the_length_not_absence() -> None:
-    errors = errors_of(form(category="major", rollback_plan="r" * (POLICY.limits.text + 1),
-                            implementation_plan="i" * (POLICY.limits.text + 1)))
+    errors = errors_of(
+        form(
+            category="major",
+            rollback_plan="r" * (POLICY.limits.text + 1),
+            implementation_plan="i" * (POLICY.limits.text + 1),
+        )
+    )
     assert set(errors) == {"rollback_plan", "implementation_plan"}
     assert str(POLICY.limits.text) in errors["rollback_plan"]
     assert str(POLICY.limits.text) in errors["implementation_plan"]

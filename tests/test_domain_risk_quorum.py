@@ -63,7 +63,9 @@ def test_default_matrix_has_exactly_the_seed_cells() -> None:
 def test_default_matrix_cell_matches_seed_002(likelihood: str, impact: str) -> None:
     expected = Risk(SEED_002_TABLE[(likelihood, impact)])
     assert DEFAULT_RISK_MATRIX[Likelihood(likelihood)][Impact(impact)] is expected
-    assert assess_risk(DEFAULT_RISK_MATRIX, impact=Impact(impact), likelihood=Likelihood(likelihood)) is expected
+    assert (
+        assess_risk(DEFAULT_RISK_MATRIX, impact=Impact(impact), likelihood=Likelihood(likelihood)) is expected
+    )
 
 
 def test_risk_order_is_low_to_critical() -> None:
@@ -161,7 +163,10 @@ def test_a_user_decides_at_most_once(earlier: Decision) -> None:
     steps = [step(count=3), step("manager")]
     entry = ApprovalEntry("UAPP", earlier, 0, AT)
     for decision in Decision:
-        assert call(steps=steps, approvals=[entry], eligible={0, 1}, decision=decision) is Refusal.ALREADY_DECIDED
+        assert (
+            call(steps=steps, approvals=[entry], eligible={0, 1}, decision=decision)
+            is Refusal.ALREADY_DECIDED
+        )
 
 
 def test_user_in_no_step_is_not_eligible() -> None:
@@ -180,7 +185,10 @@ def test_steps_complete_when_all_of_the_users_steps_are_full() -> None:
     steps = [step("lead", 1), step("manager", 1)]
     approvals = [approve("ULEAD", 0)]
     assert call(steps=steps, approvals=approvals, eligible={0}) is Refusal.STEPS_COMPLETE
-    assert call(steps=steps, approvals=approvals, eligible={0}, decision=Decision.REJECT) is Refusal.STEPS_COMPLETE
+    assert (
+        call(steps=steps, approvals=approvals, eligible={0}, decision=Decision.REJECT)
+        is Refusal.STEPS_COMPLETE
+    )
     # Eligible for an open step as well: that one is filled.
     assert call(steps=steps, approvals=approvals, eligible={0, 1}) == Accepted(1, Status.APPROVED)
 
@@ -263,9 +271,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[StepSnapshot], str, dict[str, froze
     )
     pool = [f"U{i}" for i in range(draw(st.integers(1, 8)))]
     indexes = list(range(len(steps)))
-    eligibility = {
-        user: draw(st.frozensets(st.sampled_from(indexes), max_size=len(steps))) for user in pool
-    }
+    eligibility = {user: draw(st.frozensets(st.sampled_from(indexes), max_size=len(steps))) for user in pool}
     requester = draw(st.sampled_from([*pool, "UREQ"]))
     # mostly approvals, so runs often reach APPROVED before a reject ends them
     decisions = st.sampled_from([Decision.APPROVE] * 5 + [Decision.REJECT])

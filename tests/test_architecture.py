@@ -1,0 +1,334 @@
+"""Layering rules, checked on the source with `ast`:
+
+* domain/ is pure: no Slack, database, scheduler or HTTP library, and none of the outer packages;
+* modals/ only builds Slack payloads: no database, storage, HTTP server or wiring;
+* the wall clock is read in domain/clock.py only; everything else is handed a Clock;
+* Slack listeners stay thin (at most 40 lines each) and delegate to the service.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_PACKAGES = ("bot", "handlers", "modals", "storage", "scheduler", "domain")
+
+DOMAIN_FORBIDDEN = frozenset(
+    {
+        "slack_bolt",
+        "slack_sdk",
+        "sqlmodel",
+        "sqlalchemy",
+        "apscheduler",
+        "aiohttp",
+        "asyncpg",
+        "aiosqlite",
+        "bot",
+        "handlers",
+        "storage",
+        "scheduler",
+        "modals",
+    }
+)
+MODALS_FORBIDDEN = frozenset({"sqlmodel", "sqlalchemy", "storage", "aiohttp", "bot", "handlers"})
+
+CLOCK_CALLS = frozenset(
+    {
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.datetime.today",
+        "datetime.date.today",
+        "time.time",
+        "time.time_ns",
+    }
+)
+CLOCK_HOME = "domain/clock.py"
+# Known reads of the wall clock outside domain/clock.py, as (file, call). Each one is a
+# debt: the test fails once an entry no longer occurs, so this list can only shrink.
+KNOWN_CLOCK_READS: frozenset[tuple[str, str]] = frozenset(
+    {
+        # The Slack emulator derives a user's tz_offset from "now"; it should ask the
+        # injected Clock so a FakeClock also fixes the emulated offset (DST).
+        ("bot/emulator.py", "datetime.datetime.now"),
+    }
+)
+
+MAX_LISTENER_LINES = 40
+
+
+def py_files(*packages: str) -> list[Path]:
+    files = sorted(p for pkg in packages for p in (ROOT / pkg).rglob("*.py"))
+    return files
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+def imported_top_levels(source: str, *, package: str = "") -> Iterator[tuple[int, str]]:
+    """(line, top-level module name) for every import in `source`, static or importlib-style.
+
+    `package` is the dotted package of the file, for resolving relative imports.
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                assert node.module is not None
+                yield node.lineno, node.module.split(".")[0]
+                continue
+            parts = package.split(".") if package else []
+            base = parts[: len(parts) - (node.level - 1)] if node.level - 1 <= len(parts) else []
+            if base:
+                yield node.lineno, base[0]
+            elif node.module:
+                yield node.lineno, node.module.split(".")[0]
+            else:
+                for alias in node.names:
+                    yield node.lineno, alias.name.split(".")[0]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in {"import_module", "__import__"} and isinstance(node.args[0].value, str):
+                yield node.lineno, node.args[0].value.lstrip(".").split(".")[0]
+
+
+def import_violations(source: str, forbidden: frozenset[str], *, package: str = "") -> list[str]:
+    return [
+        f"line {line}: imports {name}"
+        for line, name in imported_top_levels(source, package=package)
+        if name in forbidden
+    ]
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> qualified name, from the file's imports."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    names[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None
+
+
+def clock_reads(source: str) -> list[tuple[int, str]]:
+    """(line, qualified call) for every direct read of the wall clock."""
+    tree = ast.parse(source)
+    aliases = _aliases(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        dotted = _dotted(node.func)
+        if dotted is None:
+            continue
+        head, _, rest = dotted.partition(".")
+        qualified = aliases.get(head, head) + (f".{rest}" if rest else "")
+        # `datetime.now(` with `datetime` not imported in a way we resolved still counts
+        if qualified in CLOCK_CALLS or dotted in {"datetime.now", "datetime.utcnow", "time.time"}:
+            found.append((node.lineno, qualified if qualified in CLOCK_CALLS else dotted))
+    return found
+
+
+LISTENER_DECORATORS = frozenset(
+    {
+        "action",
+        "view",
+        "command",
+        "event",
+        "shortcut",
+        "options",
+        "message",
+        "view_submission",
+        "view_closed",
+        "block_action",
+        "use",
+    }
+)
+
+
+def listeners(source: str) -> Iterator[tuple[str, int]]:
+    """(name, length in lines) for each decorated function defined inside `register`."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "register"):
+            continue
+        for inner in ast.walk(node):
+            if inner is node or not isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if not inner.decorator_list:
+                continue
+            assert inner.end_lineno is not None
+            yield inner.name, inner.end_lineno - inner.lineno + 1
+
+
+def is_listener_decorator(node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    return isinstance(target, ast.Attribute) and target.attr in LISTENER_DECORATORS
+
+
+# --------------------------------------------------------------------------- self-checks
+
+
+def test_import_checker_detects_violations() -> None:
+    source = (
+        "import os\n"
+        "import sqlalchemy.orm\n"
+        "from slack_sdk.models.blocks import SectionBlock\n"
+        "from domain.enums import Status\n"
+        "from ..storage import repository\n"
+        "import importlib\n"
+        "mod = importlib.import_module('aiohttp.web')\n"
+        "def f():\n"
+        "    import bot.app as app\n"
+    )
+    assert import_violations(source, DOMAIN_FORBIDDEN, package="domain") == [
+        "line 2: imports sqlalchemy",
+        "line 3: imports slack_sdk",
+        "line 5: imports storage",
+        "line 7: imports aiohttp",
+        "line 9: imports bot",
+    ]
+    assert (
+        import_violations(
+            "from domain import quorum\nfrom . import enums\n", DOMAIN_FORBIDDEN, package="domain"
+        )
+        == []
+    )
+    assert import_violations("from slack_sdk.models.views import View\n", MODALS_FORBIDDEN) == []
+    assert import_violations("from storage.models import ChangeRow\n", MODALS_FORBIDDEN) == [
+        "line 1: imports storage"
+    ]
+
+
+def test_clock_checker_detects_violations() -> None:
+    source = (
+        "import time\n"
+        "import datetime as dt\n"
+        "from datetime import datetime, UTC\n"
+        "from time import time as wall\n"
+        "a = datetime.now(UTC)\n"
+        "b = dt.datetime.utcnow()\n"
+        "c = time.time()\n"
+        "d = wall()\n"
+        "e = time.monotonic()\n"
+        "f = clock.now()\n"
+        "g = datetime.fromtimestamp(0, UTC)\n"
+    )
+    assert clock_reads(source) == [
+        (5, "datetime.datetime.now"),
+        (6, "datetime.datetime.utcnow"),
+        (7, "time.time"),
+        (8, "time.time"),
+    ]
+
+
+def test_listener_length_checker() -> None:
+    body = "\n".join(f"        x{i} = {i}" for i in range(45))
+    source = (
+        "def register(app, ctx):\n"
+        "    @app.action('a')\n"
+        "    async def short(ack):\n"
+        "        await ack()\n"
+        "\n"
+        "    @app.view('b')\n"
+        "    async def long(ack):\n"
+        f"{body}\n"
+        "\n"
+        "def helper():\n"
+        "    pass\n"
+    )
+    assert dict(listeners(source)) == {"short": 2, "long": 46}
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+@pytest.mark.parametrize("path", py_files("domain"), ids=rel)
+def test_domain_is_pure(path: Path) -> None:
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    assert import_violations(path.read_text(), DOMAIN_FORBIDDEN, package=package) == []
+
+
+@pytest.mark.parametrize("path", py_files("modals"), ids=rel)
+def test_modals_are_pure(path: Path) -> None:
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    assert import_violations(path.read_text(), MODALS_FORBIDDEN, package=package) == []
+
+
+def test_packages_exist() -> None:
+    # guard against the rules passing vacuously after a move
+    assert len(py_files("domain")) >= 5
+    assert len(py_files("modals")) >= 2
+    assert len(py_files("handlers")) >= 2
+    assert (ROOT / CLOCK_HOME).is_file()
+
+
+def test_wall_clock_is_read_only_in_domain_clock() -> None:
+    found: set[tuple[str, str]] = set()
+    where: list[str] = []
+    for path in py_files(*APP_PACKAGES):
+        name = rel(path)
+        if name == CLOCK_HOME:
+            continue
+        for line, call in clock_reads(path.read_text()):
+            found.add((name, call))
+            if (name, call) not in KNOWN_CLOCK_READS:
+                where.append(f"{name}:{line}: {call}()")
+    assert where == [], "read the time from the injected Clock instead:\n" + "\n".join(where)
+    stale = KNOWN_CLOCK_READS - found
+    assert not stale, f"fixed, so remove from KNOWN_CLOCK_READS: {sorted(stale)}"
+
+
+def test_clock_home_does_read_the_clock() -> None:
+    assert clock_reads((ROOT / CLOCK_HOME).read_text()), "the checker no longer sees SystemClock's read"
+
+
+def test_slack_listeners_are_short() -> None:
+    seen = []
+    too_long = []
+    for path in py_files("handlers"):
+        for name, length in listeners(path.read_text()):
+            seen.append(name)
+            if length > MAX_LISTENER_LINES:
+                too_long.append(f"{rel(path)}: {name} is {length} lines (max {MAX_LISTENER_LINES})")
+    assert seen, "no listeners found inside register(); has the handler layout changed?"
+    assert too_long == [], "\n".join(too_long)
+
+
+def test_listener_decorators_are_slack_ones() -> None:
+    """What `listeners` counts are really app.action/view/command/event registrations."""
+    for path in py_files("handlers"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "register":
+                for inner in ast.walk(node):
+                    if inner is not node and isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
+                        for decorator in inner.decorator_list:
+                            assert is_listener_decorator(decorator), f"{rel(path)}: {inner.name}"
