@@ -1,0 +1,149 @@
+"""The outbox/gateway: persisted, retried with Retry-After, paced per channel, never
+lost, never sent twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from conftest import Harness
+
+from bot.outbox import backoff_seconds
+from domain.intents import Intent, IntentKind
+from storage.database import session_factory
+from storage.models import OutboxRow
+
+
+async def rows(harness: Harness) -> list[OutboxRow]:
+    async with session_factory(harness.bot.engine)() as session:
+        return list((await session.execute(sa.select(OutboxRow).order_by(OutboxRow.id))).scalars().all())
+
+
+async def enqueue_messages(harness: Harness, count: int, channel: str = "CBUSY") -> None:
+    store = harness.bot.context.dispatcher._store
+    await store.add([Intent(IntentKind.MESSAGE, None, channel, {"text": f"message {i}"})
+                     for i in range(count)], now=harness.clock.now())
+
+
+async def test_messages_to_one_channel_are_paced_one_per_second(harness: Harness) -> None:
+    await enqueue_messages(harness, 5)
+    dispatcher = harness.bot.context.dispatcher
+    assert await dispatcher.dispatch_due() == 1
+    assert await dispatcher.dispatch_due() == 0  # same second: held back, not dropped
+    for expected in (2, 3, 4, 5):
+        harness.clock.advance(timedelta(seconds=1))
+        await dispatcher.dispatch_due()
+        assert len(harness.slack.calls_to("chat.postMessage")) == expected
+    texts = [c.params["text"] for c in harness.slack.calls_to("chat.postMessage")]
+    assert texts == [f"message {i}" for i in range(5)]
+
+
+async def test_other_channels_are_not_held_back_by_a_busy_one(harness: Harness) -> None:
+    await enqueue_messages(harness, 3, channel="CBUSY")
+    await enqueue_messages(harness, 1, channel="CQUIET")
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert {c.params["channel"] for c in harness.slack.calls_to("chat.postMessage")} == {"CBUSY", "CQUIET"}
+
+
+async def test_rate_limit_honours_retry_after_and_delivers(harness: Harness) -> None:
+    harness.slack.fail_next("chat.postMessage", status=429, retry_after=7, times=1)
+    await enqueue_messages(harness, 1)
+    dispatcher = harness.bot.context.dispatcher
+    await dispatcher.dispatch_due()
+    [row] = await rows(harness)
+    assert row.state == "pending" and row.due_at == harness.clock.now() + timedelta(seconds=7)
+    assert "429" in (row.last_error or "")
+    harness.clock.advance(timedelta(seconds=6))
+    await dispatcher.dispatch_due()
+    assert not harness.slack.calls_to("chat.postMessage")
+    harness.clock.advance(timedelta(seconds=1))
+    await dispatcher.dispatch_due()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert (await rows(harness))[0].state == "sent"
+
+
+async def test_bursts_of_429_and_500_lose_nothing_and_duplicate_nothing(harness: Harness) -> None:
+    harness.slack.fail_next("chat.postMessage", status=429, retry_after=2, times=6)
+    harness.slack.fail_next("chat.postMessage", status=500, times=4)
+    await enqueue_messages(harness, 20)
+    await harness.settle(max_rounds=500)
+    texts = [c.params["text"] for c in harness.slack.calls_to("chat.postMessage")]
+    assert sorted(texts) == sorted(f"message {i}" for i in range(20))
+    assert len(texts) == len(set(texts))
+    assert {r.state for r in await rows(harness)} == {"sent"}
+
+
+async def test_server_errors_back_off_exponentially(harness: Harness) -> None:
+    for attempt, (low, high) in {1: (0.5, 1), 2: (1, 2), 3: (2, 4), 12: (150, 300), 40: (150, 300)}.items():
+        assert low <= backoff_seconds(attempt) <= high
+    harness.slack.fail_next("chat.postMessage", status=500, times=3)
+    started = harness.clock.now()
+    await enqueue_messages(harness, 1)
+    await harness.settle()
+    assert len(harness.slack.failed_calls) == 3
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert harness.clock.now() - started >= timedelta(seconds=3.5)  # 0.5+ then 1+ then 2+ seconds
+
+
+async def test_permanent_errors_are_kept_as_dead_letters(harness: Harness) -> None:
+    store = harness.bot.context.dispatcher._store
+    await store.add([Intent(IntentKind.MESSAGE, None, "UNOBODY", {"text": "hi"})], now=harness.clock.now())
+    harness.slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    await harness.bot.context.dispatcher.dispatch_due()
+    [row] = await rows(harness)
+    assert row.state == "dead" and "channel_not_found" in (row.last_error or "")
+
+
+async def test_not_in_channel_joins_and_retries(harness: Harness) -> None:
+    harness.slack.not_member_of.add("CPRIVATEISH")
+    await enqueue_messages(harness, 1, channel="CPRIVATEISH")
+    await harness.settle()
+    assert harness.slack.calls_to("conversations.join")
+    assert [m["text"] for m in harness.slack.messages("CPRIVATEISH")] == ["message 0"]
+
+
+async def test_a_crashed_sender_s_row_is_picked_up_after_its_lease(harness: Harness) -> None:
+    await enqueue_messages(harness, 1)
+    store = harness.bot.context.dispatcher._store
+    claimed = await store.claim_due(now=harness.clock.now(), limit=10, lease=timedelta(seconds=60))
+    assert len(claimed) == 1  # a replica claimed it, then died before sending
+    assert await harness.bot.context.dispatcher.dispatch_due() == 0  # leased: nobody else takes it
+    harness.clock.advance(timedelta(seconds=61))
+    assert await harness.bot.context.dispatcher.dispatch_due() == 1
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_two_dispatchers_never_claim_the_same_row(harness: Harness) -> None:
+    await enqueue_messages(harness, 30, channel="C1")
+    store = harness.bot.context.dispatcher._store
+    import asyncio
+
+    first, second = await asyncio.gather(
+        store.claim_due(now=harness.clock.now(), limit=20, lease=timedelta(seconds=60)),
+        store.claim_due(now=harness.clock.now(), limit=20, lease=timedelta(seconds=60)),
+    )
+    ids_first = {r.id for r in first}
+    ids_second = {r.id for r in second}
+    assert not ids_first & ids_second
+    assert len(ids_first | ids_second) == 30
+
+
+async def test_a_card_redelivered_after_a_crash_is_not_posted_twice(harness: Harness) -> None:
+    await harness.file_change()
+    posts = len(harness.slack.calls_to("chat.postMessage"))
+    store = harness.bot.context.dispatcher._store
+    await store.add([Intent(IntentKind.POST_CARD, "CR-2026-0001", "CCHANGES")], now=harness.clock.now())
+    await harness.settle()
+    assert len(harness.slack.calls_to("chat.postMessage")) == posts
+
+
+async def test_rows_of_one_change_go_out_in_order(harness: Harness) -> None:
+    harness.slack.fail_next("chat.postMessage", status=500, times=1)  # the channel card fails first
+    await harness.file_change()
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")
+    methods = [c.method for c in harness.slack.calls if c.method in ("chat.postMessage", "chat.update")]
+    first_update = methods.index("chat.update")
+    assert "chat.postMessage" in methods[:first_update]
+    channel_card = [c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "CCHANGES"]
+    assert len(channel_card) == 1
+    assert any(c.params["channel"] == "CCHANGES" for c in harness.slack.calls_to("chat.update"))
