@@ -49,10 +49,10 @@ def _settings(*require: str) -> Settings:
 
 
 async def _serve(host: str, port: int) -> None:
-    from bot.app import build_changebot, migrate
-
     settings = _settings("slack_bot_token", "slack_signing_secret")
     policy = load_policy(settings.changebot_policy)
+    from bot.app import build_changebot, migrate
+
     await migrate(settings)
     bot = build_changebot(settings, policy)
     runner = web.AppRunner(bot.web, access_log=None)
@@ -68,12 +68,12 @@ async def _serve(host: str, port: int) -> None:
 
 
 async def _socket() -> None:
+    settings = _settings("slack_bot_token", "slack_app_token")
+    policy = load_policy(settings.changebot_policy)
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     from bot.app import build_changebot, migrate
 
-    settings = _settings("slack_bot_token", "slack_app_token")
-    policy = load_policy(settings.changebot_policy)
     await migrate(settings)
     bot = build_changebot(settings, policy)
     handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token)
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             asyncio.run(_serve(args.host, args.port))

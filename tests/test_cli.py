@@ -1,0 +1,145 @@
+"""The `changebot` console script: start-up errors, `serve` end to end, `changes show --json`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+from conftest import Harness
+from policy_fixture import TEST_POLICY
+from slack_requests import SIGNING_SECRET, command_body, sign
+
+from bot.emulator import SlackEmulator
+
+CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHANGEBOT_", "DATABASE_"))}
+    env.update(extra)
+    return env
+
+
+async def run(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        CHANGEBOT, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_missing_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
+    code, _out, err = await run("serve", env=clean_env(), cwd=tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "changebot cannot start: set SLACK_BOT_TOKEN (in the environment or .env)"
+    ]
+    code, _out, err = await run("serve", env=clean_env(SLACK_BOT_TOKEN="xoxb-1"), cwd=tmp_path)
+    assert code == 2 and "SLACK_SIGNING_SECRET" in err and len(err.strip().splitlines()) == 1
+    code, _out, err = await run("socket", env=clean_env(SLACK_BOT_TOKEN="xoxb-1"), cwd=tmp_path)
+    assert code == 2 and "SLACK_APP_TOKEN" in err and len(err.strip().splitlines()) == 1
+
+
+async def test_settings_come_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-1\nSLACK_SIGNING_SECRET=s\n")
+    code, _out, err = await run("serve", env=clean_env(), cwd=tmp_path)
+    assert code == 2 and "no policy file at policy.yml" in err
+
+
+async def test_bad_policy_names_key_and_line(tmp_path: Path) -> None:
+    (tmp_path / "policy.yml").write_text(TEST_POLICY.replace("count: 2", "count: 0").replace(
+        "timezone: Europe/London", "timezone: Mars/Olympus"))
+    env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s")
+    code, _out, err = await run("serve", env=env, cwd=tmp_path)
+    assert code == 2
+    assert "policy.yml:2: timezone: unknown time zone 'Mars/Olympus'" in err
+    assert "policy.yml:15: approvals.by_risk.high[0].count:" in err
+    code, out, _err = await run("policy", "check", env=env, cwd=tmp_path)
+    assert code == 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:
+    (tmp_path / "policy.yml").write_text(TEST_POLICY)
+    port = free_port()
+    env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                    SLACK_API_URL=emulator.base_url)
+    process = await asyncio.create_subprocess_exec(
+        CHANGEBOT, "serve", "--host", "127.0.0.1", "--port", str(port), env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/healthz") as response:
+                        if response.status == 200:
+                            assert (await response.json()) == {"ok": True, "database": True, "scheduler": True}
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("changebot serve never became healthy")
+            body = command_body("new", user="UREQ")
+            import time
+
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, int(time.time()))}
+            async with http.post(f"{base}/slack/events", data=body, headers=headers) as response:
+                assert response.status == 200
+            await emulator.wait_for("views.open", timeout=10)
+            async with http.post(f"{base}/slack/events", data=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded"}) as response:
+                assert response.status == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()
+    assert (tmp_path / "changebot.db").exists()
+
+
+async def test_changes_show_json(harness: Harness, tmp_path: Path) -> None:
+    await harness.file_change()
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")
+    env = clean_env(DATABASE_URL=harness.bot.settings.database_url, SLACK_BOT_TOKEN="xoxb-1")
+    code, out, err = await run("changes", "show", "CR-2026-0001", "--json", env=env, cwd=tmp_path)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["id"] == "CR-2026-0001"
+    assert data["status"] == "approved"
+    assert data["category"] == "normal"
+    assert data["risk"] == "medium"
+    assert data["approvals"] == [{"user": "ULEAD1", "decision": "approve", "at": "2026-11-23T09:00:00+00:00",
+                                  "step": 0, "role": "tech_lead", "reason": ""}]
+    assert [event["action"] for event in data["audit"]] == ["submitted", "approval_recorded", "approved"]
+    assert data["audit"][1]["actor"] == "ULEAD1"
+    code, out, err = await run("changes", "show", "CR-2026-0404", env=env, cwd=tmp_path)
+    assert code == 1 and "no such change" in err
+
+
+async def test_healthz_reports_a_stopped_scheduler(harness: Harness) -> None:
+    response = await harness.http.get("/healthz")
+    assert response.status == 503
+    assert await response.json() == {"ok": False, "database": True, "scheduler": False}
+    harness.bot.scheduler.start()
+    response = await harness.http.get("/healthz")
+    assert response.status == 200
+
+
+async def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", SLACK_BOT_TOKEN="xoxb-1")
+    for _ in range(2):
+        code, out, err = await run("db", "upgrade", env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "database schema is current" in out
