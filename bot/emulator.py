@@ -15,12 +15,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+
+from domain.clock import Clock, SystemClock
 
 __all__ = ["Call", "SlackEmulator"]
 
@@ -129,7 +130,10 @@ class SlackEmulator:
     * ``responses``: response_url name -> list of POSTed JSON bodies.
     """
 
-    def __init__(self, *, auto_users: bool = True, ts_start: int = 1_700_000_000) -> None:
+    def __init__(
+        self, *, auto_users: bool = True, ts_start: int = 1_700_000_000, clock: Clock | None = None
+    ) -> None:
+        self._clock: Clock = clock or SystemClock()
         # auto_users: unknown but well-formed user ids get a synthesised profile so
         # flows touching arbitrary test users need no seeding; set False to test
         # the bot's ``user_not_found`` handling.
@@ -758,7 +762,7 @@ class SlackEmulator:
         tz_offset = data.get("tz_offset")
         if tz_offset is None:
             try:
-                offset = datetime.now(ZoneInfo(tz)).utcoffset()
+                offset = self._clock.now().astimezone(ZoneInfo(tz)).utcoffset()
             except (ZoneInfoNotFoundError, ValueError):
                 offset = None
             tz_offset = int(offset.total_seconds()) if offset is not None else 0

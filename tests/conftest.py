@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pg_server import PostgresUnavailable, ThrowawayPostgres  # noqa: E402
-from policy_fixture import MANAGERS, TEST_POLICY  # noqa: E402
-from slack_requests import (  # noqa: E402
+from pg_server import PostgresUnavailable, ThrowawayPostgres
+from policy_fixture import MANAGERS, TEST_POLICY
+from slack_requests import (
     SIGNING_SECRET,
     block_action,
     change_form_state,
@@ -30,12 +30,12 @@ from slack_requests import (  # noqa: E402
     view_submission,
 )
 
-from bot.app import Changebot, build_changebot  # noqa: E402
-from bot.emulator import SlackEmulator  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from domain.clock import FakeClock  # noqa: E402
-from domain.policy_loader import parse_policy  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
+from bot.app import Changebot, build_changebot
+from bot.emulator import SlackEmulator
+from bot.settings import Settings
+from domain.clock import FakeClock
+from domain.policy_loader import parse_policy
+from storage.migrate import upgrade
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 _pg: ThrowawayPostgres | None = None
@@ -239,6 +239,7 @@ async def harness(
     )
     bot = build_changebot(settings, parse_policy(policy_text), clock=clock)
     await bot.start(run_scheduler=False)
+    await bot.context.dispatcher.drain()  # the start-up catch-up pass must not race the test
     server = TestServer(bot.web)
     http = TestClient(server)
     await http.start_server()

@@ -46,8 +46,9 @@ def interaction_body(payload: dict[str, Any]) -> bytes:
     return form_body({"payload": json.dumps(payload)})
 
 
-def block_action(action_id: str, value: str, *, user: str, channel: str = "CCHANGES",
-                 trigger_id: str = "trig-2") -> dict[str, Any]:
+def block_action(
+    action_id: str, value: str, *, user: str, channel: str = "CCHANGES", trigger_id: str = "trig-2"
+) -> dict[str, Any]:
     return {
         "type": "block_actions",
         "team": TEAM,
@@ -60,14 +61,25 @@ def block_action(action_id: str, value: str, *, user: str, channel: str = "CCHAN
         "message": {"ts": "1.0", "text": "card"},
         "response_url": "http://127.0.0.1:9/response/none",
         "actions": [
-            {"action_id": action_id, "block_id": f"decide:{value}", "type": "button", "value": value,
-             "action_ts": str(time.time())}
+            {
+                "action_id": action_id,
+                "block_id": f"decide:{value}",
+                "type": "button",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
         ],
     }
 
 
-def view_submission(callback_id: str, values: dict[str, Any], *, user: str,
-                    private_metadata: str = "", view_blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def view_submission(
+    callback_id: str,
+    values: dict[str, Any],
+    *,
+    user: str,
+    private_metadata: str = "",
+    view_blocks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     return {
         "type": "view_submission",
         "team": TEAM,
@@ -107,14 +119,17 @@ def text_value(value: str | None) -> dict[str, Any]:
 
 
 def select_value(value: str | None) -> dict[str, Any]:
-    return {"type": "static_select", "selected_option": {"value": value, "text": {"type": "plain_text",
-                                                                                   "text": value}}
-            if value else None}
+    return {
+        "type": "static_select",
+        "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}} if value else None,
+    }
 
 
 def multi_value(values: list[str]) -> dict[str, Any]:
-    return {"type": "multi_static_select", "selected_options": [
-        {"value": v, "text": {"type": "plain_text", "text": v}} for v in values]}
+    return {
+        "type": "multi_static_select",
+        "selected_options": [{"value": v, "text": {"type": "plain_text", "text": v}} for v in values],
+    }
 
 
 def datetime_value(epoch: int | None) -> dict[str, Any]:
@@ -124,11 +139,19 @@ def datetime_value(epoch: int | None) -> dict[str, Any]:
 def change_form_state(**fields: Any) -> dict[str, Any]:
     """Form state for the CR modal: each block id maps to {action_id: value}."""
     builders = {
-        "title": text_value, "description": text_value, "justification": text_value,
-        "implementation_plan": text_value, "rollback_plan": text_value, "test_plan": text_value,
+        "title": text_value,
+        "description": text_value,
+        "justification": text_value,
+        "implementation_plan": text_value,
+        "rollback_plan": text_value,
+        "test_plan": text_value,
         "downtime": lambda v: {"type": "number_input", "value": v},
-        "category": select_value, "catalog": select_value, "impact": select_value,
-        "likelihood": select_value, "services": multi_value,
-        "starts_at": datetime_value, "ends_at": datetime_value,
+        "category": select_value,
+        "catalog": select_value,
+        "impact": select_value,
+        "likelihood": select_value,
+        "services": multi_value,
+        "starts_at": datetime_value,
+        "ends_at": datetime_value,
     }
     return {name: {name: builders[name](value)} for name, value in fields.items()}

@@ -12,7 +12,9 @@ from domain.enums import Decision, Status
 
 
 def ephemerals_for(harness: Harness, user: str) -> list[str]:
-    return [c.params["text"] for c in harness.slack.calls_to("chat.postEphemeral") if c.params["user"] == user]
+    return [
+        c.params["text"] for c in harness.slack.calls_to("chat.postEphemeral") if c.params["user"] == user
+    ]
 
 
 def card_updates(harness: Harness) -> dict[str, int]:
@@ -47,7 +49,9 @@ async def test_approval_completes_quorum_updates_every_card_and_tells_requester(
     for call in harness.slack.calls_to("chat.update"):
         assert not [b for b in call.params["blocks"] if b["type"] == "actions"]
         assert "<@ULEAD2>" in json.dumps(call.params["blocks"])
-    told = [c.params["text"] for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "UREQ"]
+    told = [
+        c.params["text"] for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "UREQ"
+    ]
     assert any("<@ULEAD2> approved your change *CR-2026-0001*" in t for t in told)
     actions = [e.action.value for e in change.audit]
     assert actions == ["submitted", "approval_recorded", "approved"]
@@ -66,8 +70,9 @@ async def test_requester_cannot_approve_own_change(harness: Harness) -> None:
     assert change.audit[-1].action.value == "decision_refused"
     assert change.audit[-1].details["refusal"] == "own_request"
     # and the requester was never sent a DM card to decide on
-    assert "ULEAD1" not in {c.params["channel"] for c in harness.slack.calls_to("chat.postMessage")
-                            if c.params.get("blocks")}
+    assert "ULEAD1" not in {
+        c.params["channel"] for c in harness.slack.calls_to("chat.postMessage") if c.params.get("blocks")
+    }
 
 
 async def test_ineligible_user_is_refused_and_audited(harness: Harness) -> None:
@@ -130,19 +135,30 @@ async def test_reject_asks_for_a_reason_then_rejects(harness: Harness) -> None:
     opened = harness.slack.calls_to("views.open")[-1].params["view"]
     assert opened["callback_id"] == "change_reject_reason"
     meta = opened["private_metadata"]
-    empty = await harness.submit("change_reject_reason", {"reason": {"reason": {"type": "plain_text_input",
-                                 "value": "  "}}}, user="ULEAD1", private_metadata=meta)
+    empty = await harness.submit(
+        "change_reject_reason",
+        {"reason": {"reason": {"type": "plain_text_input", "value": "  "}}},
+        user="ULEAD1",
+        private_metadata=meta,
+    )
     assert empty["response_action"] == "errors" and "reason" in empty["errors"]
     assert (await harness.change("CR-2026-0001")).status is Status.PENDING_APPROVAL
-    answer = await harness.submit("change_reject_reason", {"reason": {"reason": {
-        "type": "plain_text_input", "value": "No rollback tested <!channel>"}}}, user="ULEAD1",
-        private_metadata=meta)
+    answer = await harness.submit(
+        "change_reject_reason",
+        {"reason": {"reason": {"type": "plain_text_input", "value": "No rollback tested <!channel>"}}},
+        user="ULEAD1",
+        private_metadata=meta,
+    )
     assert answer == {}
     change = await harness.change("CR-2026-0001")
     assert change.status is Status.REJECTED
     assert change.approvals[0].reason == "No rollback tested <!channel>"
-    told = [c.params["text"] for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "UREQ"]
-    assert any("rejected your change" in t and "&lt;!channel&gt;" in t and "<!channel>" not in t for t in told)
+    told = [
+        c.params["text"] for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "UREQ"
+    ]
+    assert any(
+        "rejected your change" in t and "&lt;!channel&gt;" in t and "<!channel>" not in t for t in told
+    )
     assert set(card_updates(harness)) == {"CCHANGES", "D_ULEAD1", "D_ULEAD2"}
 
 
@@ -155,9 +171,12 @@ async def test_reject_by_ineligible_user_opens_no_modal(harness: Harness) -> Non
 
 async def test_forged_reject_submission_is_refused_inline(harness: Harness) -> None:
     await harness.file_change()
-    answer = await harness.submit("change_reject_reason", {"reason": {"reason": {
-        "type": "plain_text_input", "value": "nope"}}}, user="USTRANGER",
-        private_metadata=json.dumps({"change_id": "CR-2026-0001"}))
+    answer = await harness.submit(
+        "change_reject_reason",
+        {"reason": {"reason": {"type": "plain_text_input", "value": "nope"}}},
+        user="USTRANGER",
+        private_metadata=json.dumps({"change_id": "CR-2026-0001"}),
+    )
     assert answer["response_action"] == "errors"
     assert "not an approver" in answer["errors"]["reason"]
     bad_meta = await harness.submit("change_reject_reason", {}, user="ULEAD1", private_metadata="{not json")

@@ -53,14 +53,17 @@ async def test_settings_come_from_dotenv(tmp_path: Path) -> None:
 
 
 async def test_bad_policy_names_key_and_line(tmp_path: Path) -> None:
-    (tmp_path / "policy.yml").write_text(TEST_POLICY.replace("count: 2", "count: 0").replace(
-        "timezone: Europe/London", "timezone: Mars/Olympus"))
+    (tmp_path / "policy.yml").write_text(
+        TEST_POLICY.replace("count: 2", "count: 0").replace(
+            "timezone: Europe/London", "timezone: Mars/Olympus"
+        )
+    )
     env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s")
     code, _out, err = await run("serve", env=env, cwd=tmp_path)
     assert code == 2
     assert "policy.yml:2: timezone: unknown time zone 'Mars/Olympus'" in err
     assert "policy.yml:15: approvals.by_risk.high[0].count:" in err
-    code, out, _err = await run("policy", "check", env=env, cwd=tmp_path)
+    code, _out, _err = await run("policy", "check", env=env, cwd=tmp_path)
     assert code == 2
 
 
@@ -73,11 +76,21 @@ def free_port() -> int:
 async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:
     (tmp_path / "policy.yml").write_text(TEST_POLICY)
     port = free_port()
-    env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET,
-                    SLACK_API_URL=emulator.base_url)
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
+    )
     process = await asyncio.create_subprocess_exec(
-        CHANGEBOT, "serve", "--host", "127.0.0.1", "--port", str(port), env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        CHANGEBOT,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -85,7 +98,11 @@ async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None
                 try:
                     async with http.get(f"{base}/healthz") as response:
                         if response.status == 200:
-                            assert (await response.json()) == {"ok": True, "database": True, "scheduler": True}
+                            assert (await response.json()) == {
+                                "ok": True,
+                                "database": True,
+                                "scheduler": True,
+                            }
                             break
                 except aiohttp.ClientError:
                     pass
@@ -99,8 +116,11 @@ async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None
             async with http.post(f"{base}/slack/events", data=body, headers=headers) as response:
                 assert response.status == 200
             await emulator.wait_for("views.open", timeout=10)
-            async with http.post(f"{base}/slack/events", data=body, headers={
-                    "Content-Type": "application/x-www-form-urlencoded"}) as response:
+            async with http.post(
+                f"{base}/slack/events",
+                data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ) as response:
                 assert response.status == 401
     finally:
         process.send_signal(signal.SIGTERM)
@@ -120,8 +140,16 @@ async def test_changes_show_json(harness: Harness, tmp_path: Path) -> None:
     assert data["status"] == "approved"
     assert data["category"] == "normal"
     assert data["risk"] == "medium"
-    assert data["approvals"] == [{"user": "ULEAD1", "decision": "approve", "at": "2026-11-23T09:00:00+00:00",
-                                  "step": 0, "role": "tech_lead", "reason": ""}]
+    assert data["approvals"] == [
+        {
+            "user": "ULEAD1",
+            "decision": "approve",
+            "at": "2026-11-23T09:00:00+00:00",
+            "step": 0,
+            "role": "tech_lead",
+            "reason": "",
+        }
+    ]
     assert [event["action"] for event in data["audit"]] == ["submitted", "approval_recorded", "approved"]
     assert data["audit"][1]["actor"] == "ULEAD1"
     code, out, err = await run("changes", "show", "CR-2026-0404", env=env, cwd=tmp_path)

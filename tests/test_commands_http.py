@@ -77,8 +77,9 @@ async def test_unsigned_requests_get_401_and_do_nothing(harness: Harness, case: 
         headers = sign(body, now - 301)
     else:
         headers = {k: v.replace("TS", str(now)) for k, v in headers.items()}
-    response = await harness.http.post("/slack/events", data=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", **headers})
+    response = await harness.http.post(
+        "/slack/events", data=body, headers={"Content-Type": "application/x-www-form-urlencoded", **headers}
+    )
     assert response.status == 401
     await harness.settle()
     assert not harness.slack.calls
@@ -87,14 +88,22 @@ async def test_unsigned_requests_get_401_and_do_nothing(harness: Harness, case: 
 async def test_body_tampered_after_signing_is_rejected(harness: Harness) -> None:
     body = command_body("new", user="UREQ")
     headers = sign(body, int(harness.clock.now().timestamp()))
-    response = await harness.http.post("/slack/events", data=body.replace(b"UREQ", b"UCTO"), headers={
-        "Content-Type": "application/x-www-form-urlencoded", **headers})
+    response = await harness.http.post(
+        "/slack/events",
+        data=body.replace(b"UREQ", b"UCTO"),
+        headers={"Content-Type": "application/x-www-form-urlencoded", **headers},
+    )
     assert response.status == 401
 
 
 async def test_event_retries_never_act_twice(harness: Harness) -> None:
-    event = {"type": "app_mention", "user": "UREQ", "text": "<@UBOT> help", "channel": "CCHANGES",
-             "ts": "1700000100.000100"}
+    event = {
+        "type": "app_mention",
+        "user": "UREQ",
+        "text": "<@UBOT> help",
+        "channel": "CCHANGES",
+        "ts": "1700000100.000100",
+    }
     first = await harness.event(event, event_id="Ev001")
     assert first.status == 200
     retry = await harness.event(event, event_id="Ev001", retry_num=1)

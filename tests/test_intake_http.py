@@ -12,8 +12,18 @@ async def test_change_new_opens_modal(harness: Harness) -> None:
     view = calls[0].params["view"]
     assert view["callback_id"] == "change_new"
     block_ids = {b.get("block_id") for b in view["blocks"]}
-    assert {"title", "category", "impact", "likelihood", "services", "starts_at", "ends_at",
-            "description", "rollback_plan", "catalog"} <= block_ids
+    assert {
+        "title",
+        "category",
+        "impact",
+        "likelihood",
+        "services",
+        "starts_at",
+        "ends_at",
+        "description",
+        "rollback_plan",
+        "catalog",
+    } <= block_ids
 
 
 async def test_valid_change_is_stored_and_posted(harness: Harness) -> None:
@@ -63,16 +73,22 @@ BAD_FORMS = [
     ({"description": "d" * 2501}, "description", "keep it to 2500"),
     ({"rollback_plan": ""}, "rollback_plan", "rollback plan"),
     ({"category": "standard", "catalog": None}, "catalog", "pre-approved procedure"),
-    ({"category": "standard", "catalog": "security-patch", "services": ["database"]}, "services",
-     "pre-approved only for"),
+    (
+        {"category": "standard", "catalog": "security-patch", "services": ["database"]},
+        "services",
+        "pre-approved only for",
+    ),
     ({"category": None}, "category", "Choose a category"),
     ({"impact": None}, "impact", "impact"),
     ({"downtime": "-5"}, "downtime", "between 0"),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "field", "fragment"), BAD_FORMS,
-                         ids=[case[1] + "-" + str(i) for i, case in enumerate(BAD_FORMS)])
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    BAD_FORMS,
+    ids=[case[1] + "-" + str(i) for i, case in enumerate(BAD_FORMS)],
+)
 async def test_bad_form_gets_inline_errors_and_stores_nothing(
     harness: Harness, overrides: dict, field: str, fragment: str
 ) -> None:
@@ -83,8 +99,9 @@ async def test_bad_form_gets_inline_errors_and_stores_nothing(
         overrides["ends_at"] = now + 3600
         overrides["starts_at"] = now + 7200
     fields = harness.form(**overrides)
-    answer = await harness.submit("change_new", change_form_state(**fields), user="UREQ",
-                                  view_blocks=view_blocks(harness))
+    answer = await harness.submit(
+        "change_new", change_form_state(**fields), user="UREQ", view_blocks=view_blocks(harness)
+    )
     assert answer["response_action"] == "errors"
     assert fragment.lower() in answer["errors"][field].lower()
     assert await table_counts(harness) == (0, 0, 0)
@@ -93,11 +110,20 @@ async def test_bad_form_gets_inline_errors_and_stores_nothing(
 
 async def test_every_problem_is_reported_at_once(harness: Harness) -> None:
     now = int(harness.clock.now().timestamp())
-    state = change_form_state(title="", category="normal", services=["nope"], starts_at=now - 7200,
-                              ends_at=now - 9000)
+    state = change_form_state(
+        title="", category="normal", services=["nope"], starts_at=now - 7200, ends_at=now - 9000
+    )
     answer = await harness.submit("change_new", state, user="UREQ", view_blocks=view_blocks(harness))
-    assert {"title", "impact", "likelihood", "services", "starts_at", "ends_at", "description",
-            "rollback_plan"} <= set(answer["errors"])
+    assert {
+        "title",
+        "impact",
+        "likelihood",
+        "services",
+        "starts_at",
+        "ends_at",
+        "description",
+        "rollback_plan",
+    } <= set(answer["errors"])
 
 
 async def test_error_for_a_block_the_view_lacks_lands_on_the_title(harness: Harness) -> None:
@@ -109,8 +135,14 @@ async def test_error_for_a_block_the_view_lacks_lands_on_the_title(harness: Harn
 
 
 async def test_standard_change_from_catalog_is_auto_approved(harness: Harness) -> None:
-    await harness.file_change(category="standard", catalog="security-patch", impact=..., likelihood=...,
-                              description="", rollback_plan="")
+    await harness.file_change(
+        category="standard",
+        catalog="security-patch",
+        impact=...,
+        likelihood=...,
+        description="",
+        rollback_plan="",
+    )
     change = await harness.change("CR-2026-0001")
     assert change.status.value == "approved"
     assert change.draft.catalog_id == "security-patch"
@@ -134,7 +166,9 @@ async def test_risk_and_steps_are_snapshotted_at_submission(harness: Harness) ->
     change = await harness.change("CR-2026-0001")
     assert change.risk.value == "high"
     assert [(s.role, s.count, s.members) for s in change.steps] == [
-        ("tech_lead", 2, ("ULEAD1", "ULEAD2")), ("engineering_manager", 1, ("SMANAGERS",))]
+        ("tech_lead", 2, ("ULEAD1", "ULEAD2")),
+        ("engineering_manager", 1, ("SMANAGERS",)),
+    ]
     await harness.file_change(category="major", implementation_plan="Blue/green switch.")
     major = await harness.change("CR-2026-0002")
     assert [s.role for s in major.steps] == ["engineering_manager", "cto"]
@@ -143,8 +177,10 @@ async def test_risk_and_steps_are_snapshotted_at_submission(harness: Harness) ->
 async def test_ids_are_sequential_and_gap_free_under_concurrency(harness: Harness) -> None:
     await harness.file_change()
     bad = harness.form(title="")
-    submissions = [harness.submit("change_new", change_form_state(**harness.form(title=f"Change {i}")),
-                                  user="UREQ") for i in range(12)]
+    submissions = [
+        harness.submit("change_new", change_form_state(**harness.form(title=f"Change {i}")), user="UREQ")
+        for i in range(12)
+    ]
     submissions += [harness.submit("change_new", change_form_state(**bad), user="UREQ") for _ in range(3)]
     await asyncio.gather(*submissions)
     async with session_factory(harness.bot.engine)() as session:

@@ -21,8 +21,10 @@ async def rows(harness: Harness) -> list[OutboxRow]:
 
 async def enqueue_messages(harness: Harness, count: int, channel: str = "CBUSY") -> None:
     store = harness.bot.context.dispatcher._store
-    await store.add([Intent(IntentKind.MESSAGE, None, channel, {"text": f"message {i}"})
-                     for i in range(count)], now=harness.clock.now())
+    await store.add(
+        [Intent(IntentKind.MESSAGE, None, channel, {"text": f"message {i}"}) for i in range(count)],
+        now=harness.clock.now(),
+    )
 
 
 async def test_messages_to_one_channel_are_paced_one_per_second(harness: Harness) -> None:
@@ -144,6 +146,8 @@ async def test_rows_of_one_change_go_out_in_order(harness: Harness) -> None:
     methods = [c.method for c in harness.slack.calls if c.method in ("chat.postMessage", "chat.update")]
     first_update = methods.index("chat.update")
     assert "chat.postMessage" in methods[:first_update]
-    channel_card = [c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "CCHANGES"]
+    channel_card = [
+        c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "CCHANGES"
+    ]
     assert len(channel_card) == 1
     assert any(c.params["channel"] == "CCHANGES" for c in harness.slack.calls_to("chat.update"))
