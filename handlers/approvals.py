@@ -66,6 +66,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
 
     @app.view(CallbackId.REJECT_REASON.value)
     async def reject_reason(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        errors: dict[str, str] | None = None
         try:
             meta = RejectMetadata.model_validate_json(view.get("private_metadata") or "{}")
             outcome = await ctx.service.decide(
@@ -75,11 +76,15 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                 reason=parse_reason(view),
                 team_id=(body.get("team") or {}).get("id"),
             )
+            if outcome.refusal is not None:
+                errors = {Field.REASON.value: f"Not recorded: {REFUSAL_TEXT[outcome.refusal]}."}
         except IntakeRejected as exc:
-            return await ack(response_action="errors", errors=exc.errors)
-        except (ValidationError, ChangeNotFound, DecisionConflict) as exc:
-            return await ack(response_action="errors", errors={Field.REASON.value: f"Not recorded: {exc}"})
-        if outcome.refusal is not None:
-            text = f"Not recorded: {REFUSAL_TEXT[outcome.refusal]}."
-            return await ack(response_action="errors", errors={Field.REASON.value: text})
-        await ack()
+            errors = exc.errors
+        except ValidationError:
+            errors = {Field.REASON.value: "This form is out of date: click Reject on the card again."}
+        except (ChangeNotFound, DecisionConflict) as exc:
+            errors = {Field.REASON.value: f"Not recorded: {exc}"}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+        else:
+            await ack()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from domain.intents import Intent
 from storage.models import OutboxRow, UtcDateTime
@@ -79,7 +80,7 @@ class OutboxStore:
             "last_error": error[:2000],
         }
         if not count_attempt:
-            values["attempts"] = OutboxRow.attempts - 1  # type: ignore[operator]
+            values["attempts"] = col(OutboxRow.attempts) - 1
         await self._settle(row_id, **values)
 
     async def mark_dead(self, row_id: int, *, error: str) -> None:
@@ -94,7 +95,7 @@ class OutboxStore:
     async def counts(self) -> dict[str, int]:
         async with self._sessions() as session:
             result = await session.execute(
-                sa.select(OutboxRow.state, sa.func.count()).group_by(OutboxRow.state)  # type: ignore[arg-type]
+                sa.select(col(OutboxRow.state), sa.func.count()).group_by(col(OutboxRow.state))
             )
             return {state: count for state, count in result.all()}
 

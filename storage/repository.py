@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent
@@ -84,7 +85,7 @@ class SqlChangeRepository:
                     sa.update(ChangeSequence)
                     .where(ChangeSequence.year == year)  # type: ignore[arg-type]
                     .values(last=ChangeSequence.last + 1)
-                    .returning(ChangeSequence.last)
+                    .returning(col(ChangeSequence.last))
                 )
             ).scalar_one()
             change_id = format_change_id(year, sequence)
@@ -257,9 +258,9 @@ class SqlChangeRepository:
         """A card already went to this channel or user (a redelivered intent must not repost)."""
         async with self._sessions() as session:
             found = await session.execute(
-                sa.select(CardCopyRow.id).where(
+                sa.select(col(CardCopyRow.id)).where(
                     CardCopyRow.change_id == change_id,  # type: ignore[arg-type]
-                    sa.or_(CardCopyRow.channel == target, CardCopyRow.user_id == target),  # type: ignore[arg-type]
+                    sa.or_(col(CardCopyRow.channel) == target, col(CardCopyRow.user_id) == target),
                 )
             )
             return found.first() is not None
