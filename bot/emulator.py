@@ -134,6 +134,7 @@ class SlackEmulator:
         self, *, auto_users: bool = True, ts_start: int = 1_700_000_000, clock: Clock | None = None
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._clock_given = clock is not None
         # auto_users: unknown but well-formed user ids get a synthesised profile so
         # flows touching arbitrary test users need no seeding; set False to test
         # the bot's ``user_not_found`` handling.
@@ -336,7 +337,9 @@ class SlackEmulator:
         self.ephemeral_messages.clear()
 
     def _next_ts(self) -> str:
-        self._ts_micros += 100
+        """Increasing, and never behind the clock, so `oldest`/`latest` filters behave."""
+        now_micros = int(self._clock.now().timestamp() * 1_000_000) if self._clock_given else 0
+        self._ts_micros = max(self._ts_micros + 100, now_micros)
         seconds, micros = divmod(self._ts_micros, 1_000_000)
         return f"{seconds}.{micros:06d}"
 

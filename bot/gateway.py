@@ -73,6 +73,10 @@ def classify(exc: BaseException) -> RetryLater | Undeliverable:
     return Undeliverable(f"{type(exc).__name__}: {exc}")
 
 
+def outbox_metadata(row: OutboxRow) -> dict[str, Any]:
+    return {"event_type": "changebot_outbox", "event_payload": {"outbox_id": row.id}}
+
+
 class SlackGateway:
     def __init__(
         self,
@@ -158,20 +162,46 @@ class SlackGateway:
         assert row.change_id and row.channel
         if await self._repo.has_card(change_id=row.change_id, target=row.channel):
             return  # an earlier attempt got through before the crash
-        change = await self._service.get_change(change_id=row.change_id)
-        response = await self.client.chat_postMessage(
-            channel=row.channel,
-            text=card_fallback(change),
-            blocks=change_card(change, zone=self._policy.zone),
-            unfurl_links=False,
-        )
         is_dm = row.kind == IntentKind.DM_CARD.value
+        posted = await self._already_posted(row)
+        if posted is None:
+            change = await self._service.get_change(change_id=row.change_id)
+            response = await self.client.chat_postMessage(
+                channel=row.channel,
+                text=card_fallback(change),
+                blocks=change_card(change, zone=self._policy.zone),
+                metadata=outbox_metadata(row),
+                unfurl_links=False,
+            )
+            posted = (str(response["channel"]), str(response["ts"]))
         await self._repo.remember_card(
-            change_id=row.change_id,
-            channel=str(response["channel"]),
-            ts=str(response["ts"]),
-            user_id=row.channel if is_dm else None,
+            change_id=row.change_id, channel=posted[0], ts=posted[1], user_id=row.channel if is_dm else None
         )
+
+    async def _already_posted(self, row: OutboxRow) -> tuple[str, str] | None:
+        """For a row whose sender died mid-send: did Slack get it? Our posts carry the
+        outbox id in message metadata, so the channel history answers (channel, ts)."""
+        if not row.recovered or not row.channel:
+            return None
+        try:
+            channel = row.channel
+            if channel.startswith(("U", "W")):
+                opened = await self.client.conversations_open(users=channel)
+                channel = str(opened["channel"]["id"])
+            history = await self.client.conversations_history(
+                channel=channel,
+                oldest=f"{row.created_at.timestamp() - 60:.6f}",
+                include_all_metadata=True,
+                limit=200,
+            )
+        except Exception as exc:  # noqa: BLE001 - cannot tell: sending again beats losing it
+            log.warning("outbox %s: could not check history of %s: %s", row.id, row.channel, exc)
+            return None
+        for message in history.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("outbox_id") == row.id:
+                return channel, str(message.get("ts"))
+        return None
 
     async def _fan_out(self, row: OutboxRow) -> None:
         assert row.change_id
@@ -202,8 +232,14 @@ class SlackGateway:
             text = (
                 filed_message(change) if payload["template"] == "filed" else decided_message(change, payload)
             )
+        if await self._already_posted(row) is not None:
+            return
         await self.client.chat_postMessage(
-            channel=row.channel, text=text, thread_ts=payload.get("thread_ts") or None, unfurl_links=False
+            channel=row.channel,
+            text=text,
+            thread_ts=payload.get("thread_ts") or None,
+            metadata=outbox_metadata(row),
+            unfurl_links=False,
         )
 
     async def _join(self, channel: str) -> bool:

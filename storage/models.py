@@ -134,6 +134,8 @@ class OutboxRow(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
     state: str = Field(default="pending", max_length=20)
     attempts: int = 0
+    # Claimed from a sender whose lease ran out: it may have reached Slack before dying.
+    recovered: bool = False
     due_at: datetime = utc_column()
     lease_until: datetime | None = utc_column(nullable=True)
     created_at: datetime = utc_column()

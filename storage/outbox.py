@@ -61,7 +61,12 @@ class OutboxStore:
             statement = (
                 sa.update(table)
                 .where(table.c.id.in_(candidates.scalar_subquery()))
-                .values(state=SENDING, lease_until=now + lease, attempts=table.c.attempts + 1)
+                .values(
+                    state=SENDING,
+                    lease_until=now + lease,
+                    attempts=table.c.attempts + 1,
+                    recovered=table.c.state == SENDING,
+                )
                 .returning(*table.c)
             )
             rows = (await session.execute(statement)).mappings().all()

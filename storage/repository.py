@@ -44,6 +44,7 @@ def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
         "dedupe_key": intent.dedupe_key,
         "state": "pending",
         "attempts": 0,
+        "recovered": False,
         "due_at": now,
         "created_at": now,
     }

@@ -85,8 +85,8 @@ def policy_text() -> str:
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    emu = SlackEmulator()
+async def emulator(clock: FakeClock) -> AsyncIterator[SlackEmulator]:
+    emu = SlackEmulator(clock=clock)
     emu.usergroups["SMANAGERS"] = list(MANAGERS)
     await emu.start()
     yield emu

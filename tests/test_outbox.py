@@ -11,7 +11,7 @@ from conftest import Harness
 from bot.outbox import backoff_seconds
 from domain.intents import Intent, IntentKind
 from storage.database import session_factory
-from storage.models import OutboxRow
+from storage.models import CardCopyRow, OutboxRow
 
 
 async def rows(harness: Harness) -> list[OutboxRow]:
@@ -151,3 +151,40 @@ async def test_rows_of_one_change_go_out_in_order(harness: Harness) -> None:
     ]
     assert len(channel_card) == 1
     assert any(c.params["channel"] == "CCHANGES" for c in harness.slack.calls_to("chat.update"))
+
+
+async def test_a_message_that_reached_slack_before_the_crash_is_not_sent_again(harness: Harness) -> None:
+    await enqueue_messages(harness, 1, channel="UREQ")
+    store = harness.bot.context.dispatcher._store
+    [row] = await store.claim_due(now=harness.clock.now(), limit=1, lease=timedelta(seconds=60))
+    await harness.bot.context.gateway.deliver(row)  # Slack got it; the process died before marking it
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    harness.clock.advance(timedelta(seconds=61))
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert harness.slack.calls_to("conversations.history")
+    assert (await rows(harness))[0].state == "sent"
+
+
+async def test_a_card_that_reached_slack_before_the_crash_is_remembered_not_reposted(harness: Harness) -> None:
+    await harness.file_change()
+    store = harness.bot.context.dispatcher._store
+    await store.add([Intent(IntentKind.POST_CARD, "CR-2026-0001", "COTHER")], now=harness.clock.now())
+    [card] = await store.claim_due(now=harness.clock.now(), limit=10, lease=timedelta(seconds=60))
+    await harness.bot.context.gateway.deliver(card)  # reached Slack; died before recording the copy
+    async with session_factory(harness.bot.engine)() as session, session.begin():
+        await session.execute(sa.delete(CardCopyRow).where(CardCopyRow.channel == "COTHER"))
+    harness.clock.advance(timedelta(seconds=61))
+    await harness.settle()
+    assert len([c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "COTHER"]) == 1
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")
+    assert any(c.params["channel"] == "COTHER" for c in harness.slack.calls_to("chat.update"))
+
+
+async def test_a_crash_before_slack_got_it_is_sent_after_the_lease(harness: Harness) -> None:
+    await enqueue_messages(harness, 1, channel="UREQ")
+    store = harness.bot.context.dispatcher._store
+    await store.claim_due(now=harness.clock.now(), limit=1, lease=timedelta(seconds=60))
+    harness.clock.advance(timedelta(seconds=61))
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
