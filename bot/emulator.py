@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import aiohttp
 from aiohttp import web
 
 from domain.clock import Clock, SystemClock
@@ -176,7 +177,55 @@ class SlackEmulator:
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "apps.connections.open": self._apps_connections_open,
         }
+        # Socket Mode: connected clients, and the acks they sent back for our envelopes.
+        self._sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, JSONDict] = {}
+        self._socket_connected = asyncio.Event()
+
+    # ------------------------------------------------------------------ socket mode
+
+    def _apps_connections_open(self, params: JSONDict) -> JSONDict:
+        return {"url": f"ws://{self._host}:{self._port}/socket"}
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_json(
+            {"type": "hello", "num_connections": len(self._sockets), "connection_info": {"app_id": "A0001"}}
+        )
+        self._socket_connected.set()
+        try:
+            async for message in socket:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(message.data)
+                if isinstance(data, dict) and data.get("envelope_id"):
+                    self.socket_acks[str(data["envelope_id"])] = data
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    async def socket_send(self, envelope_type: str, payload: JSONDict, *, timeout: float = 10.0) -> JSONDict:
+        """Deliver one Socket Mode envelope to the connected app and return its ack."""
+        await asyncio.wait_for(self._socket_connected.wait(), timeout)
+        envelope_id = self._next_id("env")
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": envelope_type,
+                "payload": payload,
+                "accepts_response_payload": True,
+            }
+        )
+        deadline = time.monotonic() + timeout
+        while envelope_id not in self.socket_acks:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no ack for Socket Mode envelope {envelope_id}")
+            await asyncio.sleep(0.02)
+        return self.socket_acks[envelope_id]
 
     # ------------------------------------------------------------------ server
 
@@ -187,6 +236,7 @@ class SlackEmulator:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{name}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -198,6 +248,8 @@ class SlackEmulator:
 
     async def stop(self) -> None:
         """Shut the server down; safe to call twice."""
+        for socket in list(self._sockets):
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

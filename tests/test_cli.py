@@ -171,3 +171,35 @@ async def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
         code, out, err = await run("db", "upgrade", env=env, cwd=tmp_path)
         assert code == 0, err
         assert "database schema is current" in out
+
+
+async def test_socket_mode_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:
+    (tmp_path / "policy.yml").write_text(TEST_POLICY)
+    env = clean_env(SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", SLACK_API_URL=emulator.base_url)
+    process = await asyncio.create_subprocess_exec(
+        CHANGEBOT,
+        "socket",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        command = {
+            "command": "/change",
+            "text": "help",
+            "user_id": "UREQ",
+            "team_id": "T0001",
+            "channel_id": "CCHANGES",
+            "trigger_id": "trig-9",
+            "api_app_id": "A0001",
+        }
+        ack = await emulator.socket_send("slash_commands", command, timeout=30)
+        assert "/change new" in json.dumps(ack.get("payload"))
+        await emulator.socket_send("slash_commands", {**command, "text": "new"})
+        opened = await emulator.wait_for("views.open", timeout=10)
+        assert opened[0].params["trigger_id"] == "trig-9"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()

@@ -166,7 +166,9 @@ async def test_a_message_that_reached_slack_before_the_crash_is_not_sent_again(h
     assert (await rows(harness))[0].state == "sent"
 
 
-async def test_a_card_that_reached_slack_before_the_crash_is_remembered_not_reposted(harness: Harness) -> None:
+async def test_a_card_that_reached_slack_before_the_crash_is_remembered_not_reposted(
+    harness: Harness,
+) -> None:
     await harness.file_change()
     store = harness.bot.context.dispatcher._store
     await store.add([Intent(IntentKind.POST_CARD, "CR-2026-0001", "COTHER")], now=harness.clock.now())
@@ -176,7 +178,9 @@ async def test_a_card_that_reached_slack_before_the_crash_is_remembered_not_repo
         await session.execute(sa.delete(CardCopyRow).where(CardCopyRow.channel == "COTHER"))
     harness.clock.advance(timedelta(seconds=61))
     await harness.settle()
-    assert len([c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "COTHER"]) == 1
+    assert (
+        len([c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "COTHER"]) == 1
+    )
     await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")
     assert any(c.params["channel"] == "COTHER" for c in harness.slack.calls_to("chat.update"))
 
