@@ -194,7 +194,7 @@ class SlackGateway:
                 include_all_metadata=True,
                 limit=200,
             )
-        except Exception as exc:  # noqa: BLE001 - cannot tell: sending again beats losing it
+        except Exception as exc:
             log.warning("outbox %s: could not check history of %s: %s", row.id, row.channel, exc)
             return None
         for message in history.get("messages") or []:
