@@ -3,6 +3,7 @@ so the modal can show each one inline and nothing is stored until all are fixed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -13,6 +14,7 @@ from domain.policy import Policy
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 MAX_DOWNTIME_MINUTES = 7 * 24 * 60
 
 LONG_TEXT_FIELDS = (
@@ -49,6 +51,7 @@ class ChangeForm:
     rollback_plan: str | None = None
     test_plan: str | None = None
     downtime: str | None = None
+    implementer: str | None = None
 
 
 class IntakeRejected(Exception):
@@ -153,6 +156,10 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
             if not 0 <= downtime <= MAX_DOWNTIME_MINUTES:
                 errors["downtime"] = f"Downtime must be between 0 and {MAX_DOWNTIME_MINUTES} minutes."
 
+    implementer = _clean(form.implementer) or None
+    if implementer is not None and not USER_ID.match(implementer):
+        errors["implementer"] = "Pick the implementer from the list of people."
+
     if errors:
         raise IntakeRejected(errors)
     assert category and impact and likelihood and starts_at and ends_at
@@ -171,7 +178,26 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
         test_plan=texts["test_plan"],
         downtime_minutes=downtime,
         catalog_id=catalog_entry.id if catalog_entry else None,
+        implementer=implementer,
     )
+
+
+def validate_window(starts: int | None, ends: int | None, *, now: datetime) -> tuple[datetime, datetime]:
+    """The same window rules as the form, for rescheduling."""
+    errors: dict[str, str] = {}
+    starts_at, ends_at = _moment(starts), _moment(ends)
+    if starts_at is None:
+        errors["starts_at"] = "When does the change start?"
+    elif starts_at < now - START_GRACE:
+        errors["starts_at"] = "The start is in the past. Pick a time from now on."
+    if ends_at is None:
+        errors["ends_at"] = "When will the change be finished?"
+    elif starts_at is not None and ends_at <= starts_at:
+        errors["ends_at"] = "The end must be after the start."
+    if errors:
+        raise IntakeRejected(errors)
+    assert starts_at and ends_at
+    return starts_at, ends_at
 
 
 def _moment(epoch: int | None) -> datetime | None:

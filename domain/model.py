@@ -30,6 +30,7 @@ class ChangeDraft:
     test_plan: str = ""
     downtime_minutes: int = 0
     catalog_id: str | None = None
+    implementer: str | None = None  # who carries it out; the requester when not named
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class AuditAction(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     DECISION_REFUSED = "decision_refused"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    RESCHEDULED = "rescheduled"
+    ACTION_REFUSED = "action_refused"
+    NOTICE_SKIPPED = "notice_skipped"
+    NOTICE_SENT_LATE = "notice_sent_late"
+    DIGEST_POSTED = "digest_posted"
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,14 @@ class Change:
     steps: tuple[StepSnapshot, ...]
     approvals: tuple[ApprovalEntry, ...] = ()
     audit: tuple[AuditEntry, ...] = ()
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome_notes: str = ""
+
+    @property
+    def implementer(self) -> str:
+        return self.draft.implementer or self.requester
 
 
 @dataclass(frozen=True)

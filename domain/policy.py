@@ -9,11 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from domain.durations import parse_duration
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.risk import DEFAULT_RISK_MATRIX
 
@@ -84,6 +94,113 @@ class CatalogEntry(_Strict):
         return value
 
 
+Duration = Annotated[
+    timedelta, BeforeValidator(lambda v: v if isinstance(v, timedelta) else parse_duration(v))
+]
+
+
+Audience = Literal["thread", "implementer", "stakeholders", "changes"]
+
+
+def _thread_only() -> list[Audience]:
+    return ["thread"]
+
+
+class NoticeSpec(_Strict):
+    """One timeline message, `at` relative to the window start (T-24h is `-24h`)."""
+
+    id: str
+    at: Duration
+    audience: list[Audience] = Field(default_factory=_thread_only, min_length=1)
+    text: str = Field(min_length=1, max_length=500)
+    buttons: Literal["none", "implementation"] = "none"
+    check_readiness: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
+        return value
+
+
+def _default_notices() -> list[NoticeSpec]:
+    """Seed process 002's communication timeline."""
+    return [
+        NoticeSpec(
+            id="t_minus_24h",
+            at=timedelta(hours=-24),
+            audience=["thread", "stakeholders"],
+            text="Heads-up: this change starts in 24 hours.",
+        ),
+        NoticeSpec(
+            id="t_minus_1h",
+            at=timedelta(hours=-1),
+            audience=["thread", "implementer"],
+            text="Final reminder: this change starts in one hour. Check CI, staging and approvals.",
+            check_readiness=True,
+        ),
+        NoticeSpec(
+            id="t_0",
+            at=timedelta(0),
+            audience=["thread", "implementer"],
+            text="The change window opens now.",
+            buttons="implementation",
+        ),
+        NoticeSpec(
+            id="t_plus_15m",
+            at=timedelta(minutes=15),
+            audience=["thread", "implementer"],
+            text="Status update, please: how is the change going?",
+            buttons="implementation",
+        ),
+    ]
+
+
+def _default_monitoring() -> dict[Category, timedelta]:
+    return {
+        Category.STANDARD: timedelta(minutes=15),
+        Category.NORMAL: timedelta(hours=1),
+        Category.MAJOR: timedelta(hours=4),
+        Category.EMERGENCY: timedelta(minutes=30),
+    }
+
+
+class Timeline(_Strict):
+    notices: list[NoticeSpec] = Field(default_factory=_default_notices, max_length=20)
+    # Approved after a pre-start notice was due? Say so once instead of sending stale ones.
+    short_notice: bool = True
+    # Sent after downtime this much past its time: marked late.
+    late_after: Duration = timedelta(minutes=5)
+    overrun_alert: bool = True
+    stakeholders: dict[Category, list[str]] = Field(default_factory=dict)
+    monitoring: dict[Category, Duration] = Field(default_factory=_default_monitoring)
+    rollback_triggers: list[str] = Field(default_factory=list)
+
+    @field_validator("stakeholders")
+    @classmethod
+    def _channels(cls, value: dict[Category, list[str]]) -> dict[Category, list[str]]:
+        for channels in value.values():
+            for channel in channels:
+                if not CHANNEL_ID.match(channel):
+                    raise ValueError(f"'{channel}' is not a Slack channel id (like C0123ABCD)")
+        return value
+
+
+class Digest(_Strict):
+    enabled: bool = True
+    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days_ahead: int = Field(default=3, ge=0, le=14)
+
+    @property
+    def hour(self) -> int:
+        return int(self.at[:2])
+
+    @property
+    def minute(self) -> int:
+        return int(self.at[3:])
+
+
 class Limits(_Strict):
     title: int = Field(default=150, ge=10, le=150)
     text: int = Field(default=2500, ge=100, le=2900)
@@ -105,10 +222,10 @@ class Policy(_Strict):
     # loosely typed here so one policy file serves every feature.
     emergency: dict[str, Any] | None = None
     oncall: dict[str, Any] | None = None
-    timeline: dict[str, Any] | None = None
+    timeline: Timeline = Field(default_factory=Timeline)
+    digest: Digest = Field(default_factory=Digest)
     windows: dict[str, Any] | None = None
     blackouts: list[dict[str, Any]] | None = None
-    digest: dict[str, Any] | None = None
     review: dict[str, Any] | None = None
     cab: dict[str, Any] | None = None
     targets: dict[str, Any] | None = None

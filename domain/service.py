@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from domain import quorum
+from domain import quorum, timeline
+from domain.calendar import CalendarRange, days_range, scheduled_moment
 from domain.clock import Clock
 from domain.enums import Decision, Status
-from domain.intake import ChangeForm, IntakeRejected, validate_form
+from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
 from domain.model import (
     SYSTEM_ACTOR,
@@ -25,9 +26,19 @@ from domain.model import (
 )
 from domain.policy import Policy
 from domain.risk import assess_risk
+from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, PlannedNotice, plan_notices
 
 MAX_REASON = 1000
+MAX_NOTES = 2500
 UPCOMING_DAYS = 14
+CALENDAR_LIMIT = 100
+NOTICE_LEASE = timedelta(seconds=60)
+DIGEST_GRACE = timedelta(hours=6)  # a digest missed by longer (the bot was down) is skipped
+NOTICE_AUDIENCE: dict[str, list[str]] = {
+    SHORT_NOTICE: ["thread", "implementer"],
+    OVERRUN: ["changes", "implementer"],
+    MONITORING_END: ["thread", "implementer"],
+}
 
 
 class ListScope(StrEnum):
@@ -42,7 +53,85 @@ class ChangeQuery:
     statuses: tuple[Status, ...] = ()
     starts_from: datetime | None = None
     starts_before: datetime | None = None
+    ends_before: datetime | None = None
     limit: int = 20
+
+
+@dataclass(frozen=True)
+class ChangeUpdate:
+    """One conditional write to a CR: new status, moved times, a decision, notices."""
+
+    at: datetime
+    status: Status | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome_notes: str | None = None
+    approval: ApprovalEntry | None = None
+    replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
+    add_notices: Sequence[PlannedNotice] = ()
+    drop_notices: bool = False
+
+
+@dataclass(frozen=True)
+class DueNotice:
+    id: int
+    change_id: str
+    key: str
+    due_at: datetime
+    expires_at: datetime | None
+
+
+class ProgressAction(StrEnum):
+    START = "start"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    ROLLBACK = "rollback"
+    CLOSE = "close"
+
+
+PROGRESS: dict[ProgressAction, tuple[frozenset[Status], Status, AuditAction]] = {
+    ProgressAction.START: (frozenset({Status.APPROVED}), Status.IN_PROGRESS, AuditAction.STARTED),
+    ProgressAction.COMPLETE: (
+        frozenset({Status.APPROVED, Status.IN_PROGRESS}),
+        Status.COMPLETED,
+        AuditAction.COMPLETED,
+    ),
+    ProgressAction.FAIL: (
+        frozenset({Status.APPROVED, Status.IN_PROGRESS}),
+        Status.FAILED,
+        AuditAction.FAILED,
+    ),
+    ProgressAction.ROLLBACK: (
+        frozenset({Status.APPROVED, Status.IN_PROGRESS, Status.FAILED}),
+        Status.ROLLED_BACK,
+        AuditAction.ROLLED_BACK,
+    ),
+    ProgressAction.CLOSE: (
+        frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK}),
+        Status.CLOSED,
+        AuditAction.CLOSED,
+    ),
+}
+NOTES_REQUIRED = frozenset({ProgressAction.FAIL, ProgressAction.ROLLBACK})
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    change: Change
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class CalendarView:
+    range: CalendarRange
+    now: datetime
+    scheduled: list[Change]
+    awaiting_approval: list[Change]
+    in_progress: list[Change]
+    overdue: list[Change]
 
 
 class ChangeRepository(Protocol):
@@ -52,6 +141,7 @@ class ChangeRepository(Protocol):
         *,
         audit: Sequence[AuditEntry],
         intents: Callable[[str], Sequence[Intent]],
+        notices: Sequence[PlannedNotice] = (),
     ) -> Change:
         """Allocate the next CR id, store the CR with its audit and the intents made
         for that id, all in one transaction."""
@@ -59,21 +149,41 @@ class ChangeRepository(Protocol):
 
     async def get_change(self, change_id: str) -> Change | None: ...
 
-    async def record_decision(
+    async def update_change(
         self,
         *,
         change_id: str,
         expected_version: int,
-        entry: ApprovalEntry,
-        new_status: Status,
+        update: ChangeUpdate,
         audit: Sequence[AuditEntry],
         intents: Sequence[Intent],
     ) -> bool:
-        """Store the decision only if the CR is still at `expected_version` and the user
-        has not decided yet; False means someone else won the race."""
+        """Apply `update` only if the CR is still at `expected_version` (and, for a
+        decision, the user has not decided yet); False means someone else won the race."""
         ...
 
-    async def append_audit(self, change_id: str, entry: AuditEntry) -> None: ...
+    async def claim_due_notices(self, *, now: datetime, limit: int, lease: timedelta) -> list[DueNotice]: ...
+
+    async def settle_notice(
+        self,
+        *,
+        notice_id: int,
+        sent: bool,
+        late: bool,
+        note: str | None,
+        now: datetime,
+        change_id: str,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+    ) -> bool: ...
+
+    async def claim_job_run(
+        self, *, job: str, period: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> bool:
+        """Run a cron period's work once across restarts and replicas: True for the first caller."""
+        ...
+
+    async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]: ...
 
@@ -154,6 +264,7 @@ class ChangeService:
                 },
             )
         ]
+        notices: list[PlannedNotice] = []
         if not steps:
             why = (
                 f"pre-approved standard change '{draft.catalog_id}'"
@@ -161,20 +272,22 @@ class ChangeService:
                 else f"no approval needed for a {draft.category.value} change of {risk.value} risk"
             )
             audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
+            notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
         change = await self._repo.create_change(
             NewChange(
-                draft=draft,
-                risk=risk,
-                status=status,
-                requester=requester,
-                created_at=now,
-                steps=steps,
+                draft=draft, risk=risk, status=status, requester=requester, created_at=now, steps=steps
             ),
             audit=audit,
             intents=lambda change_id: self._intake_intents(change_id, requester, status),
+            notices=notices,
         )
         self._notifier.wake()
         return change
+
+    def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
+        return plan_notices(
+            self.policy.timeline, starts_at=starts_at, ends_at=ends_at, approved_at=approved_at
+        )
 
     def _intake_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
         channel = self.policy.channels.changes
@@ -194,7 +307,7 @@ class ChangeService:
 
     # --- decisions --------------------------------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        """Would an approval by `user` be accepted right now? (Used before asking for a reason.)"""
+        """Would a decision by `user` be accepted right now? (Asked before the reason modal.)"""
         change = await self._require(change_id)
         verdict = quorum.decide(
             status=change.status,
@@ -241,58 +354,380 @@ class ChangeService:
                             user,
                             AuditAction.DECISION_REFUSED,
                             now,
-                            {
-                                "decision": decision.value,
-                                "refusal": verdict.value,
-                                "team_id": team_id,
-                            },
+                            {"decision": decision.value, "refusal": verdict.value, "team_id": team_id},
                         ),
                     )
                 return DecisionOutcome(change, verdict)
-            entry = ApprovalEntry(user, decision, verdict.step_index, now, reason)
             step = change.steps[verdict.step_index]
             audit = [
                 AuditEntry(
                     user,
                     AuditAction.APPROVAL_RECORDED if decision is Decision.APPROVE else AuditAction.REJECTED,
                     now,
-                    {
-                        "step": verdict.step_index,
-                        "role": step.role,
-                        "reason": reason,
-                        "team_id": team_id,
-                    },
+                    {"step": verdict.step_index, "role": step.role, "reason": reason, "team_id": team_id},
                 )
             ]
-            if verdict.new_status is Status.APPROVED:
+            approved = verdict.new_status is Status.APPROVED
+            if approved:
                 audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.APPROVED, now, {"quorum": "complete"}))
-            stored = await self._repo.record_decision(
+            update = ChangeUpdate(
+                at=now,
+                status=verdict.new_status,
+                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason),
+                approved_at=now if approved else None,
+                add_notices=self._plan(change.draft.starts_at, change.draft.ends_at, approved_at=now)
+                if approved
+                else (),
+            )
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                Intent(
+                    IntentKind.MESSAGE,
+                    change_id,
+                    change.requester,
+                    {
+                        "template": "decided",
+                        "by": user,
+                        "decision": decision.value,
+                        "status": verdict.new_status.value,
+                        "role": step.role,
+                        "reason": reason,
+                    },
+                ),
+            ]
+            if await self._repo.update_change(
                 change_id=change_id,
                 expected_version=change.version,
-                entry=entry,
-                new_status=verdict.new_status,
+                update=update,
                 audit=audit,
-                intents=[
-                    Intent(IntentKind.REFRESH_CARDS, change_id),
-                    Intent(
-                        IntentKind.MESSAGE,
-                        change_id,
-                        change.requester,
-                        {
-                            "template": "decided",
-                            "by": user,
-                            "decision": decision.value,
-                            "status": verdict.new_status.value,
-                            "role": step.role,
-                            "reason": reason,
-                        },
-                    ),
-                ],
-            )
-            if stored:
+                intents=intents,
+            ):
                 self._notifier.wake()
                 return DecisionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
+
+    # --- implementation ---------------------------------------------------------
+    async def record_progress(
+        self,
+        *,
+        change_id: str,
+        user: str,
+        action: ProgressAction,
+        notes: str = "",
+        team_id: str | None = None,
+    ) -> ActionOutcome:
+        """Start / complete / fail / roll back / close, by the implementer or requester."""
+        notes = notes.strip()
+        if action in NOTES_REQUIRED and not notes:
+            raise IntakeRejected({"notes": "Say what happened, for the record and the review."})
+        if len(notes) > MAX_NOTES:
+            raise IntakeRejected({"notes": f"Keep the notes to {MAX_NOTES} characters."})
+        allowed_from, target, audit_action = PROGRESS[action]
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            now = self._clock.now()
+            refusal = self._progress_refusal(change, user, allowed_from, action)
+            if refusal:
+                if user not in (change.implementer, change.requester):
+                    await self._repo.append_audit(
+                        change_id,
+                        AuditEntry(
+                            user,
+                            AuditAction.ACTION_REFUSED,
+                            now,
+                            {"action": action.value, "refusal": refusal, "team_id": team_id},
+                        ),
+                    )
+                return ActionOutcome(change, refusal)
+            audit = []
+            started_at = None
+            if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
+                audit.append(
+                    AuditEntry(user, AuditAction.STARTED, now, {"implicit": True, "team_id": team_id})
+                )
+                started_at = now
+            elif target is Status.IN_PROGRESS:
+                started_at = now
+            audit.append(AuditEntry(user, audit_action, now, {"notes": notes, "team_id": team_id}))
+            finishing = target in (Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK)
+            monitoring = self.policy.timeline.monitoring.get(change.draft.category)
+            update = ChangeUpdate(
+                at=now,
+                status=target,
+                started_at=started_at,
+                finished_at=now if finishing else None,
+                outcome_notes=notes or None,
+                replace_notices=(
+                    [PlannedNotice(MONITORING_END, now + monitoring, None)]
+                    if target is Status.COMPLETED and monitoring
+                    else None
+                ),
+                drop_notices=target is not Status.IN_PROGRESS,
+            )
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                *self._progress_intents(change, target, user, notes),
+            ]
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=update,
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return ActionOutcome(await self._require(change_id))
+        raise DecisionConflict(change_id)
+
+    def _progress_refusal(
+        self, change: Change, user: str, allowed_from: frozenset[Status], action: ProgressAction
+    ) -> str | None:
+        if user not in (change.implementer, change.requester):
+            return f"only the implementer <@{change.implementer}> or the requester can do that"
+        if change.status not in allowed_from:
+            return f"the change is {change.status.value.replace('_', ' ')}, so it cannot {action.value}"
+        return None
+
+    def _progress_intents(self, change: Change, target: Status, user: str, notes: str) -> list[Intent]:
+        payload = {"template": "progress", "status": target.value, "by": user, "notes": notes, "thread": True}
+        channel = self.policy.channels.changes
+        intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
+        if target in (Status.FAILED, Status.ROLLED_BACK):
+            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, {**payload, "thread": False}))
+        if target is Status.COMPLETED:
+            for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
+                intents.append(
+                    Intent(IntentKind.MESSAGE, change.id, stakeholder, {**payload, "thread": False})
+                )
+        if target is not Status.IN_PROGRESS and change.requester != user:
+            intents.append(
+                Intent(IntentKind.MESSAGE, change.id, change.requester, {**payload, "thread": False})
+            )
+        return intents
+
+    async def cancel(self, *, change_id: str, user: str, reason: str = "") -> ActionOutcome:
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            now = self._clock.now()
+            if user not in (change.requester, change.implementer):
+                return ActionOutcome(change, "only the requester or the implementer can cancel it")
+            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
+                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
+            audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
+            payload = {
+                "template": "progress",
+                "status": Status.CANCELLED.value,
+                "by": user,
+                "notes": reason.strip()[:MAX_REASON],
+                "thread": True,
+            }
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
+            ]
+            update = ChangeUpdate(at=now, status=Status.CANCELLED, drop_notices=True)
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=update,
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return ActionOutcome(await self._require(change_id))
+        raise DecisionConflict(change_id)
+
+    async def reschedule(
+        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
+    ) -> ActionOutcome:
+        """Move the window; pending notices are planned again for the new times."""
+        window = validate_window(starts_at, ends_at, now=self._clock.now())
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            now = self._clock.now()
+            if user not in (change.requester, change.implementer):
+                return ActionOutcome(change, "only the requester or the implementer can reschedule it")
+            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
+                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
+            new_start, new_end = window
+            audit = [
+                AuditEntry(
+                    user,
+                    AuditAction.RESCHEDULED,
+                    now,
+                    {
+                        "from": [change.draft.starts_at.isoformat(), change.draft.ends_at.isoformat()],
+                        "to": [new_start.isoformat(), new_end.isoformat()],
+                    },
+                )
+            ]
+            replan = (
+                self._plan(new_start, new_end, approved_at=now) if change.status is Status.APPROVED else None
+            )
+            update = ChangeUpdate(at=now, starts_at=new_start, ends_at=new_end, replace_notices=replan)
+            payload = {"template": "rescheduled", "by": user, "thread": True}
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
+            ]
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=update,
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return ActionOutcome(await self._require(change_id))
+        raise DecisionConflict(change_id)
+
+    # --- the timeline -----------------------------------------------------------
+    async def process_due_notices(self, *, limit: int = 100) -> int:
+        """Claim due notices and turn each into outbox rows (or a skip), exactly once."""
+        now = self._clock.now()
+        due = await self._repo.claim_due_notices(now=now, limit=limit, lease=NOTICE_LEASE)
+        for notice in due:
+            change = await self._require(notice.change_id)
+            outcome = timeline.verdict(
+                key=notice.key,
+                due_at=notice.due_at,
+                expires_at=notice.expires_at,
+                status=change.status,
+                now=now,
+                late_after=self.policy.timeline.late_after,
+            )
+            if isinstance(outcome, timeline.Skip):
+                audit = [
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.NOTICE_SKIPPED,
+                        now,
+                        {"notice": notice.key, "due_at": notice.due_at.isoformat(), "reason": outcome.reason},
+                    )
+                ]
+                await self._repo.settle_notice(
+                    notice_id=notice.id,
+                    sent=False,
+                    late=False,
+                    note=outcome.reason,
+                    now=now,
+                    change_id=change.id,
+                    audit=audit,
+                    intents=[],
+                )
+                continue
+            audit = (
+                [
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.NOTICE_SENT_LATE,
+                        now,
+                        {"notice": notice.key, "due_at": notice.due_at.isoformat()},
+                    )
+                ]
+                if outcome.late
+                else []
+            )
+            await self._repo.settle_notice(
+                notice_id=notice.id,
+                sent=True,
+                late=outcome.late,
+                note=None,
+                now=now,
+                change_id=change.id,
+                audit=audit,
+                intents=self._notice_intents(change, notice, late=outcome.late),
+            )
+        if due:
+            self._notifier.wake()
+        return len(due)
+
+    def _notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
+        spec = timeline.spec_for(self.policy.timeline, notice.key)
+        audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
+        payload = {"template": "notice", "key": notice.key, "late": late, "due_at": notice.due_at.isoformat()}
+        changes = self.policy.channels.changes
+        targets: list[tuple[str, str, dict[str, object]]] = []
+        for who in audience:
+            if who == "thread":
+                targets.append(("thread", changes, {"thread": True}))
+            elif who == "changes":
+                targets.append(("changes", changes, {}))
+            elif who == "implementer":
+                targets.append(("implementer", change.implementer, {"actions": True}))
+            elif who == "stakeholders":
+                for channel in self.policy.timeline.stakeholders.get(change.draft.category, []):
+                    targets.append((f"stakeholders:{channel}", channel, {}))
+        return [
+            Intent(
+                IntentKind.MESSAGE,
+                change.id,
+                channel,
+                {**payload, **extra},
+                dedupe_key=f"notice:{notice.id}:{name}",
+            )
+            for name, channel, extra in targets
+        ]
+
+    # --- calendar and digest ----------------------------------------------------
+    async def calendar(self, *, span: CalendarRange) -> CalendarView:
+        now = self._clock.now()
+        active = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
+        scheduled = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=(*active, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK),
+                starts_from=span.start,
+                starts_before=span.end,
+                limit=CALENDAR_LIMIT,
+            )
+        )
+        awaiting = await self._repo.list_changes(
+            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
+        )
+        in_progress = await self._repo.list_changes(
+            ChangeQuery(statuses=(Status.IN_PROGRESS,), limit=CALENDAR_LIMIT)
+        )
+        overdue = await self._repo.list_changes(
+            ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now, limit=CALENDAR_LIMIT)
+        )
+        return CalendarView(span, now, scheduled, awaiting, in_progress, overdue)
+
+    async def run_digest(self) -> bool:
+        """Post today's digest once: the cron job and the start-up catch-up both call this."""
+        digest = self.policy.digest
+        if not digest.enabled:
+            return False
+        now = self._clock.now()
+        zone = self.policy.zone
+        today = now.astimezone(zone).date()
+        moment = scheduled_moment(today, digest.hour, digest.minute, zone)
+        if not moment <= now < moment + DIGEST_GRACE:
+            return False
+        span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
+        payload = {
+            "template": "digest",
+            "start": span.start.isoformat(),
+            "end": span.end.isoformat(),
+            "title": span.title,
+        }
+        claimed = await self._repo.claim_job_run(
+            job="digest",
+            period=today.isoformat(),
+            now=now,
+            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()})],
+            intents=[
+                Intent(
+                    IntentKind.MESSAGE,
+                    None,
+                    self.policy.channels.changes,
+                    payload,
+                    dedupe_key=f"digest:{today.isoformat()}",
+                )
+            ],
+        )
+        if claimed:
+            self._notifier.wake()
+        return claimed
 
     # --- reading ----------------------------------------------------------------
     async def get_change(self, *, change_id: str) -> Change:

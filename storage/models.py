@@ -60,11 +60,16 @@ class ChangeRow(SQLModel, table=True):
     downtime_minutes: int = 0
     catalog_id: str | None = Field(default=None, max_length=100)
     requester: str = Field(max_length=40, index=True)
+    implementer: str | None = Field(default=None, max_length=40)
     status: str = Field(max_length=30, index=True)
     version: int = 1
     steps: list[dict[str, Any]] = json_column()
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
+    approved_at: datetime | None = utc_column(nullable=True)
+    started_at: datetime | None = utc_column(nullable=True)
+    finished_at: datetime | None = utc_column(nullable=True)
+    outcome_notes: str = Field(default="", sa_type=sa.Text)
 
     __table_args__ = (sa.UniqueConstraint("year", "sequence", name="uq_change_year_sequence"),)
 
@@ -152,3 +157,34 @@ class ProcessedEventRow(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=100)
     received_at: datetime = utc_column()
+
+
+class NoticeRow(SQLModel, table=True):
+    """A timeline message due at a moment (T-24h, T-0, overrun, …). Claimed atomically
+    when due and turned into outbox rows in the same transaction: sent exactly once."""
+
+    __tablename__ = "notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    change_id: str = Field(foreign_key="change_request.id", max_length=20, index=True)
+    key: str = Field(max_length=60)
+    due_at: datetime = utc_column()
+    expires_at: datetime | None = utc_column(nullable=True)
+    state: str = Field(default="pending", max_length=20)
+    lease_until: datetime | None = utc_column(nullable=True)
+    late: bool = False
+    created_at: datetime = utc_column()
+    done_at: datetime | None = utc_column(nullable=True)
+    note: str | None = Field(default=None, sa_type=sa.Text)
+
+    __table_args__ = (sa.Index("ix_notice_state_due", "state", "due_at"),)
+
+
+class JobRunRow(SQLModel, table=True):
+    """One row per cron period (digest of a day, …): the first replica to insert it runs it."""
+
+    __tablename__ = "job_run"
+
+    job: str = Field(primary_key=True, max_length=60)
+    period: str = Field(primary_key=True, max_length=40)
+    ran_at: datetime = utc_column()

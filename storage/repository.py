@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +24,18 @@ from domain.model import (
     StepSnapshot,
     format_change_id,
 )
-from domain.service import ChangeQuery
-from storage.models import ApprovalRow, AuditRow, CardCopyRow, ChangeRow, ChangeSequence, OutboxRow
+from domain.service import ChangeQuery, ChangeUpdate, DueNotice
+from domain.timeline import PlannedNotice
+from storage.models import (
+    ApprovalRow,
+    AuditRow,
+    CardCopyRow,
+    ChangeRow,
+    ChangeSequence,
+    JobRunRow,
+    NoticeRow,
+    OutboxRow,
+)
 
 
 def insert_ignoring_conflicts(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
@@ -75,6 +85,7 @@ class SqlChangeRepository:
         *,
         audit: Sequence[AuditEntry],
         intents: Callable[[str], Sequence[Intent]],
+        notices: Sequence[PlannedNotice] = (),
     ) -> Change:
         year = change.created_at.year
         async with self._sessions() as session, session.begin():
@@ -112,7 +123,9 @@ class SqlChangeRepository:
                     downtime_minutes=draft.downtime_minutes,
                     catalog_id=draft.catalog_id,
                     requester=change.requester,
+                    implementer=draft.implementer,
                     status=change.status.value,
+                    approved_at=change.created_at if change.status is Status.APPROVED else None,
                     version=1,
                     steps=[
                         {"role": s.role, "count": s.count, "members": list(s.members)} for s in change.steps
@@ -125,6 +138,7 @@ class SqlChangeRepository:
             for entry in audit:
                 await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
             await enqueue(session, intents(change_id), change.created_at)
+            await add_notices(session, change_id, notices, change.created_at)
         found = await self.get_change(change_id)
         assert found is not None
         return found
@@ -150,52 +164,139 @@ class SqlChangeRepository:
             ).scalars()
             return to_change(row, list(approvals), list(audit))
 
-    async def record_decision(
+    async def update_change(
         self,
         *,
         change_id: str,
         expected_version: int,
-        entry: ApprovalEntry,
-        new_status: Status,
+        update: ChangeUpdate,
         audit: Sequence[AuditEntry],
         intents: Sequence[Intent],
     ) -> bool:
+        values: dict[str, Any] = {"version": ChangeRow.version + 1, "updated_at": update.at}
+        if update.status is not None:
+            values["status"] = update.status.value
+        for name in UPDATABLE:
+            value = getattr(update, name)
+            if value is not None:
+                values[name] = value
         try:
             async with self._sessions() as session, session.begin():
                 updated = await session.execute(
                     sa.update(ChangeRow)
                     .where(
-                        ChangeRow.id == change_id,  # type: ignore[arg-type]
-                        ChangeRow.version == expected_version,  # type: ignore[arg-type]
-                        ChangeRow.status == Status.PENDING_APPROVAL.value,  # type: ignore[arg-type]
+                        col(ChangeRow.id) == change_id,
+                        col(ChangeRow.version) == expected_version,
                     )
-                    .values(
-                        version=ChangeRow.version + 1,
-                        status=new_status.value,
-                        updated_at=entry.at,
-                    )
+                    .values(**values)
                 )
                 if updated.rowcount != 1:  # type: ignore[attr-defined]
                     await session.rollback()
                     return False
-                await session.execute(
-                    sa.insert(ApprovalRow).values(
-                        change_id=change_id,
-                        user_id=entry.user,
-                        decision=entry.decision.value,
-                        step_index=entry.step_index,
-                        reason=entry.reason,
-                        decided_at=entry.at,
+                if update.approval is not None:
+                    entry = update.approval
+                    await session.execute(
+                        sa.insert(ApprovalRow).values(
+                            change_id=change_id,
+                            user_id=entry.user,
+                            decision=entry.decision.value,
+                            step_index=entry.step_index,
+                            reason=entry.reason,
+                            decided_at=entry.at,
+                        )
                     )
-                )
+                if update.replace_notices is not None or update.drop_notices:
+                    await session.execute(
+                        sa.update(NoticeRow)
+                        .where(col(NoticeRow.change_id) == change_id, col(NoticeRow.state) == "pending")
+                        .values(state="cancelled", done_at=update.at)
+                    )
+                await add_notices(session, change_id, update.replace_notices or (), update.at)
+                await add_notices(session, change_id, update.add_notices, update.at)
                 for audit_entry in audit:
                     await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, audit_entry)))
-                await enqueue(session, intents, entry.at)
+                await enqueue(session, intents, update.at)
         except IntegrityError:
             return False
         return True
 
-    async def append_audit(self, change_id: str, entry: AuditEntry) -> None:
+    # --- timeline notices -------------------------------------------------------
+    async def claim_due_notices(self, *, now: datetime, limit: int, lease: timedelta) -> list[DueNotice]:
+        table = NoticeRow.__table__  # type: ignore[attr-defined]
+        due = sa.or_(
+            sa.and_(table.c.state == "pending", table.c.due_at <= now),
+            sa.and_(table.c.state == "sending", table.c.lease_until < now),
+        )
+        async with self._sessions() as session, session.begin():
+            candidates = sa.select(table.c.id).where(due).order_by(table.c.due_at, table.c.id).limit(limit)
+            if session.get_bind().dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True, of=table)
+            rows = (
+                await session.execute(
+                    sa.update(table)
+                    .where(table.c.id.in_(candidates.scalar_subquery()))
+                    .values(state="sending", lease_until=now + lease)
+                    .returning(table.c.id, table.c.change_id, table.c.key, table.c.due_at, table.c.expires_at)
+                )
+            ).all()
+        return sorted(
+            (DueNotice(row.id, row.change_id, row.key, row.due_at, row.expires_at) for row in rows),
+            key=lambda notice: (notice.due_at, notice.id),
+        )
+
+    async def settle_notice(
+        self,
+        *,
+        notice_id: int,
+        sent: bool,
+        late: bool,
+        note: str | None,
+        now: datetime,
+        change_id: str,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+    ) -> bool:
+        """Mark the claimed notice done and store what it sends, in one transaction."""
+        async with self._sessions() as session, session.begin():
+            updated = await session.execute(
+                sa.update(NoticeRow)
+                .where(col(NoticeRow.id) == notice_id, col(NoticeRow.state) == "sending")
+                .values(
+                    state="sent" if sent else "skipped", late=late, note=note, done_at=now, lease_until=None
+                )
+            )
+            if updated.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return False
+            for entry in audit:
+                await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
+            await enqueue(session, intents, now)
+        return True
+
+    async def notices(self, change_id: str) -> list[NoticeRow]:
+        async with self._sessions() as session:
+            result = await session.execute(
+                sa.select(NoticeRow).where(col(NoticeRow.change_id) == change_id).order_by(col(NoticeRow.id))
+            )
+            return list(result.scalars().all())
+
+    async def claim_job_run(
+        self, *, job: str, period: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> bool:
+        """True for exactly one caller per (job, period); its audit and intents are stored
+        in the same transaction as the claim."""
+        async with self._sessions() as session, session.begin():
+            inserted = await session.execute(
+                insert_ignoring_conflicts(session, JobRunRow, {"job": job, "period": period, "ran_at": now})
+            )
+            if not inserted.rowcount:  # type: ignore[attr-defined]
+                return False
+            for entry in audit:
+                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await enqueue(session, intents, now)
+            return True
+
+    async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None:
         async with self._sessions() as session, session.begin():
             await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
 
@@ -209,6 +310,8 @@ class SqlChangeRepository:
             )
         if query.starts_from:
             statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
+        if query.ends_before:
+            statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
         if query.starts_before:
             statement = statement.where(ChangeRow.starts_at < query.starts_before)  # type: ignore[arg-type]
         if query.requester and not query.starts_from:
@@ -267,6 +370,26 @@ class SqlChangeRepository:
             return found.first() is not None
 
 
+UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
+
+
+async def add_notices(
+    session: AsyncSession, change_id: str, notices: Sequence[PlannedNotice], now: datetime
+) -> None:
+    for notice in notices:
+        await session.execute(
+            sa.insert(NoticeRow).values(
+                change_id=change_id,
+                key=notice.key,
+                due_at=notice.due_at,
+                expires_at=notice.expires_at,
+                state="pending",
+                late=False,
+                created_at=now,
+            )
+        )
+
+
 def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[AuditRow]) -> Change:
     return Change(
         id=row.id,
@@ -285,6 +408,7 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
             test_plan=row.test_plan,
             downtime_minutes=row.downtime_minutes,
             catalog_id=row.catalog_id,
+            implementer=row.implementer,
         ),
         risk=Risk(row.risk),
         status=Status(row.status),
@@ -301,4 +425,8 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
             for a in approvals
         ),
         audit=tuple(AuditEntry(a.actor, AuditAction(a.action), a.at, a.details) for a in audit),
+        approved_at=row.approved_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        outcome_notes=row.outcome_notes,
     )
