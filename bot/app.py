@@ -25,7 +25,7 @@ from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
-from handlers import approvals, commands, events, intake
+from handlers import approvals, commands, events, intake, progress, reschedule
 from scheduler.jobs import build_scheduler
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -51,7 +51,11 @@ class Changebot:
         if run_scheduler:
             self.scheduler.start()
         self._started = True
-        self.context.dispatcher.wake()  # send whatever was due while we were down
+        # Catch up on what came due while the bot was down: notices (late or skipped,
+        # as the policy says), today's digest if its time passed, then the outbox.
+        await self.context.service.process_due_notices()
+        await self.context.service.run_digest()
+        self.context.dispatcher.wake()
 
     async def stop(self) -> None:
         if self.scheduler.running:
@@ -106,7 +110,9 @@ def build_changebot(
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
     bolt = build_bolt(client=client, context=context, sessions_engine=engine)
-    scheduler = build_scheduler(dispatcher=dispatcher, tick_seconds=tick_seconds)
+    scheduler = build_scheduler(
+        dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
+    )
     bot = Changebot(
         settings=settings,
         policy=policy,
@@ -153,7 +159,7 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
 
-    for module in (commands, approvals, intake, events):
+    for module in (commands, approvals, intake, events, progress, reschedule):
         module.register(bolt, context)
     return bolt
 

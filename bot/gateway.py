@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
 from domain.policy import Policy
 from domain.service import ChangeService, Notifier
 from modals.cards import card_fallback, change_card, decided_message, filed_message
+from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
 from storage.repository import SqlChangeRepository
@@ -169,7 +172,7 @@ class SlackGateway:
             response = await self.client.chat_postMessage(
                 channel=row.channel,
                 text=card_fallback(change),
-                blocks=change_card(change, zone=self._policy.zone),
+                blocks=change_card(change, zone=self._policy.zone, for_approver=is_dm),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
             )
@@ -217,8 +220,8 @@ class SlackGateway:
     async def _refresh(self, row: OutboxRow) -> None:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id)
-        blocks = change_card(change, zone=self._policy.zone)
         for copy in await self._repo.card_copies(row.change_id):
+            blocks = change_card(change, zone=self._policy.zone, for_approver=copy.user_id is not None)
             await self.client.chat_update(
                 channel=copy.channel, ts=copy.ts, text=card_fallback(change), blocks=blocks
             )
@@ -226,21 +229,61 @@ class SlackGateway:
     async def _message(self, row: OutboxRow) -> None:
         assert row.channel
         payload = row.payload
-        text = str(payload.get("text") or "")
-        if row.change_id and payload.get("template"):
-            change = await self._service.get_change(change_id=row.change_id)
-            text = (
-                filed_message(change) if payload["template"] == "filed" else decided_message(change, payload)
-            )
+        text, blocks = await self._render(row)
+        thread_ts = payload.get("thread_ts") or None
+        if payload.get("thread") and row.change_id:
+            thread_ts = await self._card_ts(row.change_id, row.channel)
         if await self._already_posted(row) is not None:
             return
         await self.client.chat_postMessage(
             channel=row.channel,
             text=text,
-            thread_ts=payload.get("thread_ts") or None,
+            blocks=blocks,
+            thread_ts=thread_ts,
             metadata=outbox_metadata(row),
             unfurl_links=False,
         )
+
+    async def _render(self, row: OutboxRow) -> tuple[str, list[dict[str, Any]] | None]:
+        """Messages are rendered when sent, from the CR as it is then."""
+        payload = row.payload
+        template = payload.get("template")
+        if template == "digest":
+            span = CalendarRange(
+                datetime.fromisoformat(payload["start"]),
+                datetime.fromisoformat(payload["end"]),
+                str(payload.get("title") or "Change calendar"),
+            )
+            view = await self._service.calendar(span=span)
+            return span.title, calendar_blocks(view, zone=self._policy.zone)
+        if not (row.change_id and template):
+            return str(payload.get("text") or ""), payload.get("blocks")
+        change = await self._service.get_change(change_id=row.change_id)
+        if template == "filed":
+            return filed_message(change), None
+        if template == "decided":
+            return decided_message(change, payload), None
+        if template == "progress":
+            return progress_message(change, payload), None
+        if template == "rescheduled":
+            return rescheduled_message(change, payload, self._policy.zone), None
+        if template == "notice":
+            return notice_message(
+                change,
+                key=str(payload["key"]),
+                late=bool(payload.get("late")),
+                due_at=datetime.fromisoformat(str(payload["due_at"])),
+                policy=self._policy,
+                actions=bool(payload.get("actions")),
+            )
+        raise ValueError(f"unknown message template {template!r}")
+
+    async def _card_ts(self, change_id: str, channel: str) -> str | None:
+        """Timeline messages go in the thread of the CR card in that channel."""
+        for copy in await self._repo.card_copies(change_id):
+            if copy.channel == channel:
+                return copy.ts
+        return None
 
     async def _join(self, channel: str) -> bool:
         if not channel.startswith("C"):

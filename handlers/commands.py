@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.context import AppContext
-from domain.service import ChangeNotFound, ListScope
+from domain.calendar import parse_calendar_range
+from domain.service import ChangeNotFound, DecisionConflict, ListScope
 from modals.cards import change_detail, change_list, help_blocks
 from modals.intake import new_change_modal
 from modals.text import escaped_clip
+from modals.timeline import calendar_blocks, reschedule_modal
 
 CHANGE_ID = re.compile(r"^CR-\d{4}-\d{4,}$", re.IGNORECASE)
 LIST_HEADINGS = {
@@ -20,41 +23,62 @@ LIST_HEADINGS = {
     ListScope.PENDING: "Changes waiting for approval",
     ListScope.UPCOMING: "Changes in the next two weeks",
 }
+Blocks = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
     args: tuple[str, ...]
+    user: str
+    trigger_id: str
 
 
-def parse_command(text: str) -> Command:
-    words = (text or "").split()
-    return Command(words[0].lower() if words else "help", tuple(words[1:]))
+def parse_command(body: dict[str, Any]) -> Command:
+    words = str(body.get("text") or "").split()
+    return Command(
+        words[0].lower() if words else "help",
+        tuple(words[1:]),
+        str(body.get("user_id")),
+        str(body.get("trigger_id")),
+    )
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
     @app.command("/change")
     async def change_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        command = parse_command(str(body.get("text", "")))
-        if command.name == "new":
-            await ack()
-            view = new_change_modal(ctx.policy, now=ctx.clock.now())
-            await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
-        elif command.name == "show":
-            await ack(blocks=await show_blocks(ctx, command), response_type="ephemeral")
-        elif command.name == "list":
-            await ack(
-                blocks=await list_blocks(ctx, command, str(body.get("user_id"))), response_type="ephemeral"
-            )
-        elif command.name == "help":
-            await ack(blocks=help_blocks(), response_type="ephemeral")
-        else:
-            unknown = f"I don't know `/change {escaped_clip(command.name, 40)}`. Here is what I do:"
-            await ack(blocks=help_blocks(unknown), response_type="ephemeral")
+        command = parse_command(body)
+        if command.name in MODAL_COMMANDS:
+            await ack()  # the trigger id is only good for 3 s: acknowledge, then open the modal
+            refusal = await MODAL_COMMANDS[command.name](ctx, command)
+            if refusal:
+                await ctx.gateway.ephemeral(
+                    channel=str(body.get("channel_id")), user=command.user, text=refusal
+                )
+            return
+        answer = ANSWERS.get(command.name, unknown)
+        await ack(blocks=await answer(ctx, command), response_type="ephemeral")
 
 
-async def show_blocks(ctx: AppContext, command: Command) -> list[dict[str, Any]]:
+async def open_new(ctx: AppContext, command: Command) -> str | None:
+    await ctx.gateway.open_view(
+        trigger_id=command.trigger_id, view=new_change_modal(ctx.policy, now=ctx.clock.now())
+    )
+    return None
+
+
+async def open_reschedule(ctx: AppContext, command: Command) -> str | None:
+    if len(command.args) != 1 or not CHANGE_ID.match(command.args[0]):
+        return "Which change? Use `/change reschedule CR-2026-0001`."
+    try:
+        change = await ctx.service.get_change(change_id=command.args[0])
+    except ChangeNotFound:
+        return f"There is no change {escaped_clip(command.args[0], 30)}."
+    await ctx.gateway.open_view(trigger_id=command.trigger_id, view=reschedule_modal(change))
+    return None
+
+
+async def show(ctx: AppContext, command: Command) -> Blocks:
     if len(command.args) != 1 or not CHANGE_ID.match(command.args[0]):
         return help_blocks("Which change? Use `/change show CR-2026-0001`.")
     try:
@@ -64,10 +88,54 @@ async def show_blocks(ctx: AppContext, command: Command) -> list[dict[str, Any]]
     return change_detail(change, zone=ctx.policy.zone)
 
 
-async def list_blocks(ctx: AppContext, command: Command, user: str) -> list[dict[str, Any]]:
+async def list_changes(ctx: AppContext, command: Command) -> Blocks:
     try:
         scope = ListScope(command.args[0].lower()) if command.args else ListScope.MINE
     except ValueError:
         return help_blocks("List what? Use `/change list mine`, `pending` or `upcoming`.")
-    changes = await ctx.service.list_changes(scope=scope, user=user)
+    changes = await ctx.service.list_changes(scope=scope, user=command.user)
     return change_list(changes, heading=LIST_HEADINGS[scope], zone=ctx.policy.zone)
+
+
+async def cancel(ctx: AppContext, command: Command) -> Blocks:
+    if not command.args or not CHANGE_ID.match(command.args[0]):
+        return help_blocks("Which change? Use `/change cancel CR-2026-0001 [reason]`.")
+    try:
+        outcome = await ctx.service.cancel(
+            change_id=command.args[0], user=command.user, reason=" ".join(command.args[1:])
+        )
+    except (ChangeNotFound, DecisionConflict) as exc:
+        return help_blocks(escaped_clip(str(exc), 200))
+    if outcome.refusal:
+        return help_blocks(f"Not cancelled: {escaped_clip(outcome.refusal, 300)}.")
+    return help_blocks(f"{outcome.change.id} is cancelled; its reminders are dropped.")[:1]
+
+
+async def calendar(ctx: AppContext, command: Command) -> Blocks:
+    span = parse_calendar_range(
+        command.args[0] if command.args else "today", now=ctx.clock.now(), zone=ctx.policy.zone
+    )
+    if span is None:
+        return help_blocks("Which days? Use `/change calendar today`, `week` or a date like `2026-12-01`.")
+    return calendar_blocks(await ctx.service.calendar(span=span), zone=ctx.policy.zone)
+
+
+async def help_answer(ctx: AppContext, command: Command) -> Blocks:
+    return help_blocks()
+
+
+async def unknown(ctx: AppContext, command: Command) -> Blocks:
+    return help_blocks(f"I don't know `/change {escaped_clip(command.name, 40)}`. Here is what I do:")
+
+
+MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[str | None]]] = {
+    "new": open_new,
+    "reschedule": open_reschedule,
+}
+ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
+    "show": show,
+    "list": list_changes,
+    "cancel": cancel,
+    "calendar": calendar,
+    "help": help_answer,
+}

@@ -67,7 +67,11 @@ def approval_lines(change: Change) -> list[str]:
     return lines
 
 
-def change_card(change: Change, *, zone: ZoneInfo, with_actions: bool = True) -> list[dict[str, Any]]:
+def change_card(
+    change: Change, *, zone: ZoneInfo, with_actions: bool = True, for_approver: bool = False
+) -> list[dict[str, Any]]:
+    """The CR card. Approvers' DM copies carry only the approval buttons; the channel
+    copy also carries the implementation buttons once the change is approved."""
     draft = change.draft
     services = ", ".join(draft.services)
     fields = [
@@ -101,6 +105,10 @@ def change_card(change: Change, *, zone: ZoneInfo, with_actions: bool = True) ->
         blocks.append(SectionBlock(text=clip("*Approvals*\n" + "\n".join(lines), SECTION_LIMIT)))
     elif change.status is Status.APPROVED:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Pre-approved: no sign-off needed.")]))
+    if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_progress_line(change, zone))]))
+    if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
+        blocks.append(implementation_actions(change))
     if with_actions and change.status is Status.PENDING_APPROVAL:
         blocks.append(
             ActionsBlock(
@@ -125,6 +133,46 @@ def change_card(change: Change, *, zone: ZoneInfo, with_actions: bool = True) ->
         )
     )
     return _blocks(blocks)
+
+
+IMPLEMENTATION_STATUSES = frozenset({Status.APPROVED, Status.IN_PROGRESS})
+CLOSABLE = frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
+
+
+def _progress_line(change: Change, zone: ZoneInfo) -> str:
+    parts = [f"Implementer {mention(change.implementer)}"]
+    if change.started_at:
+        parts.append(f"started {slack_date(change.started_at, zone)}")
+    if change.finished_at:
+        parts.append(f"finished {slack_date(change.finished_at, zone)}")
+    return " · ".join(parts)
+
+
+def implementation_actions(change: Change) -> ActionsBlock:
+    """Start / Completed / Failed / Rolled back (or Close once it is over)."""
+    if change.status in CLOSABLE:
+        buttons = [
+            ButtonElement(
+                text="Close the change", action_id=ActionId.CLOSE.value, value=change.id, style="primary"
+            )
+        ]
+    else:
+        buttons = []
+        if change.status is Status.APPROVED:
+            buttons.append(
+                ButtonElement(text="Start", action_id=ActionId.START.value, value=change.id, style="primary")
+            )
+        buttons += [
+            ButtonElement(
+                text="Completed",
+                action_id=ActionId.COMPLETE.value,
+                value=change.id,
+                style=None if change.status is Status.APPROVED else "primary",
+            ),
+            ButtonElement(text="Failed", action_id=ActionId.FAIL.value, value=change.id, style="danger"),
+            ButtonElement(text="Rolled back", action_id=ActionId.ROLLBACK.value, value=change.id),
+        ]
+    return ActionsBlock(block_id=f"progress:{change.id}", elements=buttons)
 
 
 def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -229,6 +277,9 @@ HELP_TEXT = (
     "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
     "• `/change list [mine|pending|upcoming]`: your changes, changes awaiting approval, "
     "or the next two weeks\n"
+    "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
+    "• `/change reschedule CR-2026-0001`: move a change's window\n"
+    "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
     "• `/change help`: this help"
 )
 

@@ -8,11 +8,18 @@ from enum import StrEnum
 class ActionId(StrEnum):
     APPROVE = "change_approve"
     REJECT = "change_reject"
+    START = "change_start"
+    COMPLETE = "change_complete"
+    FAIL = "change_fail"
+    ROLLBACK = "change_rollback"
+    CLOSE = "change_close"
 
 
 class CallbackId(StrEnum):
     NEW_CHANGE = "change_new"
     REJECT_REASON = "change_reject_reason"
+    PROGRESS_NOTES = "change_progress_notes"
+    RESCHEDULE = "change_reschedule"
 
 
 class Field(StrEnum):
@@ -33,3 +40,5 @@ class Field(StrEnum):
     TEST_PLAN = "test_plan"
     DOWNTIME = "downtime"
     REASON = "reason"
+    NOTES = "notes"
+    IMPLEMENTER = "implementer"

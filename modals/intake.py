@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -148,6 +149,13 @@ def new_change_modal(policy: Policy, *, now: datetime) -> dict[str, Any]:
             ),
         ),
         InputBlock(
+            block_id=Field.IMPLEMENTER.value,
+            label="Implementer",
+            hint="Who carries it out and gets the timeline reminders. You, if left empty.",
+            optional=True,
+            element=UserSelectElement(action_id=Field.IMPLEMENTER.value, placeholder="Pick a person"),
+        ),
+        InputBlock(
             block_id=Field.STARTS_AT.value,
             label="Starts",
             element=DateTimePickerElement(action_id=Field.STARTS_AT.value, initial_date_time=start),
@@ -261,6 +269,7 @@ def parse_change_form(view: dict[str, Any]) -> ChangeForm:
         rollback_plan=text(Field.ROLLBACK_PLAN),
         test_plan=text(Field.TEST_PLAN),
         downtime=text(Field.DOWNTIME),
+        implementer=_value(state, Field.IMPLEMENTER).get("selected_user"),
     )
 
 

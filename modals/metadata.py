@@ -10,3 +10,17 @@ class RejectMetadata(BaseModel):
 
     change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
     channel: str | None = None
+
+
+class ProgressMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
+    action: str
+    channel: str | None = None
+
+
+class RescheduleMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")

@@ -37,7 +37,7 @@ from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
 from storage.migrate import upgrade
 
-START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # before the 09:00 digest
 _pg: ThrowawayPostgres | None = None
 _pg_error: str | None = None
 _db_counter = itertools.count()

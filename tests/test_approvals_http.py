@@ -47,8 +47,10 @@ async def test_approval_completes_quorum_updates_every_card_and_tells_requester(
     # channel copy and both DM copies were updated in place, buttons gone
     assert card_updates(harness) == {"CCHANGES": 1, "D_ULEAD1": 1, "D_ULEAD2": 1}
     for call in harness.slack.calls_to("chat.update"):
-        assert not [b for b in call.params["blocks"] if b["type"] == "actions"]
+        assert "change_approve" not in json.dumps(call.params["blocks"])
         assert "<@ULEAD2>" in json.dumps(call.params["blocks"])
+        # the implementer's buttons appear on the channel copy only
+        assert ("change_start" in json.dumps(call.params["blocks"])) == (call.params["channel"] == "CCHANGES")
     told = [
         c.params["text"] for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "UREQ"
     ]

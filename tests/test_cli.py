@@ -144,7 +144,7 @@ async def test_changes_show_json(harness: Harness, tmp_path: Path) -> None:
         {
             "user": "ULEAD1",
             "decision": "approve",
-            "at": "2026-11-23T09:00:00+00:00",
+            "at": "2026-11-23T07:00:00+00:00",
             "step": 0,
             "role": "tech_lead",
             "reason": "",

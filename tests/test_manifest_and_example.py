@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,10 @@ READ_TODAY = {
     "standard_catalog",
     "limits",
     "group_cache_seconds",
+    "timeline",
+    "digest",
 }
-UPCOMING = {"emergency", "oncall", "timeline", "windows", "blackouts", "digest", "review", "cab", "targets"}
+UPCOMING = {"emergency", "oncall", "windows", "blackouts", "review", "cab", "targets"}
 
 KNOWN_BOT_SCOPES = {
     "commands",
@@ -108,14 +111,21 @@ def test_risk_matrix_is_the_default(policy: Policy) -> None:
 
 def test_upcoming_sections_carry_seed_values(policy: Policy) -> None:
     assert policy.emergency is not None and policy.emergency["post_approval_within"] == "24h"
-    assert policy.timeline is not None
-    assert policy.timeline["monitoring"] == {
-        "standard": "15m",
-        "normal": "1h",
-        "major": "4h",
-        "emergency": "30m",
+    assert policy.timeline.monitoring == {
+        Category.STANDARD: timedelta(minutes=15),
+        Category.NORMAL: timedelta(hours=1),
+        Category.MAJOR: timedelta(hours=4),
+        Category.EMERGENCY: timedelta(minutes=30),
     }
-    assert policy.digest is not None and policy.digest["at"] == "09:00"
+    assert [n.at for n in policy.timeline.notices] == [
+        timedelta(hours=-24),
+        timedelta(hours=-1),
+        timedelta(minutes=-15),
+        timedelta(0),
+        timedelta(minutes=15),
+        timedelta(minutes=30),
+    ]
+    assert policy.digest.at == "09:00"
     assert policy.cab is not None and (policy.cab["day"], policy.cab["time"]) == ("wed", "15:00")
     assert policy.targets is not None
     assert (policy.targets["success_rate_min"], policy.targets["rollback_rate_max"]) == (95, 3)

@@ -1,0 +1,215 @@
+"""Timeline notices, implementation updates, the calendar digest and their modals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DateTimePickerElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from domain.durations import format_offset
+from domain.enums import Status
+from domain.model import Change
+from domain.policy import Policy
+from domain.service import CalendarView, ProgressAction
+from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
+from modals.cards import STATUS_LABELS, implementation_actions
+from modals.ids import CallbackId, Field
+from modals.metadata import ProgressMetadata, RescheduleMetadata
+from modals.text import clip, escaped_clip, mention, slack_date
+
+SECTION_LIMIT = 3000
+
+
+def _dump(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [block.to_dict() for block in blocks]
+
+
+def notice_message(
+    change: Change, *, key: str, late: bool, due_at: datetime, policy: Policy, actions: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """The text of one timeline notice, with the implementer mentioned where action is due."""
+    zone = policy.zone
+    title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
+    window = f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}"
+    spec = spec_for(policy.timeline, key)
+    if key == SHORT_NOTICE:
+        label, body = (
+            "Short notice",
+            "Approved less than a day before its window: the usual heads-up could not go out.",
+        )
+    elif key == OVERRUN:
+        label = "Overrun"
+        body = (
+            f":rotating_light: The window ended {slack_date(change.draft.ends_at, zone)} but the change "
+            f"is still {STATUS_LABELS[change.status].split(' ', 1)[1].lower()}. "
+            f"{mention(change.implementer)}, complete it, or report it failed or rolled back."
+        )
+    elif key == MONITORING_END:
+        label = "Monitoring done"
+        body = (
+            f"The monitoring period after completion is over. {mention(change.implementer)}, "
+            "if all is well, close the change."
+        )
+    else:
+        label = format_offset(spec.at) if spec else key
+        body = escaped_clip(spec.text if spec else key, 500)
+        if spec and (spec.buttons == "implementation" or spec.check_readiness):
+            body += f" {mention(change.implementer)}"
+        if spec and spec.check_readiness:
+            body += "\n" + readiness(change)
+    if late:
+        body += f"\n:hourglass: Sent late: this was due {slack_date(due_at, zone)}."
+    if policy.timeline.rollback_triggers and key in ("t_0", "t_minus_1h"):
+        triggers = "; ".join(escaped_clip(t, 100) for t in policy.timeline.rollback_triggers)
+        body += f"\nRoll back if: {triggers}."
+    text = clip(f"{label} · {title} · {window}\n{body}", SECTION_LIMIT)
+    blocks: list[Block] = [SectionBlock(text=text)]
+    if actions and (key in (OVERRUN, MONITORING_END, SHORT_NOTICE) or (spec and spec.buttons != "none")):
+        blocks.append(implementation_actions(change))
+    fallback = clip(f"{label}: {change.id} {change.draft.title}", 300)
+    return fallback, _dump(blocks)
+
+
+def readiness(change: Change) -> str:
+    approved = change.status is Status.APPROVED or change.status is Status.IN_PROGRESS
+    checks = [
+        (approved, "approvals complete"),
+        (bool(change.draft.rollback_plan), "rollback plan documented"),
+        (bool(change.draft.test_plan), "test plan documented"),
+    ]
+    return " · ".join(f"{':white_check_mark:' if ok else ':warning:'} {what}" for ok, what in checks)
+
+
+PROGRESS_WORDS = {
+    Status.IN_PROGRESS: ":construction: started",
+    Status.COMPLETED: ":tada: completed",
+    Status.FAILED: ":x: failed",
+    Status.ROLLED_BACK: ":leftwards_arrow_with_hook: rolled back",
+    Status.CLOSED: ":lock: closed",
+    Status.CANCELLED: ":heavy_multiplication_x: cancelled",
+}
+
+
+def progress_message(change: Change, payload: dict[str, Any]) -> str:
+    status = Status(str(payload.get("status")))
+    text = (
+        f"{mention(str(payload.get('by')))} {PROGRESS_WORDS.get(status, status.value)} "
+        f"*{change.id}* {escaped_clip(change.draft.title, 150)}."
+    )
+    if payload.get("notes"):
+        text += f"\n> {escaped_clip(str(payload['notes']), 1500)}"
+    return clip(text, SECTION_LIMIT)
+
+
+def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> str:
+    return (
+        f":calendar: {mention(str(payload.get('by')))} moved *{change.id}* to "
+        f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}."
+    )
+
+
+def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[str]:
+    out = []
+    for change in changes:
+        when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
+        out.append(
+            f"• {when} *{change.id}* {escaped_clip(change.draft.title, 80)} · "
+            f"{change.draft.category.value} · {change.risk.value} risk · {STATUS_LABELS[change.status]}"
+        )
+    return out
+
+
+def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any]]:
+    blocks: list[Block] = [HeaderBlock(text=clip(view.range.title, 150))]
+    sections = [
+        ("Scheduled", _lines(view.scheduled, zone)),
+        ("Waiting for approval", _lines(view.awaiting_approval, zone)),
+        ("In progress", _lines(view.in_progress, zone)),
+        ("Overdue: window ended, not completed", _lines(view.overdue, zone, show_end=True)),
+    ]
+    for heading, lines in sections:
+        if not lines:
+            blocks.append(SectionBlock(text=f"*{heading}*\nNone."))
+            continue
+        chunk = f"*{heading}* ({len(lines)})"
+        for line in lines:
+            if len(chunk) + len(line) + 1 > SECTION_LIMIT - 20:
+                blocks.append(SectionBlock(text=chunk))
+                chunk = ""
+            chunk += "\n" + line
+        blocks.append(SectionBlock(text=chunk.strip()))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(text=f"As of {slack_date(view.now, zone)} · times in your time zone")
+            ]
+        )
+    )
+    return _dump(blocks[:50])
+
+
+def notes_modal(change: Change, metadata: ProgressMetadata) -> dict[str, Any]:
+    action = ProgressAction(metadata.action)
+    title = "Report a failure" if action is ProgressAction.FAIL else "Report a rollback"
+    return View(
+        type="modal",
+        callback_id=CallbackId.PROGRESS_NOTES.value,
+        title=title,
+        submit="Report",
+        close="Cancel",
+        private_metadata=metadata.model_dump_json(),
+        blocks=[
+            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            InputBlock(
+                block_id=Field.NOTES.value,
+                label="What happened?",
+                element=PlainTextInputElement(action_id=Field.NOTES.value, multiline=True, max_length=2500),
+            ),
+        ],
+    ).to_dict()
+
+
+def reschedule_modal(change: Change) -> dict[str, Any]:
+    return View(
+        type="modal",
+        callback_id=CallbackId.RESCHEDULE.value,
+        title="Reschedule change",
+        submit="Reschedule",
+        close="Cancel",
+        private_metadata=RescheduleMetadata(change_id=change.id).model_dump_json(),
+        blocks=[
+            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            InputBlock(
+                block_id=Field.STARTS_AT.value,
+                label="Starts",
+                element=DateTimePickerElement(
+                    action_id=Field.STARTS_AT.value, initial_date_time=int(change.draft.starts_at.timestamp())
+                ),
+            ),
+            InputBlock(
+                block_id=Field.ENDS_AT.value,
+                label="Ends",
+                element=DateTimePickerElement(
+                    action_id=Field.ENDS_AT.value, initial_date_time=int(change.draft.ends_at.timestamp())
+                ),
+            ),
+        ],
+    ).to_dict()
+
+
+def field_value(view: dict[str, Any], field: Field, key: str) -> Any:
+    state = (view.get("state") or {}).get("values") or {}
+    value = (state.get(field.value) or {}).get(field.value) or {}
+    return value.get(key) if isinstance(value, dict) else None
