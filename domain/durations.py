@@ -32,7 +32,10 @@ def format_offset(delta: timedelta) -> str:
         return "T-0"
     sign = "+" if seconds > 0 else "-"
     seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    # Hours up to two days (people say T-24h and T-48h, not T-1d); whole days beyond.
+    if seconds % 86400 == 0 and seconds > 2 * 86400:
+        return f"T{sign}{seconds // 86400}d"
+    for unit, size in (("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"T{sign}{seconds // size}{unit}"
     return f"T{sign}{seconds}s"

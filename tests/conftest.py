@@ -121,6 +121,7 @@ class Harness:
         )
         assert response.status == 200, await response.text()
         body = await response.text()
+        await self.settle()
         return json.loads(body) if body else {}
 
     async def click(self, action_id: str, value: str, *, user: str, channel: str = "CCHANGES") -> Any:
@@ -222,6 +223,18 @@ class Harness:
             if not pending:
                 return
             await asyncio.wait(pending, timeout=0.05)
+
+    async def tick(self) -> None:
+        """What the scheduler does every second: due notices, then the outbox."""
+        await self.bot.context.service.process_due_notices()
+        await self.settle()
+
+    async def advance_to(self, moment: datetime) -> None:
+        self.clock.set(moment)
+        await self.tick()
+
+    def posts_to(self, channel: str) -> list[Any]:
+        return [c for c in self.slack.calls_to("chat.postMessage") if c.params["channel"] == channel]
 
     async def change(self, change_id: str) -> Any:
         return await self.bot.context.service.get_change(change_id=change_id)

@@ -26,6 +26,10 @@ standard_catalog:
     services: [api-server, kubernetes]
   - id: cache-clear
     title: Clear the cache
+timeline:
+  stakeholders:
+    normal: [CSTAKE]
+  rollback_triggers: [Error rate > 5%]
 """
 
 MANAGERS = ["UMGR1", "UMGR2"]

@@ -1,0 +1,135 @@
+"""Kill -9 the bot with notices pending: after a restart each one is delivered exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+from policy_fixture import TEST_POLICY
+from slack_requests import SIGNING_SECRET, change_form_state, interaction_body, sign, view_submission
+from test_cli import CHANGEBOT, clean_env, free_port
+
+from bot.emulator import SlackEmulator
+
+FAST_TIMELINE = """
+timeline:
+  short_notice: false
+  late_after: 1m
+  notices:
+    - {id: early, at: -3s, audience: [implementer], text: "early notice"}
+    - {id: start, at: 0, audience: [implementer], text: "start notice"}
+    - {id: after, at: +2s, audience: [implementer], text: "after notice"}
+"""
+CHANGES = 6
+
+
+async def start_bot(tmp_path: Path, port: int, emulator: SlackEmulator) -> asyncio.subprocess.Process:
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
+    )
+    return await asyncio.create_subprocess_exec(
+        CHANGEBOT,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def wait_healthy(http: aiohttp.ClientSession, base: str) -> None:
+    for _ in range(300):
+        try:
+            async with http.get(f"{base}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("bot never became healthy")
+
+
+async def test_sigkill_with_notices_pending_loses_and_duplicates_nothing(
+    tmp_path: Path, emulator: SlackEmulator
+) -> None:
+    policy = TEST_POLICY.replace("timeline:\n  stakeholders:\n    normal: [CSTAKE]\n", "")
+    policy = policy.replace("  rollback_triggers: [Error rate > 5%]\n", "") + FAST_TIMELINE
+    (tmp_path / "policy.yml").write_text(policy)
+    emulator.delay("chat.postMessage", 0.15)  # widen the window in which a kill lands mid-send
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = await start_bot(tmp_path, port, emulator)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_healthy(http, base)
+            start = int(time.time()) + 6
+            for k in range(CHANGES):
+                state = change_form_state(
+                    title=f"Change {k}",
+                    category="normal",
+                    impact="low",
+                    likelihood="low",
+                    services=["api-server"],
+                    starts_at=start,
+                    ends_at=start + 4,
+                    description="d",
+                    rollback_plan="r",
+                )
+                state["implementer"] = {"implementer": {"type": "users_select", "selected_user": f"UIMPL{k}"}}
+                body = interaction_body(view_submission("change_new", state, user="UREQ"))
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    **sign(body, int(time.time())),
+                }
+                async with http.post(f"{base}/slack/events", data=body, headers=headers) as response:
+                    assert response.status == 200 and (await response.text()) == ""
+            # the early notices go out; kill the bot hard in the middle of the timeline
+            while time.time() < start - 1.5:
+                await asyncio.sleep(0.05)
+            os.killpg(first.pid, signal.SIGKILL)
+            await first.wait()
+            killed_at = time.time()
+            await asyncio.sleep(max(0.0, start + 0.5 - time.time()))  # down across the T-0 notices
+            second = await start_bot(tmp_path, port, emulator)
+            try:
+                await wait_healthy(http, base)
+                deadline = killed_at + 25
+                while time.time() < deadline:
+                    if all(len(emulator.messages(f"D_UIMPL{k}")) >= 4 for k in range(CHANGES)):
+                        break
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.5)  # anything duplicated would show up now
+            finally:
+                second.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(second.wait(), 30)
+    finally:
+        if first.returncode is None:
+            first.kill()
+    for k in range(CHANGES):
+        texts = [m["text"] + json.dumps(m.get("blocks")) for m in emulator.messages(f"D_UIMPL{k}")]
+        kinds = Counter(
+            kind
+            for t in texts
+            for kind in ("early notice", "start notice", "after notice", "Overrun")
+            if kind in t
+        )
+        assert kinds == {"early notice": 1, "start notice": 1, "after notice": 1, "Overrun": 1}, texts
+    cards = [m for m in emulator.messages("CCHANGES") if m["text"].startswith("CR-2026-")]
+    assert sorted(m["text"].split(":")[0] for m in cards) == [
+        f"CR-2026-{k:04d}" for k in range(1, CHANGES + 1)
+    ]
+    overruns = [m for m in emulator.messages("CCHANGES") if m["text"].startswith("Overrun")]
+    assert len(overruns) == CHANGES
+    filed = emulator.messages("D_UREQ")
+    assert len(filed) == CHANGES
