@@ -314,7 +314,7 @@ async def test_overrun_alerts_implementer_and_channel(harness: Harness) -> None:
     top_level = [
         c
         for c in harness.posts_to("CCHANGES")
-        if not c.params.get("thread_ts") and not c.params.get("blocks", [{}])[0].get("type") == "header"
+        if not c.params.get("thread_ts") and c.params["text"].startswith("Overrun")
     ]
     assert any("Overrun" in json.dumps(c.params.get("blocks")) for c in top_level)
     assert "Overrun" in json.dumps(harness.posts_to("UIMPL")[-1].params["blocks"])
