@@ -98,8 +98,40 @@ def _tests_module(name: str) -> Any:
     return importlib.import_module(name)
 
 
+# The tests' policy (tests/policy_fixture.py) with the default timeline (T-24h, T-1h, T-0,
+# T+15m, overrun) and no stakeholder channels: every timeline message goes to the thread
+# of the CR card in #changes and, for T-1h/T-0/T+15m/overrun, to the implementer's DM.
+# Kept here, not imported, so the numbers do not move when the test fixture changes.
+BENCH_POLICY = """
+timezone: Europe/London
+channels:
+  changes: CCHANGES
+  incidents: CINCIDENTS
+roles:
+  tech_lead: [ULEAD1, ULEAD2]
+  engineering_manager: [SMANAGERS]
+  cto: [UCTO]
+services: [api-server, database, redis-cache, kubernetes]
+approvals:
+  by_risk:
+    low: []
+    medium: [{role: tech_lead, count: 1}]
+    high: [{role: tech_lead, count: 2}, {role: engineering_manager, count: 1}]
+    critical: [{role: cto, count: 1}]
+  by_category:
+    standard: []
+    major: [{role: engineering_manager, count: 1}, {role: cto, count: 1}]
+standard_catalog:
+  - id: security-patch
+    title: Security patch
+    services: [api-server, kubernetes]
+timeline:
+  rollback_triggers: [Error rate > 5%]
+"""
+
+
 def load_policy() -> Policy:
-    return parse_policy(_tests_module("policy_fixture").TEST_POLICY)
+    return parse_policy(BENCH_POLICY)
 
 
 # --------------------------------------------------------------------------- clock
