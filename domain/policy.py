@@ -99,6 +99,7 @@ Duration = Annotated[
 ]
 
 
+RESERVED_NOTICE_IDS = frozenset({"short_notice", "overrun", "monitoring_end"})
 Audience = Literal["thread", "implementer", "stakeholders", "changes"]
 
 
@@ -176,6 +177,18 @@ class Timeline(_Strict):
     stakeholders: dict[Category, list[str]] = Field(default_factory=dict)
     monitoring: dict[Category, Duration] = Field(default_factory=_default_monitoring)
     rollback_triggers: list[str] = Field(default_factory=list)
+
+    @field_validator("notices")
+    @classmethod
+    def _unique_ids(cls, value: list[NoticeSpec]) -> list[NoticeSpec]:
+        seen: set[str] = set()
+        for spec in value:
+            if spec.id in RESERVED_NOTICE_IDS:
+                raise ValueError(f"notice id '{spec.id}' is reserved for changebot's own notices")
+            if spec.id in seen:
+                raise ValueError(f"notice id '{spec.id}' is used twice")
+            seen.add(spec.id)
+        return value
 
     @field_validator("stakeholders")
     @classmethod

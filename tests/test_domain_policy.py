@@ -277,3 +277,17 @@ def test_render_unknown_line() -> None:
     error = PolicyError("p.yml", [PolicyProblem("services", None, "services are listed twice")])
     assert error.render().splitlines()[1] == "  p.yml:?: services: services are listed twice"
     assert str(PolicyProblem("a.b", 3, "bad")) == "line 3: a.b: bad"
+
+
+def test_timeline_notice_ids_are_unique_and_not_reserved() -> None:
+    twice = TEST_POLICY + """  notices:
+    - {id: a, at: -1h, text: x}
+    - {id: a, at: 0, text: y}
+"""
+    with pytest.raises(PolicyError, match="used twice"):
+        parse_policy(twice)
+    reserved = TEST_POLICY + """  notices:
+    - {id: overrun, at: 0, text: y}
+"""
+    with pytest.raises(PolicyError, match="reserved"):
+        parse_policy(reserved)
