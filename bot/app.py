@@ -21,6 +21,7 @@ from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
 from bot.outbox import DeferredWaker, OutboxDispatcher
+from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
@@ -80,6 +81,7 @@ def build_changebot(
     clock: Clock | None = None,
     pace: timedelta = timedelta(seconds=1),
     tick_seconds: float = 1.0,
+    pagerduty_client_kwargs: dict[str, Any] | None = None,
 ) -> Changebot:
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
@@ -96,6 +98,27 @@ def build_changebot(
         notifier=waker,
         clock=clock,
         policy=policy,
+        change_events=bool(settings.pagerduty_routing_key),
+    )
+    on_call = PagerDutyOnCall(
+        api_token=settings.pagerduty_api_token,
+        api_url=settings.pagerduty_api_url,
+        escalation_policy_ids=policy.oncall.escalation_policy_ids,
+        schedule_ids=policy.oncall.schedule_ids,
+        fallback_users=policy.emergency.fallback,
+        slack_client=client,
+        clock=clock,
+        cache_seconds=policy.oncall.cache_seconds,
+        client_kwargs=pagerduty_client_kwargs,
+    )
+    change_events = (
+        PagerDutyChangeEvents(
+            routing_key=settings.pagerduty_routing_key,
+            events_url=settings.pagerduty_events_url,
+            client_kwargs=pagerduty_client_kwargs,
+        )
+        if settings.pagerduty_routing_key
+        else None
     )
     gateway = SlackGateway(
         client=client,
@@ -105,6 +128,8 @@ def build_changebot(
         policy=policy,
         clock=clock,
         notifier=waker,
+        on_call=on_call,
+        change_events=change_events,
     )
     dispatcher = OutboxDispatcher(store=store, gateway=gateway, clock=clock, pace=pace)
     waker.target = dispatcher

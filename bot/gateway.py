@@ -11,18 +11,21 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient
 from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
 from domain.policy import Policy
 from domain.service import ChangeService, Notifier
 from modals.cards import card_fallback, change_card, decided_message, filed_message
+from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
+from modals.text import clip
 from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
@@ -54,7 +57,27 @@ class Undeliverable:
 Outcome = Delivered | RetryLater | Undeliverable
 
 
+class OnCallResolver(Protocol):
+    async def current(self) -> OnCallResult: ...
+
+
+class ChangeEventSender(Protocol):
+    async def send(
+        self,
+        *,
+        summary: str,
+        source: str,
+        timestamp: datetime,
+        custom_details: dict[str, Any],
+        links: list[dict[str, Any]],
+    ) -> None: ...
+
+
 def classify(exc: BaseException) -> RetryLater | Undeliverable:
+    if isinstance(exc, PagerDutyTransient):
+        return RetryLater(f"PagerDuty: {exc}", exc.retry_after)
+    if isinstance(exc, PagerDutyRejected):
+        return Undeliverable(f"PagerDuty: {exc}")
     if isinstance(exc, SlackApiError):
         response = exc.response
         status = getattr(response, "status_code", 200)
@@ -91,8 +114,12 @@ class SlackGateway:
         policy: Policy,
         clock: Clock,
         notifier: Notifier,
+        on_call: OnCallResolver,
+        change_events: ChangeEventSender | None = None,
     ) -> None:
         self.client = client
+        self._on_call = on_call
+        self._change_events = change_events
         self._clock = clock
         self._notifier = notifier
         self._repo = repository
@@ -153,6 +180,17 @@ class SlackGateway:
             await self._refresh(row)
         elif kind is IntentKind.MESSAGE:
             await self._message(row)
+        elif kind is IntentKind.ON_CALL:
+            await self._hand_to_on_call(row)
+        elif kind is IntentKind.DM_POST_APPROVERS:
+            assert row.change_id
+            users = await self._service.post_approvers_to_notify(change_id=row.change_id)
+            await self._fan_out_messages(row, users)
+        elif kind is IntentKind.DM_ROLE:
+            users = await self._service.role_members(role=str(row.payload["role"]))
+            await self._fan_out_messages(row, users)
+        elif kind is IntentKind.PD_CHANGE_EVENT:
+            await self._change_event(row)
         elif kind is IntentKind.EPHEMERAL:
             await self.client.chat_postEphemeral(
                 channel=str(row.channel),
@@ -165,7 +203,7 @@ class SlackGateway:
         assert row.change_id and row.channel
         if await self._repo.has_card(change_id=row.change_id, target=row.channel):
             return  # an earlier attempt got through before the crash
-        is_dm = row.kind == IntentKind.DM_CARD.value
+        is_dm = row.kind == IntentKind.DM_CARD.value and not row.payload.get("on_call")
         posted = await self._already_posted(row)
         if posted is None:
             change = await self._service.get_change(change_id=row.change_id)
@@ -178,7 +216,10 @@ class SlackGateway:
             )
             posted = (str(response["channel"]), str(response["ts"]))
         await self._repo.remember_card(
-            change_id=row.change_id, channel=posted[0], ts=posted[1], user_id=row.channel if is_dm else None
+            change_id=row.change_id,
+            channel=posted[0],
+            ts=posted[1],
+            user_id=row.channel if row.kind == IntentKind.DM_CARD.value else None,
         )
 
     async def _already_posted(self, row: OutboxRow) -> tuple[str, str] | None:
@@ -215,6 +256,59 @@ class SlackGateway:
                 for user in users
             ],
             now=row.due_at,
+        )
+
+    async def _fan_out_messages(self, row: OutboxRow, users: list[str]) -> None:
+        """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing."""
+        await self._outbox.add(
+            [
+                Intent(
+                    IntentKind.MESSAGE,
+                    row.change_id,
+                    user,
+                    dict(row.payload),
+                    dedupe_key=f"{row.dedupe_key or row.id}:{user}",
+                )
+                for user in users
+            ],
+            now=row.due_at,
+        )
+
+    async def _hand_to_on_call(self, row: OutboxRow) -> None:
+        assert row.change_id
+        result = await self._on_call.current()
+        await self._service.assign_on_call(
+            change_id=row.change_id, users=result.users, source=result.source, reason=result.reason
+        )
+
+    async def _change_event(self, row: OutboxRow) -> None:
+        assert row.change_id
+        if self._change_events is None:
+            return
+        change = await self._service.get_change(change_id=row.change_id)
+        status = str(row.payload["status"])
+        links = []
+        for copy in await self._repo.card_copies(row.change_id):
+            if copy.channel == self._policy.channels.changes:
+                permalink = await self.client.chat_getPermalink(channel=copy.channel, message_ts=copy.ts)
+                links.append({"href": str(permalink["permalink"]), "text": f"{change.id} in Slack"})
+        await self._change_events.send(
+            summary=clip(f"{change.id} {change.draft.title}: {status.replace('_', ' ')}", 1024),
+            source="changebot",
+            timestamp=datetime.fromisoformat(str(row.payload["at"])),
+            custom_details={
+                "change_id": change.id,
+                "status": status,
+                "category": change.draft.category.value,
+                "risk": change.risk.value,
+                "services": list(change.draft.services),
+                "implementer": change.implementer,
+                "by": row.payload.get("by"),
+                "notes": row.payload.get("notes") or "",
+                "severity": change.draft.severity,
+                "incident": change.draft.incident_ref,
+            },
+            links=links,
         )
 
     async def _refresh(self, row: OutboxRow) -> None:
@@ -267,6 +361,14 @@ class SlackGateway:
             return progress_message(change, payload), None
         if template == "rescheduled":
             return rescheduled_message(change, payload, self._policy.zone), None
+        if template == "on_call":
+            return on_call_text(change, payload), None
+        if template == "post_chase":
+            return post_chase_message(change, payload, self._policy.zone)
+        if template == "post_decided":
+            return post_decided_message(change, payload), None
+        if template == "review_requested":
+            return review_requested_message(change), None
         if template == "notice":
             return notice_message(
                 change,

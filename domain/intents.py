@@ -15,6 +15,10 @@ class IntentKind(StrEnum):
     REFRESH_CARDS = "refresh_cards"  # re-render every remembered copy of the card
     MESSAGE = "message"  # a plain message to a channel or a user's DM
     EPHEMERAL = "ephemeral"  # visible to one user only
+    ON_CALL = "on_call"  # ask PagerDuty who is on call, then hand them the emergency
+    DM_POST_APPROVERS = "dm_post_approvers"  # fan out: post-approval reminder to each open approver
+    DM_ROLE = "dm_role"  # fan out: one message to every member of a role (escalation)
+    PD_CHANGE_EVENT = "pd_change_event"  # a PagerDuty Change Event (start, completion, …)
 
 
 @dataclass(frozen=True)

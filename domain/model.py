@@ -31,6 +31,8 @@ class ChangeDraft:
     downtime_minutes: int = 0
     catalog_id: str | None = None
     implementer: str | None = None  # who carries it out; the requester when not named
+    severity: str | None = None  # emergencies: the incident's severity (P0, P1, …)
+    incident_ref: str | None = None  # emergencies: incident id or link
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,19 @@ class StepSnapshot:
     members: tuple[str, ...]
 
 
+class Phase(StrEnum):
+    PRE = "pre"  # approval before the change
+    POST = "post"  # an emergency's post-approval
+
+
+class PostState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    OVERDUE = "overdue"
+    NOT_NEEDED = "not_needed"  # the go-ahead was refused: nothing was done to approve
+
+
 @dataclass(frozen=True)
 class ApprovalEntry:
     user: str
@@ -50,6 +65,7 @@ class ApprovalEntry:
     step_index: int
     at: datetime
     reason: str = ""
+    phase: Phase = Phase.PRE
 
 
 class AuditAction(StrEnum):
@@ -70,6 +86,12 @@ class AuditAction(StrEnum):
     NOTICE_SKIPPED = "notice_skipped"
     NOTICE_SENT_LATE = "notice_sent_late"
     DIGEST_POSTED = "digest_posted"
+    EMERGENCY_DECLARED = "emergency_declared"
+    ON_CALL_RESOLVED = "on_call_resolved"
+    POST_APPROVAL_RECORDED = "post_approval_recorded"
+    POST_APPROVED = "post_approved"
+    POST_REJECTED = "post_rejected"
+    POST_APPROVAL_OVERDUE = "post_approval_overdue"
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,14 @@ class Change:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     outcome_notes: str = ""
+    post_state: PostState | None = None
+    post_due_at: datetime | None = None
+    post_steps: tuple[StepSnapshot, ...] = ()
+    post_approvals: tuple[ApprovalEntry, ...] = ()
+
+    @property
+    def post_approval_open(self) -> bool:
+        return self.post_state in (PostState.PENDING, PostState.OVERDUE)
 
     @property
     def implementer(self) -> str:
@@ -113,6 +143,9 @@ class NewChange:
     requester: str
     created_at: datetime
     steps: tuple[StepSnapshot, ...]
+    post_state: PostState | None = None
+    post_due_at: datetime | None = None
+    post_steps: tuple[StepSnapshot, ...] = ()
 
 
 def format_change_id(year: int, sequence: int) -> str:

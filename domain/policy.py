@@ -214,6 +214,35 @@ class Digest(_Strict):
         return int(self.at[3:])
 
 
+class PostApproval(_Strict):
+    """Seed 002: an emergency is post-approved by a manager within 24 hours."""
+
+    role: str = "engineering_manager"
+    count: int = Field(default=1, ge=1, le=20)
+    within: Duration = timedelta(hours=24)
+    remind_every: Duration = timedelta(hours=4)
+    last_reminder: Duration = timedelta(hours=20)
+
+
+class Emergency(_Strict):
+    # not_required: fix first, document concurrently (seed 002); on_call: wait for the
+    # on-call engineer's go-ahead before starting.
+    go_ahead: Literal["not_required", "on_call"] = "not_required"
+    fallback: list[SlackMember] = Field(default_factory=list)
+    post_approval: PostApproval = Field(default_factory=PostApproval)
+    escalate_to: str = "cto"
+    severities: list[str] = Field(default_factory=lambda: ["P0", "P1", "P2"], min_length=1, max_length=10)
+    window: Duration = timedelta(hours=2)
+
+
+class OnCall(_Strict):
+    """Who is on call, from PagerDuty: level 1 of these escalation policies / schedules."""
+
+    escalation_policy_ids: list[str] = Field(default_factory=list)
+    schedule_ids: list[str] = Field(default_factory=list)
+    cache_seconds: int = Field(default=60, ge=0, le=3600)
+
+
 class Limits(_Strict):
     title: int = Field(default=150, ge=10, le=150)
     text: int = Field(default=2500, ge=100, le=2900)
@@ -233,8 +262,8 @@ class Policy(_Strict):
     group_cache_seconds: int = Field(default=300, ge=0, le=86400)
     # Sections the timeline, emergency, calendar and review features read; kept
     # loosely typed here so one policy file serves every feature.
-    emergency: dict[str, Any] | None = None
-    oncall: dict[str, Any] | None = None
+    emergency: Emergency = Field(default_factory=Emergency)
+    oncall: OnCall = Field(default_factory=OnCall)
     timeline: Timeline = Field(default_factory=Timeline)
     digest: Digest = Field(default_factory=Digest)
     windows: dict[str, Any] | None = None
@@ -362,6 +391,14 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
                 _format_path((*loc, "role")),
                 locate((*loc, "role")),
                 f"unknown role '{step.role}' (roles: {', '.join(known_roles)})",
+            )
+    for loc, role in (
+        (("emergency", "post_approval", "role"), policy.emergency.post_approval.role),
+        (("emergency", "escalate_to"), policy.emergency.escalate_to),
+    ):
+        if role not in policy.roles:
+            yield PolicyProblem(
+                _format_path(loc), locate(loc), f"unknown role '{role}' (roles: {', '.join(known_roles)})"
             )
     services = set(policy.services)
     if len(services) != len(policy.services):

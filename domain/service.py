@@ -4,7 +4,7 @@ Slack and time come in through Protocols so this module stays pure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -12,6 +12,15 @@ from typing import Protocol
 from domain import quorum, timeline
 from domain.calendar import CalendarRange, days_range, scheduled_moment
 from domain.clock import Clock
+from domain.durations import format_offset
+from domain.emergency import (
+    ON_CALL_ROLE,
+    POST_DEADLINE,
+    EmergencyForm,
+    is_post_notice,
+    plan_post_approval,
+    validate_emergency,
+)
 from domain.enums import Decision, Status
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
@@ -22,6 +31,8 @@ from domain.model import (
     AuditEntry,
     Change,
     NewChange,
+    Phase,
+    PostState,
     StepSnapshot,
 )
 from domain.policy import Policy
@@ -54,6 +65,7 @@ class ChangeQuery:
     starts_from: datetime | None = None
     starts_before: datetime | None = None
     ends_before: datetime | None = None
+    post_states: tuple[PostState, ...] = ()
     limit: int = 20
 
 
@@ -70,6 +82,8 @@ class ChangeUpdate:
     finished_at: datetime | None = None
     outcome_notes: str | None = None
     approval: ApprovalEntry | None = None
+    post_state: PostState | None = None
+    steps: tuple[StepSnapshot, ...] | None = None  # e.g. the on-call, once PagerDuty answered
     replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
@@ -116,6 +130,7 @@ PROGRESS: dict[ProgressAction, tuple[frozenset[Status], Status, AuditAction]] = 
     ),
 }
 NOTES_REQUIRED = frozenset({ProgressAction.FAIL, ProgressAction.ROLLBACK})
+CHANGE_EVENT_STATUSES = frozenset({Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,7 @@ class CalendarView:
     awaiting_approval: list[Change]
     in_progress: list[Change]
     overdue: list[Change]
+    post_approval_overdue: list[Change] = field(default_factory=list)
 
 
 class ChangeRepository(Protocol):
@@ -175,7 +191,11 @@ class ChangeRepository(Protocol):
         change_id: str,
         audit: Sequence[AuditEntry],
         intents: Sequence[Intent],
-    ) -> bool: ...
+        post_state: PostState | None = None,
+    ) -> bool:
+        """Mark the claimed notice done (and optionally move the CR's post-approval state)
+        with what it sends, in one transaction."""
+        ...
 
     async def claim_job_run(
         self, *, job: str, period: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -233,7 +253,9 @@ class ChangeService:
         notifier: Notifier,
         clock: Clock,
         policy: Policy,
+        change_events: bool = False,
     ) -> None:
+        self._change_events = change_events  # PagerDuty Change Events configured
         self._repo = repository
         self._directory = directory
         self._notifier = notifier
@@ -373,6 +395,10 @@ class ChangeService:
             update = ChangeUpdate(
                 at=now,
                 status=verdict.new_status,
+                post_state=PostState.NOT_NEEDED
+                if verdict.new_status is Status.REJECTED and change.post_state
+                else None,
+                drop_notices=verdict.new_status is Status.REJECTED,
                 approval=ApprovalEntry(user, decision, verdict.step_index, now, reason),
                 approved_at=now if approved else None,
                 add_notices=self._plan(change.draft.starts_at, change.draft.ends_at, approved_at=now)
@@ -492,6 +518,17 @@ class ChangeService:
         payload = {"template": "progress", "status": target.value, "by": user, "notes": notes, "thread": True}
         channel = self.policy.channels.changes
         intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
+        if self._change_events and target in CHANGE_EVENT_STATUSES:
+            at = self._clock.now()
+            intents.append(
+                Intent(
+                    IntentKind.PD_CHANGE_EVENT,
+                    change.id,
+                    None,
+                    {"status": target.value, "at": at.isoformat(), "by": user, "notes": notes},
+                    dedupe_key=f"{change.id}:pd:{target.value}:{at.isoformat()}",
+                )
+            )
         if target in (Status.FAILED, Status.ROLLED_BACK):
             intents.append(Intent(IntentKind.MESSAGE, change.id, channel, {**payload, "thread": False}))
         if target is Status.COMPLETED:
@@ -581,6 +618,318 @@ class ChangeService:
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
+    # --- emergencies ------------------------------------------------------------
+    async def declare_emergency(
+        self,
+        *,
+        form: EmergencyForm,
+        requester: str,
+        team_id: str | None = None,
+        source_link: str | None = None,
+    ) -> Change:
+        """Fix first, document concurrently: store the emergency, announce it, find the
+        on-call (after the ack: PagerDuty may be slow) and start the post-approval chase."""
+        now = self._clock.now()
+        if source_link and not (form.incident or "").strip():
+            form.incident = source_link
+        draft = validate_emergency(form, policy=self.policy, now=now, requester=requester)
+        risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
+        emergency = self.policy.emergency
+        post = emergency.post_approval
+        go_ahead = emergency.go_ahead == "on_call"
+        steps = (StepSnapshot(ON_CALL_ROLE, 1, ()),) if go_ahead else ()
+        status = Status.PENDING_APPROVAL if go_ahead else Status.APPROVED
+        audit = [
+            AuditEntry(
+                requester,
+                AuditAction.SUBMITTED,
+                now,
+                {
+                    "category": draft.category.value,
+                    "risk": risk.value,
+                    "team_id": team_id,
+                    "steps": [{"role": s.role, "count": s.count} for s in steps],
+                },
+            ),
+            AuditEntry(
+                requester,
+                AuditAction.EMERGENCY_DECLARED,
+                now,
+                {
+                    "severity": draft.severity,
+                    "incident": draft.incident_ref,
+                    "source": source_link,
+                    "go_ahead": emergency.go_ahead,
+                },
+            ),
+        ]
+        notices = plan_post_approval(emergency, declared_at=now)
+        if not go_ahead:
+            audit.append(
+                AuditEntry(
+                    SYSTEM_ACTOR,
+                    AuditAction.AUTO_APPROVED,
+                    now,
+                    {"reason": f"emergency: fix first, post-approve within {format_offset(post.within)[2:]}"},
+                )
+            )
+            notices += self._plan(draft.starts_at, draft.ends_at, approved_at=now)
+        change = await self._repo.create_change(
+            NewChange(
+                draft=draft,
+                risk=risk,
+                status=status,
+                requester=requester,
+                created_at=now,
+                steps=steps,
+                post_state=PostState.PENDING,
+                post_due_at=now + post.within,
+                post_steps=(StepSnapshot(post.role, post.count, tuple(self.policy.roles[post.role])),),
+            ),
+            audit=audit,
+            intents=lambda change_id: self._emergency_intents(change_id, requester, status),
+            notices=notices,
+        )
+        self._notifier.wake()
+        return change
+
+    def _emergency_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
+        intents = self._intake_intents(change_id, requester, status)
+        intents = [i for i in intents if i.kind is not IntentKind.DM_APPROVERS]
+        incidents = self.policy.channels.incidents
+        if incidents:
+            intents.insert(
+                1,
+                Intent(
+                    IntentKind.POST_CARD, change_id, incidents, dedupe_key=f"{change_id}:card:{incidents}"
+                ),
+            )
+        intents.append(Intent(IntentKind.ON_CALL, change_id, dedupe_key=f"{change_id}:on-call"))
+        return intents
+
+    async def assign_on_call(
+        self, *, change_id: str, users: Sequence[str], source: str, reason: str | None
+    ) -> Change:
+        """Record who is on call; with `go_ahead: on_call` they become the approvers."""
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            now = self._clock.now()
+            on_call = tuple(u for u in users if u != change.requester) or tuple(users)
+            steps = None
+            if (
+                change.status is Status.PENDING_APPROVAL
+                and change.steps
+                and change.steps[0].role == ON_CALL_ROLE
+            ):
+                steps = (StepSnapshot(ON_CALL_ROLE, 1, on_call), *change.steps[1:])
+            audit = [
+                AuditEntry(
+                    SYSTEM_ACTOR,
+                    AuditAction.ON_CALL_RESOLVED,
+                    now,
+                    {"users": list(on_call), "source": source, "reason": reason},
+                )
+            ]
+            intents = [
+                Intent(
+                    IntentKind.DM_CARD,
+                    change_id,
+                    user,
+                    {"on_call": True},
+                    dedupe_key=f"{change_id}:dm:{user}",
+                )
+                for user in on_call
+            ]
+            if self.policy.channels.incidents:
+                intents.append(
+                    Intent(
+                        IntentKind.MESSAGE,
+                        change_id,
+                        self.policy.channels.incidents,
+                        {
+                            "template": "on_call",
+                            "users": list(on_call),
+                            "source": source,
+                            "reason": reason,
+                            "thread": True,
+                        },
+                        dedupe_key=f"{change_id}:on-call-mention",
+                    )
+                )
+            intents.append(Intent(IntentKind.REFRESH_CARDS, change_id))
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=ChangeUpdate(at=now, steps=steps),
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return await self._require(change_id)
+        raise DecisionConflict(change_id)
+
+    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
+        change = await self._require(change_id)
+        verdict = await self._post_verdict(change, user, Decision.REJECT)
+        return verdict if isinstance(verdict, quorum.Refusal) else None
+
+    async def _post_verdict(
+        self, change: Change, user: str, decision: Decision
+    ) -> quorum.Accepted | quorum.Refusal:
+        return quorum.decide(
+            status=Status.PENDING_APPROVAL if change.post_approval_open else Status.CLOSED,
+            requester=change.requester,
+            steps=change.post_steps,
+            approvals=change.post_approvals,
+            user=user,
+            eligible_steps=await self._eligible_steps(change, user, change.post_steps),
+            decision=decision,
+        )
+
+    async def post_decide(
+        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
+    ) -> DecisionOutcome:
+        """An emergency's post-approval: same rules as every approval, recorded apart."""
+        reason = reason.strip()
+        if decision is Decision.REJECT and not reason:
+            raise IntakeRejected({"reason": "Say why you reject the emergency change."})
+        if len(reason) > MAX_REASON:
+            raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            verdict = await self._post_verdict(change, user, decision)
+            now = self._clock.now()
+            if isinstance(verdict, quorum.Refusal):
+                if verdict in AUDITED_REFUSALS:
+                    await self._repo.append_audit(
+                        change_id,
+                        AuditEntry(
+                            user,
+                            AuditAction.DECISION_REFUSED,
+                            now,
+                            {
+                                "phase": "post",
+                                "decision": decision.value,
+                                "refusal": verdict.value,
+                                "team_id": team_id,
+                            },
+                        ),
+                    )
+                return DecisionOutcome(change, verdict)
+            step = change.post_steps[verdict.step_index]
+            if decision is Decision.REJECT:
+                new_state: PostState = PostState.REJECTED
+            elif verdict.new_status is Status.APPROVED:
+                new_state = PostState.APPROVED
+            else:
+                new_state = change.post_state or PostState.PENDING
+            audit = [
+                AuditEntry(
+                    user,
+                    AuditAction.POST_APPROVAL_RECORDED
+                    if decision is Decision.APPROVE
+                    else AuditAction.POST_REJECTED,
+                    now,
+                    {
+                        "role": step.role,
+                        "reason": reason,
+                        "team_id": team_id,
+                        "late": change.post_state is PostState.OVERDUE,
+                    },
+                )
+            ]
+            if new_state is PostState.APPROVED:
+                audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.POST_APPROVED, now, {"quorum": "complete"}))
+            payload = {
+                "template": "post_decided",
+                "by": user,
+                "decision": decision.value,
+                "state": new_state.value,
+                "reason": reason,
+            }
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                Intent(
+                    IntentKind.MESSAGE, change_id, self.policy.channels.changes, {**payload, "thread": True}
+                ),
+                Intent(IntentKind.MESSAGE, change_id, change.requester, payload),
+            ]
+            if new_state is PostState.REJECTED:
+                for who in dict.fromkeys((change.requester, change.implementer)):
+                    intents.append(
+                        Intent(
+                            IntentKind.MESSAGE,
+                            change_id,
+                            who,
+                            {"template": "review_requested"},
+                            dedupe_key=f"{change_id}:review-requested:{who}",
+                        )
+                    )
+            update = ChangeUpdate(
+                at=now,
+                post_state=new_state,
+                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
+            )
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=update,
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return DecisionOutcome(await self._require(change_id))
+        raise DecisionConflict(change_id)
+
+    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
+        change = await self._require(change_id)
+        if not change.post_approval_open:
+            return []
+        decided = {entry.user for entry in change.post_approvals}
+        users: set[str] = set()
+        for index in quorum.open_steps(change.post_steps, change.post_approvals):
+            users |= await self._directory.expand(change.post_steps[index].members)
+        return sorted(users - decided - {change.requester})
+
+    async def role_members(self, *, role: str) -> list[str]:
+        return sorted(await self._directory.expand(self.policy.roles.get(role, [])))
+
+    def _post_notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
+        deadline = notice.key == POST_DEADLINE
+        payload = {
+            "template": "post_chase",
+            "key": notice.key,
+            "late": late,
+            "due_at": notice.due_at.isoformat(),
+        }
+        changes = self.policy.channels.changes
+        intents = [
+            Intent(
+                IntentKind.MESSAGE,
+                change.id,
+                changes,
+                {**payload, "thread": True},
+                dedupe_key=f"notice:{notice.id}:thread",
+            ),
+            Intent(
+                IntentKind.DM_POST_APPROVERS, change.id, None, payload, dedupe_key=f"notice:{notice.id}:dm"
+            ),
+        ]
+        if deadline:
+            intents += [
+                Intent(
+                    IntentKind.MESSAGE, change.id, changes, payload, dedupe_key=f"notice:{notice.id}:channel"
+                ),
+                Intent(
+                    IntentKind.DM_ROLE,
+                    change.id,
+                    None,
+                    {**payload, "role": self.policy.emergency.escalate_to},
+                    dedupe_key=f"notice:{notice.id}:escalate",
+                ),
+            ]
+        return intents
+
     # --- the timeline -----------------------------------------------------------
     async def process_due_notices(self, *, limit: int = 100) -> int:
         """Claim due notices and turn each into outbox rows (or a skip), exactly once."""
@@ -588,14 +937,22 @@ class ChangeService:
         due = await self._repo.claim_due_notices(now=now, limit=limit, lease=NOTICE_LEASE)
         for notice in due:
             change = await self._require(notice.change_id)
-            outcome = timeline.verdict(
-                key=notice.key,
-                due_at=notice.due_at,
-                expires_at=notice.expires_at,
-                status=change.status,
-                now=now,
-                late_after=self.policy.timeline.late_after,
-            )
+            outcome: timeline.Send | timeline.Skip
+            if is_post_notice(notice.key):
+                outcome = (
+                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
+                    if change.post_state is PostState.PENDING
+                    else timeline.Skip(f"post-approval is {(change.post_state or 'not needed')}")
+                )
+            else:
+                outcome = timeline.verdict(
+                    key=notice.key,
+                    due_at=notice.due_at,
+                    expires_at=notice.expires_at,
+                    status=change.status,
+                    now=now,
+                    late_after=self.policy.timeline.late_after,
+                )
             if isinstance(outcome, timeline.Skip):
                 audit = [
                     AuditEntry(
@@ -758,9 +1115,11 @@ class ChangeService:
             users |= await self._directory.expand(change.steps[index].members)
         return sorted(users - decided - {change.requester})
 
-    async def _eligible_steps(self, change: Change, user: str) -> set[int]:
+    async def _eligible_steps(
+        self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None
+    ) -> set[int]:
         eligible = set()
-        for index, step in enumerate(change.steps):
+        for index, step in enumerate(change.steps if steps is None else steps):
             if user in step.members or user in await self._directory.expand(step.members):
                 eligible.add(index)
         return eligible

@@ -20,7 +20,8 @@ from slack_sdk.models.views import View
 
 from domain import quorum
 from domain.enums import Decision, Status
-from domain.model import Change
+from domain.model import AuditAction, Change
+from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import RejectMetadata
 from modals.text import clip, escaped_clip, mention, role_label, slack_date
@@ -92,6 +93,10 @@ def change_card(
     ]
     if draft.downtime_minutes:
         fields.append(MarkdownTextObject(text=f"*Downtime*\n{draft.downtime_minutes} min"))
+    if draft.severity:
+        fields.append(MarkdownTextObject(text=f"*Severity*\n{escaped_clip(draft.severity, 20)}"))
+    if draft.incident_ref:
+        fields.append(MarkdownTextObject(text=f"*Incident*\n{incident_link(draft.incident_ref)}"))
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
         SectionBlock(fields=fields),
@@ -101,10 +106,18 @@ def change_card(
     if draft.rollback_plan:
         blocks.append(SectionBlock(text="*Rollback plan*\n" + escaped_clip(draft.rollback_plan, 1500)))
     lines = approval_lines(change)
+    on_call = on_call_line(change)
+    if on_call:
+        lines.insert(0, on_call)
     if lines:
         blocks.append(SectionBlock(text=clip("*Approvals*\n" + "\n".join(lines), SECTION_LIMIT)))
     elif change.status is Status.APPROVED:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Pre-approved: no sign-off needed.")]))
+    post = post_lines(change, zone)
+    if post:
+        blocks.append(SectionBlock(text=clip("*Post-approval*\n" + "\n".join(post), SECTION_LIMIT)))
+        if with_actions and change.post_approval_open:
+            blocks.append(post_actions(change))
     if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_progress_line(change, zone))]))
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
@@ -136,6 +149,29 @@ def change_card(
 
 
 IMPLEMENTATION_STATUSES = frozenset({Status.APPROVED, Status.IN_PROGRESS})
+
+
+def incident_link(ref: str) -> str:
+    """A URL stays a link (Slack renders bare URLs); anything else is escaped text."""
+    if ref.startswith("https://") and not any(c in ref for c in "<>| "):
+        return f"<{ref}|{escaped_clip(ref.rsplit('/', 1)[-1] or ref, 60)}>"
+    return escaped_clip(ref, 300)
+
+
+def on_call_line(change: Change) -> str | None:
+    resolved = [e for e in change.audit if e.action is AuditAction.ON_CALL_RESOLVED]
+    if not resolved:
+        return None
+    details = resolved[-1].details
+    users = ", ".join(mention(str(u)) for u in details.get("users") or []) or "nobody"
+    line = f":pager: On call: {users}"
+    if details.get("source") == "fallback":
+        line += f" (fallback: {escaped_clip(str(details.get('reason')), 200)})"
+    else:
+        line += " (from PagerDuty)"
+    return line
+
+
 CLOSABLE = frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 

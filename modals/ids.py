@@ -13,6 +13,8 @@ class ActionId(StrEnum):
     FAIL = "change_fail"
     ROLLBACK = "change_rollback"
     CLOSE = "change_close"
+    POST_APPROVE = "change_post_approve"
+    POST_REJECT = "change_post_reject"
 
 
 class CallbackId(StrEnum):
@@ -20,6 +22,9 @@ class CallbackId(StrEnum):
     REJECT_REASON = "change_reject_reason"
     PROGRESS_NOTES = "change_progress_notes"
     RESCHEDULE = "change_reschedule"
+    EMERGENCY = "change_emergency"
+    DECLARE_EMERGENCY_SHORTCUT = "declare_emergency"
+    NEW_CHANGE_SHORTCUT = "new_change"
 
 
 class Field(StrEnum):

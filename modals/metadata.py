@@ -10,6 +10,7 @@ class RejectMetadata(BaseModel):
 
     change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
     channel: str | None = None
+    phase: str = "pre"  # "post": refusing an emergency's post-approval
 
 
 class ProgressMetadata(BaseModel):

@@ -138,6 +138,7 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         ("Waiting for approval", _lines(view.awaiting_approval, zone)),
         ("In progress", _lines(view.in_progress, zone)),
         ("Overdue: window ended, not completed", _lines(view.overdue, zone, show_end=True)),
+        ("Emergencies with post-approval overdue", _lines(view.post_approval_overdue, zone)),
     ]
     for heading, lines in sections:
         if not lines:

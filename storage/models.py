@@ -67,6 +67,11 @@ class ChangeRow(SQLModel, table=True):
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
     approved_at: datetime | None = utc_column(nullable=True)
+    severity: str | None = Field(default=None, max_length=20)
+    incident_ref: str | None = Field(default=None, max_length=500)
+    post_state: str | None = Field(default=None, max_length=20, index=True)
+    post_due_at: datetime | None = utc_column(nullable=True)
+    post_steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
     started_at: datetime | None = utc_column(nullable=True)
     finished_at: datetime | None = utc_column(nullable=True)
     outcome_notes: str = Field(default="", sa_type=sa.Text)
@@ -93,9 +98,13 @@ class ApprovalRow(SQLModel, table=True):
     step_index: int
     reason: str = Field(default="", sa_type=sa.Text)
     decided_at: datetime = utc_column()
+    # "pre": approval before the change; "post": an emergency's post-approval.
+    phase: str = Field(default="pre", max_length=10)
 
-    # One decision per person per CR: a double click cannot count twice.
-    __table_args__ = (sa.UniqueConstraint("change_id", "user_id", name="uq_approval_change_user"),)
+    # One decision per person per CR and phase: a double click cannot count twice.
+    __table_args__ = (
+        sa.UniqueConstraint("change_id", "user_id", "phase", name="uq_approval_change_user_phase"),
+    )
 
 
 class AuditRow(SQLModel, table=True):

@@ -21,6 +21,8 @@ from domain.model import (
     Change,
     ChangeDraft,
     NewChange,
+    Phase,
+    PostState,
     StepSnapshot,
     format_change_id,
 )
@@ -126,6 +128,11 @@ class SqlChangeRepository:
                     implementer=draft.implementer,
                     status=change.status.value,
                     approved_at=change.created_at if change.status is Status.APPROVED else None,
+                    severity=draft.severity,
+                    incident_ref=draft.incident_ref,
+                    post_state=change.post_state.value if change.post_state else None,
+                    post_due_at=change.post_due_at,
+                    post_steps=steps_json(change.post_steps) if change.post_steps else None,
                     version=1,
                     steps=[
                         {"role": s.role, "count": s.count, "members": list(s.members)} for s in change.steps
@@ -176,6 +183,10 @@ class SqlChangeRepository:
         values: dict[str, Any] = {"version": ChangeRow.version + 1, "updated_at": update.at}
         if update.status is not None:
             values["status"] = update.status.value
+        if update.post_state is not None:
+            values["post_state"] = update.post_state.value
+        if update.steps is not None:
+            values["steps"] = steps_json(update.steps)
         for name in UPDATABLE:
             value = getattr(update, name)
             if value is not None:
@@ -203,6 +214,7 @@ class SqlChangeRepository:
                             step_index=entry.step_index,
                             reason=entry.reason,
                             decided_at=entry.at,
+                            phase=entry.phase.value,
                         )
                     )
                 if update.replace_notices is not None or update.drop_notices:
@@ -255,9 +267,22 @@ class SqlChangeRepository:
         change_id: str,
         audit: Sequence[AuditEntry],
         intents: Sequence[Intent],
+        post_state: PostState | None = None,
     ) -> bool:
         """Mark the claimed notice done and store what it sends, in one transaction."""
         async with self._sessions() as session, session.begin():
+            if post_state is not None:
+                moved = await session.execute(
+                    sa.update(ChangeRow)
+                    .where(
+                        col(ChangeRow.id) == change_id,
+                        col(ChangeRow.post_state) == PostState.PENDING.value,
+                    )
+                    .values(post_state=post_state.value, version=ChangeRow.version + 1, updated_at=now)
+                )
+                if moved.rowcount != 1:  # type: ignore[attr-defined]
+                    await session.rollback()  # decided meanwhile: the notice is re-judged after its lease
+                    return False
             updated = await session.execute(
                 sa.update(NoticeRow)
                 .where(col(NoticeRow.id) == notice_id, col(NoticeRow.state) == "sending")
@@ -310,6 +335,8 @@ class SqlChangeRepository:
             )
         if query.starts_from:
             statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
+        if query.post_states:
+            statement = statement.where(col(ChangeRow.post_state).in_([s.value for s in query.post_states]))
         if query.ends_before:
             statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
         if query.starts_before:
@@ -390,7 +417,21 @@ async def add_notices(
         )
 
 
+def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:
+    return [{"role": s.role, "count": s.count, "members": list(s.members)} for s in steps]
+
+
+def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]:
+    return tuple(
+        StepSnapshot(role=s["role"], count=int(s["count"]), members=tuple(s["members"])) for s in raw or ()
+    )
+
+
 def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[AuditRow]) -> Change:
+    entries = [
+        ApprovalEntry(a.user_id, Decision(a.decision), a.step_index, a.decided_at, a.reason, Phase(a.phase))
+        for a in approvals
+    ]
     return Change(
         id=row.id,
         draft=ChangeDraft(
@@ -409,6 +450,8 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
             downtime_minutes=row.downtime_minutes,
             catalog_id=row.catalog_id,
             implementer=row.implementer,
+            severity=row.severity,
+            incident_ref=row.incident_ref,
         ),
         risk=Risk(row.risk),
         status=Status(row.status),
@@ -416,17 +459,15 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        steps=tuple(
-            StepSnapshot(role=s["role"], count=int(s["count"]), members=tuple(s["members"]))
-            for s in row.steps
-        ),
-        approvals=tuple(
-            ApprovalEntry(a.user_id, Decision(a.decision), a.step_index, a.decided_at, a.reason)
-            for a in approvals
-        ),
+        steps=steps_from(row.steps),
+        approvals=tuple(e for e in entries if e.phase is Phase.PRE),
+        post_approvals=tuple(e for e in entries if e.phase is Phase.POST),
         audit=tuple(AuditEntry(a.actor, AuditAction(a.action), a.at, a.details) for a in audit),
         approved_at=row.approved_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
         outcome_notes=row.outcome_notes,
+        post_state=PostState(row.post_state) if row.post_state else None,
+        post_due_at=row.post_due_at,
+        post_steps=steps_from(row.post_steps),
     )

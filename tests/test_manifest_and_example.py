@@ -32,8 +32,10 @@ READ_TODAY = {
     "group_cache_seconds",
     "timeline",
     "digest",
+    "emergency",
+    "oncall",
 }
-UPCOMING = {"emergency", "oncall", "windows", "blackouts", "review", "cab", "targets"}
+UPCOMING = {"windows", "blackouts", "review", "cab", "targets"}
 
 KNOWN_BOT_SCOPES = {
     "commands",
@@ -110,7 +112,8 @@ def test_risk_matrix_is_the_default(policy: Policy) -> None:
 
 
 def test_upcoming_sections_carry_seed_values(policy: Policy) -> None:
-    assert policy.emergency is not None and policy.emergency["post_approval_within"] == "24h"
+    assert policy.emergency.post_approval.within == timedelta(hours=24)
+    assert policy.emergency.post_approval.role == "engineering_manager"
     assert policy.timeline.monitoring == {
         Category.STANDARD: timedelta(minutes=15),
         Category.NORMAL: timedelta(hours=1),

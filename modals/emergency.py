@@ -1,0 +1,246 @@
+"""The emergency declaration form, the post-approval chase messages and the on-call
+announcement. Pure builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticMultiSelectElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from domain.emergency import POST_DEADLINE, EmergencyForm
+from domain.enums import Decision
+from domain.model import Change, PostState
+from domain.policy import Policy
+from modals.ids import ActionId, CallbackId
+from modals.text import clip, escaped_clip, mention, role_label, slack_date
+
+POST_STATE_LABELS = {
+    PostState.PENDING: ":hourglass_flowing_sand: post-approval due",
+    PostState.APPROVED: ":white_check_mark: post-approved",
+    PostState.REJECTED: ":no_entry: post-approval refused",
+    PostState.OVERDUE: ":rotating_light: post-approval OVERDUE",
+    PostState.NOT_NEEDED: "post-approval not needed",
+}
+
+
+class EmergencyMetadata(BaseModel):
+    """Where the declaration came from, carried through the modal."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source_link: str | None = None
+    channel: str | None = None
+
+
+def message_permalink(*, team_domain: str | None, channel: str, message_ts: str) -> str | None:
+    """Slack's permalink format; building it avoids a Web API round trip inside the 3 s window."""
+    if not team_domain or not channel or not message_ts:
+        return None
+    return f"https://{team_domain}.slack.com/archives/{channel}/p{message_ts.replace('.', '')}"
+
+
+def emergency_modal(
+    policy: Policy,
+    *,
+    incident: str | None = None,
+    broken: str | None = None,
+    metadata: EmergencyMetadata | None = None,
+) -> dict[str, Any]:
+    text_limit = policy.limits.text
+
+    def text(
+        block: str,
+        label: str,
+        *,
+        multiline: bool,
+        optional: bool = False,
+        initial: str | None = None,
+        max_length: int = text_limit,
+        hint: str | None = None,
+    ) -> InputBlock:
+        return InputBlock(
+            block_id=block,
+            label=label,
+            optional=optional,
+            hint=hint,
+            element=PlainTextInputElement(
+                action_id=block,
+                multiline=multiline,
+                max_length=max_length,
+                initial_value=clip(initial, max_length) if initial else None,
+            ),
+        )
+
+    blocks: list[Block] = [
+        SectionBlock(
+            text=":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
+            "post-approves within "
+            f"{int(policy.emergency.post_approval.within.total_seconds() // 3600)} h."
+        ),
+        text("title", "Title", multiline=False, max_length=policy.limits.title),
+        InputBlock(
+            block_id="severity",
+            label="Severity",
+            element=StaticSelectElement(
+                action_id="severity",
+                placeholder="Choose the severity",
+                options=[Option(value=s, label=s) for s in policy.emergency.severities],
+                initial_option=Option(
+                    value=policy.emergency.severities[0], label=policy.emergency.severities[0]
+                ),
+            ),
+        ),
+        InputBlock(
+            block_id="services",
+            label="Affected services",
+            element=StaticMultiSelectElement(
+                action_id="services",
+                placeholder="Pick services",
+                options=[Option(value=s, label=clip(s, 75)) for s in policy.services],
+            ),
+        ),
+        text("broken", "What is broken", multiline=True, initial=broken),
+        text("fix", "The fix", multiline=True, hint="What you change to restore service."),
+        text("rollback", "Rollback", multiline=True, optional=True, hint="If this does not work, what next?"),
+        text(
+            "incident",
+            "Incident id or link",
+            multiline=False,
+            optional=True,
+            initial=incident,
+            max_length=300,
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=CallbackId.EMERGENCY.value,
+        title="Emergency change",
+        submit="Declare",
+        close="Cancel",
+        private_metadata=(metadata or EmergencyMetadata()).model_dump_json(),
+        blocks=blocks,
+    ).to_dict()
+
+
+def parse_emergency_form(view: dict[str, Any]) -> EmergencyForm:
+    state = (view.get("state") or {}).get("values") or {}
+
+    def value(block: str) -> dict[str, Any]:
+        found = (state.get(block) or {}).get(block)
+        return found if isinstance(found, dict) else {}
+
+    def text(block: str) -> str | None:
+        raw = value(block).get("value")
+        return raw if isinstance(raw, str) else None
+
+    severity = (value("severity").get("selected_option") or {}).get("value")
+    services = [
+        str(o.get("value")) for o in value("services").get("selected_options") or [] if isinstance(o, dict)
+    ]
+    return EmergencyForm(
+        title=text("title"),
+        services=services,
+        broken=text("broken"),
+        fix=text("fix"),
+        rollback=text("rollback"),
+        incident=text("incident"),
+        severity=severity if isinstance(severity, str) else None,
+    )
+
+
+def post_actions(change: Change) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=f"post:{change.id}",
+        elements=[
+            ButtonElement(
+                text="Post-approve", action_id=ActionId.POST_APPROVE.value, value=change.id, style="primary"
+            ),
+            ButtonElement(
+                text="Reject", action_id=ActionId.POST_REJECT.value, value=change.id, style="danger"
+            ),
+        ],
+    )
+
+
+def post_lines(change: Change, zone: Any) -> list[str]:
+    if change.post_state is None:
+        return []
+    due = (
+        f" by {slack_date(change.post_due_at, zone)}"
+        if change.post_due_at and change.post_approval_open
+        else ""
+    )
+    lines = [f"{POST_STATE_LABELS[change.post_state]}{due}"]
+    for step in change.post_steps:
+        lines.append(f"{role_label(step.role)} ×{step.count}")
+    for entry in change.post_approvals:
+        verb = "post-approved" if entry.decision is Decision.APPROVE else "refused"
+        reason = f": {escaped_clip(entry.reason, 300)}" if entry.reason else ""
+        lines.append(f"{mention(entry.user)} {verb}{reason}")
+    return lines
+
+
+def on_call_text(change: Change, payload: dict[str, Any]) -> str:
+    users = ", ".join(mention(str(u)) for u in payload.get("users") or []) or "nobody"
+    go_ahead = change.steps and change.steps[0].role == "on_call"
+    ask = (
+        " Your go-ahead is needed before the change starts: see your DM."
+        if go_ahead
+        else " For your information."
+    )
+    text = f":pager: On call for *{change.id}*: {users}.{ask}"
+    if payload.get("source") == "fallback":
+        reason = escaped_clip(str(payload.get("reason")), 300)
+        text += f"\n:warning: Sent to the fallback responders because {reason}."
+    return text
+
+
+def post_chase_message(
+    change: Change, payload: dict[str, Any], zone: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    deadline = payload.get("key") == POST_DEADLINE
+    title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
+    if deadline:
+        text = (
+            f":rotating_light: Post-approval OVERDUE for emergency {title}: it was due "
+            f"{slack_date(datetime.fromisoformat(str(payload['due_at'])), zone)}."
+        )
+    else:
+        due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
+        text = f":hourglass_flowing_sand: Reminder: emergency {title} needs post-approval by {due}."
+    blocks: list[Block] = [SectionBlock(text=clip(text, 3000))]
+    if change.post_approval_open:
+        blocks.append(post_actions(change))
+    return clip(text, 300), [b.to_dict() for b in blocks]
+
+
+def post_decided_message(change: Change, payload: dict[str, Any]) -> str:
+    verb = (
+        "post-approved" if payload.get("decision") == Decision.APPROVE.value else "refused post-approval of"
+    )
+    title = escaped_clip(change.draft.title, 150)
+    text = f"{mention(str(payload.get('by')))} {verb} emergency *{change.id}* {title}."
+    if payload.get("reason"):
+        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+    return text
+
+
+def review_requested_message(change: Change) -> str:
+    return (
+        f":memo: Post-approval of emergency *{change.id}* {escaped_clip(change.draft.title, 150)}"
+        " was refused. "
+        "A post-incident review is required: record what happened, why, and what changes now."
+    )
