@@ -26,7 +26,7 @@ from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
-from handlers import approvals, commands, events, intake, progress, reschedule
+from handlers import approvals, commands, emergency, events, intake, progress, reschedule
 from scheduler.jobs import build_scheduler
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -184,7 +184,7 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
 
-    for module in (commands, approvals, intake, events, progress, reschedule):
+    for module in (commands, approvals, intake, events, progress, reschedule, emergency):
         module.register(bolt, context)
     return bolt
 

@@ -68,7 +68,7 @@ def _network_problem(exc: BaseException) -> tuple[str, bool]:
         if isinstance(cause, ssl.SSLError):
             return f"TLS handshake failed ({cause})", False
     for cause in chain:
-        if isinstance(cause, TimeoutError) or type(cause).__name__.endswith("Timeout"):
+        if isinstance(cause, TimeoutError | httpx2.TimeoutException):
             return "timed out", True
     for cause in chain:
         if isinstance(cause, ConnectionRefusedError):
@@ -173,6 +173,11 @@ class PagerDutyOnCall:
         except Exception as exc:  # the contract is "never raise": the caller always gets someone
             log.exception("on-call lookup failed unexpectedly")
             return self._fallback(f"the on-call lookup failed unexpectedly ({type(exc).__name__}: {exc})")
+
+    def close(self) -> None:
+        """Close the HTTP connections (at shutdown)."""
+        if self._client is not None:
+            self._client.close()
 
     def _fallback(self, reason: str) -> OnCallResult:
         return OnCallResult(users=self._fallback_users, source="fallback", reason=reason)
@@ -346,6 +351,10 @@ class PagerDutyChangeEvents:
         _disable_client_retries(client, timeout_seconds)
         self._client = client
         self._timeout = timeout_seconds
+
+    def close(self) -> None:
+        """Close the HTTP connections (at shutdown)."""
+        self._client.close()
 
     async def send(
         self,

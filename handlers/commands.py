@@ -13,6 +13,7 @@ from bot.context import AppContext
 from domain.calendar import parse_calendar_range
 from domain.service import ChangeNotFound, DecisionConflict, ListScope
 from modals.cards import change_detail, change_list, help_blocks
+from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
 from modals.text import escaped_clip
 from modals.timeline import calendar_blocks, reschedule_modal
@@ -32,15 +33,19 @@ class Command:
     args: tuple[str, ...]
     user: str
     trigger_id: str
+    channel: str = ""
+    team_domain: str = ""
 
 
 def parse_command(body: dict[str, Any]) -> Command:
     words = str(body.get("text") or "").split()
     return Command(
-        words[0].lower() if words else "help",
-        tuple(words[1:]),
-        str(body.get("user_id")),
-        str(body.get("trigger_id")),
+        name=words[0].lower() if words else "help",
+        args=tuple(words[1:]),
+        user=str(body.get("user_id")),
+        trigger_id=str(body.get("trigger_id")),
+        channel=str(body.get("channel_id") or ""),
+        team_domain=str(body.get("team_domain") or ""),
     )
 
 
@@ -64,6 +69,17 @@ async def open_new(ctx: AppContext, command: Command) -> str | None:
     await ctx.gateway.open_view(
         trigger_id=command.trigger_id, view=new_change_modal(ctx.policy, now=ctx.clock.now())
     )
+    return None
+
+
+async def open_emergency(ctx: AppContext, command: Command) -> str | None:
+    """From the incidents channel, the incident context (the channel's link) is prefilled."""
+    incident = " ".join(command.args) or None
+    in_incidents = bool(command.channel) and command.channel == ctx.policy.channels.incidents
+    if incident is None and in_incidents and command.team_domain:
+        incident = f"https://{command.team_domain}.slack.com/archives/{command.channel}"
+    view = emergency_modal(ctx.policy, incident=incident, metadata=EmergencyMetadata(channel=command.channel))
+    await ctx.gateway.open_view(trigger_id=command.trigger_id, view=view)
     return None
 
 
@@ -130,6 +146,7 @@ async def unknown(ctx: AppContext, command: Command) -> Blocks:
 
 MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[str | None]]] = {
     "new": open_new,
+    "emergency": open_emergency,
     "reschedule": open_reschedule,
 }
 ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {

@@ -313,6 +313,7 @@ HELP_TEXT = (
     "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
     "• `/change list [mine|pending|upcoming]`: your changes, changes awaiting approval, "
     "or the next two weeks\n"
+    "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"

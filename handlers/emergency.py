@@ -1,0 +1,101 @@
+"""Declaring emergencies (`/change emergency`, the message shortcut) and post-approval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.context import AppContext
+from domain.enums import Decision
+from domain.intake import IntakeRejected
+from domain.quorum import REFUSAL_TEXT
+from domain.service import ChangeNotFound, DecisionConflict
+from handlers.approvals import clicked
+from modals.cards import reject_modal
+from modals.emergency import EmergencyMetadata, emergency_modal, message_permalink, parse_emergency_form
+from modals.ids import ActionId, CallbackId
+from modals.intake import new_change_modal
+from modals.metadata import RejectMetadata
+
+
+def register(app: AsyncApp, ctx: AppContext) -> None:
+    @app.shortcut(CallbackId.DECLARE_EMERGENCY_SHORTCUT.value)
+    async def declare_from_message(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        channel = str((body.get("channel") or {}).get("id") or "")
+        user = str((body.get("user") or {}).get("id"))
+        if ctx.policy.channels.incidents and channel != ctx.policy.channels.incidents:
+            text = f"Declare emergencies from a message in <#{ctx.policy.channels.incidents}>."
+            await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
+            return
+        message = body.get("message") or {}
+        link = message_permalink(
+            team_domain=(body.get("team") or {}).get("domain"),
+            channel=channel,
+            message_ts=str(message.get("ts") or ""),
+        )
+        view = emergency_modal(
+            ctx.policy,
+            incident=link,
+            broken=str(message.get("text") or "") or None,
+            metadata=EmergencyMetadata(source_link=link, channel=channel),
+        )
+        await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
+
+    @app.shortcut(CallbackId.NEW_CHANGE_SHORTCUT.value)
+    async def new_from_shortcut(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        view = new_change_modal(ctx.policy, now=ctx.clock.now())
+        await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
+
+    @app.view(CallbackId.EMERGENCY.value)
+    async def declared(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            meta = EmergencyMetadata.model_validate_json(view.get("private_metadata") or "{}")
+        except ValidationError:
+            meta = EmergencyMetadata()
+        try:
+            await ctx.service.declare_emergency(
+                form=parse_emergency_form(view),
+                requester=str(body["user"]["id"]),
+                team_id=(body.get("team") or {}).get("id"),
+                source_link=meta.source_link,
+            )
+        except IntakeRejected as exc:
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await ack()
+
+    @app.action(ActionId.POST_APPROVE.value)
+    async def post_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        change_id, user, channel, team = clicked(body)
+        try:
+            outcome = await ctx.service.post_decide(
+                change_id=change_id, user=user, decision=Decision.APPROVE, team_id=team
+            )
+            text = f"Not recorded: {REFUSAL_TEXT[outcome.refusal]}." if outcome.refusal else None
+        except (ChangeNotFound, DecisionConflict) as exc:
+            text = f"Not recorded: {exc}."
+        if text:
+            await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
+
+    @app.action(ActionId.POST_REJECT.value)
+    async def post_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        change_id, user, channel, _team = clicked(body)
+        try:
+            refusal = await ctx.service.check_post_decision(change_id=change_id, user=user)
+            if refusal is None:
+                change = await ctx.service.get_change(change_id=change_id)
+                view = reject_modal(
+                    change, RejectMetadata(change_id=change.id, channel=channel, phase="post")
+                )
+                await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
+                return
+            text = f"Not recorded: {REFUSAL_TEXT[refusal]}."
+        except ChangeNotFound as exc:
+            text = f"Not recorded: {exc}."
+        await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
