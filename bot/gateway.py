@@ -203,7 +203,7 @@ class SlackGateway:
         assert row.change_id and row.channel
         if await self._repo.has_card(change_id=row.change_id, target=row.channel):
             return  # an earlier attempt got through before the crash
-        is_dm = row.kind == IntentKind.DM_CARD.value and not row.payload.get("on_call")
+        is_dm = row.kind == IntentKind.DM_CARD.value
         posted = await self._already_posted(row)
         if posted is None:
             change = await self._service.get_change(change_id=row.change_id)

@@ -225,7 +225,8 @@ class PagerDutyOnCall:
         client = self._client
         assert client is not None
         entries: list[dict[str, Any]] = []
-        # One query per filter kind: PagerDuty ANDs the filters, and we want either.
+        # One query per filter kind: we want entries matching either list, and a single query
+        # with both filters would (as far as the API docs say) have to match both.
         for key, ids in (("escalation_policy_ids", self._policies), ("schedule_ids", self._schedules)):
             if not ids:
                 continue

@@ -985,6 +985,23 @@ class ChangeService:
                 if outcome.late
                 else []
             )
+            overdue = notice.key == POST_DEADLINE
+            if overdue:
+                audit.append(
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.POST_APPROVAL_OVERDUE,
+                        now,
+                        {"escalated_to": self.policy.emergency.escalate_to},
+                    )
+                )
+            intents = (
+                self._post_notice_intents(change, notice, late=outcome.late)
+                if is_post_notice(notice.key)
+                else self._notice_intents(change, notice, late=outcome.late)
+            )
+            if overdue:
+                intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
             await self._repo.settle_notice(
                 notice_id=notice.id,
                 sent=True,
@@ -993,7 +1010,8 @@ class ChangeService:
                 now=now,
                 change_id=change.id,
                 audit=audit,
-                intents=self._notice_intents(change, notice, late=outcome.late),
+                intents=intents,
+                post_state=PostState.OVERDUE if overdue else None,
             )
         if due:
             self._notifier.wake()
@@ -1047,7 +1065,10 @@ class ChangeService:
         overdue = await self._repo.list_changes(
             ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now, limit=CALENDAR_LIMIT)
         )
-        return CalendarView(span, now, scheduled, awaiting, in_progress, overdue)
+        post_overdue = await self._repo.list_changes(
+            ChangeQuery(post_states=(PostState.OVERDUE,), limit=CALENDAR_LIMIT)
+        )
+        return CalendarView(span, now, scheduled, awaiting, in_progress, overdue, post_overdue)
 
     async def run_digest(self) -> bool:
         """Post today's digest once: the cron job and the start-up catch-up both call this."""

@@ -69,7 +69,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         errors: dict[str, str] | None = None
         try:
             meta = RejectMetadata.model_validate_json(view.get("private_metadata") or "{}")
-            outcome = await ctx.service.decide(
+            decide = ctx.service.post_decide if meta.phase == "post" else ctx.service.decide
+            outcome = await decide(
                 change_id=meta.change_id,
                 user=str(body["user"]["id"]),
                 decision=Decision.REJECT,

@@ -241,14 +241,25 @@ class Harness:
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Extra Settings fields for the bot under test (a test module can override this)."""
+    return {}
+
+
+@pytest.fixture
 async def harness(
-    database_url: str, emulator: SlackEmulator, clock: FakeClock, policy_text: str
+    database_url: str,
+    emulator: SlackEmulator,
+    clock: FakeClock,
+    policy_text: str,
+    settings_overrides: dict[str, Any],
 ) -> AsyncIterator[Harness]:
     settings = Settings(
         slack_bot_token="xoxb-test",
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=emulator.base_url,
         database_url=database_url,
+        **settings_overrides,
     )
     bot = build_changebot(settings, parse_policy(policy_text), clock=clock)
     await bot.start(run_scheduler=False)

@@ -30,6 +30,8 @@ timeline:
   stakeholders:
     normal: [CSTAKE]
   rollback_triggers: [Error rate > 5%]
+emergency:
+  fallback: [UFALLBACK]
 """
 
 MANAGERS = ["UMGR1", "UMGR2"]

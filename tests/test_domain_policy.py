@@ -280,14 +280,11 @@ def test_render_unknown_line() -> None:
 
 
 def test_timeline_notice_ids_are_unique_and_not_reserved() -> None:
-    twice = TEST_POLICY + """  notices:
-    - {id: a, at: -1h, text: x}
-    - {id: a, at: 0, text: y}
-"""
+    twice = TEST_POLICY.replace(
+        "timeline:\n", "timeline:\n  notices:\n    - {id: a, at: -1h, text: x}\n    - {id: a, at: 0, text: y}\n"
+    )
     with pytest.raises(PolicyError, match="used twice"):
         parse_policy(twice)
-    reserved = TEST_POLICY + """  notices:
-    - {id: overrun, at: 0, text: y}
-"""
+    reserved = TEST_POLICY.replace("timeline:\n", "timeline:\n  notices:\n    - {id: overrun, at: 0, text: y}\n")
     with pytest.raises(PolicyError, match="reserved"):
         parse_policy(reserved)
