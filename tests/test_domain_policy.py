@@ -281,10 +281,13 @@ def test_render_unknown_line() -> None:
 
 def test_timeline_notice_ids_are_unique_and_not_reserved() -> None:
     twice = TEST_POLICY.replace(
-        "timeline:\n", "timeline:\n  notices:\n    - {id: a, at: -1h, text: x}\n    - {id: a, at: 0, text: y}\n"
+        "timeline:\n",
+        "timeline:\n  notices:\n    - {id: a, at: -1h, text: x}\n    - {id: a, at: 0, text: y}\n",
     )
     with pytest.raises(PolicyError, match="used twice"):
         parse_policy(twice)
-    reserved = TEST_POLICY.replace("timeline:\n", "timeline:\n  notices:\n    - {id: overrun, at: 0, text: y}\n")
+    reserved = TEST_POLICY.replace(
+        "timeline:\n", "timeline:\n  notices:\n    - {id: overrun, at: 0, text: y}\n"
+    )
     with pytest.raises(PolicyError, match="reserved"):
         parse_policy(reserved)
