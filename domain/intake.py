@@ -52,6 +52,9 @@ class ChangeForm:
     test_plan: str | None = None
     downtime: str | None = None
     implementer: str | None = None
+    exception_requested: bool = False  # "request an exception" to a window or blackout
+    exception_reason: str | None = None
+    acknowledged_conflicts: tuple[str, ...] = ()  # conflicts the requester saw and submitted anyway
 
 
 class IntakeRejected(Exception):

@@ -43,6 +43,7 @@ class StepSnapshot:
     role: str
     count: int
     members: tuple[str, ...]
+    purpose: str = ""  # "exception": the extra step for a change outside its window
 
 
 class Phase(StrEnum):
@@ -92,6 +93,9 @@ class AuditAction(StrEnum):
     POST_APPROVED = "post_approved"
     POST_REJECTED = "post_rejected"
     POST_APPROVAL_OVERDUE = "post_approval_overdue"
+    EXCEPTION_REQUESTED = "exception_requested"
+    FREEZE_STARTED = "freeze_started"
+    FREEZE_ENDED = "freeze_ended"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Change:
     post_due_at: datetime | None = None
     post_steps: tuple[StepSnapshot, ...] = ()
     post_approvals: tuple[ApprovalEntry, ...] = ()
+    conflicts: tuple[str, ...] = ()
 
     @property
     def post_approval_open(self) -> bool:
@@ -146,6 +151,7 @@ class NewChange:
     post_state: PostState | None = None
     post_due_at: datetime | None = None
     post_steps: tuple[StepSnapshot, ...] = ()
+    conflicts: tuple[str, ...] = ()
 
 
 def format_change_id(year: int, sequence: int) -> str:

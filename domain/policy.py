@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from domain.calendar_policy import Blackout, Windows
 from domain.durations import parse_duration
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.risk import DEFAULT_RISK_MATRIX
@@ -266,8 +267,11 @@ class Policy(_Strict):
     oncall: OnCall = Field(default_factory=OnCall)
     timeline: Timeline = Field(default_factory=Timeline)
     digest: Digest = Field(default_factory=Digest)
-    windows: dict[str, Any] | None = None
-    blackouts: list[dict[str, Any]] | None = None
+    windows: Windows = Field(default_factory=dict)
+    blackouts: list[Blackout] = Field(default_factory=list, max_length=50)
+    exceptions: ApprovalStepSpec = Field(default_factory=lambda: ApprovalStepSpec(role="engineering_manager"))
+    freeze_roles: list[str] = Field(default_factory=lambda: ["engineering_manager", "cto"])
+    dependencies: dict[str, list[str]] = Field(default_factory=dict)
     review: dict[str, Any] | None = None
     cab: dict[str, Any] | None = None
     targets: dict[str, Any] | None = None
@@ -364,13 +368,23 @@ def validate_policy(data: Any, *, source: str = "policy.yml", line_of: LineFinde
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        merged: dict[tuple[Any, ...], list[str]] = {}
         for error in exc.errors():
-            loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+            # Union branches show up in the location as "literal['anytime']" and the
+            # like; drop them and say the alternatives in one line instead.
+            loc = tuple(
+                part
+                for part in error["loc"]
+                if not (isinstance(part, str) and ("[" in part or "function-" in part))
+            )
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
-            problems.append(PolicyProblem(_format_path(loc), locate(loc), message))
+            if message not in merged.setdefault(loc, []):
+                merged[loc].append(message)
+        problems = [
+            PolicyProblem(_format_path(loc), locate(loc), "; or ".join(msgs)) for loc, msgs in merged.items()
+        ]
         raise PolicyError(source, problems) from None
     problems = list(_cross_check(policy, locate))
     if problems:
@@ -392,10 +406,13 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
                 locate((*loc, "role")),
                 f"unknown role '{step.role}' (roles: {', '.join(known_roles)})",
             )
-    for loc, role in (
+    role_refs: list[tuple[tuple[Any, ...], str]] = [
         (("emergency", "post_approval", "role"), policy.emergency.post_approval.role),
         (("emergency", "escalate_to"), policy.emergency.escalate_to),
-    ):
+        (("exceptions", "role"), policy.exceptions.role),
+    ]
+    role_refs += [(("freeze_roles", i), role) for i, role in enumerate(policy.freeze_roles)]
+    for loc, role in role_refs:
         if role not in policy.roles:
             yield PolicyProblem(
                 _format_path(loc), locate(loc), f"unknown role '{role}' (roles: {', '.join(known_roles)})"
@@ -403,6 +420,11 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
     services = set(policy.services)
     if len(services) != len(policy.services):
         yield PolicyProblem("services", locate(("services",)), "services are listed twice")
+    for service, needs in policy.dependencies.items():
+        for j, name in enumerate([service, *needs]):
+            if name not in services:
+                loc = ("dependencies", service) if j == 0 else ("dependencies", service, j - 1)
+                yield PolicyProblem(_format_path(loc), locate(loc), f"unknown service '{name}'")
     seen: set[str] = set()
     for i, entry in enumerate(policy.standard_catalog):
         if entry.id in seen:

@@ -12,6 +12,8 @@ from typing import Protocol
 from domain import quorum, timeline
 from domain.calendar import CalendarRange, days_range, scheduled_moment
 from domain.clock import Clock
+from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
+from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
 from domain.durations import format_offset
 from domain.emergency import (
     ON_CALL_ROLE,
@@ -21,7 +23,7 @@ from domain.emergency import (
     plan_post_approval,
     validate_emergency,
 )
-from domain.enums import Decision, Status
+from domain.enums import Category, Decision, Status
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
 from domain.model import (
@@ -65,6 +67,7 @@ class ChangeQuery:
     starts_from: datetime | None = None
     starts_before: datetime | None = None
     ends_before: datetime | None = None
+    ends_after: datetime | None = None
     post_states: tuple[PostState, ...] = ()
     limit: int = 20
 
@@ -84,6 +87,7 @@ class ChangeUpdate:
     approval: ApprovalEntry | None = None
     post_state: PostState | None = None
     steps: tuple[StepSnapshot, ...] | None = None  # e.g. the on-call, once PagerDuty answered
+    conflicts: tuple[str, ...] | None = None
     replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
@@ -148,6 +152,19 @@ class CalendarView:
     in_progress: list[Change]
     overdue: list[Change]
     post_approval_overdue: list[Change] = field(default_factory=list)
+    freezes: list[Freeze] = field(default_factory=list)
+    blackouts: list[BlackoutHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HomeView:
+    user: str
+    now: datetime
+    mine: list[Change]
+    awaiting_me: list[Change]  # approvals (and post-approvals) the user can give now
+    upcoming: list[Change]
+    blackouts: list[BlackoutHit]
+    freezes: list[Freeze]
 
 
 class ChangeRepository(Protocol):
@@ -205,6 +222,16 @@ class ChangeRepository(Protocol):
 
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
 
+    async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]: ...
+
+    async def start_freeze(
+        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Freeze | None: ...
+
+    async def end_freeze(
+        self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Freeze | None: ...
+
     async def list_changes(self, query: ChangeQuery) -> list[Change]: ...
 
 
@@ -218,6 +245,14 @@ class Notifier(Protocol):
     def wake(self) -> None:
         """New intents are stored: dispatch soon rather than at the next tick."""
         ...
+
+
+class ConflictsFound(Exception):
+    """Open changes overlap this one: shown as a warning; submitting again confirms."""
+
+    def __init__(self, conflicts: Sequence[Conflict]) -> None:
+        super().__init__(", ".join(c.change_id for c in conflicts))
+        self.conflicts = list(conflicts)
 
 
 class ChangeNotFound(Exception):
@@ -267,11 +302,27 @@ class ChangeService:
         """Validate, score, snapshot the approval steps and store the CR with its posts."""
         now = self._clock.now()
         draft = validate_form(form, policy=self.policy, now=now)
+        exception_reason = await self._check_schedule(
+            category=draft.category,
+            start=draft.starts_at,
+            end=draft.ends_at,
+            requested=form.exception_requested,
+            reason=form.exception_reason,
+        )
+        conflicts = await self._conflicts(services=draft.services, start=draft.starts_at, end=draft.ends_at)
+        unseen = [c for c in conflicts if c.change_id not in form.acknowledged_conflicts]
+        if unseen:
+            raise ConflictsFound(conflicts)
         risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
         steps = tuple(
             StepSnapshot(role=spec.role, count=spec.count, members=tuple(self.policy.roles[spec.role]))
             for spec in self.policy.steps_for(category=draft.category, risk=risk)
         )
+        if exception_reason is not None:
+            spec = self.policy.exceptions
+            steps += (
+                StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
+            )
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
         audit = [
             AuditEntry(
@@ -297,14 +348,68 @@ class ChangeService:
             notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
         change = await self._repo.create_change(
             NewChange(
-                draft=draft, risk=risk, status=status, requester=requester, created_at=now, steps=steps
+                draft=draft,
+                risk=risk,
+                status=status,
+                requester=requester,
+                created_at=now,
+                steps=steps,
+                conflicts=tuple(c.change_id for c in conflicts),
             ),
-            audit=audit,
+            audit=audit
+            + (
+                [AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})]
+                if exception_reason is not None
+                else []
+            ),
             intents=lambda change_id: self._intake_intents(change_id, requester, status),
             notices=notices,
         )
         self._notifier.wake()
         return change
+
+    async def _check_schedule(
+        self, *, category: Category, start: datetime, end: datetime, requested: bool, reason: str | None
+    ) -> str | None:
+        """Refuse a window outside the category's windows or touching a blackout, unless an
+        exception is requested with a reason (returned: the CR then needs one more step)."""
+        freezes = await self._repo.freezes(start=start, end=end)
+        problems = schedule_problems(
+            windows=self.policy.windows,
+            blackouts=self.policy.blackouts,
+            freezes=freezes,
+            category=category,
+            start=start,
+            end=end,
+            zone=self.policy.zone,
+        )
+        if not problems:
+            return None
+        if not requested:
+            raise IntakeRejected(problems)
+        why = (reason or "").strip()
+        if not why:
+            raise IntakeRejected({"exception_reason": "Say why this change cannot wait for an allowed slot."})
+        if len(why) > MAX_REASON:
+            raise IntakeRejected({"exception_reason": f"Keep the reason to {MAX_REASON} characters."})
+        return why
+
+    async def _conflicts(
+        self, *, services: Sequence[str], start: datetime, end: datetime, exclude_id: str | None = None
+    ) -> list[Conflict]:
+        others = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=OPEN_FOR_CONFLICTS, starts_before=end, ends_after=start, limit=CALENDAR_LIMIT
+            )
+        )
+        return find_conflicts(
+            services=services,
+            start=start,
+            end=end,
+            others=others,
+            dependencies=self.policy.dependencies,
+            exclude_id=exclude_id,
+        )
 
     def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
         return plan_notices(
@@ -587,6 +692,14 @@ class ChangeService:
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             new_start, new_end = window
+            has_exception = any(step.purpose == "exception" for step in change.steps)
+            if not has_exception and change.draft.category is not Category.EMERGENCY:
+                await self._check_schedule(
+                    category=change.draft.category, start=new_start, end=new_end, requested=False, reason=None
+                )
+            conflicts = await self._conflicts(
+                services=change.draft.services, start=new_start, end=new_end, exclude_id=change.id
+            )
             audit = [
                 AuditEntry(
                     user,
@@ -601,7 +714,13 @@ class ChangeService:
             replan = (
                 self._plan(new_start, new_end, approved_at=now) if change.status is Status.APPROVED else None
             )
-            update = ChangeUpdate(at=now, starts_at=new_start, ends_at=new_end, replace_notices=replan)
+            update = ChangeUpdate(
+                at=now,
+                starts_at=new_start,
+                ends_at=new_end,
+                replace_notices=replan,
+                conflicts=tuple(c.change_id for c in conflicts),
+            )
             payload = {"template": "rescheduled", "by": user, "thread": True}
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
@@ -1044,6 +1163,56 @@ class ChangeService:
             for name, channel, extra in targets
         ]
 
+    # --- freezes -----------------------------------------------------------------
+    async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:
+        """An ad-hoc freeze for the roles the policy allows; (freeze, refusal)."""
+        refusal = await self._freeze_refusal(user)
+        if refusal:
+            return None, refusal
+        now = self._clock.now()
+        reason = reason.strip()[:MAX_REASON]
+        payload = {"template": "freeze", "started": True, "by": user, "reason": reason}
+        freeze = await self._repo.start_freeze(
+            reason=reason,
+            user=user,
+            now=now,
+            audit=[AuditEntry(user, AuditAction.FREEZE_STARTED, now, {"reason": reason})],
+            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
+        )
+        if freeze is None:
+            return None, "a change freeze is already on: `/change freeze end` lifts it"
+        self._notifier.wake()
+        return freeze, None
+
+    async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
+        refusal = await self._freeze_refusal(user)
+        if refusal:
+            return None, refusal
+        now = self._clock.now()
+        payload = {"template": "freeze", "started": False, "by": user, "reason": ""}
+        freeze = await self._repo.end_freeze(
+            user=user,
+            now=now,
+            audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
+            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
+        )
+        if freeze is None:
+            return None, "there is no change freeze on"
+        self._notifier.wake()
+        return freeze, None
+
+    async def _freeze_refusal(self, user: str) -> str | None:
+        allowed: set[str] = set()
+        for role in self.policy.freeze_roles:
+            allowed |= await self._directory.expand(self.policy.roles.get(role, []))
+        if user in allowed:
+            return None
+        roles = ", ".join(self.policy.freeze_roles) or "nobody"
+        return f"only these roles can declare or lift a change freeze: {roles}"
+
+    async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
+        return await self._repo.freezes(start=start, end=end)
+
     # --- calendar and digest ----------------------------------------------------
     async def calendar(self, *, span: CalendarRange) -> CalendarView:
         now = self._clock.now()
@@ -1068,7 +1237,64 @@ class ChangeService:
         post_overdue = await self._repo.list_changes(
             ChangeQuery(post_states=(PostState.OVERDUE,), limit=CALENDAR_LIMIT)
         )
-        return CalendarView(span, now, scheduled, awaiting, in_progress, overdue, post_overdue)
+        return CalendarView(
+            span,
+            now,
+            scheduled,
+            awaiting,
+            in_progress,
+            overdue,
+            post_overdue,
+            freezes=await self._repo.freezes(start=span.start, end=span.end),
+            blackouts=self._blackouts_between(span.start, span.end),
+        )
+
+    def _blackouts_between(self, start: datetime, end: datetime) -> list[BlackoutHit]:
+        hits = [
+            BlackoutHit(blackout.name, s, e)
+            for blackout in self.policy.blackouts
+            for s, e in blackout_periods(blackout, zone=self.policy.zone, start=start, end=end)
+        ]
+        return sorted(hits, key=lambda hit: hit.start)
+
+    async def home(self, *, user: str) -> HomeView:
+        """The App Home: my changes, what waits for me, the week ahead, blackouts."""
+        now = self._clock.now()
+        mine = await self._repo.list_changes(ChangeQuery(requester=user, limit=15))
+        pending = await self._repo.list_changes(
+            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
+        )
+        post_open = await self._repo.list_changes(
+            ChangeQuery(post_states=(PostState.PENDING, PostState.OVERDUE), limit=CALENDAR_LIMIT)
+        )
+        awaiting: list[Change] = []
+        for change in pending:
+            if await self.check_decision(change_id=change.id, user=user) is None:
+                awaiting.append(change)
+        for change in post_open:
+            if (
+                change not in awaiting
+                and await self.check_post_decision(change_id=change.id, user=user) is None
+            ):
+                awaiting.append(change)
+        upcoming = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
+                starts_from=now,
+                starts_before=now + timedelta(days=7),
+                limit=30,
+            )
+        )
+        horizon = now + timedelta(days=14)
+        return HomeView(
+            user,
+            now,
+            mine,
+            awaiting[:20],
+            upcoming,
+            self._blackouts_between(now, horizon),
+            await self._repo.freezes(start=now, end=horizon),
+        )
 
     async def run_digest(self) -> bool:
         """Post today's digest once: the cron job and the start-up catch-up both call this."""

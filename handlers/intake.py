@@ -8,8 +8,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.context import AppContext
 from domain.intake import IntakeRejected
+from domain.service import ConflictsFound
 from modals.ids import CallbackId
-from modals.intake import inline_errors, parse_change_form
+from modals.intake import inline_errors, new_change_modal, parse_change_form
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
@@ -23,5 +24,10 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             )
         except IntakeRejected as exc:
             await ack(response_action="errors", errors=inline_errors(exc.errors, view))
+            return
+        except ConflictsFound as exc:
+            # Same blocks and ids, so Slack keeps what was typed; a second Submit confirms.
+            warning = new_change_modal(ctx.policy, now=ctx.clock.now(), conflicts=exc.conflicts)
+            await ack(response_action="update", view=warning)
             return
         await ack()

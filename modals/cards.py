@@ -61,7 +61,8 @@ def approval_lines(change: Change) -> list[str]:
         ]
         mark = ":white_check_mark:" if done else ":hourglass_flowing_sand:"
         names = f": {', '.join(who)}" if who else ""
-        lines.append(f"{mark} {role_label(step.role)} {counts[index]}/{step.count}{names}")
+        label = role_label(step.role) + (" (exception)" if step.purpose == "exception" else "")
+        lines.append(f"{mark} {label} {counts[index]}/{step.count}{names}")
     for entry in change.approvals:
         if entry.decision is Decision.REJECT:
             lines.append(f":no_entry: Rejected by {mention(entry.user)}: {escaped_clip(entry.reason, 500)}")
@@ -105,7 +106,24 @@ def change_card(
         blocks.append(SectionBlock(text=escaped_clip(draft.description, SECTION_LIMIT - 10)))
     if draft.rollback_plan:
         blocks.append(SectionBlock(text="*Rollback plan*\n" + escaped_clip(draft.rollback_plan, 1500)))
+    if change.conflicts:
+        blocks.append(
+            SectionBlock(
+                text=clip(
+                    ":warning: *Overlaps* "
+                    + ", ".join(change.conflicts)
+                    + " on the same or dependent services.",
+                    3000,
+                )
+            )
+        )
     lines = approval_lines(change)
+    exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
+    if exception is not None:
+        lines.append(
+            ":warning: Outside its windows or in a blackout; exception requested: "
+            + escaped_clip(str(exception.details.get("reason", "")), 500)
+        )
     on_call = on_call_line(change)
     if on_call:
         lines.insert(0, on_call)

@@ -46,4 +46,6 @@ class Field(StrEnum):
     DOWNTIME = "downtime"
     REASON = "reason"
     NOTES = "notes"
+    EXCEPTION = "exception"
+    EXCEPTION_REASON = "exception_reason"
     IMPLEMENTER = "implementer"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_sdk.models.blocks import (
     Block,
+    CheckboxesElement,
     DateTimePickerElement,
     DividerBlock,
     InputBlock,
@@ -20,11 +24,12 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.conflicts import Conflict
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import ChangeForm
 from domain.policy import Policy
 from modals.ids import CallbackId, Field
-from modals.text import clip
+from modals.text import clip, escaped_clip, slack_date
 
 CATEGORY_LABELS = {
     Category.STANDARD: "Standard: pre-approved procedure",
@@ -79,10 +84,36 @@ def default_window(now: datetime) -> tuple[int, int]:
     return int(start.timestamp()), int((start + timedelta(hours=1)).timestamp())
 
 
-def new_change_modal(policy: Policy, *, now: datetime) -> dict[str, Any]:
+class IntakeMetadata(BaseModel):
+    """Conflicts the requester has been shown: submitting again with them confirms."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    acknowledged: tuple[str, ...] = ()
+
+
+def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBlock:
+    lines = [
+        f"• *{c.change_id}* {escaped_clip(c.title, 80)} ({', '.join(c.services)}), "
+        f"{slack_date(c.starts_at, zone)} → {slack_date(c.ends_at, zone)}"
+        for c in conflicts[:10]
+    ]
+    return SectionBlock(
+        block_id="conflicts",
+        text=clip(
+            ":warning: *This window overlaps open changes on the same or dependent services:*\n"
+            + "\n".join(lines)
+            + "\nChange the window, or press Submit again to file it anyway.",
+            3000,
+        ),
+    )
+
+
+def new_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict] = ()) -> dict[str, Any]:
     start, end = default_window(now)
     text_limit = policy.limits.text
-    blocks: list[Block] = [
+    blocks: list[Block] = [conflict_warning(conflicts, policy.zone)] if conflicts else []
+    blocks += [
         _text_input(
             Field.TITLE,
             "Title",
@@ -209,9 +240,26 @@ def new_change_modal(policy: Policy, *, now: datetime) -> dict[str, Any]:
                 action_id=Field.DOWNTIME.value, is_decimal_allowed=False, min_value=0, max_value=10080
             ),
         ),
+        InputBlock(
+            block_id=Field.EXCEPTION.value,
+            label="Outside the windows or in a blackout?",
+            optional=True,
+            element=CheckboxesElement(
+                action_id=Field.EXCEPTION.value,
+                options=[Option(value="requested", label="Request an exception (one more approval)")],
+            ),
+        ),
+        _text_input(
+            Field.EXCEPTION_REASON,
+            "Why it cannot wait",
+            hint="Only with an exception request.",
+            multiline=True,
+            max_length=1000,
+            optional=True,
+        ),
         SectionBlock(
-            text=f"Risk is scored from impact × likelihood with the policy's matrix "
-            f"({policy.timezone} policy)."
+            text=f"Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
+            f"are checked in {policy.timezone}."
         ),
     ]
     view = View(
@@ -221,6 +269,7 @@ def new_change_modal(policy: Policy, *, now: datetime) -> dict[str, Any]:
         submit="Submit",
         close="Cancel",
         blocks=blocks,
+        private_metadata=IntakeMetadata(acknowledged=tuple(c.change_id for c in conflicts)).model_dump_json(),
     )
     return view.to_dict()
 
@@ -270,7 +319,17 @@ def parse_change_form(view: dict[str, Any]) -> ChangeForm:
         test_plan=text(Field.TEST_PLAN),
         downtime=text(Field.DOWNTIME),
         implementer=_value(state, Field.IMPLEMENTER).get("selected_user"),
+        exception_requested=bool(_value(state, Field.EXCEPTION).get("selected_options")),
+        exception_reason=text(Field.EXCEPTION_REASON),
+        acknowledged_conflicts=_acknowledged(view),
     )
+
+
+def _acknowledged(view: dict[str, Any]) -> tuple[str, ...]:
+    try:
+        return IntakeMetadata.model_validate_json(view.get("private_metadata") or "{}").acknowledged
+    except ValidationError:
+        return ()
 
 
 def inline_errors(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:

@@ -151,6 +151,21 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
                 chunk = ""
             chunk += "\n" + line
         blocks.append(SectionBlock(text=chunk.strip()))
+    periods = [
+        f"• :no_entry_sign: {escaped_clip(f.reason or 'Change freeze', 100)} "
+        f"(freeze by {mention(f.started_by)}"
+        f"{', until lifted' if f.ended_at is None else ''})"
+        for f in view.freezes
+    ]
+    periods += [
+        f"• :no_entry_sign: {escaped_clip(b.name, 100)}: "
+        f"{slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
+        for b in view.blackouts[:20]
+    ]
+    if periods:
+        blocks.append(
+            SectionBlock(text=clip("*Blackouts and freezes*\n" + "\n".join(periods), SECTION_LIMIT))
+        )
     blocks.append(
         ContextBlock(
             elements=[

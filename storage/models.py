@@ -72,6 +72,8 @@ class ChangeRow(SQLModel, table=True):
     post_state: str | None = Field(default=None, max_length=20, index=True)
     post_due_at: datetime | None = utc_column(nullable=True)
     post_steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
+    # Open changes this one overlapped when filed or moved (ids), shown to approvers.
+    conflicts: list[str] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
     started_at: datetime | None = utc_column(nullable=True)
     finished_at: datetime | None = utc_column(nullable=True)
     outcome_notes: str = Field(default="", sa_type=sa.Text)
@@ -197,3 +199,36 @@ class JobRunRow(SQLModel, table=True):
     job: str = Field(primary_key=True, max_length=60)
     period: str = Field(primary_key=True, max_length=40)
     ran_at: datetime = utc_column()
+
+
+class FreezeRow(SQLModel, table=True):
+    """An ad-hoc change freeze declared with `/change freeze start`; open until ended."""
+
+    __tablename__ = "freeze"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reason: str = Field(default="", sa_type=sa.Text)
+    started_by: str = Field(max_length=40)
+    started_at: datetime = utc_column()
+    ended_by: str | None = Field(default=None, max_length=40)
+    ended_at: datetime | None = utc_column(nullable=True, index=True)
+
+
+class FeedTokenRow(SQLModel, table=True):
+    """The secret in the ICS feed URL; rotating it revokes every old subscription."""
+
+    __tablename__ = "feed_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=100, unique=True)
+    created_at: datetime = utc_column()
+    revoked_at: datetime | None = utc_column(nullable=True)
+
+
+class HomeViewerRow(SQLModel, table=True):
+    """Who has opened the App Home, so it can be refreshed when their changes move."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=40)
+    opened_at: datetime = utc_column()

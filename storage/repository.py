@@ -26,6 +26,7 @@ from domain.model import (
     StepSnapshot,
     format_change_id,
 )
+from domain.calendar_policy import Freeze
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice
 from domain.timeline import PlannedNotice
 from storage.models import (
@@ -34,6 +35,7 @@ from storage.models import (
     CardCopyRow,
     ChangeRow,
     ChangeSequence,
+    FreezeRow,
     JobRunRow,
     NoticeRow,
     OutboxRow,
@@ -133,6 +135,7 @@ class SqlChangeRepository:
                     post_state=change.post_state.value if change.post_state else None,
                     post_due_at=change.post_due_at,
                     post_steps=steps_json(change.post_steps) if change.post_steps else None,
+                    conflicts=list(change.conflicts) or None,
                     version=1,
                     steps=[
                         {"role": s.role, "count": s.count, "members": list(s.members)} for s in change.steps
@@ -187,6 +190,8 @@ class SqlChangeRepository:
             values["post_state"] = update.post_state.value
         if update.steps is not None:
             values["steps"] = steps_json(update.steps)
+        if update.conflicts is not None:
+            values["conflicts"] = list(update.conflicts)
         for name in UPDATABLE:
             value = getattr(update, name)
             if value is not None:
@@ -298,6 +303,58 @@ class SqlChangeRepository:
             await enqueue(session, intents, now)
         return True
 
+    # --- freezes -----------------------------------------------------------------
+    async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
+        """Freezes overlapping [start, end), open-ended ones included."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.select(FreezeRow)
+                    .where(
+                        col(FreezeRow.started_at) < end,
+                        sa.or_(col(FreezeRow.ended_at).is_(None), col(FreezeRow.ended_at) > start),
+                    )
+                    .order_by(col(FreezeRow.started_at))
+                )
+            ).scalars()
+            return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
+
+    async def start_freeze(
+        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Freeze | None:
+        """None when a freeze is already on."""
+        async with self._sessions() as session, session.begin():
+            active = await session.execute(
+                sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None)).with_for_update()
+                if session.get_bind().dialect.name == "postgresql"
+                else sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None))
+            )
+            if active.first() is not None:
+                return None
+            row = FreezeRow(reason=reason, started_by=user, started_at=now)
+            session.add(row)
+            await session.flush()
+            for entry in audit:
+                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await enqueue(session, intents, now)
+            return Freeze(row.id or 0, reason, user, now)
+
+    async def end_freeze(
+        self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Freeze | None:
+        """None when no freeze is on."""
+        async with self._sessions() as session, session.begin():
+            row = (
+                await session.execute(sa.select(FreezeRow).where(col(FreezeRow.ended_at).is_(None)))
+            ).scalars().first()
+            if row is None:
+                return None
+            row.ended_at, row.ended_by = now, user
+            for entry in audit:
+                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await enqueue(session, intents, now)
+            return Freeze(row.id or 0, row.reason, row.started_by, row.started_at, now)
+
     async def notices(self, change_id: str) -> list[NoticeRow]:
         async with self._sessions() as session:
             result = await session.execute(
@@ -337,6 +394,8 @@ class SqlChangeRepository:
             statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
         if query.post_states:
             statement = statement.where(col(ChangeRow.post_state).in_([s.value for s in query.post_states]))
+        if query.ends_after:
+            statement = statement.where(col(ChangeRow.ends_at) > query.ends_after)
         if query.ends_before:
             statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
         if query.starts_before:
@@ -418,12 +477,13 @@ async def add_notices(
 
 
 def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:
-    return [{"role": s.role, "count": s.count, "members": list(s.members)} for s in steps]
+    return [{"role": s.role, "count": s.count, "members": list(s.members), "purpose": s.purpose} for s in steps]
 
 
 def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]:
     return tuple(
-        StepSnapshot(role=s["role"], count=int(s["count"]), members=tuple(s["members"])) for s in raw or ()
+        StepSnapshot(role=s["role"], count=int(s["count"]), members=tuple(s["members"]), purpose=s.get("purpose", ""))
+        for s in raw or ()
     )
 
 
@@ -470,4 +530,5 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
         post_state=PostState(row.post_state) if row.post_state else None,
         post_due_at=row.post_due_at,
         post_steps=steps_from(row.post_steps),
+        conflicts=tuple(row.conflicts or ()),
     )

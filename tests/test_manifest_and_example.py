@@ -34,8 +34,13 @@ READ_TODAY = {
     "digest",
     "emergency",
     "oncall",
+    "windows",
+    "blackouts",
+    "exceptions",
+    "freeze_roles",
+    "dependencies",
 }
-UPCOMING = {"windows", "blackouts", "review", "cab", "targets"}
+UPCOMING = {"review", "cab", "targets"}
 
 KNOWN_BOT_SCOPES = {
     "commands",

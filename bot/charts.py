@@ -1,0 +1,96 @@
+"""The report's trend chart as PNG bytes, for files.uploadV2 next to the monthly report.
+
+Drawn with matplotlib's object API on the Agg canvas: no pyplot global state, no display,
+safe to call from a worker thread, and the same series always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from datetime import UTC
+from zoneinfo import ZoneInfo
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from domain.enums import Category
+from domain.metrics import WeekPoint
+
+COLOURS = {
+    Category.STANDARD: "#8fbc8f",
+    Category.NORMAL: "#4682b4",
+    Category.MAJOR: "#daa520",
+    Category.EMERGENCY: "#cd5c5c",
+}
+SUCCESS_COLOUR = "#2e8b57"
+ROLLBACK_COLOUR = "#8b0000"
+
+
+def _rate(value: float | None) -> float:
+    return math.nan if value is None else value  # NaN leaves a gap for weeks with nothing finished
+
+
+def render_report_chart(series: Sequence[WeekPoint], *, title: str, zone: ZoneInfo | None = None) -> bytes:
+    """Stacked bars of changes per week by category; success and rollback rates (%) as lines
+    on a second axis. Weeks are labelled by their first day in `zone` (UTC by default)."""
+    tz = zone or UTC
+    figure = Figure(figsize=(9, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = list(range(len(series)))
+    bottoms = [0] * len(series)
+    for category in Category:
+        heights = [point.by_category.get(category, 0) for point in series]
+        axes.bar(
+            positions,
+            heights,
+            bottom=bottoms,
+            color=COLOURS[category],
+            label=category.value.capitalize(),
+            width=0.6,
+        )
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    axes.set_xticks(positions, [f"{p.week_start.astimezone(tz):%d %b}" for p in series])
+    axes.set_ylabel("changes per week")
+    axes.set_ylim(0, max([*bottoms, 1]) * 1.15)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    rates = axes.twinx()
+    rates.plot(
+        positions,
+        [_rate(p.success_rate) for p in series],
+        color=SUCCESS_COLOUR,
+        marker="o",
+        label="Success rate",
+    )
+    rates.plot(
+        positions,
+        [_rate(p.rollback_rate) for p in series],
+        color=ROLLBACK_COLOUR,
+        marker="s",
+        linestyle="--",
+        label="Rollback rate",
+    )
+    rates.set_ylim(0, 105)
+    rates.set_ylabel("% of finished changes")
+    if series:
+        handles, labels = axes.get_legend_handles_labels()
+        rate_handles, rate_labels = rates.get_legend_handles_labels()
+        axes.legend(
+            handles + rate_handles,
+            labels + rate_labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.1),
+            fontsize="small",
+            ncols=6,
+            frameon=False,
+        )
+    else:
+        axes.text(0.5, 0.5, "No changes in this period", ha="center", va="center", transform=axes.transAxes)
+    axes.set_title(title)
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()

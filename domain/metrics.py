@@ -1,0 +1,355 @@
+"""Change-management metrics for a period: the figures of the monthly report (seed 001/002)
+checked against the policy's targets (seed 004). Pure, so every figure can be checked by hand.
+
+Definitions (all rates are percentages, `None` when the denominator is zero):
+
+* A change belongs to the period when its window starts (`draft.starts_at`) in [start, end).
+* Its *outcome* is how its implementation ended: completed, failed or rolled back. A change
+  whose status is one of those has that outcome. A closed change has the outcome it had when
+  it was closed: the last COMPLETED / FAILED / ROLLED_BACK entry of its audit trail (so a
+  change that failed and was then rolled back counts as rolled back). The `outcomes` mapping
+  overrides all of this per change id, for callers that have no audit trail loaded.
+* *Finished* changes are those with an outcome. Closed changes whose outcome cannot be told
+  are counted in `unknown_outcome` and left out of every rate.
+* success rate = completed / finished; rollback rate = rolled back / finished;
+  change failure rate = (failed + rolled back + completed changes listed in
+  `caused_incident`) / finished.
+* lead time = created_at -> started_at (started changes); time to implement =
+  started_at -> finished_at. p90 is the nearest-rank percentile: the value at position
+  ceil(0.9 n) of the sorted list.
+* changes per week = total / (days in the period / 7).
+* post-approval compliance: of the emergencies whose post-approval came due (deadline passed
+  by `now`, or already decided), the share post-approved no later than `post_due_at`.
+* targets are inclusive bounds: success >= min, rollback <= max, failure <= max,
+  changes per week >= min.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from domain.enums import Category, Decision, Status
+from domain.model import AuditAction, Change, PostState
+
+OUTCOME_STATUSES = (Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK)
+_OUTCOME_ACTIONS = {
+    AuditAction.COMPLETED: Status.COMPLETED,
+    AuditAction.FAILED: Status.FAILED,
+    AuditAction.ROLLED_BACK: Status.ROLLED_BACK,
+}
+WEEK = timedelta(days=7)
+
+
+class Targets(BaseModel):
+    """The policy's `targets:` section, in percent (changes per week is a count)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    success_rate_min: float = Field(default=95, ge=0, le=100)
+    rollback_rate_max: float = Field(default=3, ge=0, le=100)
+    failure_rate_max: float = Field(default=5, ge=0, le=100)
+    changes_per_week_min: float = Field(default=10, ge=0)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _percent_sign(cls, value: Any) -> Any:
+        """Let policy authors write `95%` as well as `95`."""
+        if isinstance(value, str):
+            return value.strip().removesuffix("%").strip()
+        return value
+
+    @classmethod
+    def from_policy(cls, raw: Mapping[str, Any] | None) -> Targets:
+        """Read the free-form policy mapping; unknown keys (like `report: monthly`) are ignored,
+        missing ones keep the seed-004 defaults. Bad values raise ValueError naming the key."""
+        if not raw:
+            return cls()
+        known = {name: raw[name] for name in cls.model_fields if name in raw and raw[name] is not None}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"targets.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise ValueError(problems) from None
+
+
+class Verdict(StrEnum):
+    MET = "met"
+    MISSED = "missed"
+    NO_DATA = "no_data"
+
+
+class TargetCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # the policy key, e.g. "success_rate_min"
+    label: str
+    actual: float | None
+    target: float
+    bound: str  # "min" or "max"
+    verdict: Verdict
+
+
+class Metrics(BaseModel):
+    """One period's figures. Rates are percentages; `None` means no data (nothing to divide by)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    end: datetime
+    as_of: datetime
+    total: int
+    by_category: dict[Category, int]
+    by_status: dict[Status, int]
+    finished: int
+    succeeded: int
+    failed: int
+    rolled_back: int
+    unknown_outcome: int
+    success_rate: float | None
+    rollback_rate: float | None
+    failure_rate_count: int  # numerator of change_failure_rate
+    change_failure_rate: float | None
+    incidents_caused: int
+    incident_change_ids: list[str]
+    emergency_count: int
+    emergency_share: float | None
+    lead_time_count: int
+    lead_time_mean: timedelta | None
+    lead_time_p90: timedelta | None
+    implement_count: int
+    implement_time_mean: timedelta | None
+    weeks: float
+    changes_per_week: float
+    post_approval_due: int
+    post_approval_on_time: int
+    post_approval_compliance: float | None
+    reviews_due: int
+    reviews_done_on_time: int
+    review_compliance: float | None
+    targets: Targets
+    checks: list[TargetCheck]
+
+
+class WeekPoint(NamedTuple):
+    week_start: datetime
+    by_category: dict[Category, int]
+    success_rate: float | None
+    rollback_rate: float | None
+
+
+def percent(part: int, whole: int) -> float | None:
+    return None if whole == 0 else 100.0 * part / whole
+
+
+def mean(values: Sequence[timedelta]) -> timedelta | None:
+    if not values:
+        return None
+    return sum(values, timedelta()) / len(values)
+
+
+def nearest_rank(values: Sequence[timedelta], quantile: float) -> timedelta | None:
+    """The nearest-rank percentile: no interpolation, so it is always an observed value."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(quantile * len(ordered)))
+    return ordered[rank - 1]
+
+
+def outcome_of(change: Change, outcomes: Mapping[str, Status] | None = None) -> Status | None:
+    """COMPLETED, FAILED or ROLLED_BACK once the implementation ended, else None."""
+    if outcomes and change.id in outcomes:
+        override = outcomes[change.id]
+        return override if override in OUTCOME_STATUSES else None
+    if change.status in OUTCOME_STATUSES:
+        return change.status
+    if change.status is not Status.CLOSED:
+        return None
+    found: Status | None = None
+    for entry in sorted(change.audit, key=lambda e: e.at):
+        found = _OUTCOME_ACTIONS.get(entry.action, found)
+    return found
+
+
+def in_period(changes: Sequence[Change], start: datetime, end: datetime) -> list[Change]:
+    return [c for c in changes if start <= c.draft.starts_at < end]
+
+
+def post_approved_at(change: Change) -> datetime | None:
+    """When the post-approval quorum completed: the last approving post decision, or the
+    POST_APPROVED audit entry when the decisions are not loaded."""
+    if change.post_state is not PostState.APPROVED:
+        return None
+    approvals = [a.at for a in change.post_approvals if a.decision is Decision.APPROVE]
+    if approvals:
+        return max(approvals)
+    audited = [e.at for e in change.audit if e.action is AuditAction.POST_APPROVED]
+    return max(audited) if audited else None
+
+
+def post_approval_judgement(change: Change, as_of: datetime) -> bool | None:
+    """Whether an emergency was post-approved in time; None when it does not count (not an
+    emergency, nothing to approve, not yet due, or approved at an unknown moment)."""
+    if change.draft.category is not Category.EMERGENCY or change.post_state in (None, PostState.NOT_NEEDED):
+        return None
+    decided = change.post_state in (PostState.APPROVED, PostState.REJECTED)
+    came_due = change.post_due_at is not None and change.post_due_at <= as_of
+    if not (decided or came_due):
+        return None
+    if change.post_state is not PostState.APPROVED:
+        return False
+    approved_at = post_approved_at(change)
+    if approved_at is None:
+        return None
+    return change.post_due_at is None or approved_at <= change.post_due_at
+
+
+def _check(key: str, label: str, actual: float | None, target: float, bound: str) -> TargetCheck:
+    if actual is None:
+        verdict = Verdict.NO_DATA
+    elif (actual >= target) if bound == "min" else (actual <= target):
+        verdict = Verdict.MET
+    else:
+        verdict = Verdict.MISSED
+    return TargetCheck(key=key, label=label, actual=actual, target=target, bound=bound, verdict=verdict)
+
+
+def compute_metrics(
+    *,
+    changes: Sequence[Change],
+    start: datetime,
+    end: datetime,
+    caused_incident: Collection[str] = (),
+    reviews_due: int = 0,
+    reviews_done_on_time: int = 0,
+    targets: Targets,
+    outcomes: Mapping[str, Status] | None = None,
+    now: datetime | None = None,
+) -> Metrics:
+    """The period's figures; `now` (default: `end`) decides which post-approvals came due."""
+    if end <= start:
+        raise ValueError("the period must end after it starts")
+    as_of = now or end
+    selected = in_period(changes, start, end)
+    total = len(selected)
+    by_category = {category: 0 for category in Category}
+    by_status = {status: 0 for status in Status}
+    counts = {status: 0 for status in OUTCOME_STATUSES}
+    unknown = 0
+    incident_set = set(caused_incident)
+    incident_ids = sorted(c.id for c in selected if c.id in incident_set)
+    failure_count = 0
+    lead_times: list[timedelta] = []
+    implement_times: list[timedelta] = []
+    post_due = post_on_time = 0
+    for change in selected:
+        by_category[change.draft.category] += 1
+        by_status[change.status] += 1
+        outcome = outcome_of(change, outcomes)
+        if outcome is not None:
+            counts[outcome] += 1
+            if outcome is not Status.COMPLETED or change.id in incident_set:
+                failure_count += 1
+        elif change.status is Status.CLOSED:
+            unknown += 1
+        if change.started_at is not None:
+            lead_times.append(change.started_at - change.created_at)
+            if change.finished_at is not None and change.finished_at >= change.started_at:
+                implement_times.append(change.finished_at - change.started_at)
+        judged = post_approval_judgement(change, as_of)
+        if judged is not None:
+            post_due += 1
+            if judged:
+                post_on_time += 1
+    finished = sum(counts.values())
+    weeks = (end - start) / WEEK
+    per_week = total / weeks
+    success_rate = percent(counts[Status.COMPLETED], finished)
+    rollback_rate = percent(counts[Status.ROLLED_BACK], finished)
+    failure_rate = percent(failure_count, finished)
+    checks = [
+        _check("success_rate_min", "Success rate", success_rate, targets.success_rate_min, "min"),
+        _check("rollback_rate_max", "Rollback rate", rollback_rate, targets.rollback_rate_max, "max"),
+        _check("failure_rate_max", "Change failure rate", failure_rate, targets.failure_rate_max, "max"),
+        _check("changes_per_week_min", "Changes per week", per_week, targets.changes_per_week_min, "min"),
+    ]
+    return Metrics(
+        start=start,
+        end=end,
+        as_of=as_of,
+        total=total,
+        by_category=by_category,
+        by_status=by_status,
+        finished=finished,
+        succeeded=counts[Status.COMPLETED],
+        failed=counts[Status.FAILED],
+        rolled_back=counts[Status.ROLLED_BACK],
+        unknown_outcome=unknown,
+        success_rate=success_rate,
+        rollback_rate=rollback_rate,
+        failure_rate_count=failure_count,
+        change_failure_rate=failure_rate,
+        incidents_caused=len(incident_ids),
+        incident_change_ids=incident_ids,
+        emergency_count=by_category[Category.EMERGENCY],
+        emergency_share=percent(by_category[Category.EMERGENCY], total),
+        lead_time_count=len(lead_times),
+        lead_time_mean=mean(lead_times),
+        lead_time_p90=nearest_rank(lead_times, 0.9),
+        implement_count=len(implement_times),
+        implement_time_mean=mean(implement_times),
+        weeks=weeks,
+        changes_per_week=per_week,
+        post_approval_due=post_due,
+        post_approval_on_time=post_on_time,
+        post_approval_compliance=percent(post_on_time, post_due),
+        reviews_due=reviews_due,
+        reviews_done_on_time=reviews_done_on_time,
+        review_compliance=percent(reviews_done_on_time, reviews_due),
+        targets=targets,
+        checks=checks,
+    )
+
+
+def weekly_series(
+    *,
+    changes: Sequence[Change],
+    start: datetime,
+    end: datetime,
+    outcomes: Mapping[str, Status] | None = None,
+) -> list[WeekPoint]:
+    """Week buckets of 7 days from `start` (the last one may be short), for the trend chart;
+    a change falls in the week its window starts in; rates as in `compute_metrics`."""
+    if end <= start:
+        raise ValueError("the period must end after it starts")
+    points: list[WeekPoint] = []
+    week_start = start
+    while week_start < end:
+        week_end = min(week_start + WEEK, end)
+        selected = in_period(changes, week_start, week_end)
+        by_category = {category: 0 for category in Category}
+        counts = {status: 0 for status in OUTCOME_STATUSES}
+        for change in selected:
+            by_category[change.draft.category] += 1
+            outcome = outcome_of(change, outcomes)
+            if outcome is not None:
+                counts[outcome] += 1
+        finished = sum(counts.values())
+        points.append(
+            WeekPoint(
+                week_start=week_start,
+                by_category=by_category,
+                success_rate=percent(counts[Status.COMPLETED], finished),
+                rollback_rate=percent(counts[Status.ROLLED_BACK], finished),
+            )
+        )
+        week_start = week_end
+    return points
