@@ -172,6 +172,7 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
         return {"n": 0}
     return {
         "n": len(ordered),
+        "min": ordered[0],
         "p50": pct(ordered, 50),
         "p95": pct(ordered, 95),
         "p99": pct(ordered, 99),

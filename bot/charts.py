@@ -90,7 +90,7 @@ def render_report_chart(series: Sequence[WeekPoint], *, title: str, zone: ZoneIn
     else:
         axes.text(0.5, 0.5, "No changes in this period", ha="center", va="center", transform=axes.transAxes)
     axes.set_title(title)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.07, right=0.92, top=0.91, bottom=0.18)  # fixed: tight_layout costs 0.3 s
     out = io.BytesIO()
     figure.savefig(out, format="png", metadata={"Software": None})
     return out.getvalue()

@@ -168,6 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="policy file").add_subparsers(dest="action", required=True)
     check = policy.add_parser("check", help="validate a policy file")
     check.add_argument("path", nargs="?")
+    demo = sub.add_parser("demo", help="play the change process against an emulated Slack (no workspace)")
+    demo.add_argument("--interactive", action="store_true", help="keep running for your own commands")
+    demo.add_argument("--state", help="where to write the URLs and secret `slack send` reads")
+    slack = sub.add_parser("slack", help="act as a Slack user").add_subparsers(dest="action", required=True)
+    send = slack.add_parser("send", help="send a slash command or a click to a running demo")
+    send.add_argument("text", nargs="?", help="a slash command, like '/change help'")
+    send.add_argument("--as", dest="user", default="UALICE", help="the Slack user id sending it")
+    send.add_argument("--channel", default="CCHANGES", help="where it is sent from")
+    send.add_argument("--click", nargs=2, metavar=("ACTION_ID", "VALUE"), help="click a button instead")
+    send.add_argument("--state", help="the demo's state file (default: the one the demo wrote)")
     return parser
 
 
@@ -191,6 +201,21 @@ def main(argv: list[str] | None = None) -> int:
             path = args.path or Settings.model_fields["changebot_policy"].default
             load_policy(path)
             print(f"{path}: policy is valid")
+        elif args.command == "demo":
+            from bot.demo import demo_main
+
+            return demo_main(interactive=args.interactive, state_path=args.state)
+        elif args.command == "slack":
+            from bot.slack_send import SendError, send_main
+
+            try:
+                sending = send_main(
+                    args.text, user=args.user, channel=args.channel, click=args.click, state_path=args.state
+                )
+                return asyncio.run(sending)
+            except SendError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
     except StartupError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ from domain.policy import Policy
 from domain.service import ChangeService, Notifier
 from modals.cards import card_fallback, change_card, decided_message, filed_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
-from modals.text import clip
+from modals.text import clip, escaped_clip, mention
 from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
@@ -55,6 +55,17 @@ class Undeliverable:
 
 
 Outcome = Delivered | RetryLater | Undeliverable
+
+
+def freeze_message(payload: dict[str, Any]) -> str:
+    by = mention(str(payload.get("by")))
+    if payload.get("started"):
+        reason = f": {escaped_clip(str(payload['reason']), 500)}" if payload.get("reason") else ""
+        return (
+            f":no_entry_sign: {by} declared a change freeze{reason}. "
+            "No changes but emergencies until it is lifted."
+        )
+    return f":white_check_mark: {by} lifted the change freeze."
 
 
 class OnCallResolver(Protocol):
@@ -350,6 +361,8 @@ class SlackGateway:
             )
             view = await self._service.calendar(span=span)
             return span.title, calendar_blocks(view, zone=self._policy.zone)
+        if template == "freeze":
+            return freeze_message(payload), None
         if not (row.change_id and template):
             return str(payload.get("text") or ""), payload.get("blocks")
         change = await self._service.get_change(change_id=row.change_id)

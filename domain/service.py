@@ -11,8 +11,8 @@ from typing import Protocol
 
 from domain import quorum, timeline
 from domain.calendar import CalendarRange, days_range, scheduled_moment
-from domain.clock import Clock
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
+from domain.clock import Clock
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
 from domain.durations import format_offset
 from domain.emergency import (

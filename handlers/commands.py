@@ -136,6 +136,20 @@ async def calendar(ctx: AppContext, command: Command) -> Blocks:
     return calendar_blocks(await ctx.service.calendar(span=span), zone=ctx.policy.zone)
 
 
+async def freeze(ctx: AppContext, command: Command) -> Blocks:
+    action = command.args[0].lower() if command.args else ""
+    if action not in ("start", "end"):
+        return help_blocks("Use `/change freeze start [reason]` or `/change freeze end`.")
+    if action == "start":
+        frozen, refusal = await ctx.service.start_freeze(user=command.user, reason=" ".join(command.args[1:]))
+    else:
+        frozen, refusal = await ctx.service.end_freeze(user=command.user)
+    if refusal or frozen is None:
+        return help_blocks(f"Not done: {escaped_clip(refusal or 'unknown', 300)}.")[:1]
+    done = "on: no changes but emergencies" if action == "start" else "lifted"
+    return help_blocks(f"The change freeze is {done}. The changes channel has been told.")[:1]
+
+
 async def help_answer(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks()
 
@@ -154,5 +168,6 @@ ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
     "list": list_changes,
     "cancel": cancel,
     "calendar": calendar,
+    "freeze": freeze,
     "help": help_answer,
 }

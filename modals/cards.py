@@ -333,6 +333,7 @@ HELP_TEXT = (
     "or the next two weeks\n"
     "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
+    "• `/change freeze start [reason]` / `/change freeze end`: an ad-hoc change freeze\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
     "• `/change help`: this help"

@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from domain.enums import Category
+from domain.enums import Category, Status
 from domain.metrics import Metrics, TargetCheck, Verdict
 from modals.text import clip
 
@@ -82,14 +82,17 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
     m = metrics
     first = m.start.astimezone(zone)
     last = (m.end - timedelta(microseconds=1)).astimezone(zone)
-    open_count = m.total - m.finished - m.unknown_outcome
+    open_count = sum(
+        m.by_status.get(s, 0) for s in (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
+    )
+    dropped = m.by_status.get(Status.REJECTED, 0) + m.by_status.get(Status.CANCELLED, 0)
     summary = [
         f"• Total changes: *{m.total}* ({m.changes_per_week:.1f} per week)",
         f"• Successful: {_share(m.succeeded, m.success_rate)} of {m.finished} finished",
         f"• Failed: {_share(m.failed, None if m.finished == 0 else 100 * m.failed / m.finished)}",
         f"• Rolled back: {_share(m.rolled_back, m.rollback_rate)}",
         f"• Emergency changes: {_share(m.emergency_count, m.emergency_share)}",
-        f"• Not finished yet: {open_count}",
+        f"• Still open: {open_count} · rejected or cancelled: {dropped}",
     ]
     if m.unknown_outcome:
         summary.append(f"• Closed, outcome unknown: {m.unknown_outcome}")
@@ -106,7 +109,7 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
     if m.incident_change_ids:
         shown = m.incident_change_ids[:MAX_INCIDENT_IDS]
         more = len(m.incident_change_ids) - len(shown)
-        incidents.append("• " + ", ".join(shown) + (f" and {more} more" if more else ""))
+        incidents.append("• Which: " + ", ".join(shown) + (f" and {more} more" if more else ""))
     incidents.append(
         f"• Change failure rate: {format_rate(m.change_failure_rate)} "
         f"({m.failure_rate_count} of {m.finished} finished: failed, rolled back or caused an incident)"

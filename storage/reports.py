@@ -141,6 +141,29 @@ async def rollback_count(sessions: Sessions) -> int:
         return int(found.scalar_one())
 
 
+async def outcome_counts(sessions: Sessions) -> dict[Status, int]:
+    """How many changes ended completed, failed or rolled back, each by its latest outcome
+    (failed then rolled back counts once, as rolled back; closing keeps the outcome)."""
+    outcome_actions = {
+        AuditAction.COMPLETED.value: Status.COMPLETED,
+        AuditAction.FAILED.value: Status.FAILED,
+        AuditAction.ROLLED_BACK.value: Status.ROLLED_BACK,
+    }
+    async with sessions() as session:
+        rows = (
+            await session.execute(
+                sa.select(col(AuditRow.change_id), col(AuditRow.action))
+                .where(col(AuditRow.action).in_(list(outcome_actions)), col(AuditRow.change_id).is_not(None))
+                .order_by(col(AuditRow.at), col(AuditRow.id))
+            )
+        ).all()
+    latest = {change_id: outcome_actions[action] for change_id, action in rows}
+    counts = dict.fromkeys((Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK), 0)
+    for outcome in latest.values():
+        counts[outcome] += 1
+    return counts
+
+
 async def outbox_depth(sessions: Sessions) -> dict[str, int]:
     """Outbox rows per state (pending, sending, sent, dead), zero-filled."""
     depth = dict.fromkeys(OUTBOX_STATES, 0)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from domain.calendar_policy import Freeze
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent
 from domain.model import (
@@ -26,7 +27,6 @@ from domain.model import (
     StepSnapshot,
     format_change_id,
 )
-from domain.calendar_policy import Freeze
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice
 from domain.timeline import PlannedNotice
 from storage.models import (
@@ -345,8 +345,10 @@ class SqlChangeRepository:
         """None when no freeze is on."""
         async with self._sessions() as session, session.begin():
             row = (
-                await session.execute(sa.select(FreezeRow).where(col(FreezeRow.ended_at).is_(None)))
-            ).scalars().first()
+                (await session.execute(sa.select(FreezeRow).where(col(FreezeRow.ended_at).is_(None))))
+                .scalars()
+                .first()
+            )
             if row is None:
                 return None
             row.ended_at, row.ended_by = now, user
@@ -477,12 +479,16 @@ async def add_notices(
 
 
 def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:
-    return [{"role": s.role, "count": s.count, "members": list(s.members), "purpose": s.purpose} for s in steps]
+    return [
+        {"role": s.role, "count": s.count, "members": list(s.members), "purpose": s.purpose} for s in steps
+    ]
 
 
 def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]:
     return tuple(
-        StepSnapshot(role=s["role"], count=int(s["count"]), members=tuple(s["members"]), purpose=s.get("purpose", ""))
+        StepSnapshot(
+            role=s["role"], count=int(s["count"]), members=tuple(s["members"]), purpose=s.get("purpose", "")
+        )
         for s in raw or ()
     )
 

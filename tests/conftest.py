@@ -143,6 +143,31 @@ class Harness:
         user: str,
         private_metadata: str = "",
         view_blocks: list[dict[str, Any]] | None = None,
+        confirm_conflicts: bool = True,
+    ) -> Any:
+        """Submit a view. A CR form answered with the overlap warning is submitted again,
+        as a person who read it would (unless `confirm_conflicts=False`)."""
+        answer = await self._submit_once(
+            callback_id, values, user=user, private_metadata=private_metadata, view_blocks=view_blocks
+        )
+        if confirm_conflicts and callback_id == "change_new" and answer.get("response_action") == "update":
+            answer = await self._submit_once(
+                callback_id,
+                values,
+                user=user,
+                private_metadata=answer["view"]["private_metadata"],
+                view_blocks=view_blocks,
+            )
+        return answer
+
+    async def _submit_once(
+        self,
+        callback_id: str,
+        values: dict[str, Any],
+        *,
+        user: str,
+        private_metadata: str,
+        view_blocks: list[dict[str, Any]] | None,
     ) -> Any:
         payload = view_submission(
             callback_id, values, user=user, private_metadata=private_metadata, view_blocks=view_blocks

@@ -177,8 +177,15 @@ async def test_risk_and_steps_are_snapshotted_at_submission(harness: Harness) ->
 async def test_ids_are_sequential_and_gap_free_under_concurrency(harness: Harness) -> None:
     await harness.file_change()
     bad = harness.form(title="")
-    submissions = [
-        harness.submit("change_new", change_form_state(**harness.form(title=f"Change {i}")), user="UREQ")
+    base = int(harness.clock.now().timestamp()) + 3 * 86400
+    submissions = [  # windows apart, so no overlap warning gets in the way
+        harness.submit(
+            "change_new",
+            change_form_state(
+                **harness.form(title=f"Change {i}", starts_at=base + i * 7200, ends_at=base + i * 7200 + 3600)
+            ),
+            user="UREQ",
+        )
         for i in range(12)
     ]
     submissions += [harness.submit("change_new", change_form_state(**bad), user="UREQ") for _ in range(3)]
