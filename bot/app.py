@@ -20,13 +20,14 @@ from bot.context import AppContext
 from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
+from bot.ics import render_ics
 from bot.outbox import DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
-from handlers import approvals, commands, emergency, events, intake, progress, reschedule
+from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule
 from scheduler.jobs import build_scheduler
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -148,7 +149,11 @@ def build_changebot(
         scheduler=scheduler,
     )
     bot.web = build_web_app(
-        bolt=bolt, signing_secret=settings.slack_signing_secret, clock=clock, health=bot.health
+        feed=lambda token: calendar_feed(service, repository, policy, token),
+        bolt=bolt,
+        signing_secret=settings.slack_signing_secret,
+        clock=clock,
+        health=bot.health,
     )
     return bot
 
@@ -184,9 +189,26 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
 
-    for module in (commands, approvals, intake, events, progress, reschedule, emergency):
+    for module in (commands, approvals, intake, events, progress, reschedule, emergency, home):
         module.register(bolt, context)
     return bolt
+
+
+async def calendar_feed(
+    service: ChangeService, repository: SqlChangeRepository, policy: Policy, token: str
+) -> bytes | None:
+    """The ICS feed for a valid token, else None."""
+    if not await repository.feed_token_valid(token):
+        return None
+    data = await service.calendar_feed()
+    return render_ics(
+        changes=data.changes,
+        blackouts=data.blackouts,
+        freezes=data.freezes,
+        now=data.now,
+        changes_channel=policy.channels.changes,
+        until=data.until,
+    )
 
 
 async def migrate(settings: Settings) -> None:

@@ -25,6 +25,7 @@ from domain.policy import Policy
 from domain.service import ChangeService, Notifier
 from modals.cards import card_fallback, change_card, decided_message, filed_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
+from modals.home import home_view
 from modals.text import clip, escaped_clip, mention
 from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
@@ -200,6 +201,11 @@ class SlackGateway:
         elif kind is IntentKind.DM_ROLE:
             users = await self._service.role_members(role=str(row.payload["role"]))
             await self._fan_out_messages(row, users)
+        elif kind is IntentKind.HOME:
+            home = await self._service.home(user=str(row.channel))
+            await self.client.views_publish(
+                user_id=str(row.channel), view=home_view(home, zone=self._policy.zone)
+            )
         elif kind is IntentKind.PD_CHANGE_EVENT:
             await self._change_event(row)
         elif kind is IntentKind.EPHEMERAL:
@@ -330,6 +336,9 @@ class SlackGateway:
             await self.client.chat_update(
                 channel=copy.channel, ts=copy.ts, text=card_fallback(change), blocks=blocks
             )
+        # Everyone whose App Home shows this change sees it move too.
+        viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
+        await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)
 
     async def _message(self, row: OutboxRow) -> None:
         assert row.channel

@@ -72,6 +72,7 @@ def build_web_app(
     signing_secret: str,
     clock: Clock,
     health: Callable[[], Awaitable[dict[str, bool]]],
+    feed: Callable[[str], Awaitable[bytes | None]] | None = None,
 ) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app.router.add_post(
@@ -85,4 +86,17 @@ def build_web_app(
         )
 
     web_app.router.add_get("/healthz", healthz)
+
+    async def calendar_ics(request: web.Request) -> web.Response:
+        body = await feed(request.query.get("token", "")) if feed else None
+        if body is None:
+            return web.Response(status=403, text="unknown or revoked calendar token\n")
+        return web.Response(
+            body=body,
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={"Cache-Control": "private, max-age=300"},
+        )
+
+    web_app.router.add_get("/calendar.ics", calendar_ics)
     return web_app

@@ -19,6 +19,7 @@ class IntentKind(StrEnum):
     DM_POST_APPROVERS = "dm_post_approvers"  # fan out: post-approval reminder to each open approver
     DM_ROLE = "dm_role"  # fan out: one message to every member of a role (escalation)
     PD_CHANGE_EVENT = "pd_change_event"  # a PagerDuty Change Event (start, completion, …)
+    HOME = "home"  # publish one user's App Home
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,15 @@ class CalendarView:
 
 
 @dataclass(frozen=True)
+class FeedData:
+    now: datetime
+    until: datetime
+    changes: list[Change]
+    blackouts: list[BlackoutHit]
+    freezes: list[Freeze]
+
+
+@dataclass(frozen=True)
 class HomeView:
     user: str
     now: datetime
@@ -223,6 +232,8 @@ class ChangeRepository(Protocol):
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
 
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]: ...
+
+    async def home_opened(self, *, user: str, now: datetime, intents: Sequence[Intent]) -> None: ...
 
     async def start_freeze(
         self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -1256,6 +1267,28 @@ class ChangeService:
             for s, e in blackout_periods(blackout, zone=self.policy.zone, start=start, end=end)
         ]
         return sorted(hits, key=lambda hit: hit.start)
+
+    async def open_home(self, *, user: str) -> None:
+        """The user opened the App Home: remember them (so it follows their changes) and publish it."""
+        await self._repo.home_opened(user=user, now=self._clock.now(),
+                                     intents=[Intent(IntentKind.HOME, None, user)])
+        self._notifier.wake()
+
+    async def users_touched(self, *, change_id: str) -> list[str]:
+        """Whose App Home shows this change: requester, implementer, its approvers."""
+        change = await self._require(change_id)
+        users = {change.requester, change.implementer}
+        for step in (*change.steps, *change.post_steps):
+            users |= await self._directory.expand(step.members)
+        return sorted(users)
+
+    async def calendar_feed(self) -> FeedData:
+        """What the ICS feed carries: the last month and the next six."""
+        now = self._clock.now()
+        start, end = now - timedelta(days=31), now + timedelta(days=183)
+        changes = await self._repo.list_changes(ChangeQuery(starts_from=start, starts_before=end, limit=5000))
+        return FeedData(now, end, changes, self._blackouts_between(now - timedelta(days=1), end),
+                        await self._repo.freezes(start=start, end=end))
 
     async def home(self, *, user: str) -> HomeView:
         """The App Home: my changes, what waits for me, the week ahead, blackouts."""

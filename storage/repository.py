@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,9 @@ from storage.models import (
     CardCopyRow,
     ChangeRow,
     ChangeSequence,
+    FeedTokenRow,
     FreezeRow,
+    HomeViewerRow,
     JobRunRow,
     NoticeRow,
     OutboxRow,
@@ -302,6 +305,52 @@ class SqlChangeRepository:
                 await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
             await enqueue(session, intents, now)
         return True
+
+    # --- calendar feed tokens and App Home viewers --------------------------------
+    async def feed_token(self, *, now: datetime, rotate: bool = False) -> str:
+        """The current ICS feed token; a new one if none exists or `rotate` (old ones stop working)."""
+        async with self._sessions() as session, session.begin():
+            current = (
+                await session.execute(sa.select(FeedTokenRow).where(col(FeedTokenRow.revoked_at).is_(None)))
+            ).scalars().all()
+            if current and not rotate:
+                return current[0].token
+            for row in current:
+                row.revoked_at = now
+            token = secrets.token_urlsafe(24)
+            session.add(FeedTokenRow(token=token, created_at=now))
+            return token
+
+    async def feed_token_valid(self, token: str) -> bool:
+        if not token:
+            return False
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    sa.select(col(FeedTokenRow.token)).where(col(FeedTokenRow.revoked_at).is_(None))
+                )
+            ).scalars().all()
+        return any(secrets.compare_digest(token, row) for row in rows)
+
+    async def home_opened(self, *, user: str, now: datetime, intents: Sequence[Intent]) -> None:
+        async with self._sessions() as session, session.begin():
+            values = {"user_id": user, "opened_at": now}
+            dialect = session.get_bind().dialect.name
+            builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = builder(HomeViewerRow).values(**values)
+            await session.execute(
+                statement.on_conflict_do_update(index_elements=["user_id"], set_={"opened_at": now})
+            )
+            await enqueue(session, intents, now)
+
+    async def home_viewers(self, users: Sequence[str]) -> list[str]:
+        if not users:
+            return []
+        async with self._sessions() as session:
+            rows = await session.execute(
+                sa.select(col(HomeViewerRow.user_id)).where(col(HomeViewerRow.user_id).in_(list(users)))
+            )
+            return sorted(rows.scalars().all())
 
     # --- freezes -----------------------------------------------------------------
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:

@@ -1,0 +1,94 @@
+"""The change calendar as iCalendar (RFC 5545), for Google Calendar and Outlook."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from icalendar import Calendar, Event
+
+from domain.calendar_policy import BlackoutHit, Freeze
+from domain.enums import Status
+from domain.model import Change
+
+ICS_STATUS = {
+    Status.PENDING_APPROVAL: "TENTATIVE",
+    Status.APPROVED: "CONFIRMED",
+    Status.IN_PROGRESS: "CONFIRMED",
+    Status.COMPLETED: "CONFIRMED",
+    Status.FAILED: "CONFIRMED",
+    Status.ROLLED_BACK: "CONFIRMED",
+    Status.CLOSED: "CONFIRMED",
+    Status.REJECTED: "CANCELLED",
+    Status.CANCELLED: "CANCELLED",
+}
+
+
+def render_ics(
+    *,
+    changes: Sequence[Change],
+    blackouts: Sequence[BlackoutHit],
+    freezes: Sequence[Freeze],
+    now: datetime,
+    changes_channel: str,
+    until: datetime,
+) -> bytes:
+    calendar = Calendar()
+    calendar.add("prodid", "-//changebot//change calendar//EN")
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", "Change calendar")
+    calendar.add("x-published-ttl", "PT15M")
+    link = f"https://slack.com/app_redirect?channel={changes_channel}"
+    for change in changes:
+        event = Event()
+        event.add("uid", f"{change.id}@changebot")
+        event.add("dtstamp", now)
+        event.add("last-modified", change.updated_at)
+        event.add("sequence", change.version)
+        event.add("dtstart", change.draft.starts_at)
+        event.add("dtend", change.draft.ends_at)
+        event.add("summary", f"{change.id}: {change.draft.title} [{change.status.value.replace('_', ' ')}]")
+        event.add(
+            "description",
+            "\n".join(
+                [
+                    f"Category: {change.draft.category.value}",
+                    f"Risk: {change.risk.value} (impact {change.draft.impact.value}, "
+                    f"likelihood {change.draft.likelihood.value})",
+                    f"Status: {change.status.value.replace('_', ' ')}",
+                    f"Services: {', '.join(change.draft.services)}",
+                    f"Requester: {change.requester}",
+                    "",
+                    change.draft.description,
+                ]
+            ).strip(),
+        )
+        event.add("categories", [change.draft.category.value, f"risk-{change.risk.value}"])
+        event.add("status", ICS_STATUS[change.status])
+        event.add("url", link)
+        calendar.add_component(event)
+    for hit in blackouts:
+        event = Event()
+        name_key = hashlib.sha1(hit.name.encode()).hexdigest()[:10]  # stable across fetches and processes
+        event.add("uid", f"blackout-{hit.start:%Y%m%dT%H%M%SZ}-{name_key}@changebot")
+        event.add("dtstamp", now)
+        event.add("dtstart", hit.start)
+        event.add("dtend", hit.end)
+        event.add("summary", f"Blackout: {hit.name}")
+        event.add("transp", "TRANSPARENT")
+        event.add("categories", ["blackout"])
+        calendar.add_component(event)
+    for freeze in freezes:
+        event = Event()
+        event.add("uid", f"freeze-{freeze.id}@changebot")
+        event.add("dtstamp", now)
+        event.add("dtstart", freeze.started_at)
+        event.add("dtend", freeze.ended_at or until)
+        event.add("summary", f"Change freeze: {freeze.reason or 'declared in Slack'}")
+        still = "" if freeze.ended_at else "; still on"
+        event.add("description", f"Declared by {freeze.started_by}{still}")
+        event.add("categories", ["freeze"])
+        calendar.add_component(event)
+    return calendar.to_ical()

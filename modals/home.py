@@ -1,0 +1,103 @@
+"""The App Home tab: my CRs, what waits for me (with buttons), the week ahead, blackouts."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from domain.enums import Status
+from domain.model import Change
+from domain.service import HomeView
+from modals.cards import STATUS_LABELS
+from modals.emergency import post_actions
+from modals.ids import ActionId
+from modals.text import escaped_clip, mention, slack_date
+
+NEW_CHANGE_ACTION = "home_new_change"
+
+
+def _line(change: Change, zone: ZoneInfo) -> str:
+    return (
+        f"*{change.id}* {escaped_clip(change.draft.title, 80)} · {STATUS_LABELS[change.status]} · "
+        f"{change.risk.value} risk · {slack_date(change.draft.starts_at, zone)}"
+    )
+
+
+def _decision_buttons(change: Change) -> ActionsBlock:
+    if change.status is Status.PENDING_APPROVAL:
+        return ActionsBlock(
+            block_id=f"home-decide:{change.id}",
+            elements=[
+                ButtonElement(
+                    text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
+                ),
+                ButtonElement(
+                    text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
+                ),
+            ],
+        )
+    return post_actions(change)
+
+
+def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
+    blocks: list[Block] = [
+        HeaderBlock(text="Change management"),
+        ActionsBlock(
+            block_id="home-actions",
+            elements=[
+                ButtonElement(
+                    text="New change request", action_id=NEW_CHANGE_ACTION, value="new", style="primary"
+                ),
+            ],
+        ),
+        SectionBlock(text=f"*Waiting for you* ({len(home.awaiting_me)})"),
+    ]
+    if not home.awaiting_me:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Nothing to approve. :tada:")]))
+    for change in home.awaiting_me[:12]:
+        note = " · post-approval" if change.status is not Status.PENDING_APPROVAL else ""
+        blocks.append(SectionBlock(text=_line(change, zone) + note + f" · by {mention(change.requester)}"))
+        blocks.append(_decision_buttons(change))
+    blocks += [DividerBlock(), SectionBlock(text=f"*Your change requests* ({len(home.mine)})")]
+    blocks += [SectionBlock(text=_line(c, zone)) for c in home.mine[:15]] or [
+        ContextBlock(elements=[MarkdownTextObject(text="None yet: `/change new` files one.")])
+    ]
+    blocks += [DividerBlock(), SectionBlock(text="*The next 7 days*")]
+    blocks += [SectionBlock(text=_line(c, zone)) for c in home.upcoming[:20]] or [
+        ContextBlock(elements=[MarkdownTextObject(text="No changes scheduled.")])
+    ]
+    periods = [
+        f":no_entry_sign: {escaped_clip(f.reason or 'Change freeze', 100)} (freeze, until lifted)"
+        for f in home.freezes
+        if f.ended_at is None
+    ]
+    periods += [
+        f":no_entry_sign: {escaped_clip(b.name, 80)}: {slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
+        for b in home.blackouts[:10]
+    ]
+    blocks += [
+        DividerBlock(),
+        SectionBlock(
+            text="*Blackouts and freezes, next 14 days*\n" + ("\n".join(periods) if periods else "None.")
+        ),
+    ]
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(text=f"Updated {slack_date(home.now, zone)} · times in your time zone")
+            ]
+        )
+    )
+    return View(type="home", blocks=blocks[:100]).to_dict()
