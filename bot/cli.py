@@ -150,6 +150,37 @@ async def _show_change(change_id: str, as_json: bool) -> int:
     return 0
 
 
+async def _calendar(args: argparse.Namespace) -> int:
+    """Token handling and export work on the database alone; no Slack connection is made."""
+    from bot.app import build_changebot, calendar_feed
+
+    settings = _settings()
+    policy = load_policy(settings.changebot_policy)
+    bot = build_changebot(settings, policy)
+    repository = bot.context.gateway.repository
+    try:
+        token = await repository.feed_token(
+            now=bot.context.clock.now(), rotate=args.action == "token" and args.rotate
+        )
+        if args.action == "token":
+            print(f"{args.base_url.rstrip('/')}/calendar.ics?token={token}")
+            if args.rotate:
+                print(
+                    "The old token no longer works: re-subscribe calendars with the new URL.", file=sys.stderr
+                )
+            return 0
+        body = await calendar_feed(bot.context.service, repository, policy, token)
+        assert body is not None
+        if args.out == "-":
+            sys.stdout.buffer.write(body)
+        else:
+            Path(args.out).write_bytes(body)
+            print(f"wrote {args.out}")
+        return 0
+    finally:
+        await bot.engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="changebot", description="Change management inside Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="policy file").add_subparsers(dest="action", required=True)
     check = policy.add_parser("check", help="validate a policy file")
     check.add_argument("path", nargs="?")
+    calendar = sub.add_parser("calendar", help="the ICS change calendar").add_subparsers(
+        dest="action", required=True
+    )
+    token = calendar.add_parser("token", help="print the feed's secret URL (created on first use)")
+    token.add_argument("--rotate", action="store_true", help="revoke the old token, make a new one")
+    token.add_argument("--base-url", default="https://YOUR-HOST", help="where changebot serve is reachable")
+    export = calendar.add_parser("export", help="write the calendar as an .ics file")
+    export.add_argument("--out", required=True, help="file to write ('-' for standard output)")
     demo = sub.add_parser("demo", help="play the change process against an emulated Slack (no workspace)")
     demo.add_argument("--interactive", action="store_true", help="keep running for your own commands")
     demo.add_argument("--state", help="where to write the URLs and secret `slack send` reads")
@@ -201,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             path = args.path or Settings.model_fields["changebot_policy"].default
             load_policy(path)
             print(f"{path}: policy is valid")
+        elif args.command == "calendar":
+            return asyncio.run(_calendar(args))
         elif args.command == "demo":
             from bot.demo import demo_main
 

@@ -135,6 +135,7 @@ class SlackGateway:
         self._clock = clock
         self._notifier = notifier
         self._repo = repository
+        self.repository = repository
         self._outbox = outbox
         self._service = service
         self._policy = policy

@@ -1270,8 +1270,9 @@ class ChangeService:
 
     async def open_home(self, *, user: str) -> None:
         """The user opened the App Home: remember them (so it follows their changes) and publish it."""
-        await self._repo.home_opened(user=user, now=self._clock.now(),
-                                     intents=[Intent(IntentKind.HOME, None, user)])
+        await self._repo.home_opened(
+            user=user, now=self._clock.now(), intents=[Intent(IntentKind.HOME, None, user)]
+        )
         self._notifier.wake()
 
     async def users_touched(self, *, change_id: str) -> list[str]:
@@ -1287,8 +1288,13 @@ class ChangeService:
         now = self._clock.now()
         start, end = now - timedelta(days=31), now + timedelta(days=183)
         changes = await self._repo.list_changes(ChangeQuery(starts_from=start, starts_before=end, limit=5000))
-        return FeedData(now, end, changes, self._blackouts_between(now - timedelta(days=1), end),
-                        await self._repo.freezes(start=start, end=end))
+        return FeedData(
+            now,
+            end,
+            changes,
+            self._blackouts_between(now - timedelta(days=1), end),
+            await self._repo.freezes(start=start, end=end),
+        )
 
     async def home(self, *, user: str) -> HomeView:
         """The App Home: my changes, what waits for me, the week ahead, blackouts."""

@@ -140,9 +140,7 @@ class SqlChangeRepository:
                     post_steps=steps_json(change.post_steps) if change.post_steps else None,
                     conflicts=list(change.conflicts) or None,
                     version=1,
-                    steps=[
-                        {"role": s.role, "count": s.count, "members": list(s.members)} for s in change.steps
-                    ],
+                    steps=steps_json(change.steps),
                     created_at=change.created_at,
                     updated_at=change.created_at,
                 )
@@ -311,8 +309,10 @@ class SqlChangeRepository:
         """The current ICS feed token; a new one if none exists or `rotate` (old ones stop working)."""
         async with self._sessions() as session, session.begin():
             current = (
-                await session.execute(sa.select(FeedTokenRow).where(col(FeedTokenRow.revoked_at).is_(None)))
-            ).scalars().all()
+                (await session.execute(sa.select(FeedTokenRow).where(col(FeedTokenRow.revoked_at).is_(None))))
+                .scalars()
+                .all()
+            )
             if current and not rotate:
                 return current[0].token
             for row in current:
@@ -326,10 +326,14 @@ class SqlChangeRepository:
             return False
         async with self._sessions() as session:
             rows = (
-                await session.execute(
-                    sa.select(col(FeedTokenRow.token)).where(col(FeedTokenRow.revoked_at).is_(None))
+                (
+                    await session.execute(
+                        sa.select(col(FeedTokenRow.token)).where(col(FeedTokenRow.revoked_at).is_(None))
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return any(secrets.compare_digest(token, row) for row in rows)
 
     async def home_opened(self, *, user: str, now: datetime, intents: Sequence[Intent]) -> None:
