@@ -70,7 +70,8 @@ class WeeklySlot(_Strict):
         start_minutes = _minutes(self.start)
         end_minutes = _minutes(self.end)
         crosses = end_minutes <= start_minutes
-        for offset in range((span.days if span.days > 0 else 0) + 3):
+        # + 4: a span crossing a spring-forward change can end two local dates after `around`'s
+        for offset in range((span.days if span.days > 0 else 0) + 4):
             day = first + timedelta(days=offset)
             if DAYS[day.weekday()] not in self.days:
                 continue

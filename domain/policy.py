@@ -25,6 +25,7 @@ from pydantic import (
 
 from domain.calendar_policy import Blackout, Windows
 from domain.durations import parse_duration
+from domain.metrics import Targets
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.risk import DEFAULT_RISK_MATRIX
 
@@ -244,6 +245,47 @@ class OnCall(_Strict):
     cache_seconds: int = Field(default=60, ge=0, le=3600)
 
 
+class ReviewPolicy(_Strict):
+    """Post-implementation reviews (seed 003's template; due within 48 h, 24 h for emergencies)."""
+
+    required_for: list[Category] = Field(default_factory=lambda: [Category.MAJOR, Category.EMERGENCY])
+    also_when: list[Literal["failed", "rolled_back"]] = Field(default_factory=lambda: ["failed", "rolled_back"])
+    due_within: Duration = timedelta(hours=48)
+    due_within_emergency: Duration = timedelta(hours=24)
+    remind_before: Duration = timedelta(hours=12)
+    escalate_to: str = "engineering_manager"
+    checklist: list[str] = Field(default_factory=list, max_length=20)
+
+
+class CabPolicy(_Strict):
+    """The weekly Change Advisory Board agenda (seed 000: Wednesdays 15:00 UTC)."""
+
+    enabled: bool = True
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "wed"
+    at: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "UTC"
+    channel: str | None = None  # default: the changes channel
+    role: str | None = None  # approval steps of this role are "awaiting CAB"; None: every pending step
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}'") from None
+        return value
+
+
+class ReportPolicy(_Strict):
+    """The monthly report (seed 001/002), posted on `day` at `at` for the month before."""
+
+    monthly: bool = True
+    day: int = Field(default=1, ge=1, le=28)
+    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    channel: str | None = None  # default: the changes channel
+
+
 class Limits(_Strict):
     title: int = Field(default=150, ge=10, le=150)
     text: int = Field(default=2500, ge=100, le=2900)
@@ -272,9 +314,10 @@ class Policy(_Strict):
     exceptions: ApprovalStepSpec = Field(default_factory=lambda: ApprovalStepSpec(role="engineering_manager"))
     freeze_roles: list[str] = Field(default_factory=lambda: ["engineering_manager", "cto"])
     dependencies: dict[str, list[str]] = Field(default_factory=dict)
-    review: dict[str, Any] | None = None
-    cab: dict[str, Any] | None = None
-    targets: dict[str, Any] | None = None
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    cab: CabPolicy = Field(default_factory=CabPolicy)
+    report: ReportPolicy = Field(default_factory=ReportPolicy)
+    targets: Targets = Field(default_factory=Targets)
 
     @field_validator("timezone")
     @classmethod
@@ -410,7 +453,10 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
         (("emergency", "post_approval", "role"), policy.emergency.post_approval.role),
         (("emergency", "escalate_to"), policy.emergency.escalate_to),
         (("exceptions", "role"), policy.exceptions.role),
+        (("review", "escalate_to"), policy.review.escalate_to),
     ]
+    if policy.cab.role:
+        role_refs.append((("cab", "role"), policy.cab.role))
     role_refs += [(("freeze_roles", i), role) for i, role in enumerate(policy.freeze_roles)]
     for loc, role in role_refs:
         if role not in policy.roles:
