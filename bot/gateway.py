@@ -26,6 +26,8 @@ from domain.service import ChangeService, Notifier
 from modals.cards import card_fallback, change_card, decided_message, filed_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
 from modals.home import home_view
+from modals.report import report_blocks, report_text
+from modals.review import cab_agenda_blocks, review_chase_message, review_request_message
 from modals.text import clip, escaped_clip, mention
 from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
@@ -207,6 +209,8 @@ class SlackGateway:
             await self.client.views_publish(
                 user_id=str(row.channel), view=home_view(home, zone=self._policy.zone)
             )
+        elif kind is IntentKind.REPORT:
+            await self._report(row)
         elif kind is IntentKind.PD_CHANGE_EVENT:
             await self._change_event(row)
         elif kind is IntentKind.EPHEMERAL:
@@ -299,6 +303,39 @@ class SlackGateway:
             change_id=row.change_id, users=result.users, source=result.source, reason=result.reason
         )
 
+    async def _report(self, row: OutboxRow) -> None:
+        """The report as a message, its chart uploaded in the message's thread."""
+        assert row.channel
+        payload = row.payload
+        span = CalendarRange(
+            datetime.fromisoformat(payload["start"]),
+            datetime.fromisoformat(payload["end"]),
+            str(payload["title"]),
+        )
+        report = await self._service.report(span=span)
+        posted = await self._already_posted(row)
+        if posted is None:
+            response = await self.client.chat_postMessage(
+                channel=row.channel,
+                text=report_text(report.metrics, title=report.title),
+                blocks=report_blocks(report.metrics, title=report.title, zone=self._policy.zone),
+                metadata=outbox_metadata(row),
+                unfurl_links=False,
+            )
+            posted = (str(response["channel"]), str(response["ts"]))
+        from bot.charts import render_report_chart  # matplotlib loads on the first report
+
+        chart = await asyncio.to_thread(
+            render_report_chart, report.series, title=report.title, zone=self._policy.zone
+        )
+        await self.client.files_upload_v2(
+            channel=posted[0],
+            thread_ts=posted[1],
+            content=chart,
+            filename="change-report.png",
+            title=report.title,
+        )
+
     async def _change_event(self, row: OutboxRow) -> None:
         assert row.change_id
         if self._change_events is None:
@@ -373,6 +410,9 @@ class SlackGateway:
             return span.title, calendar_blocks(view, zone=self._policy.zone)
         if template == "freeze":
             return freeze_message(payload), None
+        if template == "cab_agenda":
+            agenda = await self._service.cab_agenda()
+            return "CAB agenda", cab_agenda_blocks(agenda, zone=self._policy.zone)
         if not (row.change_id and template):
             return str(payload.get("text") or ""), payload.get("blocks")
         change = await self._service.get_change(change_id=row.change_id)
@@ -384,6 +424,19 @@ class SlackGateway:
             return progress_message(change, payload), None
         if template == "rescheduled":
             return rescheduled_message(change, payload, self._policy.zone), None
+        if template == "review_request":
+            return review_request_message(change, self._policy.zone)
+        if template == "review_chase":
+            return review_chase_message(change, payload, self._policy.zone)
+        if template == "review_done":
+            by = mention(str(payload.get("by")))
+            return f":memo: {by} wrote the review of *{change.id}*: see `/change show {change.id}`.", None
+        if template == "incident_linked":
+            incident = escaped_clip(str(payload.get("incident")), 300)
+            return (
+                f":boom: {mention(str(payload.get('by')))} linked *{change.id}* to incident {incident}: "
+                "it counts as a change failure."
+            ), None
         if template == "on_call":
             return on_call_text(change, payload), None
         if template == "post_chase":

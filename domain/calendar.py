@@ -45,3 +45,27 @@ def scheduled_moment(day: date, hour: int, minute: int, zone: ZoneInfo) -> datet
     """Local wall-clock time on `day` as UTC (a time skipped by DST moves forward)."""
     local = datetime.combine(day, time(hour, minute), tzinfo=zone)
     return local.astimezone(UTC).astimezone(zone).astimezone(UTC)
+
+
+def report_range(text: str, *, now: datetime, zone: ZoneInfo) -> CalendarRange | None:
+    """`week` (the last 7 days), `month` (this month so far) or `YYYY-MM`; None otherwise."""
+    word = (text or "month").strip().lower()
+    today = now.astimezone(zone).date()
+    if word == "week":
+        first = today - timedelta(days=6)
+        return days_range(first, 7, zone, f"Change report, week {first:%d %b} – {today:%d %b %Y}")
+    if word == "month":
+        first = today.replace(day=1)
+        return CalendarRange(
+            local_midnight(first, zone),
+            local_midnight(today + timedelta(days=1), zone),
+            f"Change report, {first:%B %Y} so far",
+        )
+    try:
+        first = datetime.strptime(word, "%Y-%m").date()
+    except ValueError:
+        return None
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return CalendarRange(
+        local_midnight(first, zone), local_midnight(following, zone), f"Change report, {first:%B %Y}"
+    )

@@ -70,7 +70,7 @@ class WeeklySlot(_Strict):
         start_minutes = _minutes(self.start)
         end_minutes = _minutes(self.end)
         crosses = end_minutes <= start_minutes
-        # + 4: a span crossing a spring-forward change can end two local dates after `around`'s
+        # up to span.days + 2 local days on: across a spring-forward change the end can fall that late
         for offset in range((span.days if span.days > 0 else 0) + 4):
             day = first + timedelta(days=offset)
             if DAYS[day.weekday()] not in self.days:

@@ -20,6 +20,7 @@ class IntentKind(StrEnum):
     DM_ROLE = "dm_role"  # fan out: one message to every member of a role (escalation)
     PD_CHANGE_EVENT = "pd_change_event"  # a PagerDuty Change Event (start, completion, …)
     HOME = "home"  # publish one user's App Home
+    REPORT = "report"  # the metrics report, with its chart uploaded
 
 
 @dataclass(frozen=True)

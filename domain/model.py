@@ -94,6 +94,12 @@ class AuditAction(StrEnum):
     POST_REJECTED = "post_rejected"
     POST_APPROVAL_OVERDUE = "post_approval_overdue"
     EXCEPTION_REQUESTED = "exception_requested"
+    REVIEW_REQUESTED = "review_requested"
+    REVIEW_SUBMITTED = "review_submitted"
+    REVIEW_OVERDUE = "review_overdue"
+    INCIDENT_LINKED = "incident_linked"
+    CAB_AGENDA_POSTED = "cab_agenda_posted"
+    REPORT_POSTED = "report_posted"
     FREEZE_STARTED = "freeze_started"
     FREEZE_ENDED = "freeze_ended"
 
@@ -104,6 +110,22 @@ class AuditEntry:
     action: AuditAction
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Review:
+    """A post-implementation review: asked for, then written (seed 003's template)."""
+
+    requested_at: datetime
+    due_at: datetime
+    reason: str
+    submitted_at: datetime | None = None
+    submitted_by: str | None = None
+    answers: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.submitted_at is not None
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ class Change:
     post_steps: tuple[StepSnapshot, ...] = ()
     post_approvals: tuple[ApprovalEntry, ...] = ()
     conflicts: tuple[str, ...] = ()
+    caused_incident: str | None = None
+    review: Review | None = None
 
     @property
     def post_approval_open(self) -> bool:

@@ -25,8 +25,8 @@ from pydantic import (
 
 from domain.calendar_policy import Blackout, Windows
 from domain.durations import parse_duration
-from domain.metrics import Targets
 from domain.enums import Category, Impact, Likelihood, Risk
+from domain.metrics import Targets
 from domain.risk import DEFAULT_RISK_MATRIX
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -245,11 +245,18 @@ class OnCall(_Strict):
     cache_seconds: int = Field(default=60, ge=0, le=3600)
 
 
+BadOutcome = Literal["failed", "rolled_back"]
+
+
+def _bad_outcomes() -> list[BadOutcome]:
+    return ["failed", "rolled_back"]
+
+
 class ReviewPolicy(_Strict):
     """Post-implementation reviews (seed 003's template; due within 48 h, 24 h for emergencies)."""
 
     required_for: list[Category] = Field(default_factory=lambda: [Category.MAJOR, Category.EMERGENCY])
-    also_when: list[Literal["failed", "rolled_back"]] = Field(default_factory=lambda: ["failed", "rolled_back"])
+    also_when: list[BadOutcome] = Field(default_factory=_bad_outcomes)
     due_within: Duration = timedelta(hours=48)
     due_within_emergency: Duration = timedelta(hours=24)
     remind_before: Duration = timedelta(hours=12)

@@ -4,13 +4,15 @@ Slack and time come in through Protocols so this module stays pure."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from domain import quorum, timeline
-from domain.calendar import CalendarRange, days_range, scheduled_moment
+from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
+from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
 from domain.clock import Clock
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
@@ -23,9 +25,10 @@ from domain.emergency import (
     plan_post_approval,
     validate_emergency,
 )
-from domain.enums import Category, Decision, Status
+from domain.enums import Category, Decision, Risk, Status
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
+from domain.metrics import Metrics, WeekPoint, compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
     ApprovalEntry,
@@ -35,11 +38,20 @@ from domain.model import (
     NewChange,
     Phase,
     PostState,
+    Review,
     StepSnapshot,
 )
 from domain.policy import Policy
 from domain.risk import assess_risk
-from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, PlannedNotice, plan_notices
+from domain.timeline import (
+    MONITORING_END,
+    OVERRUN,
+    REVIEW_DEADLINE,
+    REVIEW_REMINDER,
+    SHORT_NOTICE,
+    PlannedNotice,
+    plan_notices,
+)
 
 MAX_REASON = 1000
 MAX_NOTES = 2500
@@ -88,6 +100,8 @@ class ChangeUpdate:
     post_state: PostState | None = None
     steps: tuple[StepSnapshot, ...] | None = None  # e.g. the on-call, once PagerDuty answered
     conflicts: tuple[str, ...] | None = None
+    caused_incident: str | None = None
+    request_review: Review | None = None  # store a review request (ignored if one exists)
     replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
@@ -154,6 +168,22 @@ class CalendarView:
     post_approval_overdue: list[Change] = field(default_factory=list)
     freezes: list[Freeze] = field(default_factory=list)
     blackouts: list[BlackoutHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CabAgenda:
+    now: datetime
+    awaiting: list[Change]
+    high_risk: list[Change]
+    ended_badly: list[Change]
+    overdue_reviews: list[Change]
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    metrics: Metrics
+    series: list[WeekPoint]
 
 
 @dataclass(frozen=True)
@@ -231,9 +261,30 @@ class ChangeRepository(Protocol):
 
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
 
+    async def add_intents(self, intents: Sequence[Intent], *, now: datetime) -> None: ...
+
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]: ...
 
     async def home_opened(self, *, user: str, now: datetime, intents: Sequence[Intent]) -> None: ...
+
+    async def submit_review(
+        self,
+        *,
+        change_id: str,
+        user: str,
+        answers: dict[str, Any],
+        now: datetime,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+    ) -> bool: ...
+
+    async def review_counts(self, *, start: datetime, end: datetime) -> tuple[int, int]: ...
+
+    async def overdue_reviews(self, *, now: datetime) -> list[str]: ...
+
+    async def caused_incidents(self, ids: Sequence[str]) -> list[str]: ...
+
+    async def changes_with_history(self, *, start: datetime, end: datetime) -> list[Change]: ...
 
     async def start_freeze(
         self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -606,10 +657,140 @@ class ChangeService:
                 ),
                 drop_notices=target is not Status.IN_PROGRESS,
             )
+            review = self._review_needed(change, target, now)
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 *self._progress_intents(change, target, user, notes),
             ]
+            if review is not None:
+                update = replace(update, request_review=review, add_notices=self._plan_review(review, now))
+                audit.append(
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.REVIEW_REQUESTED,
+                        now,
+                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
+                    )
+                )
+                intents.append(self._review_request_intent(change))
+            if await self._repo.update_change(
+                change_id=change_id,
+                expected_version=change.version,
+                update=update,
+                audit=audit,
+                intents=intents,
+            ):
+                self._notifier.wake()
+                return ActionOutcome(await self._require(change_id))
+        raise DecisionConflict(change_id)
+
+    def _review_needed(self, change: Change, target: Status, now: datetime) -> Review | None:
+        """Failed or rolled back changes, and major or emergency ones when done, get a review."""
+        if change.review is not None:
+            return None
+        policy = self.policy.review
+        if target.value in policy.also_when:
+            reason = f"the change {target.value.replace('_', ' ')}"
+        elif target is Status.COMPLETED and change.draft.category in policy.required_for:
+            reason = f"every {change.draft.category.value} change is reviewed"
+        else:
+            return None
+        within = (
+            policy.due_within_emergency if change.draft.category is Category.EMERGENCY else policy.due_within
+        )
+        return Review(requested_at=now, due_at=now + within, reason=reason)
+
+    def _plan_review(self, review: Review, now: datetime) -> list[PlannedNotice]:
+        reminder = review.due_at - self.policy.review.remind_before
+        notices = [PlannedNotice(REVIEW_REMINDER, reminder, None)] if reminder > now else []
+        return [*notices, PlannedNotice(REVIEW_DEADLINE, review.due_at, None)]
+
+    def _review_chase_intents(self, change: Change, notice: DueNotice) -> list[Intent]:
+        payload = {"template": "review_chase", "key": notice.key}
+        intents = [
+            Intent(
+                IntentKind.MESSAGE,
+                change.id,
+                change.implementer,
+                payload,
+                dedupe_key=f"notice:{notice.id}:implementer",
+            )
+        ]
+        if notice.key == REVIEW_DEADLINE:
+            intents.append(
+                Intent(
+                    IntentKind.DM_ROLE,
+                    change.id,
+                    None,
+                    {**payload, "role": self.policy.review.escalate_to},
+                    dedupe_key=f"notice:{notice.id}:escalate",
+                )
+            )
+        return intents
+
+    def _review_request_intent(self, change: Change) -> Intent:
+        return Intent(
+            IntentKind.MESSAGE,
+            change.id,
+            change.implementer,
+            {"template": "review_request"},
+            dedupe_key=f"{change.id}:review-request",
+        )
+
+    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
+        """The implementer (or requester) writes the review; stored once, audited, linked from the CR."""
+        change = await self._require(change_id)
+        if user not in (change.implementer, change.requester):
+            return ActionOutcome(change, "only the implementer or the requester writes the review")
+        if change.review is None:
+            return ActionOutcome(change, "no review was asked for this change")
+        if change.review.done:
+            return ActionOutcome(change, "its review is already written")
+        errors = {k: "Keep it to 2500 characters." for k, v in answers.items() if len(v) > 2500}
+        if not (answers.get("result") or "").strip():
+            errors["result"] = "Say how the change went."
+        if errors:
+            raise IntakeRejected(errors)
+        now = self._clock.now()
+        audit = [
+            AuditEntry(
+                user,
+                AuditAction.REVIEW_SUBMITTED,
+                now,
+                {"on_time": now <= change.review.due_at, "result": answers.get("result")},
+            )
+        ]
+        payload = {"template": "review_done", "by": user, "thread": True}
+        intents = [
+            Intent(IntentKind.REFRESH_CARDS, change_id),
+            Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
+        ]
+        if not await self._repo.submit_review(
+            change_id=change_id, user=user, answers=answers, now=now, audit=audit, intents=intents
+        ):
+            return ActionOutcome(await self._require(change_id), "its review is already written")
+        self._notifier.wake()
+        return ActionOutcome(await self._require(change_id))
+
+    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
+        """Record that this change caused an incident: it then counts as a change failure."""
+        incident = incident.strip()
+        if not incident or len(incident) > 300:
+            raise IntakeRejected({"incident": "Give the incident id or link (up to 300 characters)."})
+        for _attempt in range(8):
+            change = await self._require(change_id)
+            now = self._clock.now()
+            audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
+            payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
+            intents = [
+                Intent(IntentKind.REFRESH_CARDS, change_id),
+                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
+            ]
+            update = ChangeUpdate(at=now, caused_incident=incident)
+            if change.review is None and change.status in (Status.COMPLETED, Status.CLOSED):
+                review = Review(now, now + self.policy.review.due_within, "it caused an incident")
+                update = replace(update, request_review=review, add_notices=self._plan_review(review, now))
+                intents.append(self._review_request_intent(change))
             if await self._repo.update_change(
                 change_id=change_id,
                 expected_version=change.version,
@@ -995,8 +1176,24 @@ class ChangeService:
                             dedupe_key=f"{change_id}:review-requested:{who}",
                         )
                     )
+            review = None
+            if new_state is PostState.REJECTED and change.review is None:
+                review = Review(
+                    now, now + self.policy.review.due_within_emergency, "its post-approval was refused"
+                )
+                audit.append(
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.REVIEW_REQUESTED,
+                        now,
+                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
+                    )
+                )
+                intents.append(self._review_request_intent(change))
             update = ChangeUpdate(
                 at=now,
+                request_review=review,
+                add_notices=self._plan_review(review, now) if review else (),
                 post_state=new_state,
                 approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
             )
@@ -1068,7 +1265,13 @@ class ChangeService:
         for notice in due:
             change = await self._require(notice.change_id)
             outcome: timeline.Send | timeline.Skip
-            if is_post_notice(notice.key):
+            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
+                outcome = (
+                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
+                    if change.review is not None and not change.review.done
+                    else timeline.Skip("the review is written")
+                )
+            elif is_post_notice(notice.key):
                 outcome = (
                     timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
                     if change.post_state is PostState.PENDING
@@ -1125,11 +1328,21 @@ class ChangeService:
                         {"escalated_to": self.policy.emergency.escalate_to},
                     )
                 )
-            intents = (
-                self._post_notice_intents(change, notice, late=outcome.late)
-                if is_post_notice(notice.key)
-                else self._notice_intents(change, notice, late=outcome.late)
-            )
+            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
+                intents = self._review_chase_intents(change, notice)
+                if notice.key == REVIEW_DEADLINE:
+                    audit.append(
+                        AuditEntry(
+                            SYSTEM_ACTOR,
+                            AuditAction.REVIEW_OVERDUE,
+                            now,
+                            {"escalated_to": self.policy.review.escalate_to},
+                        )
+                    )
+            elif is_post_notice(notice.key):
+                intents = self._post_notice_intents(change, notice, late=outcome.late)
+            else:
+                intents = self._notice_intents(change, notice, late=outcome.late)
             if overdue:
                 intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
             await self._repo.settle_notice(
@@ -1173,6 +1386,150 @@ class ChangeService:
             )
             for name, channel, extra in targets
         ]
+
+    # --- CAB and reports ----------------------------------------------------------
+    async def run_cab_agenda(self) -> bool:
+        """Post this week's CAB agenda once, at the policy's day and time."""
+        cab = self.policy.cab
+        if not cab.enabled:
+            return False
+        now = self._clock.now()
+        zone = ZoneInfo(cab.timezone)
+        today = now.astimezone(zone).date()
+        if DAY_NAMES[today.weekday()] != cab.day:
+            return False
+        moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
+        if not moment <= now < moment + DIGEST_GRACE:
+            return False
+        channel = cab.channel or self.policy.channels.changes
+        claimed = await self._repo.claim_job_run(
+            job="cab",
+            period=today.isoformat(),
+            now=now,
+            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.CAB_AGENDA_POSTED, now, {"day": today.isoformat()})],
+            intents=[
+                Intent(
+                    IntentKind.MESSAGE,
+                    None,
+                    channel,
+                    {"template": "cab_agenda"},
+                    dedupe_key=f"cab:{today.isoformat()}",
+                )
+            ],
+        )
+        if claimed:
+            self._notifier.wake()
+        return claimed
+
+    async def cab_agenda(self) -> CabAgenda:
+        now = self._clock.now()
+        pending = await self._repo.list_changes(
+            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
+        )
+        role = self.policy.cab.role
+        if role:
+            pending = [
+                c
+                for c in pending
+                if any(c.steps[i].role == role for i in quorum.open_steps(c.steps, c.approvals))
+            ]
+        coming = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=(Status.PENDING_APPROVAL, Status.APPROVED),
+                starts_from=now,
+                starts_before=now + timedelta(days=7),
+                limit=CALENDAR_LIMIT,
+            )
+        )
+        high = [c for c in coming if c.risk in (Risk.HIGH, Risk.CRITICAL)]
+        ended = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=(Status.FAILED, Status.ROLLED_BACK, Status.CLOSED),
+                starts_from=now - timedelta(days=8),
+                starts_before=now,
+                limit=CALENDAR_LIMIT,
+            )
+        )
+        ended = [
+            c
+            for c in ended
+            if c.status is not Status.CLOSED
+            or (c.outcome_notes and c.finished_at and c.finished_at >= now - timedelta(days=7))
+        ]
+        overdue = [await self._require(i) for i in (await self._repo.overdue_reviews(now=now))[:20]]
+        return CabAgenda(now, pending, high, ended, overdue)
+
+    async def run_monthly_report(self) -> bool:
+        """On the policy's day of the month, post last month's report once."""
+        report = self.policy.report
+        if not report.monthly:
+            return False
+        now = self._clock.now()
+        zone = self.policy.zone
+        today = now.astimezone(zone).date()
+        if today.day != report.day:
+            return False
+        moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
+        if not moment <= now < moment + DIGEST_GRACE:
+            return False
+        last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        span = report_range(last_month, now=now, zone=zone)
+        assert span is not None
+        return await self.request_report(
+            span=span, channel=report.channel or self.policy.channels.changes, period_key=last_month
+        )
+
+    async def request_report(
+        self, *, span: CalendarRange, channel: str, period_key: str | None = None
+    ) -> bool:
+        """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
+        now = self._clock.now()
+        payload = {
+            "template": "report",
+            "start": span.start.isoformat(),
+            "end": span.end.isoformat(),
+            "title": span.title,
+        }
+        intent = Intent(
+            IntentKind.REPORT,
+            None,
+            channel,
+            payload,
+            dedupe_key=f"report:{period_key}" if period_key else None,
+        )
+        audit = [
+            AuditEntry(
+                SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
+            )
+        ]
+        if period_key:
+            claimed = await self._repo.claim_job_run(
+                job="report", period=period_key, now=now, audit=audit, intents=[intent]
+            )
+        else:
+            await self._repo.append_audit(None, audit[0])
+            await self._repo.add_intents([intent], now=now)
+            claimed = True
+        if claimed:
+            self._notifier.wake()
+        return claimed
+
+    async def report(self, *, span: CalendarRange) -> Report:
+        now = self._clock.now()
+        changes = await self._repo.changes_with_history(start=span.start, end=span.end)
+        due, on_time = await self._repo.review_counts(start=span.start, end=span.end)
+        caused = [c.id for c in changes if c.caused_incident]
+        metrics = compute_metrics(
+            changes=changes,
+            start=span.start,
+            end=span.end,
+            caused_incident=caused,
+            reviews_due=due,
+            reviews_done_on_time=on_time,
+            targets=self.policy.targets,
+            now=min(now, span.end),
+        )
+        return Report(span.title, metrics, weekly_series(changes=changes, start=span.start, end=span.end))
 
     # --- freezes -----------------------------------------------------------------
     async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:

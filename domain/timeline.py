@@ -12,6 +12,8 @@ from domain.policy import NoticeSpec, Timeline
 SHORT_NOTICE = "short_notice"
 OVERRUN = "overrun"
 MONITORING_END = "monitoring_end"
+REVIEW_REMINDER = "review_reminder"
+REVIEW_DEADLINE = "review_deadline"
 
 ACTIVE = frozenset({Status.APPROVED, Status.IN_PROGRESS})
 

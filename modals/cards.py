@@ -124,6 +124,9 @@ def change_card(
             ":warning: Outside its windows or in a blackout; exception requested: "
             + escaped_clip(str(exception.details.get("reason", "")), 500)
         )
+    from modals.review import review_lines  # the review module builds on this one
+
+    lines += review_lines(change, zone)
     on_call = on_call_line(change)
     if on_call:
         lines.insert(0, on_call)
@@ -240,6 +243,10 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     ):
         if text:
             extra.append(SectionBlock(text=f"*{label}*\n" + escaped_clip(text, SECTION_LIMIT - 40)))
+    from modals.review import review_detail
+
+    if review_detail(change):
+        extra.append(SectionBlock(text=review_detail(change)))
     if change.audit:
         trail = [
             f"{slack_date(e.at, zone)} · {mention(e.actor) if e.actor.startswith(('U', 'W')) else e.actor}"

@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     CLOSE = "change_close"
     POST_APPROVE = "change_post_approve"
     POST_REJECT = "change_post_reject"
+    REVIEW = "change_review"
 
 
 class CallbackId(StrEnum):
@@ -23,6 +24,7 @@ class CallbackId(StrEnum):
     PROGRESS_NOTES = "change_progress_notes"
     RESCHEDULE = "change_reschedule"
     EMERGENCY = "change_emergency"
+    REVIEW = "change_review_submit"
     DECLARE_EMERGENCY_SHORTCUT = "declare_emergency"
     NEW_CHANGE_SHORTCUT = "new_change"
 

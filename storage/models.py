@@ -74,6 +74,7 @@ class ChangeRow(SQLModel, table=True):
     post_steps: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
     # Open changes this one overlapped when filed or moved (ids), shown to approvers.
     conflicts: list[str] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
+    caused_incident: str | None = Field(default=None, max_length=500)
     started_at: datetime | None = utc_column(nullable=True)
     finished_at: datetime | None = utc_column(nullable=True)
     outcome_notes: str = Field(default="", sa_type=sa.Text)
@@ -232,3 +233,18 @@ class HomeViewerRow(SQLModel, table=True):
 
     user_id: str = Field(primary_key=True, max_length=40)
     opened_at: datetime = utc_column()
+
+
+class ReviewRow(SQLModel, table=True):
+    """A post-implementation review: requested when a change ends badly or is major or
+    an emergency, chased until written."""
+
+    __tablename__ = "review"
+
+    change_id: str = Field(primary_key=True, foreign_key="change_request.id", max_length=20)
+    requested_at: datetime = utc_column()
+    due_at: datetime = utc_column(index=True)
+    reason: str = Field(max_length=100)
+    submitted_at: datetime | None = utc_column(nullable=True)
+    submitted_by: str | None = Field(default=None, max_length=40)
+    answers: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))

@@ -25,6 +25,7 @@ from domain.model import (
     NewChange,
     Phase,
     PostState,
+    Review,
     StepSnapshot,
     format_change_id,
 )
@@ -42,6 +43,7 @@ from storage.models import (
     JobRunRow,
     NoticeRow,
     OutboxRow,
+    ReviewRow,
 )
 
 
@@ -173,7 +175,8 @@ class SqlChangeRepository:
                     .order_by(AuditRow.id)  # type: ignore[arg-type]
                 )
             ).scalars()
-            return to_change(row, list(approvals), list(audit))
+            review = await session.get(ReviewRow, change_id)
+            return to_change(row, list(approvals), list(audit), review)
 
     async def update_change(
         self,
@@ -193,6 +196,8 @@ class SqlChangeRepository:
             values["steps"] = steps_json(update.steps)
         if update.conflicts is not None:
             values["conflicts"] = list(update.conflicts)
+        if update.caused_incident is not None:
+            values["caused_incident"] = update.caused_incident
         for name in UPDATABLE:
             value = getattr(update, name)
             if value is not None:
@@ -226,8 +231,28 @@ class SqlChangeRepository:
                 if update.replace_notices is not None or update.drop_notices:
                     await session.execute(
                         sa.update(NoticeRow)
-                        .where(col(NoticeRow.change_id) == change_id, col(NoticeRow.state) == "pending")
+                        .where(
+                            col(NoticeRow.change_id) == change_id,
+                            col(NoticeRow.state) == "pending",
+                            # the post-approval and review chases outlive the change window
+                            ~col(NoticeRow.key).startswith("post_"),
+                            ~col(NoticeRow.key).startswith("review_"),
+                        )
                         .values(state="cancelled", done_at=update.at)
+                    )
+                if update.request_review is not None:
+                    review = update.request_review
+                    await session.execute(
+                        insert_ignoring_conflicts(
+                            session,
+                            ReviewRow,
+                            {
+                                "change_id": change_id,
+                                "requested_at": review.requested_at,
+                                "due_at": review.due_at,
+                                "reason": review.reason,
+                            },
+                        )
                     )
                 await add_notices(session, change_id, update.replace_notices or (), update.at)
                 await add_notices(session, change_id, update.add_notices, update.at)
@@ -356,6 +381,75 @@ class SqlChangeRepository:
             )
             return sorted(rows.scalars().all())
 
+    async def changes_with_history(self, *, start: datetime, end: datetime) -> list[Change]:
+        """Changes whose window starts in [start, end), with approvals and audit (for reports)."""
+        from storage.reports import changes_in_period
+
+        return await changes_in_period(self._sessions, start=start, end=end)
+
+    # --- reviews ------------------------------------------------------------------
+    async def submit_review(
+        self,
+        *,
+        change_id: str,
+        user: str,
+        answers: dict[str, Any],
+        now: datetime,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+    ) -> bool:
+        """Store the review once; False if there is no open request for it."""
+        async with self._sessions() as session, session.begin():
+            updated = await session.execute(
+                sa.update(ReviewRow)
+                .where(col(ReviewRow.change_id) == change_id, col(ReviewRow.submitted_at).is_(None))
+                .values(submitted_at=now, submitted_by=user, answers=answers)
+            )
+            if updated.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return False
+            for entry in audit:
+                await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
+            await enqueue(session, intents, now)
+        return True
+
+    async def review_counts(self, *, start: datetime, end: datetime) -> tuple[int, int]:
+        """(due in the period, written on time): the review-compliance figure."""
+        async with self._sessions() as session:
+            rows = (
+                (
+                    await session.execute(
+                        sa.select(ReviewRow).where(
+                            col(ReviewRow.due_at) >= start, col(ReviewRow.due_at) < end
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        on_time = sum(1 for r in rows if r.submitted_at is not None and r.submitted_at <= r.due_at)
+        return len(rows), on_time
+
+    async def overdue_reviews(self, *, now: datetime) -> list[str]:
+        async with self._sessions() as session:
+            rows = await session.execute(
+                sa.select(col(ReviewRow.change_id))
+                .where(col(ReviewRow.submitted_at).is_(None), col(ReviewRow.due_at) < now)
+                .order_by(col(ReviewRow.due_at))
+            )
+            return list(rows.scalars().all())
+
+    async def caused_incidents(self, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        async with self._sessions() as session:
+            rows = await session.execute(
+                sa.select(col(ChangeRow.id)).where(
+                    col(ChangeRow.id).in_(list(ids)), col(ChangeRow.caused_incident).is_not(None)
+                )
+            )
+            return list(rows.scalars().all())
+
     # --- freezes -----------------------------------------------------------------
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
         """Freezes overlapping [start, end), open-ended ones included."""
@@ -432,6 +526,10 @@ class SqlChangeRepository:
                 await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
             await enqueue(session, intents, now)
             return True
+
+    async def add_intents(self, intents: Sequence[Intent], *, now: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            await enqueue(session, intents, now)
 
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None:
         async with self._sessions() as session, session.begin():
@@ -546,7 +644,12 @@ def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]
     )
 
 
-def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[AuditRow]) -> Change:
+def to_change(
+    row: ChangeRow,
+    approvals: Sequence[ApprovalRow],
+    audit: Sequence[AuditRow],
+    review: ReviewRow | None = None,
+) -> Change:
     entries = [
         ApprovalEntry(a.user_id, Decision(a.decision), a.step_index, a.decided_at, a.reason, Phase(a.phase))
         for a in approvals
@@ -590,4 +693,15 @@ def to_change(row: ChangeRow, approvals: Sequence[ApprovalRow], audit: Sequence[
         post_due_at=row.post_due_at,
         post_steps=steps_from(row.post_steps),
         conflicts=tuple(row.conflicts or ()),
+        caused_incident=row.caused_incident,
+        review=Review(
+            review.requested_at,
+            review.due_at,
+            review.reason,
+            review.submitted_at,
+            review.submitted_by,
+            review.answers,
+        )
+        if review
+        else None,
     )

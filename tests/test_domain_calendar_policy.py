@@ -18,8 +18,8 @@ from domain.calendar_policy import (
     DAYS,
     Blackout,
     Freeze,
-    Windows,
     WeeklySlot,
+    Windows,
     blackout_hits,
     blackout_periods,
     describe_window,
@@ -154,10 +154,18 @@ def test_normal_window_tue_to_thu_10_to_16_london(start: datetime, end: datetime
 def test_window_is_local_time_not_utc() -> None:
     # 10:00 BST is 09:00 UTC: a change at 09:30-10:30 UTC is 10:30-11:30 local.
     assert inside_window(
-        WINDOWS, category=Category.NORMAL, start=utc(2026, 6, 9, 9, 30), end=utc(2026, 6, 9, 10, 30), zone=LONDON
+        WINDOWS,
+        category=Category.NORMAL,
+        start=utc(2026, 6, 9, 9, 30),
+        end=utc(2026, 6, 9, 10, 30),
+        zone=LONDON,
     )
     assert not inside_window(
-        WINDOWS, category=Category.NORMAL, start=utc(2026, 6, 9, 14, 30), end=utc(2026, 6, 9, 15, 30), zone=LONDON
+        WINDOWS,
+        category=Category.NORMAL,
+        start=utc(2026, 6, 9, 14, 30),
+        end=utc(2026, 6, 9, 15, 30),
+        zone=LONDON,
     )
 
 
@@ -191,7 +199,9 @@ def test_crossing_slot_occurrence_ends_the_next_day() -> None:
     category=st.sampled_from([Category.STANDARD, Category.EMERGENCY]),
 )
 @FAST
-def test_anytime_categories_accept_every_window(moment: datetime, length: timedelta, category: Category) -> None:
+def test_anytime_categories_accept_every_window(
+    moment: datetime, length: timedelta, category: Category
+) -> None:
     start = moment.replace(tzinfo=UTC)
     assert inside_window(WINDOWS, category=category, start=start, end=start + length, zone=LONDON)
     # a category the policy does not list runs any time too
@@ -221,7 +231,10 @@ def test_sunday_02_to_06_utc_window_from_seed_000() -> None:
     assert not inside(utc(2026, 6, 14, 1, 59), utc(2026, 6, 14, 3))
     assert not inside(utc(2026, 6, 14, 5), utc(2026, 6, 14, 6, 1))
     assert not inside(utc(2026, 6, 13, 2), utc(2026, 6, 13, 6))  # Saturday
-    assert occurrence_on(SUNDAY_NIGHT, date(2026, 10, 25), UTC_ZONE) == (utc(2026, 10, 25, 2), utc(2026, 10, 25, 6))
+    assert occurrence_on(SUNDAY_NIGHT, date(2026, 10, 25), UTC_ZONE) == (
+        utc(2026, 10, 25, 2),
+        utc(2026, 10, 25, 6),
+    )
 
 
 @pytest.mark.parametrize(
@@ -274,9 +287,9 @@ def test_slot_in_the_repeated_hour_covers_both_on_fall_back_day() -> None:
 
 def test_day_long_slot_is_23_and_25_hours_on_dst_days() -> None:
     whole_sunday = WeeklySlot(days=["sun"])
-    assert (lambda s, e: e - s)(*occurrence_on(whole_sunday, SPRING_FORWARD)) == timedelta(hours=23)
-    assert (lambda s, e: e - s)(*occurrence_on(whole_sunday, FALL_BACK)) == timedelta(hours=25)
-    assert (lambda s, e: e - s)(*occurrence_on(whole_sunday, date(2026, 6, 14))) == timedelta(hours=24)
+    for day, length in [(SPRING_FORWARD, 23), (FALL_BACK, 25), (date(2026, 6, 14), 24)]:
+        start, end = occurrence_on(whole_sunday, day)
+        assert end - start == timedelta(hours=length)
 
 
 # A random weekly slot: days, start and end on a 15-minute grid (end <= start crosses midnight).
@@ -367,7 +380,9 @@ def test_fixed_dates_cover_whole_local_days_inclusive() -> None:
     assert not hit_names([BLACK_FRIDAY], at(2026, 11, 26, 23), at(2026, 11, 27, 0))
     assert not hit_names([BLACK_FRIDAY], at(2026, 12, 1, 0), at(2026, 12, 1, 1))
     # In summer the local day starts at 23:00 UTC the day before.
-    summer = Blackout.model_validate({"name": "Launch", "dates": [{"from": "2026-07-01", "to": "2026-07-01"}]})
+    summer = Blackout.model_validate(
+        {"name": "Launch", "dates": [{"from": "2026-07-01", "to": "2026-07-01"}]}
+    )
     assert list(blackout_periods(summer, zone=LONDON, start=utc(2026, 6, 1), end=utc(2026, 8, 1))) == [
         (utc(2026, 6, 30, 23), utc(2026, 7, 1, 23))
     ]
@@ -385,7 +400,9 @@ def test_gb_holidays_from_the_package() -> None:
     )
     december = sorted(d for d in table if d.month == 12)
     assert december == [date(2026, 12, 25), date(2026, 12, 26), date(2026, 12, 28)]
-    assert periods == [(at(d.year, d.month, d.day), at(d.year, d.month, d.day) + timedelta(days=1)) for d in december]
+    assert periods == [
+        (at(d.year, d.month, d.day), at(d.year, d.month, d.day) + timedelta(days=1)) for d in december
+    ]
     assert hit_names([PUBLIC_HOLIDAYS], at(2026, 12, 25, 11), at(2026, 12, 25, 12)) == ["Public holidays"]
     assert hit_names([PUBLIC_HOLIDAYS], at(2026, 12, 28, 11), at(2026, 12, 28, 12)) == ["Public holidays"]
     assert not hit_names([PUBLIC_HOLIDAYS], at(2026, 12, 29, 11), at(2026, 12, 29, 12))
@@ -394,7 +411,9 @@ def test_gb_holidays_from_the_package() -> None:
 
 def test_every_2026_gb_holiday_is_blocked_and_nothing_else() -> None:
     table = holidays.country_holidays("GB", subdiv="ENG", years=2026)
-    periods = list(blackout_periods(PUBLIC_HOLIDAYS, zone=LONDON, start=utc(2026, 1, 1), end=utc(2026, 12, 31)))
+    periods = list(
+        blackout_periods(PUBLIC_HOLIDAYS, zone=LONDON, start=utc(2026, 1, 1), end=utc(2026, 12, 31))
+    )
     assert [s.astimezone(LONDON).date() for s, _ in periods] == sorted(table)
     for start, end in periods:
         assert start.astimezone(LONDON).time().isoformat() == "00:00:00"
@@ -469,7 +488,9 @@ def test_last_business_days_match_a_reference(last: int, of: str, month: int) ->
     weekdays = [first + timedelta(days=i) for i in range((following - first).days)]
     weekdays = [d for d in weekdays if d.weekday() < 5]
     expected = weekdays[-last:] if of == "month" or month % 3 == 0 else []
-    periods = blackout_periods(rule, zone=LONDON, start=at(2026, month, 1), end=at(following.year, following.month, 1))
+    periods = blackout_periods(
+        rule, zone=LONDON, start=at(2026, month, 1), end=at(following.year, following.month, 1)
+    )
     assert [s.astimezone(LONDON).date() for s, _ in periods] == expected
 
 
@@ -508,8 +529,12 @@ def test_freezes_block_every_category_but_emergency() -> None:
     ended = Freeze(2, "", "UBOB", started_at=utc(2026, 6, 9, 9), ended_at=utc(2026, 6, 9, 12))
     for category in NOT_EMERGENCY:
         hits = blackout_hits(
-            blackouts=[], freezes=[open_ended], category=category,
-            start=utc(2027, 1, 1), end=utc(2027, 1, 2), zone=LONDON,
+            blackouts=[],
+            freezes=[open_ended],
+            category=category,
+            start=utc(2027, 1, 1),
+            end=utc(2027, 1, 2),
+            zone=LONDON,
         )
         assert [(h.name, h.start, h.end) for h in hits] == [
             ("Change freeze: incident 42", utc(2026, 6, 9, 9), datetime.max.replace(tzinfo=UTC))
@@ -517,9 +542,12 @@ def test_freezes_block_every_category_but_emergency() -> None:
         assert hit_names([], utc(2026, 6, 9, 11), utc(2026, 6, 9, 13), category, [ended]) == [
             "Change freeze: declared in Slack"
         ]
-        assert hit_names([], utc(2026, 6, 9, 12), utc(2026, 6, 9, 13), category, [ended]) == []  # after its end
+        # from its end on, the ended freeze no longer blocks
+        assert hit_names([], utc(2026, 6, 9, 12), utc(2026, 6, 9, 13), category, [ended]) == []
         assert hit_names([], utc(2026, 6, 9, 8), utc(2026, 6, 9, 9), category, [ended, open_ended]) == []
-    assert hit_names([], utc(2026, 6, 9, 10), utc(2026, 6, 9, 11), Category.EMERGENCY, [open_ended, ended]) == []
+    assert (
+        hit_names([], utc(2026, 6, 9, 10), utc(2026, 6, 9, 11), Category.EMERGENCY, [open_ended, ended]) == []
+    )
 
 
 def test_hits_are_sorted_by_start() -> None:
@@ -528,7 +556,9 @@ def test_hits_are_sorted_by_start() -> None:
     assert hit_names(BLACKOUTS, start, end) == ["Friday afternoon", "Weekend"]
     freeze = Freeze(1, "release", "UBOB", started_at=at(2026, 6, 12, 23, 30))
     assert hit_names(BLACKOUTS, start, end, freezes=[freeze]) == [
-        "Friday afternoon", "Change freeze: release", "Weekend"
+        "Friday afternoon",
+        "Change freeze: release",
+        "Weekend",
     ]
 
 
@@ -571,30 +601,50 @@ def test_weekly_blackout_periods_match_a_wide_scan(
 
 def test_next_allowed_start_after_a_friday_afternoon() -> None:
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=Category.NORMAL,
-        duration=timedelta(hours=1), after=at(2026, 6, 12, 15), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[],
+        category=Category.NORMAL,
+        duration=timedelta(hours=1),
+        after=at(2026, 6, 12, 15),
+        zone=LONDON,
     )
     assert found == at(2026, 6, 16, 10)  # Tuesday 10:00 BST
 
 
 def test_next_allowed_start_skips_the_christmas_freeze_and_holidays() -> None:
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=Category.NORMAL,
-        duration=timedelta(hours=2), after=at(2026, 12, 15, 11), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[],
+        category=Category.NORMAL,
+        duration=timedelta(hours=2),
+        after=at(2026, 12, 15, 11),
+        zone=LONDON,
     )
     # freeze to 25 Dec, Boxing Day observed Mon 28, month end 30-31: Tuesday 29th
     assert found == at(2026, 12, 29, 10)
     major = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=Category.MAJOR,
-        duration=timedelta(hours=2), after=at(2026, 12, 29, 15), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[],
+        category=Category.MAJOR,
+        duration=timedelta(hours=2),
+        after=at(2026, 12, 29, 15),
+        zone=LONDON,
     )
     assert major == at(2027, 1, 5, 10)  # Wed 30 is month end; major runs Tue/Wed only
 
 
 def test_next_allowed_start_keeps_a_start_that_already_fits() -> None:
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=Category.NORMAL,
-        duration=timedelta(hours=1), after=at(2026, 6, 9, 11, 7), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[],
+        category=Category.NORMAL,
+        duration=timedelta(hours=1),
+        after=at(2026, 6, 9, 11, 7),
+        zone=LONDON,
     )
     assert found == at(2026, 6, 9, 11, 15)  # rounded up to the quarter hour
 
@@ -602,8 +652,13 @@ def test_next_allowed_start_keeps_a_start_that_already_fits() -> None:
 def test_next_allowed_start_may_end_as_a_blackout_begins() -> None:
     def standard(duration: timedelta) -> datetime | None:
         return next_allowed_start(
-            windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=Category.STANDARD,
-            duration=duration, after=at(2026, 6, 12, 13), zone=LONDON,
+            windows=WINDOWS,
+            blackouts=BLACKOUTS,
+            freezes=[],
+            category=Category.STANDARD,
+            duration=duration,
+            after=at(2026, 6, 12, 13),
+            zone=LONDON,
         )
 
     assert standard(timedelta(hours=1)) == at(2026, 6, 12, 13)  # ends at 14:00 exactly
@@ -613,8 +668,13 @@ def test_next_allowed_start_may_end_as_a_blackout_begins() -> None:
 def test_emergency_ignores_blackouts_and_freezes() -> None:
     freeze = Freeze(1, "incident", "UBOB", started_at=utc(2026, 1, 1))
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[freeze], category=Category.EMERGENCY,
-        duration=timedelta(hours=3), after=at(2026, 12, 25, 3, 2), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[freeze],
+        category=Category.EMERGENCY,
+        duration=timedelta(hours=3),
+        after=at(2026, 12, 25, 3, 2),
+        zone=LONDON,
     )
     assert found == at(2026, 12, 25, 3, 15)
 
@@ -630,8 +690,13 @@ def test_nothing_fits_within_120_days(blocker: Blackout) -> None:
     for category in NOT_EMERGENCY:
         assert (
             next_allowed_start(
-                windows=WINDOWS, blackouts=[blocker], freezes=[], category=category,
-                duration=timedelta(minutes=15), after=at(2026, 6, 9, 11), zone=LONDON,
+                windows=WINDOWS,
+                blackouts=[blocker],
+                freezes=[],
+                category=category,
+                duration=timedelta(minutes=15),
+                after=at(2026, 6, 9, 11),
+                zone=LONDON,
             )
             is None
         )
@@ -640,8 +705,13 @@ def test_nothing_fits_within_120_days(blocker: Blackout) -> None:
 def test_a_window_that_is_too_short_never_fits() -> None:
     assert (
         next_allowed_start(
-            windows=WINDOWS, blackouts=[], freezes=[], category=Category.NORMAL,
-            duration=timedelta(hours=7), after=at(2026, 6, 9, 11), zone=LONDON,
+            windows=WINDOWS,
+            blackouts=[],
+            freezes=[],
+            category=Category.NORMAL,
+            duration=timedelta(hours=7),
+            after=at(2026, 6, 9, 11),
+            zone=LONDON,
         )
         is None
     )
@@ -650,15 +720,25 @@ def test_a_window_that_is_too_short_never_fits() -> None:
 def test_a_freeze_end_is_a_candidate() -> None:
     ended = Freeze(1, "release", "UBOB", started_at=utc(2026, 6, 10, 9), ended_at=utc(2026, 6, 10, 13, 7))
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=[], freezes=[ended], category=Category.STANDARD,
-        duration=timedelta(minutes=30), after=utc(2026, 6, 10, 10), zone=LONDON,
+        windows=WINDOWS,
+        blackouts=[],
+        freezes=[ended],
+        category=Category.STANDARD,
+        duration=timedelta(minutes=30),
+        after=utc(2026, 6, 10, 10),
+        zone=LONDON,
     )
     assert found == utc(2026, 6, 10, 13, 7)
     open_ended = Freeze(2, "release", "UBOB", started_at=utc(2026, 6, 10, 9))
     assert (
         next_allowed_start(
-            windows=WINDOWS, blackouts=[], freezes=[open_ended], category=Category.STANDARD,
-            duration=timedelta(minutes=30), after=utc(2026, 6, 10, 10), zone=LONDON,
+            windows=WINDOWS,
+            blackouts=[],
+            freezes=[open_ended],
+            category=Category.STANDARD,
+            duration=timedelta(minutes=30),
+            after=utc(2026, 6, 10, 10),
+            zone=LONDON,
         )
         is None
     )
@@ -676,8 +756,13 @@ def test_next_allowed_start_fits_its_window_and_no_blackout(
     after = moment.replace(tzinfo=UTC)
     duration = timedelta(minutes=minutes)
     found = next_allowed_start(
-        windows=WINDOWS, blackouts=BLACKOUTS, freezes=[], category=category,
-        duration=duration, after=after, zone=LONDON,
+        windows=WINDOWS,
+        blackouts=BLACKOUTS,
+        freezes=[],
+        category=category,
+        duration=duration,
+        after=after,
+        zone=LONDON,
     )
     assert found is not None  # every category has a slot within 120 days of any 2026 instant
     assert after <= found < after + timedelta(days=120)
@@ -695,8 +780,13 @@ def test_next_allowed_start_fits_its_window_and_no_blackout(
 
 def problems(category: Category, start: datetime, end: datetime, freezes=(), blackouts=BLACKOUTS) -> str:
     found = schedule_problems(
-        windows=WINDOWS, blackouts=blackouts, freezes=freezes, category=category,
-        start=start, end=end, zone=LONDON,
+        windows=WINDOWS,
+        blackouts=blackouts,
+        freezes=freezes,
+        category=category,
+        start=start,
+        end=end,
+        zone=LONDON,
     )
     assert set(found) <= {"starts_at"}
     return found.get("starts_at", "")
@@ -731,4 +821,6 @@ def test_schedule_problems_inside_the_window_but_in_a_freeze() -> None:
 def test_no_problems_for_an_allowed_change() -> None:
     assert problems(Category.NORMAL, at(2026, 6, 9, 10), at(2026, 6, 9, 16)) == ""
     assert problems(Category.EMERGENCY, at(2026, 12, 25, 3), at(2026, 12, 25, 4)) == ""
-    assert problems(Category.STANDARD, at(2026, 11, 30, 11), at(2026, 11, 30, 12), blackouts=[MONTH_END]) == ""
+    assert (
+        problems(Category.STANDARD, at(2026, 11, 30, 11), at(2026, 11, 30, 12), blackouts=[MONTH_END]) == ""
+    )

@@ -1,0 +1,223 @@
+"""Post-implementation reviews (seed 003's template), incidents caused, the CAB agenda."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    HeaderBlock,
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from domain.model import Change
+from domain.service import CabAgenda
+from domain.timeline import REVIEW_DEADLINE
+from modals.cards import STATUS_LABELS
+from modals.ids import ActionId, CallbackId
+from modals.text import clip, escaped_clip, mention, slack_date
+
+RESULTS = ("Successful", "Successful with issues", "Failed", "Rolled back")
+QUESTIONS = (
+    ("deviations", "Deviations from the plan"),
+    ("issues", "Issues and how they were resolved"),
+    ("went_well", "What went well"),
+    ("improve", "What to improve"),
+    ("action_items", "Action items (owner, due date)"),
+)
+
+
+class ReviewMetadata(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
+
+
+def review_button(change: Change) -> ActionsBlock:
+    return ActionsBlock(
+        block_id=f"review:{change.id}",
+        elements=[
+            ButtonElement(
+                text="Write the review", action_id=ActionId.REVIEW.value, value=change.id, style="primary"
+            ),
+        ],
+    )
+
+
+def review_request_message(change: Change, zone: ZoneInfo) -> tuple[str, list[dict[str, Any]]]:
+    review = change.review
+    due = slack_date(review.due_at, zone) if review else "soon"
+    why = f" ({escaped_clip(review.reason, 100)})" if review else ""
+    text = (
+        f":memo: Please write the post-implementation review of *{change.id}* "
+        f"{escaped_clip(change.draft.title, 150)}{why} by {due}."
+    )
+    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+
+
+def review_chase_message(
+    change: Change, payload: dict[str, Any], zone: ZoneInfo
+) -> tuple[str, list[dict[str, Any]]]:
+    due = slack_date(change.review.due_at, zone) if change.review else "now"
+    if payload.get("key") == REVIEW_DEADLINE:
+        text = (
+            f":rotating_light: The review of *{change.id}* {escaped_clip(change.draft.title, 150)}"
+            " is overdue "
+            f"(it was due {due}). {mention(change.implementer)}, please write it."
+        )
+    else:
+        text = f":hourglass_flowing_sand: Reminder: the review of *{change.id}* is due {due}."
+    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+
+
+def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:
+    blocks: list[Block] = [
+        SectionBlock(
+            text=f"*{change.id}* {escaped_clip(change.draft.title, 200)} · {STATUS_LABELS[change.status]}"
+        ),
+        InputBlock(
+            block_id="result",
+            label="Result",
+            element=StaticSelectElement(
+                action_id="result",
+                placeholder="How did it go?",
+                options=[Option(value=r, label=r) for r in RESULTS],
+            ),
+        ),
+    ]
+    blocks += [
+        InputBlock(
+            block_id=key,
+            label=label,
+            optional=key != "issues",
+            element=PlainTextInputElement(action_id=key, multiline=True, max_length=2500),
+        )
+        for key, label in QUESTIONS
+    ]
+    if checklist:
+        blocks.append(
+            InputBlock(
+                block_id="checklist",
+                label="Validation checklist",
+                optional=True,
+                element=CheckboxesElement(
+                    action_id="checklist",
+                    options=[
+                        Option(value=str(i), label=clip(item, 75)) for i, item in enumerate(checklist[:10])
+                    ],
+                ),
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=CallbackId.REVIEW.value,
+        title="Change review",
+        submit="Save",
+        close="Cancel",
+        private_metadata=ReviewMetadata(change_id=change.id).model_dump_json(),
+        blocks=blocks,
+    ).to_dict()
+
+
+def parse_review(view: dict[str, Any], checklist: list[str]) -> dict[str, str]:
+    state = (view.get("state") or {}).get("values") or {}
+
+    def value(block: str) -> dict[str, Any]:
+        found = (state.get(block) or {}).get(block)
+        return found if isinstance(found, dict) else {}
+
+    answers = {"result": str((value("result").get("selected_option") or {}).get("value") or "")}
+    for key, _label in QUESTIONS:
+        answers[key] = str(value(key).get("value") or "").strip()
+    ticked = [
+        int(o["value"])
+        for o in value("checklist").get("selected_options") or []
+        if str(o.get("value")).isdigit()
+    ]
+    if checklist:
+        answers["checklist"] = "; ".join(
+            f"{'[x]' if i in ticked else '[ ]'} {item}" for i, item in enumerate(checklist)
+        )
+    return answers
+
+
+def review_lines(change: Change, zone: ZoneInfo) -> list[str]:
+    lines = []
+    if change.caused_incident:
+        lines.append(f":boom: Caused incident: {escaped_clip(change.caused_incident, 200)}")
+    review = change.review
+    if review is not None:
+        if review.done and review.submitted_by and review.submitted_at:
+            result = escaped_clip(str((review.answers or {}).get("result", "")), 60)
+            lines.append(
+                f":memo: Review by {mention(review.submitted_by)} "
+                f"{slack_date(review.submitted_at, zone)}: {result}"
+            )
+        else:
+            lines.append(
+                f":memo: Review due {slack_date(review.due_at, zone)} ({escaped_clip(review.reason, 80)})"
+            )
+    return lines
+
+
+def review_detail(change: Change) -> str:
+    review = change.review
+    if review is None or not review.done:
+        return ""
+    answers = review.answers or {}
+    parts = [f"*Result:* {escaped_clip(str(answers.get('result', '')), 60)}"]
+    parts += [
+        f"*{label}:* {escaped_clip(str(answers[key]), 600)}" for key, label in QUESTIONS if answers.get(key)
+    ]
+    if answers.get("checklist"):
+        parts.append(f"*Checklist:* {escaped_clip(str(answers['checklist']), 600)}")
+    return clip("*Post-implementation review*\n" + "\n".join(parts), 3000)
+
+
+def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, Any]]:
+    def line(change: Change) -> str:
+        return (
+            f"*{change.id}* {escaped_clip(change.draft.title, 80)} · {change.draft.category.value} · "
+            f"{change.risk.value} risk · {slack_date(change.draft.starts_at, zone)} · "
+            f"{mention(change.requester)}"
+        )
+
+    blocks: list[Block] = [HeaderBlock(text=f"CAB agenda, {agenda.now.astimezone(zone):%a %d %b %Y}")]
+    blocks.append(
+        SectionBlock(
+            text=f"*1. Awaiting approval* ({len(agenda.awaiting)})" + ("" if agenda.awaiting else "\nNone.")
+        )
+    )
+    for change in agenda.awaiting[:15]:
+        blocks.append(SectionBlock(text=line(change)))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"cab-decide:{change.id}",
+                elements=[
+                    ButtonElement(
+                        text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
+                    ),
+                    ButtonElement(
+                        text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
+                    ),
+                ],
+            )
+        )
+    for heading, changes in (
+        ("2. High-risk changes in the coming week", agenda.high_risk),
+        ("3. Failed or rolled back last week", agenda.ended_badly),
+        ("4. Overdue reviews", agenda.overdue_reviews),
+    ):
+        text = "\n".join(f"• {line(c)} · {STATUS_LABELS[c.status]}" for c in changes[:20]) or "None."
+        blocks.append(SectionBlock(text=clip(f"*{heading}* ({len(changes)})\n{text}", 3000)))
+    return [b.to_dict() for b in blocks[:100]]
