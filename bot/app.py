@@ -23,11 +23,12 @@ from bot.http import build_web_app
 from bot.ics import render_ics
 from bot.outbox import DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
+from bot.prometheus import metrics_text
 from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
-from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule
+from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
 from scheduler.jobs import build_scheduler
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
@@ -57,6 +58,8 @@ class Changebot:
         # as the policy says), today's digest if its time passed, then the outbox.
         await self.context.service.process_due_notices()
         await self.context.service.run_digest()
+        await self.context.service.run_cab_agenda()
+        await self.context.service.run_monthly_report()
         self.context.dispatcher.wake()
 
     async def stop(self) -> None:
@@ -150,6 +153,7 @@ def build_changebot(
     )
     bot.web = build_web_app(
         feed=lambda token: calendar_feed(service, repository, policy, token),
+        metrics=lambda: metrics_text(sessions, slack_errors=gateway.errors.snapshot(), now=clock.now()),
         bolt=bolt,
         signing_secret=settings.slack_signing_secret,
         clock=clock,
@@ -189,7 +193,7 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
 
-    for module in (commands, approvals, intake, events, progress, reschedule, emergency, home):
+    for module in (commands, approvals, intake, events, progress, reschedule, emergency, home, review):
         module.register(bolt, context)
     return bolt
 

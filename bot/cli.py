@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,40 @@ async def _show_change(change_id: str, as_json: bool) -> int:
     return 0
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise StartupError(
+            f"'{text}' is not an ISO date or time like 2026-11-01 or 2026-11-01T09:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _audit_export(args: argparse.Namespace) -> int:
+    from bot.audit_export import export_audit
+    from storage.database import create_engine, session_factory
+
+    since, until = _moment(args.since), _moment(args.until)
+    if until <= since:
+        raise StartupError("--until must be after --since")
+    engine = create_engine(_settings().database_url)
+    try:
+        if args.out == "-":
+            count = await export_audit(
+                session_factory(engine), since=since, until=until, fmt=args.format, out=sys.stdout
+            )
+        else:
+            with open(args.out, "w", encoding="utf-8", newline="") as out:
+                count = await export_audit(
+                    session_factory(engine), since=since, until=until, fmt=args.format, out=out
+                )
+    finally:
+        await engine.dispose()
+    print(f"exported {count} audit events", file=sys.stderr)
+    return 0
+
+
 async def _calendar(args: argparse.Namespace) -> int:
     """Token handling and export work on the database alone; no Slack connection is made."""
     from bot.app import build_changebot, calendar_feed
@@ -207,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--base-url", default="https://YOUR-HOST", help="where changebot serve is reachable")
     export = calendar.add_parser("export", help="write the calendar as an .ics file")
     export.add_argument("--out", required=True, help="file to write ('-' for standard output)")
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
+    audit_export = audit.add_parser("export", help="write every audit event in a period")
+    audit_export.add_argument(
+        "--since", required=True, help="ISO date or time (UTC unless it says otherwise)"
+    )
+    audit_export.add_argument("--until", required=True, help="ISO date or time, exclusive")
+    audit_export.add_argument("--format", choices=["csv", "json"], default="csv")
+    audit_export.add_argument("--out", default="-", help="file to write ('-' for standard output)")
     demo = sub.add_parser("demo", help="play the change process against an emulated Slack (no workspace)")
     demo.add_argument("--interactive", action="store_true", help="keep running for your own commands")
     demo.add_argument("--state", help="where to write the URLs and secret `slack send` reads")
@@ -240,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             path = args.path or Settings.model_fields["changebot_policy"].default
             load_policy(path)
             print(f"{path}: policy is valid")
+        elif args.command == "audit":
+            return asyncio.run(_audit_export(args))
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
         elif args.command == "demo":

@@ -178,11 +178,69 @@ class SlackEmulator:
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
         }
+        # Uploaded files: id -> {filename, title, data (bytes), channel, thread_ts}
+        self.files: dict[str, JSONDict] = {}
         # Socket Mode: connected clients, and the acks they sent back for our envelopes.
         self._sockets: list[web.WebSocketResponse] = []
         self.socket_acks: dict[str, JSONDict] = {}
         self._socket_connected = asyncio.Event()
+
+    # ------------------------------------------------------------------ files
+
+    def _files_get_upload_url(self, params: JSONDict) -> JSONDict:
+        filename = _str(params, "filename")
+        if not filename:
+            raise _SlackError("invalid_arguments")
+        file_id = self._next_id("F")
+        self.files[file_id] = {
+            "id": file_id,
+            "filename": filename,
+            "length": _int(params, "length", 0),
+            "data": b"",
+            "title": filename,
+        }
+        return {"upload_url": f"http://{self._host}:{self._port}/upload/{file_id}", "file_id": file_id}
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self.files:
+            return web.Response(status=404, text="unknown upload")
+        self.files[file_id]["data"] = await request.read()
+        return web.Response(text=f"OK - {len(self.files[file_id]['data'])}")
+
+    def _files_complete_upload(self, params: JSONDict) -> JSONDict:
+        files = params.get("files")
+        if isinstance(files, str):
+            files = json.loads(files)
+        if not isinstance(files, list) or not files:
+            raise _SlackError("invalid_arguments")
+        channel = _str(params, "channel_id") or _str(params, "channels")
+        done = []
+        for entry in files:
+            stored = self.files.get(str(entry.get("id")))
+            if stored is None or not stored["data"]:
+                raise _SlackError("file_not_found")
+            stored.update(
+                title=entry.get("title") or stored["filename"],
+                channel=channel,
+                thread_ts=_str(params, "thread_ts"),
+            )
+            done.append({"id": stored["id"], "title": stored["title"], "name": stored["filename"]})
+        if channel:
+            self._store_message(
+                channel,
+                {
+                    "text": _str(params, "initial_comment") or "",
+                    "thread_ts": _str(params, "thread_ts"),
+                    "files": done,
+                },
+                user=BOT_USER_ID,
+                bot_id=BOT_ID,
+            )
+        return {"files": done}
 
     # ------------------------------------------------------------------ socket mode
 
@@ -237,6 +295,7 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/response/{name}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient
+from bot.prometheus import SlackErrorCounter
 from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
@@ -132,6 +133,7 @@ class SlackGateway:
         change_events: ChangeEventSender | None = None,
     ) -> None:
         self.client = client
+        self.errors = SlackErrorCounter()  # exported on /metrics
         self._on_call = on_call
         self._change_events = change_events
         self._clock = clock
@@ -176,8 +178,9 @@ class SlackGateway:
     async def deliver(self, row: OutboxRow) -> Outcome:
         try:
             await self._deliver(row)
-        except Exception as exc:
+        except Exception as exc:  # every failure is classified, none escapes
             verdict = classify(exc)
+            self.errors.record(row.kind, verdict.error.split(":")[0][:80])
             if isinstance(verdict, Undeliverable) and "not_in_channel" in verdict.error and row.channel:
                 joined = await self._join(row.channel)
                 if joined:

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 300
 MAX_BODY = 1024 * 1024
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def signature_problem(
@@ -73,6 +74,7 @@ def build_web_app(
     clock: Clock,
     health: Callable[[], Awaitable[dict[str, bool]]],
     feed: Callable[[str], Awaitable[bytes | None]] | None = None,
+    metrics: Callable[[], Awaitable[str]] | None = None,
 ) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app.router.add_post(
@@ -99,4 +101,11 @@ def build_web_app(
         )
 
     web_app.router.add_get("/calendar.ics", calendar_ics)
+
+    async def prometheus(_request: web.Request) -> web.Response:
+        if metrics is None:
+            return web.Response(status=404)
+        return web.Response(body=(await metrics()).encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    web_app.router.add_get("/metrics", prometheus)
     return web_app

@@ -10,7 +10,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.context import AppContext
-from domain.calendar import parse_calendar_range
+from domain.calendar import parse_calendar_range, report_range
+from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict, ListScope
 from modals.cards import change_detail, change_list, help_blocks
 from modals.emergency import EmergencyMetadata, emergency_modal
@@ -150,6 +151,28 @@ async def freeze(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks(f"The change freeze is {done}. The changes channel has been told.")[:1]
 
 
+async def incident(ctx: AppContext, command: Command) -> Blocks:
+    if len(command.args) < 2 or not CHANGE_ID.match(command.args[0]):
+        return help_blocks("Use `/change incident CR-2026-0001 INC-123` (an incident id or link).")
+    try:
+        outcome = await ctx.service.link_incident(
+            change_id=command.args[0], user=command.user, incident=" ".join(command.args[1:])
+        )
+    except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
+        return help_blocks(f"Not linked: {escaped_clip(str(exc), 300)}.")[:1]
+    return help_blocks(f"{outcome.change.id} is linked to the incident; it counts as a change failure.")[:1]
+
+
+async def report(ctx: AppContext, command: Command) -> Blocks:
+    span = report_range(
+        command.args[0] if command.args else "month", now=ctx.clock.now(), zone=ctx.policy.zone
+    )
+    if span is None:
+        return help_blocks("Which period? Use `/change report week`, `month` or `2026-10`.")
+    await ctx.service.request_report(span=span, channel=command.channel or ctx.policy.channels.changes)
+    return help_blocks(f"Posting *{escaped_clip(span.title, 100)}* here, with its chart.")[:1]
+
+
 async def help_answer(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks()
 
@@ -169,5 +192,7 @@ ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
     "cancel": cancel,
     "calendar": calendar,
     "freeze": freeze,
+    "incident": incident,
+    "report": report,
     "help": help_answer,
 }

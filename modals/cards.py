@@ -341,6 +341,8 @@ HELP_TEXT = (
     "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
     "• `/change freeze start [reason]` / `/change freeze end`: an ad-hoc change freeze\n"
+    "• `/change incident CR-2026-0001 INC-123`: record that a change caused an incident\n"
+    "• `/change report [week|month|2026-10]`: success, rollback and failure rates with a chart\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
     "• `/change help`: this help"

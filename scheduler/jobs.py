@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 DISPATCH_JOB = "dispatch_outbox"
 NOTICES_JOB = "due_notices"
 DIGEST_JOB = "daily_digest"
+CAB_JOB = "cab_agenda"
+REPORT_JOB = "monthly_report"
 
 
 def digest_trigger(policy: Policy) -> CronTrigger:
@@ -39,4 +41,20 @@ def build_scheduler(
     scheduler.add_job(dispatcher.dispatch_due, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
     if policy.digest.enabled:
         scheduler.add_job(service.run_digest, digest_trigger(policy), id=DIGEST_JOB, **tick)
+    if policy.cab.enabled:
+        cab = CronTrigger(
+            day_of_week=policy.cab.day,
+            hour=int(policy.cab.at[:2]),
+            minute=int(policy.cab.at[3:]),
+            timezone=policy.cab.timezone,
+        )
+        scheduler.add_job(service.run_cab_agenda, cab, id=CAB_JOB, **tick)
+    if policy.report.monthly:
+        monthly = CronTrigger(
+            day=policy.report.day,
+            hour=int(policy.report.at[:2]),
+            minute=int(policy.report.at[3:]),
+            timezone=policy.timezone,
+        )
+        scheduler.add_job(service.run_monthly_report, monthly, id=REPORT_JOB, **tick)
     return scheduler
