@@ -790,6 +790,14 @@ class ChangeService:
             if change.review is None and change.status in (Status.COMPLETED, Status.CLOSED):
                 review = Review(now, now + self.policy.review.due_within, "it caused an incident")
                 update = replace(update, request_review=review, add_notices=self._plan_review(review, now))
+                audit.append(
+                    AuditEntry(
+                        SYSTEM_ACTOR,
+                        AuditAction.REVIEW_REQUESTED,
+                        now,
+                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
+                    )
+                )
                 intents.append(self._review_request_intent(change))
             if await self._repo.update_change(
                 change_id=change_id,
