@@ -31,7 +31,7 @@ from domain.service import ChangeService
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
 from scheduler.jobs import build_scheduler
 from storage.database import create_engine, session_factory
-from storage.migrate import upgrade
+from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
 from storage.repository import SqlChangeRepository, insert_ignoring_conflicts
@@ -215,5 +215,24 @@ async def calendar_feed(
     )
 
 
+class SchemaOutOfDate(Exception):
+    """The database is behind the code and auto-migration is off."""
+
+
 async def migrate(settings: Settings) -> None:
-    await asyncio.to_thread(upgrade, settings.database_url)
+    """Upgrade the schema, or with CHANGEBOT_AUTO_MIGRATE=false check that it is current."""
+    if settings.changebot_auto_migrate:
+        await asyncio.to_thread(upgrade, settings.database_url)
+        return
+    engine = create_engine(settings.database_url)
+    try:
+        current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    head = head_revision(settings.database_url)
+    if current != head:
+        raise SchemaOutOfDate(
+            f"changebot cannot start: the database schema is at {current or 'nothing'}, "
+            f"the code needs {head}; "
+            "run `changebot db upgrade` (or set CHANGEBOT_AUTO_MIGRATE=true)"
+        )

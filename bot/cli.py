@@ -51,9 +51,9 @@ def _settings(*require: str) -> Settings:
 async def _serve(host: str, port: int) -> None:
     settings = _settings("slack_bot_token", "slack_signing_secret")
     policy = load_policy(settings.changebot_policy)
-    from bot.app import build_changebot, migrate
+    from bot.app import build_changebot
 
-    await migrate(settings)
+    await _migrate(settings)
     bot = build_changebot(settings, policy)
     runner = web.AppRunner(bot.web, access_log=None)
     await runner.setup()
@@ -67,14 +67,23 @@ async def _serve(host: str, port: int) -> None:
         await bot.stop()
 
 
+async def _migrate(settings: Settings) -> None:
+    from bot.app import SchemaOutOfDate, migrate
+
+    try:
+        await migrate(settings)
+    except SchemaOutOfDate as exc:
+        raise StartupError(str(exc)) from None
+
+
 async def _socket() -> None:
     settings = _settings("slack_bot_token", "slack_app_token")
     policy = load_policy(settings.changebot_policy)
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
-    from bot.app import build_changebot, migrate
+    from bot.app import build_changebot
 
-    await migrate(settings)
+    await _migrate(settings)
     bot = build_changebot(settings, policy)
     handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token)
     await bot.start()

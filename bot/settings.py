@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_routing_key: str = ""
     log_level: str = "INFO"
+    # With several replicas, run `changebot db upgrade` once (a migration job) and set this
+    # to false: `serve` then only checks that the schema is current.
+    changebot_auto_migrate: bool = True
 
 
 class SettingsError(Exception):

@@ -248,3 +248,13 @@ class ReviewRow(SQLModel, table=True):
     submitted_at: datetime | None = utc_column(nullable=True)
     submitted_by: str | None = Field(default=None, max_length=40)
     answers: dict[str, Any] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
+
+
+class ChannelPaceRow(SQLModel, table=True):
+    """When each channel may next receive a message: shared by every replica, so the
+    ~1 message/s/channel pace holds however many processes send."""
+
+    __tablename__ = "channel_pace"
+
+    channel: str = Field(primary_key=True, max_length=40)
+    next_free: datetime = utc_column()

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from domain.intents import Intent
-from storage.models import OutboxRow, UtcDateTime
-from storage.repository import enqueue
+from storage.models import ChannelPaceRow, OutboxRow, UtcDateTime
+from storage.repository import enqueue, insert_ignoring_conflicts
 
 PENDING = "pending"
 SENDING = "sending"
@@ -71,6 +71,36 @@ class OutboxStore:
             )
             rows = (await session.execute(statement)).mappings().all()
         return sorted((OutboxRow.model_validate(dict(row)) for row in rows), key=lambda r: r.id or 0)
+
+    async def reserve_slot(self, channel: str, *, now: datetime, pace: timedelta) -> datetime | None:
+        """Take the channel's next send slot: None if it is free now (and is now taken for
+        `pace`), else when it frees up. Atomic, so replicas share one pace per channel."""
+        async with self._sessions() as session, session.begin():
+            taken = await session.execute(
+                sa.update(ChannelPaceRow)
+                .where(col(ChannelPaceRow.channel) == channel, col(ChannelPaceRow.next_free) <= now)
+                .values(next_free=now + pace)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                return None
+            inserted = await session.execute(
+                insert_ignoring_conflicts(
+                    session, ChannelPaceRow, {"channel": channel, "next_free": now + pace}
+                )
+            )
+            if inserted.rowcount == 1:  # type: ignore[attr-defined]
+                return None
+            row = await session.get(ChannelPaceRow, channel)
+            return row.next_free if row is not None else now
+
+    async def hold_channel(self, channel: str, *, until: datetime) -> None:
+        """Slack said Retry-After: nobody sends to this channel before `until`."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                sa.update(ChannelPaceRow)
+                .where(col(ChannelPaceRow.channel) == channel, col(ChannelPaceRow.next_free) < until)
+                .values(next_free=until)
+            )
 
     async def mark_sent(self, row_id: int, *, now: datetime) -> None:
         await self._settle(row_id, state=SENT, sent_at=now, lease_until=None)

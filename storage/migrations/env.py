@@ -14,7 +14,12 @@ from storage.database import create_engine
 target_metadata = SQLModel.metadata
 
 
+MIGRATION_LOCK = 728_301_554  # PostgreSQL advisory lock: replicas starting together migrate one at a time
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
