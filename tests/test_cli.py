@@ -203,3 +203,18 @@ async def test_socket_mode_end_to_end(tmp_path: Path, emulator: SlackEmulator) -
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, output.decode()
+
+
+async def test_without_auto_migration_serve_refuses_an_old_schema(tmp_path: Path) -> None:
+    (tmp_path / "policy.yml").write_text(TEST_POLICY)
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-1",
+        SLACK_SIGNING_SECRET="s",
+        CHANGEBOT_AUTO_MIGRATE="false",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}",
+    )
+    code, _out, err = await run("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
+    assert code == 2
+    assert "the database schema is at nothing" in err and "run `changebot db upgrade`" in err
+    code, out, _err = await run("db", "upgrade", env=env, cwd=tmp_path)
+    assert code == 0 and "current" in out

@@ -1,0 +1,997 @@
+#!/usr/bin/env python
+"""Ack-latency benchmark for changebot against a bare Bolt app (a script, not a test).
+
+    python bench/bench_ack.py [--db sqlite|postgres|both] [--requests N] [--concurrency 20]
+                              [--warmup 50] [--profile] [--json PATH]
+
+Three interactions, each sent N times by `--concurrency` closed-loop clients (one aiohttp
+ClientSession, keep-alive, one request in flight per client) over real loopback HTTP,
+signed exactly as Slack signs them (bot/slack_payloads.py):
+
+  (a) `/change new`          slash command: ack, then views.open
+  (b) Approve click          block_actions: ack, then the decision is stored and the card
+                             updates go out through the outbox (chat.update x copies, DM)
+  (c) CR modal submission    view_submission: validated and stored *before* the ack
+
+Two servers, each in its own Python process, served by aiohttp (web.AppRunner + TCPSite on
+a free loopback port), talking to the same SlackEmulator (bot/emulator.py), which runs in
+the orchestrating process:
+
+  changebot  build_changebot(settings, policy) (SystemClock, outbox pace 0 so the
+             follow-up work is not spread over minutes by the 1 msg/s/channel pacing;
+             APScheduler ticking), migrated like `changebot serve`, logging at INFO
+  bare Bolt  slack_bolt AsyncApp(signing_secret=...).web_app(): signature checked by Bolt,
+             the same Slack calls with the same bytes changebot sent (the modal and card
+             are captured from the emulator after changebot's warm-up):
+             (a) ack + views.open, (b) ack + chat.postEphemeral + chat.update,
+             (c) ack after an in-memory "store"
+
+A third process generates the load, so neither server shares its event loop with the
+clients or the emulator. Latency = client-side time from sending the request to reading
+the whole response (the ack). Also measured: views.open / card update arrival at the
+emulator (same CLOCK_MONOTONIC across processes), server CPU per interaction, event-loop
+lag in the server, peak RSS (resource.getrusage) and start-up time (build + start ->
+first 200 from /healthz). `--profile` runs changebot's measured phases under pyinstrument
+(if installed) or cProfile and prints where the time goes.
+
+Only writes `--json PATH` if asked; databases and logs live in a temp directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+for _p in (str(ROOT), str(TESTS)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+SECRET = "bench-signing-secret"
+TOKEN = "xoxb-bench"
+FORM = "application/x-www-form-urlencoded"
+CHANGES = "CCHANGES"
+BARE_CHANNEL = "CBARE"
+LEADS = ("ULEAD1", "ULEAD2")
+SLOW_SECONDS = 3.0
+CR_ID = re.compile(r"\bCR-\d{4}-\d{4,}\b")
+
+
+# =========================================================================== stats
+
+
+def pct(ordered: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    if not ordered:
+        return float("nan")
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0}
+    return {
+        "n": len(ordered),
+        "p50": pct(ordered, 50),
+        "p90": pct(ordered, 90),
+        "p99": pct(ordered, 99),
+        "max": ordered[-1],
+        "mean": statistics.fmean(ordered),
+    }
+
+
+def ms(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value * 1000:.1f}"
+
+
+# =========================================================================== server role
+
+
+def _rusage() -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        rss_kb = int(Path("/proc/self/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    return {
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": rss_kb / 1024,
+    }
+
+
+class LoopLag:
+    """Samples how late a 20 ms sleep wakes up: the time the loop was blocked or queued."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.02)
+            self.samples.append(time.perf_counter() - t0 - 0.02)
+
+    def take(self) -> dict[str, Any]:
+        out = summary(self.samples)
+        self.samples = []
+        return out
+
+
+class Profiling:
+    """pyinstrument (whole main thread, async_mode disabled) if importable, else cProfile."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.kind = "none"
+        self._profiler: Any = None
+
+    def start(self) -> None:
+        try:
+            from pyinstrument import Profiler
+
+            self._profiler = Profiler(interval=0.0005, async_mode="disabled")
+            self.kind = "pyinstrument"
+        except ImportError:
+            import cProfile
+
+            self._profiler = cProfile.Profile()
+            self.kind = "cProfile"
+        self._profiler.start() if self.kind == "pyinstrument" else self._profiler.enable()
+
+    def stop(self) -> str:
+        if self._profiler is None:
+            return ""
+        if self.kind == "pyinstrument":
+            self._profiler.stop()
+            text = self._profiler.output_text(unicode=False, color=False, show_all=False, timeline=False)
+            path = self.out_dir / "profile-pyinstrument.txt"
+            path.write_text(text)
+            self._write_flat(self._profiler)
+            return str(path)
+        import pstats
+
+        self._profiler.disable()
+        path = self.out_dir / "profile-cprofile.txt"
+        with path.open("w") as handle:
+            stats = pstats.Stats(self._profiler, stream=handle)
+            stats.sort_stats("tottime").print_stats(45)
+            stats.sort_stats("cumulative").print_stats(r"/work/main/(bot|handlers|domain|storage|modals)/", 45)
+        return str(path)
+
+    def _write_flat(self, profiler: Any) -> None:
+        """Self time per function (file:function), the flat view of pyinstrument's tree."""
+        session = profiler.last_session
+        if session is None:
+            return
+        root = session.root_frame()
+        self_time: dict[str, float] = {}
+        total_time: dict[str, float] = {}
+
+        def walk(frame: Any, seen: frozenset[str]) -> None:
+            key = f"{_short(frame.file_path)}:{frame.function}"
+            if key not in seen:
+                total_time[key] = total_time.get(key, 0.0) + frame.time
+            own = frame.time - sum(child.time for child in frame.children)
+            self_time[key] = self_time.get(key, 0.0) + max(0.0, own)
+            for child in frame.children:
+                walk(child, seen | {key})
+
+        if root is not None:
+            walk(root, frozenset())
+        total = session.duration or 1.0
+        lines = [f"session {session.duration:.2f}s, samples {session.sample_count}", "", "self time:"]
+        for key, value in sorted(self_time.items(), key=lambda kv: -kv[1])[:40]:
+            lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
+        lines += ["", "inclusive time, project code only:"]
+        project = [kv for kv in total_time.items() if kv[0].startswith(("bot/", "handlers/", "domain/", "storage/", "modals/", "scheduler/"))]
+        for key, value in sorted(project, key=lambda kv: -kv[1])[:40]:
+            lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
+        lines += ["", "inclusive time, libraries (top):"]
+        libs = [kv for kv in total_time.items() if "site-packages/" in kv[0] or kv[0].startswith("lib:")]
+        for key, value in sorted(libs, key=lambda kv: -kv[1])[:40]:
+            lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
+        (self.out_dir / "profile-flat.txt").write_text("\n".join(lines) + "\n")
+
+
+def _short(path: str | None) -> str:
+    if not path:
+        return "?"
+    if str(ROOT) + "/" in path and "site-packages" not in path:
+        return path.split(str(ROOT) + "/", 1)[1]
+    if "site-packages/" in path:
+        return "lib:" + path.split("site-packages/", 1)[1]
+    if "/lib/python3" in path:
+        return "std:" + path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+    return path
+
+
+async def _stdin_closed() -> None:
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+async def serve_role(args: argparse.Namespace) -> None:
+    """Build one server, print READY {json}, serve until stdin closes, print FINAL {json}."""
+    import logging
+
+    t_import = time.perf_counter()
+    from aiohttp import ClientSession, web
+
+    from bot.settings import Settings
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings: list[str] = []
+
+    class Counter(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING and len(warnings) < 200:
+                warnings.append(f"{record.name}: {record.getMessage()}"[:300])
+
+    logging.getLogger().addHandler(Counter())
+    lag = LoopLag()
+    profiling = Profiling(Path(args.out_dir))
+    timings: dict[str, float] = {}
+
+    if args.kind == "changebot":
+        from policy_fixture import TEST_POLICY
+
+        from bot.app import build_changebot, migrate
+        from domain.policy_loader import parse_policy
+
+        timings["import_s"] = time.perf_counter() - t_import
+        settings = Settings(
+            slack_bot_token=TOKEN,
+            slack_signing_secret=SECRET,
+            slack_api_url=args.emulator,
+            database_url=args.database,
+        )
+        if args.migrate:
+            t0 = time.perf_counter()
+            await migrate(settings)
+            timings["migrate_s"] = time.perf_counter() - t0
+        t_build = time.perf_counter()
+        policy = parse_policy(TEST_POLICY)
+        bot = build_changebot(settings, policy, pace=timedelta(0))
+        web_app = bot.web
+        store = bot.context.dispatcher._store
+
+        async def outbox(_request: web.Request) -> web.Response:
+            return web.json_response(await store.counts())
+
+        web_app.router.add_get("/bench/outbox", outbox)
+    else:
+        from slack_bolt.async_app import AsyncAck, AsyncApp
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        timings["import_s"] = time.perf_counter() - t_import
+        config = json.loads(Path(args.config).read_text())
+        modal = config["modal"]
+        card = config["card"]
+        t_build = time.perf_counter()
+        client = AsyncWebClient(token=TOKEN, base_url=args.emulator, retry_handlers=[])
+        bolt = AsyncApp(client=client, signing_secret=SECRET, raise_error_for_unhandled_request=False)
+        stored: dict[int, Any] = {}
+        serial = itertools.count(1)
+
+        @bolt.command("/change")
+        async def change_command(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+            await ack()
+            await client.views_open(trigger_id=body["trigger_id"], view=modal)
+
+        @bolt.action("change_approve")
+        async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+            await ack()
+            container = body["container"]
+            value = body["actions"][0]["value"]
+            await client.chat_postEphemeral(
+                channel=container["channel_id"], user=body["user"]["id"], text="Your approval is recorded."
+            )
+            await client.chat_update(
+                channel=container["channel_id"],
+                ts=container["message_ts"],
+                text=f"{value}: approved",
+                blocks=card,
+            )
+
+        @bolt.view("change_new")
+        async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+            stored[next(serial)] = {"user": body["user"]["id"], "values": view["state"]["values"]}
+            await ack()
+
+        web_app = bolt.web_app(path="/slack/events")
+
+        async def healthz(_request: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+
+        web_app.router.add_get("/healthz", healthz)
+        bot = None
+
+    async def stats(request: web.Request) -> web.Response:
+        action = request.query.get("profile")
+        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "warnings": len(warnings)}
+        if action == "start":
+            profiling.start()
+        elif action == "stop":
+            out["profile"] = profiling.stop()
+            out["profiler"] = profiling.kind
+        return web.json_response(out)
+
+    web_app.router.add_get("/bench/stats", stats)
+    # As `changebot serve` does: listen, then start the bot (scheduler, catch-up pass).
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    if bot is not None:
+        await bot.start()
+
+    port = int(runner.addresses[0][1])
+    async with ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            await asyncio.sleep(0.005)
+    timings["startup_s"] = time.perf_counter() - t_build
+
+    lag.start()
+    print("READY " + json.dumps({"port": port, **timings, **_rusage()}), flush=True)
+    await _stdin_closed()
+    final = {**_rusage(), "warnings": warnings[:20], "warning_count": len(warnings)}
+    await runner.cleanup()
+    if bot is not None:
+        await bot.stop()
+    print("FINAL " + json.dumps(final), flush=True)
+
+
+# =========================================================================== load role
+
+
+async def load_role(args: argparse.Namespace) -> None:
+    """Send the prepared bodies with `concurrency` closed-loop clients; write the results."""
+    import aiohttp
+
+    from bot.slack_payloads import sign
+
+    spec = json.loads(Path(args.spec).read_text())
+    bodies = [b.encode() for b in spec["bodies"]]
+    url = spec["url"]
+    concurrency = int(spec["concurrency"])
+    results: list[Any] = [None] * len(bodies)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # Open the connections first (Slack keeps them alive too), outside the timing.
+        async def touch() -> None:
+            async with session.get(url.replace("/slack/events", "/healthz")) as r:
+                await r.read()
+
+        await asyncio.gather(*(touch() for _ in range(concurrency)))
+        indexes = iter(range(len(bodies)))
+
+        async def client() -> None:
+            for i in indexes:
+                body = bodies[i]
+                headers = {"Content-Type": FORM, **sign(body, int(time.time()), SECRET)}
+                t0 = time.monotonic()
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        text = await response.read()
+                        status = response.status
+                except Exception as exc:  # a failed request is a result, not a crash
+                    text, status = repr(exc).encode(), -1
+                results[i] = [t0, time.monotonic() - t0, status, text[:300].decode("utf-8", "replace")]
+
+        t_start = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        t_end = time.monotonic()
+    Path(args.out).write_text(json.dumps({"start": t_start, "end": t_end, "results": results}))
+
+
+# =========================================================================== orchestrator
+
+
+class Server:
+    """A server child process (changebot or bare Bolt)."""
+
+    def __init__(self, kind: str, proc: asyncio.subprocess.Process, ready: dict[str, Any], spawn_s: float) -> None:
+        self.kind = kind
+        self.proc = proc
+        self.ready = ready
+        self.spawn_s = spawn_s
+        self.url = f"http://127.0.0.1:{ready['port']}"
+        self.final: dict[str, Any] = {}
+
+    @classmethod
+    async def start(
+        cls,
+        kind: str,
+        *,
+        emulator: str,
+        database: str = "",
+        migrate: bool = False,
+        config: Path | None = None,
+        work: Path,
+        tag: str,
+    ) -> Server:
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--role",
+            "server",
+            "--kind",
+            kind,
+            "--emulator",
+            emulator,
+            "--database",
+            database,
+            "--out-dir",
+            str(work),
+        ]
+        if migrate:
+            argv.append("--migrate")
+        if config is not None:
+            argv += ["--config", str(config)]
+        log = (work / f"{tag}.log").open("w")
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            cwd=str(ROOT),
+        )
+        assert proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+            if not line:
+                raise RuntimeError(f"{kind} server died at start-up; see {work / (tag + '.log')}")
+            if line.startswith(b"READY "):
+                ready = json.loads(line[6:])
+                break
+        return cls(kind, proc, ready, time.perf_counter() - t0)
+
+    async def get(self, path: str) -> Any:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, http.get(self.url + path) as response:
+            return await response.json()
+
+    async def stop(self) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            while True:
+                line = await asyncio.wait_for(self.proc.stdout.readline(), timeout=60)
+                if not line:
+                    break
+                if line.startswith(b"FINAL "):
+                    self.final = json.loads(line[6:])
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout=30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        return self.final
+
+
+async def run_load(url: str, bodies: list[bytes], concurrency: int, work: Path, tag: str) -> dict[str, Any]:
+    spec = work / f"{tag}.spec.json"
+    out = work / f"{tag}.out.json"
+    spec.write_text(json.dumps({"url": url, "concurrency": concurrency, "bodies": [b.decode() for b in bodies]}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--role",
+        "load",
+        "--spec",
+        str(spec),
+        "--out",
+        str(out),
+        cwd=str(ROOT),
+    )
+    code = await proc.wait()
+    if code != 0:
+        raise RuntimeError(f"load generator failed ({code}) for {tag}")
+    data = json.loads(out.read_text())
+    spec.unlink()
+    out.unlink()
+    return data
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+class Bodies:
+    """Signed-request bodies shaped like Slack's, from bot/slack_payloads.py."""
+
+    def __init__(self, run_tag: str) -> None:
+        self.run_tag = run_tag
+        self.serial = itertools.count(1)
+        self.form_blocks: list[Any] = []  # the CR modal's blocks, sent back in view_submission
+        self.card_blocks: list[Any] = []  # a card's blocks, sent back in block_actions
+
+    def trigger(self, user: str) -> str:
+        from bot.slack_payloads import trigger_id
+
+        return trigger_id(user, next(self.serial)) + f"-{self.run_tag}"
+
+    def command(self, user: str) -> tuple[bytes, str]:
+        from bot.slack_payloads import command_body
+
+        trigger = self.trigger(user)
+        return command_body("new", user=user, trigger=trigger), trigger
+
+    def click(self, change_id: str, user: str, channel: str, message_ts: str) -> bytes:
+        from bot.slack_payloads import block_action, interaction_body
+
+        payload = block_action(
+            "change_approve",
+            change_id,
+            user=user,
+            trigger=self.trigger(user),
+            action_ts=f"{time.time():.6f}",
+            channel=channel,
+            message_ts=message_ts,
+        )
+        payload["message"]["blocks"] = self.card_blocks
+        return interaction_body(payload)
+
+    def submission(self, title: str, user: str, start: datetime) -> bytes:
+        from bot.slack_payloads import change_form_state, interaction_body, view_submission
+
+        begins = int(start.timestamp())
+        state = change_form_state(
+            title=title,
+            category="normal",
+            impact="medium",
+            likelihood="medium",
+            services=["api-server"],
+            starts_at=begins,
+            ends_at=begins + 3600,
+            description="Roll out gateway 2.4 with the new TLS ciphers.",
+            rollback_plan="Redeploy 2.3 from the previous release tag.",
+            implementation_plan="Blue/green switch behind the load balancer.",
+        )
+        payload = view_submission(
+            "change_new", state, user=user, trigger=self.trigger(user), view_blocks=self.form_blocks
+        )
+        return interaction_body(payload)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def analyse(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    results = data["results"]
+    latencies = [r[1] for r in results]
+    statuses: dict[str, int] = {}
+    for r in results:
+        statuses[str(r[2])] = statuses.get(str(r[2]), 0) + 1
+    wall = data["end"] - data["start"]
+    return {
+        "phase": name,
+        "latency": summary(latencies),
+        "over_3s": sum(1 for v in latencies if v > SLOW_SECONDS),
+        "statuses": statuses,
+        "wall_s": wall,
+        "per_s": len(results) / wall if wall > 0 else float("nan"),
+    }
+
+
+async def settle_outbox(server: Server, timeout: float = 300) -> float:
+    """Seconds until the changebot outbox has nothing pending or sending."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        counts = await server.get("/bench/outbox")
+        if not counts.get("pending") and not counts.get("sending"):
+            return time.monotonic() - t0
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"outbox did not settle in {timeout}s: {counts}")
+
+
+async def wait_calls(emulator: Any, method: str, count: int, predicate: Any = None, timeout: float = 120) -> None:
+    with contextlib.suppress(AssertionError):
+        await emulator.wait_for(method, count, timeout=timeout, predicate=predicate)
+
+
+async def measured(
+    server: Server, name: str, bodies: list[bytes], args: argparse.Namespace, work: Path, profile: bool = False
+) -> dict[str, Any]:
+    before = await server.get("/bench/stats" + ("?profile=start" if profile else ""))
+    data = await run_load(server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}")
+    after = await server.get("/bench/stats" + ("?profile=stop" if profile else ""))
+    result = analyse(name, data)
+    result["server_cpu_ms_per_req"] = 1000 * (after["cpu_s"] - before["cpu_s"]) / max(1, len(bodies))
+    result["server_cpu_util"] = (after["cpu_s"] - before["cpu_s"]) / result["wall_s"]
+    result["loop_lag"] = after["loop_lag"]
+    result["rss_mb"] = after["rss_mb"]
+    if profile:
+        result["profile"] = after.get("profile")
+        result["profiler"] = after.get("profiler")
+    result["_raw"] = data
+    return result
+
+
+async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work: Path) -> dict[str, Any]:
+    from storage.migrate import upgrade  # noqa: F401  (import check before spawning)
+
+    pg = None
+    if db == "sqlite":
+        url = f"sqlite+aiosqlite:///{work / 'changebot.db'}"
+    else:
+        from pg_server import ThrowawayPostgres
+
+        pg = ThrowawayPostgres().start()
+        pg.create_database("bench")
+        url = pg.url("bench")
+    out: dict[str, Any] = {"db": db}
+    bodies = Bodies(db)
+    n, w = args.requests, args.warmup
+    servers: list[Server] = []
+    try:
+        print(f"[{db}] starting changebot (migrating an empty database first)", flush=True)
+        cb = await Server.start("changebot", emulator=emulator.base_url, database=url, migrate=True, work=work, tag=f"{db}-changebot")
+        servers.append(cb)
+        out["startup"] = {"changebot": {**cb.ready, "spawn_to_ready_s": cb.spawn_s}}
+
+        # Windows never overlap (no conflict warning); far enough ahead that no notice is due.
+        base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+        window = itertools.count()
+        engineers = itertools.cycle([f"UENG{i:03d}" for i in range(100)])
+
+        def submissions(count: int, label: str) -> tuple[list[bytes], list[str]]:
+            titles = [f"bench {db} {label} {i:05d}" for i in range(count)]
+            return (
+                [bodies.submission(t, next(engineers), base + timedelta(hours=2 * next(window))) for t in titles],
+                titles,
+            )
+
+        def commands(count: int) -> tuple[list[bytes], list[str]]:
+            made = [bodies.command(next(engineers)) for _ in range(count)]
+            return [b for b, _ in made], [t for _, t in made]
+
+        def card_ids(titles: list[str]) -> dict[str, str]:
+            """title -> CR id, from the channel cards the emulator received."""
+            wanted = set(titles)
+            found: dict[str, str] = {}
+            for call in emulator.calls_to("chat.postMessage"):
+                if call.params.get("channel") != CHANGES:
+                    continue
+                text = str(call.params.get("text") or "")
+                match = CR_ID.match(text)
+                title = text.split(": ", 1)[1].rsplit(" (", 1)[0] if ": " in text else ""
+                if match and title in wanted:
+                    found[title] = match.group(0)
+            return found
+
+        def clicks(ids: list[str]) -> list[bytes]:
+            return [bodies.click(cid, LEADS[i % 2], CHANGES, "1.0") for i, cid in enumerate(ids)]
+
+        # ---- warm-up of every path (not measured); its CRs are created and approved
+        print(f"[{db}] warm-up: {w} of each interaction", flush=True)
+        cb_commands, _ = commands(w)
+        await run_load(cb.url + "/slack/events", cb_commands, args.concurrency, work, "warm-cmd")
+        sub_bodies, titles = submissions(w, "warm")
+        bodies.form_blocks = emulator.calls_to("views.open")[-1].params["view"]["blocks"]
+        await run_load(cb.url + "/slack/events", sub_bodies, args.concurrency, work, "warm-sub")
+        await settle_outbox(cb)
+        ids = card_ids(titles)
+        await run_load(cb.url + "/slack/events", clicks(list(ids.values())), args.concurrency, work, "warm-click")
+        await settle_outbox(cb)
+        updates = [c for c in emulator.calls_to("chat.update") if c.params.get("channel") == CHANGES]
+        if not updates:
+            raise RuntimeError("warm-up approvals produced no card update: is the bench in step with the bot?")
+        bodies.card_blocks = updates[-1].params["blocks"]
+        modal = emulator.calls_to("views.open")[-1].params["view"]
+
+        config = work / f"{db}-bare.json"
+        config.write_text(json.dumps({"modal": modal, "card": bodies.card_blocks}))
+        print(f"[{db}] starting bare Bolt", flush=True)
+        bare = await Server.start("bare", emulator=emulator.base_url, config=config, work=work, tag=f"{db}-bare")
+        servers.append(bare)
+        out["startup"]["bare"] = {**bare.ready, "spawn_to_ready_s": bare.spawn_s}
+        # Bare Bolt updates a message of its own in its own channel, one per click.
+        bare_ts = [emulator.add_message(BARE_CHANNEL, "card", blocks=bodies.card_blocks)["ts"] for _ in range(n + w)]
+        bare_warm_cmd, _ = commands(w)
+        await run_load(bare.url + "/slack/events", bare_warm_cmd, args.concurrency, work, "warm-bare-cmd")
+        bare_sub, _ = submissions(w, "bare-warm")
+        await run_load(bare.url + "/slack/events", bare_sub, args.concurrency, work, "warm-bare-sub")
+        bare_clicks = [bodies.click(f"BARE-{i}", LEADS[i % 2], BARE_CHANNEL, ts) for i, ts in enumerate(bare_ts)]
+        await run_load(bare.url + "/slack/events", bare_clicks[:w], args.concurrency, work, "warm-bare-click")
+        await wait_calls(emulator, "chat.update", 1, lambda c: c.params.get("channel") == BARE_CHANNEL, 30)
+
+        phases: dict[str, dict[str, Any]] = {}
+
+        # ---- (a) /change new: ack + views.open
+        for server in (cb, bare):
+            cmd_bodies, triggers = commands(n)
+            print(f"[{db}] {server.kind}: {n} x /change new", flush=True)
+            r = await measured(server, "command", cmd_bodies, args, work)
+            wanted = set(triggers)
+            await wait_calls(emulator, "views.open", len(wanted), lambda c, wanted=wanted: c.params.get("trigger_id") in wanted, 60)
+            opened = {c.params["trigger_id"]: c.at for c in emulator.calls_to("views.open") if c.params.get("trigger_id") in wanted}
+            sends = {t: res[0] for t, res in zip(triggers, r["_raw"]["results"], strict=True)}
+            r["followup"] = {
+                "what": "views.open received by Slack, from the request's send",
+                "done": len(opened),
+                "expected": len(wanted),
+                "latency": summary([opened[t] - sends[t] for t in opened]),
+                "over_3s": sum(1 for t in opened if opened[t] - sends[t] > SLOW_SECONDS) + (len(wanted) - len(opened)),
+            }
+            phases.setdefault("command", {})[server.kind] = r
+
+        # ---- (c) CR form submission: validated and stored before the ack
+        sub_bodies, titles = submissions(n, "measured")
+        print(f"[{db}] changebot: {n} x CR form submission", flush=True)
+        r = await measured(cb, "submit", sub_bodies, args, work, profile=args.profile)
+        r["answers"] = _answers(r["_raw"]["results"])
+        r["settle_s"] = await settle_outbox(cb)
+        ids = card_ids(titles)
+        sends = {t: res[0] for t, res in zip(titles, r["_raw"]["results"], strict=True)}
+        posted = _first_calls(emulator, "chat.postMessage", CHANGES)
+        r["followup"] = {
+            "what": "CR card posted to #changes, from the submission's send",
+            "done": len(ids),
+            "expected": n,
+            "latency": summary([posted[cid] - sends[t] for t, cid in ids.items() if cid in posted]),
+        }
+        phases.setdefault("submit", {})["changebot"] = r
+        bare_sub, _ = submissions(n, "bare")
+        print(f"[{db}] bare: {n} x CR form submission", flush=True)
+        phases["submit"]["bare"] = await measured(bare, "submit", bare_sub, args, work)
+        phases["submit"]["bare"]["answers"] = _answers(phases["submit"]["bare"]["_raw"]["results"])
+
+        # ---- (b) Approve click: ack, then decision stored + card updates through the outbox
+        approve_ids = [ids[t] for t in titles if t in ids]
+        print(f"[{db}] changebot: {len(approve_ids)} x Approve", flush=True)
+        r = await measured(cb, "click", clicks(approve_ids), args, work, profile=args.profile)
+        r["settle_s"] = await settle_outbox(cb)
+        sends = {cid: res[0] for cid, res in zip(approve_ids, r["_raw"]["results"], strict=True)}
+        updated = _first_calls(emulator, "chat.update", CHANGES, after=min(sends.values()))
+        r["followup"] = {
+            "what": "channel card updated (chat.update in #changes), from the click's send",
+            "done": sum(1 for cid in sends if cid in updated),
+            "expected": len(sends),
+            "latency": summary([updated[cid] - sends[cid] for cid in sends if cid in updated]),
+        }
+        r["ephemeral_refusals"] = sum(
+            1 for e in emulator.ephemeral_messages if e["channel"] == CHANGES and "Not recorded" in str(e["text"])
+        )
+        phases.setdefault("click", {})["changebot"] = r
+        print(f"[{db}] bare: {n} x Approve", flush=True)
+        r = await measured(bare, "click", bare_clicks[w:], args, work)
+        targets = set(bare_ts[w:])
+        await wait_calls(emulator, "chat.update", n, lambda c, t=targets: c.params.get("ts") in t, 60)
+        sends = {ts: res[0] for ts, res in zip(bare_ts[w:], r["_raw"]["results"], strict=True)}
+        done = {c.params["ts"]: c.at for c in emulator.calls_to("chat.update") if c.params.get("ts") in targets}
+        r["followup"] = {
+            "what": "card updated (chat.update), from the click's send",
+            "done": len(done),
+            "expected": n,
+            "latency": summary([done[t] - sends[t] for t in done]),
+        }
+        phases["click"]["bare"] = r
+        out["phases"] = phases
+
+        # ---- stop; then a restart of changebot on the now populated database
+        for server in servers:
+            await server.stop()
+        out["final"] = {s.kind: s.final for s in servers}
+        servers = []
+        print(f"[{db}] restarting changebot on the populated database", flush=True)
+        again = await Server.start("changebot", emulator=emulator.base_url, database=url, migrate=True, work=work, tag=f"{db}-restart")
+        servers.append(again)
+        out["startup"]["changebot_restart"] = {**again.ready, "spawn_to_ready_s": again.spawn_s}
+        await again.stop()
+        servers = []
+    finally:
+        for server in servers:
+            with contextlib.suppress(Exception):
+                await server.stop()
+        if pg is not None:
+            pg.stop()
+    return out
+
+
+def _answers(results: list[Any]) -> dict[str, int]:
+    """What the submission acks said: stored (empty ack), errors, update (conflict warning)."""
+    out: dict[str, int] = {}
+    for r in results:
+        text = r[3]
+        if r[2] != 200:
+            key = f"http {r[2]}"
+        elif not text:
+            key = "stored"
+        else:
+            try:
+                key = str(json.loads(text).get("response_action", "other"))
+            except ValueError:
+                key = "other"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _first_calls(emulator: Any, method: str, channel: str, after: float = 0.0) -> dict[str, float]:
+    """CR id -> when the emulator first received `method` for it in `channel`."""
+    first: dict[str, float] = {}
+    for call in emulator.calls_to(method):
+        if call.params.get("channel") != channel or call.at < after:
+            continue
+        match = CR_ID.match(str(call.params.get("text") or ""))
+        if match and match.group(0) not in first:
+            first[match.group(0)] = call.at
+    return first
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: float) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add(f"machine: nproc={os.cpu_count()} ({len(os.sched_getaffinity(0))} usable), "
+        f"Python {platform.python_version()}, {platform.platform()}")
+    add(f"command: python bench/bench_ack.py --db {args.db} --requests {args.requests} "
+        f"--concurrency {args.concurrency} --warmup {args.warmup}" + (" --profile" if args.profile else ""))
+    add(f"total wall time: {elapsed:.0f}s")
+    names = {"command": "(a) /change new", "click": "(b) Approve click", "submit": "(c) CR form submit"}
+    for res in results:
+        db = res["db"]
+        add("")
+        add(f"== {db} ==")
+        add("| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | req/s | server CPU ms/req | loop lag p99 ms |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key in ("command", "click", "submit"):
+            for kind in ("changebot", "bare"):
+                r = res["phases"][key][kind]
+                lat = r["latency"]
+                add(
+                    f"| {names[key]} | {kind} | {ms(lat['p50'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['max'])} "
+                    f"| {r['over_3s']} | {r['per_s']:.0f} | {r['server_cpu_ms_per_req']:.2f} | {ms(r['loop_lag'].get('p99'))} |"
+                )
+        add("")
+        add("| interaction | p50 changebot/bare | p99 changebot/bare | goal p99 <= 1.5x |")
+        add("|---|---:|---:|---|")
+        for key in ("command", "click", "submit"):
+            c, b = res["phases"][key]["changebot"]["latency"], res["phases"][key]["bare"]["latency"]
+            r50, r99 = c["p50"] / b["p50"], c["p99"] / b["p99"]
+            add(f"| {names[key]} | {r50:.2f}x | {r99:.2f}x | {'met' if r99 <= 1.5 else 'MISSED'} |")
+        add("")
+        add("follow-up work (arrival at the Slack emulator, measured from the request's send):")
+        for key in ("command", "click", "submit"):
+            for kind in ("changebot", "bare"):
+                f = res["phases"][key][kind].get("followup")
+                if not f:
+                    continue
+                lat = f["latency"]
+                add(f"  {names[key]:20} {kind:9} {f['what']}: {f['done']}/{f['expected']}, "
+                    f"p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, max {ms(lat.get('max'))} ms")
+        for key in ("submit", "click"):
+            r = res["phases"][key]["changebot"]
+            add(f"  changebot {names[key]}: outbox drained {r['settle_s']:.2f}s after the last ack"
+                + (f"; answers {r['answers']}" if "answers" in r else "")
+                + (f"; refusals {r['ephemeral_refusals']}" if "ephemeral_refusals" in r else ""))
+        add(f"  bare (c) answers: {res['phases']['submit']['bare']['answers']}")
+        add("")
+        st = res["startup"]
+        for kind in ("changebot", "bare", "changebot_restart"):
+            s = st[kind]
+            add(f"  start-up {kind:18}: build+start -> healthy {s['startup_s'] * 1000:.0f} ms"
+                + (f", migrate {s['migrate_s'] * 1000:.0f} ms" if "migrate_s" in s else "")
+                + f", imports {s['import_s'] * 1000:.0f} ms, process spawn -> ready {s['spawn_to_ready_s'] * 1000:.0f} ms")
+        for kind, final in res["final"].items():
+            add(f"  RSS {kind:9}: peak {final['maxrss_mb']:.0f} MB, at exit {final['rss_mb']:.0f} MB, "
+                f"warnings logged {final['warning_count']}")
+            for w in final.get("warnings", [])[:5]:
+                add(f"      {w}")
+        for key in ("submit", "click"):
+            prof = res["phases"][key]["changebot"].get("profile")
+            if prof:
+                add(f"  profile of changebot {names[key]} ({res['phases'][key]['changebot']['profiler']}): {prof}")
+    return "\n".join(lines)
+
+
+def _strip(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k != "_raw"}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+async def orchestrate(args: argparse.Namespace) -> None:
+    from bot.emulator import SlackEmulator
+
+    t0 = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="changebot-bench-ack-"))
+    emulator = SlackEmulator()
+    emulator.usergroups["SMANAGERS"] = ["UMGR1", "UMGR2"]
+    await emulator.start()
+    results = []
+    try:
+        for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+            results.append(await bench_database(db, args, emulator, work))
+            emulator.reset_calls()
+            emulator.channels.clear()
+            emulator.ephemeral_messages.clear()
+            emulator.views.clear()
+    finally:
+        await emulator.stop()
+    text = report(results, args, time.monotonic() - t0)
+    print()
+    print(text)
+    if args.profile:
+        for name in ("profile-flat.txt", "profile-cprofile.txt"):
+            path = work / name
+            if path.exists():
+                print(f"\n--- {path}\n" + path.read_text()[:12000])
+    if args.json:
+        Path(args.json).write_text(json.dumps(_strip(results), indent=1, default=str))
+    if args.keep:
+        print(f"\nlogs and profiles kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per interaction and server")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="profile changebot's (b) and (c) phases")
+    parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs, profiles)")
+    # internal roles
+    parser.add_argument("--role", choices=["orchestrate", "server", "load"], default="orchestrate", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--emulator", help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
+    parser.add_argument("--migrate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--out-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "server":
+        asyncio.run(serve_role(args))
+    elif args.role == "load":
+        asyncio.run(load_role(args))
+    else:
+        asyncio.run(orchestrate(args))
+
+
+if __name__ == "__main__":
+    main()
