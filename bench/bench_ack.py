@@ -148,9 +148,11 @@ class Profiling:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.kind = "none"
+        self.name = "profile"
         self._profiler: Any = None
 
-    def start(self) -> None:
+    def start(self, name: str) -> None:
+        self.name = name
         try:
             from pyinstrument import Profiler
 
@@ -169,14 +171,14 @@ class Profiling:
         if self.kind == "pyinstrument":
             self._profiler.stop()
             text = self._profiler.output_text(unicode=False, color=False, show_all=False, timeline=False)
-            path = self.out_dir / "profile-pyinstrument.txt"
+            path = self.out_dir / f"{self.name}-pyinstrument.txt"
             path.write_text(text)
             self._write_flat(self._profiler)
-            return str(path)
+            return str(self.out_dir / f"{self.name}-flat.txt")
         import pstats
 
         self._profiler.disable()
-        path = self.out_dir / "profile-cprofile.txt"
+        path = self.out_dir / f"{self.name}-cprofile.txt"
         with path.open("w") as handle:
             stats = pstats.Stats(self._profiler, stream=handle)
             stats.sort_stats("tottime").print_stats(45)
@@ -215,7 +217,7 @@ class Profiling:
         libs = [kv for kv in total_time.items() if "site-packages/" in kv[0] or kv[0].startswith("lib:")]
         for key, value in sorted(libs, key=lambda kv: -kv[1])[:40]:
             lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
-        (self.out_dir / "profile-flat.txt").write_text("\n".join(lines) + "\n")
+        (self.out_dir / f"{self.name}-flat.txt").write_text("\n".join(lines) + "\n")
 
 
 def _short(path: str | None) -> str:
@@ -339,7 +341,7 @@ async def serve_role(args: argparse.Namespace) -> None:
         action = request.query.get("profile")
         out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "warnings": len(warnings)}
         if action == "start":
-            profiling.start()
+            profiling.start(request.query.get("name", "profile"))
         elif action == "stop":
             out["profile"] = profiling.stop()
             out["profiler"] = profiling.kind
@@ -413,10 +415,21 @@ async def load_role(args: argparse.Namespace) -> None:
                     text, status = repr(exc).encode(), -1
                 results[i] = [t0, time.monotonic() - t0, status, text[:300].decode("utf-8", "replace")]
 
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t_start = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         t_end = time.monotonic()
-    Path(args.out).write_text(json.dumps({"start": t_start, "end": t_end, "results": results}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "start": t_start,
+                "end": t_end,
+                "results": results,
+                "cpu_s": usage.ru_utime + usage.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+            }
+        )
+    )
 
 
 # =========================================================================== orchestrator
@@ -629,10 +642,13 @@ async def wait_calls(emulator: Any, method: str, count: int, predicate: Any = No
 async def measured(
     server: Server, name: str, bodies: list[bytes], args: argparse.Namespace, work: Path, profile: bool = False
 ) -> dict[str, Any]:
-    before = await server.get("/bench/stats" + ("?profile=start" if profile else ""))
+    main_cpu0 = _rusage()["cpu_s"]
+    before = await server.get("/bench/stats" + (f"?profile=start&name={server.kind}-{name}" if profile else ""))
     data = await run_load(server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}")
     after = await server.get("/bench/stats" + ("?profile=stop" if profile else ""))
     result = analyse(name, data)
+    result["emulator_cpu_util"] = (_rusage()["cpu_s"] - main_cpu0) / result["wall_s"]
+    result["client_cpu_util"] = data["cpu_s"] / result["wall_s"]
     result["server_cpu_ms_per_req"] = 1000 * (after["cpu_s"] - before["cpu_s"]) / max(1, len(bodies))
     result["server_cpu_util"] = (after["cpu_s"] - before["cpu_s"]) / result["wall_s"]
     result["loop_lag"] = after["loop_lag"]
@@ -738,7 +754,9 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         for server in (cb, bare):
             cmd_bodies, triggers = commands(n)
             print(f"[{db}] {server.kind}: {n} x /change new", flush=True)
-            r = await measured(server, "command", cmd_bodies, args, work)
+            r = await measured(
+                server, "command", cmd_bodies, args, work, profile=args.profile and server.kind == "changebot"
+            )
             wanted = set(triggers)
             await wait_calls(emulator, "views.open", len(wanted), lambda c, wanted=wanted: c.params.get("trigger_id") in wanted, 60)
             opened = {c.params["trigger_id"]: c.at for c in emulator.calls_to("views.open") if c.params.get("trigger_id") in wanted}
@@ -871,15 +889,19 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
         db = res["db"]
         add("")
         add(f"== {db} ==")
-        add("| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | req/s | server CPU ms/req | loop lag p99 ms |")
-        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        add("| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | non-200 | req/s "
+            "| server CPU ms/req | CPU % server/emulator/client | loop lag p99 ms |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         for key in ("command", "click", "submit"):
             for kind in ("changebot", "bare"):
                 r = res["phases"][key][kind]
                 lat = r["latency"]
                 add(
                     f"| {names[key]} | {kind} | {ms(lat['p50'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['max'])} "
-                    f"| {r['over_3s']} | {r['per_s']:.0f} | {r['server_cpu_ms_per_req']:.2f} | {ms(r['loop_lag'].get('p99'))} |"
+                    f"| {r['over_3s']} | {sum(v for k, v in r['statuses'].items() if k != '200')} | {r['per_s']:.0f} "
+                    f"| {r['server_cpu_ms_per_req']:.2f} | {100 * r['server_cpu_util']:.0f}/"
+                    f"{100 * r['emulator_cpu_util']:.0f}/{100 * r['client_cpu_util']:.0f} "
+                    f"| {ms(r['loop_lag'].get('p99'))} |"
                 )
         add("")
         add("| interaction | p50 changebot/bare | p99 changebot/bare | goal p99 <= 1.5x |")
@@ -953,10 +975,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
     print()
     print(text)
     if args.profile:
-        for name in ("profile-flat.txt", "profile-cprofile.txt"):
-            path = work / name
-            if path.exists():
-                print(f"\n--- {path}\n" + path.read_text()[:12000])
+        for path in sorted(work.glob("*-flat.txt")) + sorted(work.glob("*-cprofile.txt")):
+            print(f"\n--- {path}\n" + path.read_text()[:12000])
     if args.json:
         Path(args.json).write_text(json.dumps(_strip(results), indent=1, default=str))
     if args.keep:
