@@ -20,7 +20,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
-# Compilers only for a dependency without a wheel for this platform; this stage is thrown away.
+# Compilers only for a dependency without a wheel for this platform; this stage is thrown away
+# (so its apt packages are not pinned).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*

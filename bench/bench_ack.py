@@ -198,9 +198,13 @@ class Profiling:
             key = f"{_short(frame.file_path)}:{frame.function}"
             if key not in seen:
                 total_time[key] = total_time.get(key, 0.0) + frame.time
-            own = frame.time - sum(child.time for child in frame.children)
+            # pyinstrument 5 keeps a frame's own time in synthetic "[self]"-like children.
+            synthetic = [c for c in frame.children if str(c.function).startswith("[")]
+            real = [c for c in frame.children if not str(c.function).startswith("[")]
+            own = frame.time - sum(child.time for child in real)
             self_time[key] = self_time.get(key, 0.0) + max(0.0, own)
-            for child in frame.children:
+            del synthetic
+            for child in real:
                 walk(child, seen | {key})
 
         if root is not None:
@@ -230,6 +234,31 @@ def _short(path: str | None) -> str:
     if "/lib/python3" in path:
         return "std:" + path.split("/lib/python3", 1)[1].split("/", 1)[-1]
     return path
+
+
+def _count_sql(engine: Any, into: dict[str, float]) -> None:
+    """Timing log of the database: statements and their time as SQLAlchemy sees it (in the
+    greenlet: the driver round trip including the hop to aiosqlite's thread or asyncpg),
+    with BEGIN [IMMEDIATE] apart: on SQLite that is the wait for the write lock."""
+    from sqlalchemy import event
+
+    for key in ("statements", "statement_s", "begins", "begin_s", "begin_max_s"):
+        into[key] = 0.0
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _before(conn: Any, _cursor: Any, _statement: str, *_args: Any) -> None:
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        took = time.perf_counter() - conn.info["bench_t0"].pop()
+        if statement.startswith("BEGIN"):
+            into["begins"] += 1
+            into["begin_s"] += took
+            into["begin_max_s"] = max(into["begin_max_s"], took)
+        else:
+            into["statements"] += 1
+            into["statement_s"] += took
 
 
 async def _stdin_closed() -> None:
@@ -262,6 +291,7 @@ async def serve_role(args: argparse.Namespace) -> None:
     lag = LoopLag()
     profiling = Profiling(Path(args.out_dir))
     timings: dict[str, float] = {}
+    sql: dict[str, float] = {}
 
     if args.kind == "changebot":
         from policy_fixture import TEST_POLICY
@@ -290,6 +320,7 @@ async def serve_role(args: argparse.Namespace) -> None:
             return web.json_response(await store.counts())
 
         web_app.router.add_get("/bench/outbox", outbox)
+        _count_sql(bot.engine, sql)
     else:
         from slack_bolt.async_app import AsyncAck, AsyncApp
         from slack_sdk.web.async_client import AsyncWebClient
@@ -339,7 +370,7 @@ async def serve_role(args: argparse.Namespace) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         action = request.query.get("profile")
-        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "warnings": len(warnings)}
+        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "warnings": len(warnings), "sql": dict(sql)}
         if action == "start":
             profiling.start(request.query.get("name", "profile"))
         elif action == "stop":
@@ -630,13 +661,22 @@ async def settle_outbox(server: Server, timeout: float = 300) -> float:
         counts = await server.get("/bench/outbox")
         if not counts.get("pending") and not counts.get("sending"):
             return time.monotonic() - t0
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     raise RuntimeError(f"outbox did not settle in {timeout}s: {counts}")
 
 
 async def wait_calls(emulator: Any, method: str, count: int, predicate: Any = None, timeout: float = 120) -> None:
-    with contextlib.suppress(AssertionError):
-        await emulator.wait_for(method, count, timeout=timeout, predicate=predicate)
+    """Until `count` matching calls arrived (or the timeout). Scans only new calls, every
+    50 ms, so the waiting costs the emulator's process (and the servers) next to nothing."""
+    seen, found, deadline = 0, 0, time.monotonic() + timeout
+    while found < count and time.monotonic() < deadline:
+        calls = emulator.calls
+        for call in calls[seen:]:
+            if call.method == method and (predicate is None or predicate(call)):
+                found += 1
+        seen = len(calls)
+        if found < count:
+            await asyncio.sleep(0.05)
 
 
 async def measured(
@@ -645,7 +685,7 @@ async def measured(
     main_cpu0 = _rusage()["cpu_s"]
     before = await server.get("/bench/stats" + (f"?profile=start&name={server.kind}-{name}" if profile else ""))
     data = await run_load(server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}")
-    after = await server.get("/bench/stats" + ("?profile=stop" if profile else ""))
+    after = await server.get("/bench/stats")
     result = analyse(name, data)
     result["emulator_cpu_util"] = (_rusage()["cpu_s"] - main_cpu0) / result["wall_s"]
     result["client_cpu_util"] = data["cpu_s"] / result["wall_s"]
@@ -653,11 +693,36 @@ async def measured(
     result["server_cpu_util"] = (after["cpu_s"] - before["cpu_s"]) / result["wall_s"]
     result["loop_lag"] = after["loop_lag"]
     result["rss_mb"] = after["rss_mb"]
-    if profile:
-        result["profile"] = after.get("profile")
-        result["profiler"] = after.get("profiler")
+    result["_cpu0"] = before["cpu_s"]
+    result["_sql0"] = before.get("sql") or {}
+    if result["_sql0"]:
+        result["sql_during_acks"] = _sql_delta(result["_sql0"], after["sql"], len(bodies))
+    result["_profiling"] = profile
     result["_raw"] = data
     return result
+
+
+def _sql_delta(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    d = {k: after[k] - before.get(k, 0.0) for k in after if k != "begin_max_s"}
+    n = max(1, count)
+    return {
+        "statements_per_req": d["statements"] / n,
+        "statement_ms_per_req": 1000 * d["statement_s"] / n,
+        "statement_ms_mean": 1000 * d["statement_s"] / max(1, d["statements"]),
+        "transactions_per_req": d["begins"] / n,
+        "begin_ms_mean": 1000 * d["begin_s"] / max(1, d["begins"]),
+    }
+
+
+async def follow_up_done(server: Server, result: dict[str, Any], count: int) -> None:
+    """After the follow-up work is done: its CPU per interaction; stop the profiler."""
+    after = await server.get("/bench/stats" + ("?profile=stop" if result["_profiling"] else ""))
+    result["server_cpu_ms_per_req_total"] = 1000 * (after["cpu_s"] - result["_cpu0"]) / max(1, count)
+    if result["_sql0"]:
+        result["sql_total"] = _sql_delta(result["_sql0"], after["sql"], count)
+    if result["_profiling"]:
+        result["profile"] = after.get("profile")
+        result["profiler"] = after.get("profiler")
 
 
 async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work: Path) -> dict[str, Any]:
@@ -768,6 +833,7 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
                 "latency": summary([opened[t] - sends[t] for t in opened]),
                 "over_3s": sum(1 for t in opened if opened[t] - sends[t] > SLOW_SECONDS) + (len(wanted) - len(opened)),
             }
+            await follow_up_done(server, r, n)
             phases.setdefault("command", {})[server.kind] = r
 
         # ---- (c) CR form submission: validated and stored before the ack
@@ -785,11 +851,14 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
             "expected": n,
             "latency": summary([posted[cid] - sends[t] for t, cid in ids.items() if cid in posted]),
         }
+        await follow_up_done(cb, r, n)
         phases.setdefault("submit", {})["changebot"] = r
         bare_sub, _ = submissions(n, "bare")
         print(f"[{db}] bare: {n} x CR form submission", flush=True)
-        phases["submit"]["bare"] = await measured(bare, "submit", bare_sub, args, work)
-        phases["submit"]["bare"]["answers"] = _answers(phases["submit"]["bare"]["_raw"]["results"])
+        r = await measured(bare, "submit", bare_sub, args, work)
+        r["answers"] = _answers(r["_raw"]["results"])
+        await follow_up_done(bare, r, n)
+        phases["submit"]["bare"] = r
 
         # ---- (b) Approve click: ack, then decision stored + card updates through the outbox
         approve_ids = [ids[t] for t in titles if t in ids]
@@ -807,6 +876,7 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         r["ephemeral_refusals"] = sum(
             1 for e in emulator.ephemeral_messages if e["channel"] == CHANGES and "Not recorded" in str(e["text"])
         )
+        await follow_up_done(cb, r, len(approve_ids))
         phases.setdefault("click", {})["changebot"] = r
         print(f"[{db}] bare: {n} x Approve", flush=True)
         r = await measured(bare, "click", bare_clicks[w:], args, work)
@@ -820,6 +890,7 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
             "expected": n,
             "latency": summary([done[t] - sends[t] for t in done]),
         }
+        await follow_up_done(bare, r, n)
         phases["click"]["bare"] = r
         out["phases"] = phases
 
@@ -890,7 +961,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
         add("")
         add(f"== {db} ==")
         add("| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | non-200 | req/s "
-            "| server CPU ms/req | CPU % server/emulator/client | loop lag p99 ms |")
+            "| server CPU ms/req: during acks / incl. follow-up | CPU % server/emulator/client | loop lag p99 ms |")
         add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         for key in ("command", "click", "submit"):
             for kind in ("changebot", "bare"):
@@ -899,7 +970,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
                 add(
                     f"| {names[key]} | {kind} | {ms(lat['p50'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['max'])} "
                     f"| {r['over_3s']} | {sum(v for k, v in r['statuses'].items() if k != '200')} | {r['per_s']:.0f} "
-                    f"| {r['server_cpu_ms_per_req']:.2f} | {100 * r['server_cpu_util']:.0f}/"
+                    f"| {r['server_cpu_ms_per_req']:.1f} / {r.get('server_cpu_ms_per_req_total', float('nan')):.1f} "
+                    f"| {100 * r['server_cpu_util']:.0f}/"
                     f"{100 * r['emulator_cpu_util']:.0f}/{100 * r['client_cpu_util']:.0f} "
                     f"| {ms(r['loop_lag'].get('p99'))} |"
                 )
@@ -927,6 +999,16 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
                 + (f"; refusals {r['ephemeral_refusals']}" if "ephemeral_refusals" in r else ""))
         add(f"  bare (c) answers: {res['phases']['submit']['bare']['answers']}")
         add("")
+        add("changebot database work per interaction (SQLAlchemy cursor events; BEGIN apart = SQLite write-lock wait):")
+        for key in ("command", "click", "submit"):
+            r = res["phases"][key]["changebot"]
+            for label, k in (("during the acks", "sql_during_acks"), ("incl. follow-up", "sql_total")):
+                q = r.get(k)
+                if q:
+                    add(f"  {names[key]:20} {label:16}: {q['statements_per_req']:.1f} statements "
+                        f"({q['statement_ms_per_req']:.1f} ms, {q['statement_ms_mean']:.2f} ms each), "
+                        f"{q['transactions_per_req']:.1f} transactions (BEGIN {q['begin_ms_mean']:.2f} ms each)")
+        add("")
         st = res["startup"]
         for kind in ("changebot", "bare", "changebot_restart"):
             s = st[kind]
@@ -938,7 +1020,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
                 f"warnings logged {final['warning_count']}")
             for w in final.get("warnings", [])[:5]:
                 add(f"      {w}")
-        for key in ("submit", "click"):
+        for key in ("command", "submit", "click"):
             prof = res["phases"][key]["changebot"].get("profile")
             if prof:
                 add(f"  profile of changebot {names[key]} ({res['phases'][key]['changebot']['profiler']}): {prof}")
@@ -947,7 +1029,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
 
 def _strip(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k != "_raw"}
+        return {k: _strip(v) for k, v in obj.items() if not k.startswith("_")}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj

@@ -588,14 +588,7 @@ class ChangeService:
                     },
                 ),
             ]
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+            if await self._commit(change, update, audit, intents):
                 return DecisionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
@@ -663,26 +656,41 @@ class ChangeService:
                 *self._progress_intents(change, target, user, notes),
             ]
             if review is not None:
-                update = replace(update, request_review=review, add_notices=self._plan_review(review, now))
-                audit.append(
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.REVIEW_REQUESTED,
-                        now,
-                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
-                    )
-                )
-                intents.append(self._review_request_intent(change))
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+                update = self._with_review(update, review, change, audit, intents)
+            if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
+
+    async def _commit(
+        self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
+    ) -> bool:
+        """The conditional write every use case ends with: False if the CR moved meanwhile."""
+        stored = await self._repo.update_change(
+            change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
+        )
+        if stored:
+            self._notifier.wake()
+        return stored
+
+    def _with_review(
+        self,
+        update: ChangeUpdate,
+        review: Review,
+        change: Change,
+        audit: list[AuditEntry],
+        intents: list[Intent],
+    ) -> ChangeUpdate:
+        """Ask for a review as part of this write: stored, chased, audited, the implementer told."""
+        audit.append(
+            AuditEntry(
+                SYSTEM_ACTOR,
+                AuditAction.REVIEW_REQUESTED,
+                update.at,
+                {"reason": review.reason, "due_at": review.due_at.isoformat()},
+            )
+        )
+        intents.append(self._review_request_intent(change))
+        return replace(update, request_review=review, add_notices=self._plan_review(review, update.at))
 
     def _review_needed(self, change: Change, target: Status, now: datetime) -> Review | None:
         """Failed or rolled back changes, and major or emergency ones when done, get a review."""
@@ -789,24 +797,8 @@ class ChangeService:
             update = ChangeUpdate(at=now, caused_incident=incident)
             if change.review is None and change.status in (Status.COMPLETED, Status.CLOSED):
                 review = Review(now, now + self.policy.review.due_within, "it caused an incident")
-                update = replace(update, request_review=review, add_notices=self._plan_review(review, now))
-                audit.append(
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.REVIEW_REQUESTED,
-                        now,
-                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
-                    )
-                )
-                intents.append(self._review_request_intent(change))
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+                update = self._with_review(update, review, change, audit, intents)
+            if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
@@ -868,14 +860,7 @@ class ChangeService:
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
             ]
             update = ChangeUpdate(at=now, status=Status.CANCELLED, drop_notices=True)
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+            if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
@@ -926,14 +911,7 @@ class ChangeService:
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
             ]
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+            if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
@@ -1205,14 +1183,7 @@ class ChangeService:
                 post_state=new_state,
                 approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
             )
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=update,
-                audit=audit,
-                intents=intents,
-            ):
-                self._notifier.wake()
+            if await self._commit(change, update, audit, intents):
                 return DecisionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
 
