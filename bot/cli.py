@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -288,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(_settings().database_url)
             print("database schema is current")
         elif args.command == "policy":
-            path = args.path or Settings.model_fields["changebot_policy"].default
+            path = (
+                args.path
+                or os.environ.get("CHANGEBOT_POLICY")
+                or Settings.model_fields["changebot_policy"].default
+            )
             load_policy(path)
             print(f"{path}: policy is valid")
         elif args.command == "audit":
