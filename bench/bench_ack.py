@@ -108,6 +108,16 @@ def ms(value: float | None) -> str:
 # =========================================================================== server role
 
 
+def _machine_busy_s() -> float:
+    """CPU-seconds all processes on the machine spent busy so far (from /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _rusage() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_kb = 0
@@ -182,7 +192,9 @@ class Profiling:
         with path.open("w") as handle:
             stats = pstats.Stats(self._profiler, stream=handle)
             stats.sort_stats("tottime").print_stats(45)
-            stats.sort_stats("cumulative").print_stats(r"/work/main/(bot|handlers|domain|storage|modals)/", 45)
+            stats.sort_stats("cumulative").print_stats(
+                r"/work/main/(bot|handlers|domain|storage|modals)/", 45
+            )
         return str(path)
 
     def _write_flat(self, profiler: Any) -> None:
@@ -214,7 +226,11 @@ class Profiling:
         for key, value in sorted(self_time.items(), key=lambda kv: -kv[1])[:40]:
             lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
         lines += ["", "inclusive time, project code only:"]
-        project = [kv for kv in total_time.items() if kv[0].startswith(("bot/", "handlers/", "domain/", "storage/", "modals/", "scheduler/"))]
+        project = [
+            kv
+            for kv in total_time.items()
+            if kv[0].startswith(("bot/", "handlers/", "domain/", "storage/", "modals/", "scheduler/"))
+        ]
         for key, value in sorted(project, key=lambda kv: -kv[1])[:40]:
             lines.append(f"{value:8.3f}s {100 * value / total:5.1f}%  {key}")
         lines += ["", "inclusive time, libraries (top):"]
@@ -252,6 +268,9 @@ def _count_sql(engine: Any, into: dict[str, float]) -> None:
     @event.listens_for(engine.sync_engine, "after_cursor_execute")
     def _after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         took = time.perf_counter() - conn.info["bench_t0"].pop()
+        key = "sql " + " ".join(statement.split()[:4])[:60]
+        into[key] = into.get(key, 0.0) + took
+        into["n " + key] = into.get("n " + key, 0.0) + 1
         if statement.startswith("BEGIN"):
             into["begins"] += 1
             into["begin_s"] += took
@@ -280,12 +299,15 @@ async def serve_role(args: argparse.Namespace) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    warnings: list[str] = []
+    warnings: dict[str, int] = {}
 
     class Counter(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING and len(warnings) < 200:
-                warnings.append(f"{record.name}: {record.getMessage()}"[:300])
+            if record.levelno >= logging.WARNING:
+                text = record.getMessage().split("\n", 1)[0]
+                text = re.sub(r"\(trigger: .*", "(...)", text)  # APScheduler names the next run time
+                key = f"{record.levelname} {record.name}: {text}"[:160]
+                warnings[key] = warnings.get(key, 0) + 1
 
     logging.getLogger().addHandler(Counter())
     lag = LoopLag()
@@ -370,7 +392,7 @@ async def serve_role(args: argparse.Namespace) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         action = request.query.get("profile")
-        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "warnings": len(warnings), "sql": dict(sql)}
+        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "sql": dict(sql)}
         if action == "start":
             profiling.start(request.query.get("name", "profile"))
         elif action == "stop":
@@ -387,8 +409,11 @@ async def serve_role(args: argparse.Namespace) -> None:
         await bot.start()
 
     port = int(runner.addresses[0][1])
+    deadline = time.monotonic() + 60
     async with ClientSession() as http:
         while True:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{args.kind}: /healthz not 200 after 60 s")
             try:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     if response.status == 200:
@@ -401,7 +426,7 @@ async def serve_role(args: argparse.Namespace) -> None:
     lag.start()
     print("READY " + json.dumps({"port": port, **timings, **_rusage()}), flush=True)
     await _stdin_closed()
-    final = {**_rusage(), "warnings": warnings[:20], "warning_count": len(warnings)}
+    final = {**_rusage(), "warnings": warnings, "warning_count": sum(warnings.values())}
     await runner.cleanup()
     if bot is not None:
         await bot.stop()
@@ -447,9 +472,11 @@ async def load_role(args: argparse.Namespace) -> None:
                 results[i] = [t0, time.monotonic() - t0, status, text[:300].decode("utf-8", "replace")]
 
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        machine0 = _machine_busy_s()
         t_start = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         t_end = time.monotonic()
+        machine1 = _machine_busy_s()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     Path(args.out).write_text(
         json.dumps(
@@ -458,6 +485,7 @@ async def load_role(args: argparse.Namespace) -> None:
                 "end": t_end,
                 "results": results,
                 "cpu_s": usage.ru_utime + usage.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
+                "machine_busy_s": machine1 - machine0,
             }
         )
     )
@@ -469,7 +497,9 @@ async def load_role(args: argparse.Namespace) -> None:
 class Server:
     """A server child process (changebot or bare Bolt)."""
 
-    def __init__(self, kind: str, proc: asyncio.subprocess.Process, ready: dict[str, Any], spawn_s: float) -> None:
+    def __init__(
+        self, kind: str, proc: asyncio.subprocess.Process, ready: dict[str, Any], spawn_s: float
+    ) -> None:
         self.kind = kind
         self.proc = proc
         self.ready = ready
@@ -517,13 +547,19 @@ class Server:
             cwd=str(ROOT),
         )
         assert proc.stdout is not None
-        while True:
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
-            if not line:
-                raise RuntimeError(f"{kind} server died at start-up; see {work / (tag + '.log')}")
-            if line.startswith(b"READY "):
-                ready = json.loads(line[6:])
-                break
+        try:
+            while True:
+                line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+                if not line:
+                    raise RuntimeError(f"{kind} server died at start-up; see {work / (tag + '.log')}")
+                if line.startswith(b"READY "):
+                    ready = json.loads(line[6:])
+                    break
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
         return cls(kind, proc, ready, time.perf_counter() - t0)
 
     async def get(self, path: str) -> Any:
@@ -553,7 +589,10 @@ class Server:
 async def run_load(url: str, bodies: list[bytes], concurrency: int, work: Path, tag: str) -> dict[str, Any]:
     spec = work / f"{tag}.spec.json"
     out = work / f"{tag}.out.json"
-    spec.write_text(json.dumps({"url": url, "concurrency": concurrency, "bodies": [b.decode() for b in bodies]}))
+    spec.write_text(
+        json.dumps({"url": url, "concurrency": concurrency, "bodies": [b.decode() for b in bodies]})
+    )
+    main_cpu0 = _rusage()["cpu_s"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(Path(__file__).resolve()),
@@ -566,9 +605,11 @@ async def run_load(url: str, bodies: list[bytes], concurrency: int, work: Path, 
         cwd=str(ROOT),
     )
     code = await proc.wait()
+    main_cpu = _rusage()["cpu_s"] - main_cpu0
     if code != 0:
         raise RuntimeError(f"load generator failed ({code}) for {tag}")
     data = json.loads(out.read_text())
+    data["main_cpu_s"] = main_cpu
     spec.unlink()
     out.unlink()
     return data
@@ -665,7 +706,9 @@ async def settle_outbox(server: Server, timeout: float = 300) -> float:
     raise RuntimeError(f"outbox did not settle in {timeout}s: {counts}")
 
 
-async def wait_calls(emulator: Any, method: str, count: int, predicate: Any = None, timeout: float = 120) -> None:
+async def wait_calls(
+    emulator: Any, method: str, count: int, predicate: Any = None, timeout: float = 120
+) -> None:
     """Until `count` matching calls arrived (or the timeout). Scans only new calls, every
     50 ms, so the waiting costs the emulator's process (and the servers) next to nothing."""
     seen, found, deadline = 0, 0, time.monotonic() + timeout
@@ -680,14 +723,24 @@ async def wait_calls(emulator: Any, method: str, count: int, predicate: Any = No
 
 
 async def measured(
-    server: Server, name: str, bodies: list[bytes], args: argparse.Namespace, work: Path, profile: bool = False
+    server: Server,
+    name: str,
+    bodies: list[bytes],
+    args: argparse.Namespace,
+    work: Path,
+    profile: bool = False,
 ) -> dict[str, Any]:
-    main_cpu0 = _rusage()["cpu_s"]
-    before = await server.get("/bench/stats" + (f"?profile=start&name={server.kind}-{name}" if profile else ""))
-    data = await run_load(server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}")
+    before = await server.get(
+        "/bench/stats" + (f"?profile=start&name={server.kind}-{name}" if profile else "")
+    )
+    data = await run_load(
+        server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}"
+    )
     after = await server.get("/bench/stats")
     result = analyse(name, data)
-    result["emulator_cpu_util"] = (_rusage()["cpu_s"] - main_cpu0) / result["wall_s"]
+    # The emulator's process idles while the load process starts, so its CPU is all Slack API work.
+    result["emulator_cpu_util"] = data["main_cpu_s"] / result["wall_s"]
+    result["machine_cpu_util"] = data["machine_busy_s"] / result["wall_s"]
     result["client_cpu_util"] = data["cpu_s"] / result["wall_s"]
     result["server_cpu_ms_per_req"] = 1000 * (after["cpu_s"] - before["cpu_s"]) / max(1, len(bodies))
     result["server_cpu_util"] = (after["cpu_s"] - before["cpu_s"]) / result["wall_s"]
@@ -702,10 +755,15 @@ async def measured(
     return result
 
 
-def _sql_delta(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+def _sql_delta(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, Any]:
     d = {k: after[k] - before.get(k, 0.0) for k in after if k != "begin_max_s"}
     n = max(1, count)
+    slowest = sorted((k for k in d if k.startswith("sql ")), key=lambda k: -d[k])[:4]
     return {
+        "slowest": [
+            {"statement": k[4:], "ms_per_req": 1000 * d[k] / n, "ms_each": 1000 * d[k] / max(1, d["n " + k])}
+            for k in slowest
+        ],
         "statements_per_req": d["statements"] / n,
         "statement_ms_per_req": 1000 * d["statement_s"] / n,
         "statement_ms_mean": 1000 * d["statement_s"] / max(1, d["statements"]),
@@ -718,6 +776,9 @@ async def follow_up_done(server: Server, result: dict[str, Any], count: int) -> 
     """After the follow-up work is done: its CPU per interaction; stop the profiler."""
     after = await server.get("/bench/stats" + ("?profile=stop" if result["_profiling"] else ""))
     result["server_cpu_ms_per_req_total"] = 1000 * (after["cpu_s"] - result["_cpu0"]) / max(1, count)
+    # Interactions per second including the follow-up work (modal opened, cards posted or
+    # updated, outbox drained): from the first send to now.
+    result["completed_per_s"] = count / (time.monotonic() - result["_raw"]["start"])
     if result["_sql0"]:
         result["sql_total"] = _sql_delta(result["_sql0"], after["sql"], count)
     if result["_profiling"]:
@@ -743,7 +804,14 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
     servers: list[Server] = []
     try:
         print(f"[{db}] starting changebot (migrating an empty database first)", flush=True)
-        cb = await Server.start("changebot", emulator=emulator.base_url, database=url, migrate=True, work=work, tag=f"{db}-changebot")
+        cb = await Server.start(
+            "changebot",
+            emulator=emulator.base_url,
+            database=url,
+            migrate=True,
+            work=work,
+            tag=f"{db}-changebot",
+        )
         servers.append(cb)
         out["startup"] = {"changebot": {**cb.ready, "spawn_to_ready_s": cb.spawn_s}}
 
@@ -755,7 +823,10 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         def submissions(count: int, label: str) -> tuple[list[bytes], list[str]]:
             titles = [f"bench {db} {label} {i:05d}" for i in range(count)]
             return (
-                [bodies.submission(t, next(engineers), base + timedelta(hours=2 * next(window))) for t in titles],
+                [
+                    bodies.submission(t, next(engineers), base + timedelta(hours=2 * next(window)))
+                    for t in titles
+                ],
                 titles,
             )
 
@@ -789,27 +860,37 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         await run_load(cb.url + "/slack/events", sub_bodies, args.concurrency, work, "warm-sub")
         await settle_outbox(cb)
         ids = card_ids(titles)
-        await run_load(cb.url + "/slack/events", clicks(list(ids.values())), args.concurrency, work, "warm-click")
+        await run_load(
+            cb.url + "/slack/events", clicks(list(ids.values())), args.concurrency, work, "warm-click"
+        )
         await settle_outbox(cb)
         updates = [c for c in emulator.calls_to("chat.update") if c.params.get("channel") == CHANGES]
         if not updates:
-            raise RuntimeError("warm-up approvals produced no card update: is the bench in step with the bot?")
+            raise RuntimeError(
+                "warm-up approvals produced no card update: is the bench in step with the bot?"
+            )
         bodies.card_blocks = updates[-1].params["blocks"]
         modal = emulator.calls_to("views.open")[-1].params["view"]
 
         config = work / f"{db}-bare.json"
         config.write_text(json.dumps({"modal": modal, "card": bodies.card_blocks}))
         print(f"[{db}] starting bare Bolt", flush=True)
-        bare = await Server.start("bare", emulator=emulator.base_url, config=config, work=work, tag=f"{db}-bare")
+        bare = await Server.start(
+            "bare", emulator=emulator.base_url, config=config, work=work, tag=f"{db}-bare"
+        )
         servers.append(bare)
         out["startup"]["bare"] = {**bare.ready, "spawn_to_ready_s": bare.spawn_s}
         # Bare Bolt updates a message of its own in its own channel, one per click.
-        bare_ts = [emulator.add_message(BARE_CHANNEL, "card", blocks=bodies.card_blocks)["ts"] for _ in range(n + w)]
+        bare_ts = [
+            emulator.add_message(BARE_CHANNEL, "card", blocks=bodies.card_blocks)["ts"] for _ in range(n + w)
+        ]
         bare_warm_cmd, _ = commands(w)
         await run_load(bare.url + "/slack/events", bare_warm_cmd, args.concurrency, work, "warm-bare-cmd")
         bare_sub, _ = submissions(w, "bare-warm")
         await run_load(bare.url + "/slack/events", bare_sub, args.concurrency, work, "warm-bare-sub")
-        bare_clicks = [bodies.click(f"BARE-{i}", LEADS[i % 2], BARE_CHANNEL, ts) for i, ts in enumerate(bare_ts)]
+        bare_clicks = [
+            bodies.click(f"BARE-{i}", LEADS[i % 2], BARE_CHANNEL, ts) for i, ts in enumerate(bare_ts)
+        ]
         await run_load(bare.url + "/slack/events", bare_clicks[:w], args.concurrency, work, "warm-bare-click")
         await wait_calls(emulator, "chat.update", 1, lambda c: c.params.get("channel") == BARE_CHANNEL, 30)
 
@@ -823,15 +904,26 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
                 server, "command", cmd_bodies, args, work, profile=args.profile and server.kind == "changebot"
             )
             wanted = set(triggers)
-            await wait_calls(emulator, "views.open", len(wanted), lambda c, wanted=wanted: c.params.get("trigger_id") in wanted, 60)
-            opened = {c.params["trigger_id"]: c.at for c in emulator.calls_to("views.open") if c.params.get("trigger_id") in wanted}
+            await wait_calls(
+                emulator,
+                "views.open",
+                len(wanted),
+                lambda c, wanted=wanted: c.params.get("trigger_id") in wanted,
+                60,
+            )
+            opened = {
+                c.params["trigger_id"]: c.at
+                for c in emulator.calls_to("views.open")
+                if c.params.get("trigger_id") in wanted
+            }
             sends = {t: res[0] for t, res in zip(triggers, r["_raw"]["results"], strict=True)}
             r["followup"] = {
                 "what": "views.open received by Slack, from the request's send",
                 "done": len(opened),
                 "expected": len(wanted),
                 "latency": summary([opened[t] - sends[t] for t in opened]),
-                "over_3s": sum(1 for t in opened if opened[t] - sends[t] > SLOW_SECONDS) + (len(wanted) - len(opened)),
+                "over_3s": sum(1 for t in opened if opened[t] - sends[t] > SLOW_SECONDS)
+                + (len(wanted) - len(opened)),
             }
             await follow_up_done(server, r, n)
             phases.setdefault("command", {})[server.kind] = r
@@ -844,6 +936,11 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         r["settle_s"] = await settle_outbox(cb)
         ids = card_ids(titles)
         sends = {t: res[0] for t, res in zip(titles, r["_raw"]["results"], strict=True)}
+        # A submission Bolt answered 404 (its 3 s ack timeout) shows the person an error,
+        # yet the listener went on: was the CR stored all the same?
+        r["failed_but_stored"] = sum(
+            1 for t, res in zip(titles, r["_raw"]["results"], strict=True) if res[2] != 200 and t in ids
+        )
         posted = _first_calls(emulator, "chat.postMessage", CHANGES)
         r["followup"] = {
             "what": "CR card posted to #changes, from the submission's send",
@@ -874,7 +971,9 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
             "latency": summary([updated[cid] - sends[cid] for cid in sends if cid in updated]),
         }
         r["ephemeral_refusals"] = sum(
-            1 for e in emulator.ephemeral_messages if e["channel"] == CHANGES and "Not recorded" in str(e["text"])
+            1
+            for e in emulator.ephemeral_messages
+            if e["channel"] == CHANGES and "Not recorded" in str(e["text"])
         )
         await follow_up_done(cb, r, len(approve_ids))
         phases.setdefault("click", {})["changebot"] = r
@@ -883,7 +982,9 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         targets = set(bare_ts[w:])
         await wait_calls(emulator, "chat.update", n, lambda c, t=targets: c.params.get("ts") in t, 60)
         sends = {ts: res[0] for ts, res in zip(bare_ts[w:], r["_raw"]["results"], strict=True)}
-        done = {c.params["ts"]: c.at for c in emulator.calls_to("chat.update") if c.params.get("ts") in targets}
+        done = {
+            c.params["ts"]: c.at for c in emulator.calls_to("chat.update") if c.params.get("ts") in targets
+        }
         r["followup"] = {
             "what": "card updated (chat.update), from the click's send",
             "done": len(done),
@@ -900,7 +1001,14 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
         out["final"] = {s.kind: s.final for s in servers}
         servers = []
         print(f"[{db}] restarting changebot on the populated database", flush=True)
-        again = await Server.start("changebot", emulator=emulator.base_url, database=url, migrate=True, work=work, tag=f"{db}-restart")
+        again = await Server.start(
+            "changebot",
+            emulator=emulator.base_url,
+            database=url,
+            migrate=True,
+            work=work,
+            tag=f"{db}-restart",
+        )
         servers.append(again)
         out["startup"]["changebot_restart"] = {**again.ready, "spawn_to_ready_s": again.spawn_s}
         await again.stop()
@@ -950,31 +1058,49 @@ def _first_calls(emulator: Any, method: str, channel: str, after: float = 0.0) -
 def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: float) -> str:
     lines: list[str] = []
     add = lines.append
-    add(f"machine: nproc={os.cpu_count()} ({len(os.sched_getaffinity(0))} usable), "
-        f"Python {platform.python_version()}, {platform.platform()}")
-    add(f"command: python bench/bench_ack.py --db {args.db} --requests {args.requests} "
-        f"--concurrency {args.concurrency} --warmup {args.warmup}" + (" --profile" if args.profile else ""))
-    add(f"total wall time: {elapsed:.0f}s")
+    add(
+        f"machine: nproc={os.cpu_count()} ({len(os.sched_getaffinity(0))} usable), "
+        f"Python {platform.python_version()}, {platform.platform()}"
+    )
+    add(
+        f"command: python bench/bench_ack.py --db {args.db} --requests {args.requests} "
+        f"--concurrency {args.concurrency} --warmup {args.warmup}" + (" --profile" if args.profile else "")
+    )
+    add(f"total wall time: {elapsed:.0f}s; load average before the run: {args.loadavg}")
     names = {"command": "(a) /change new", "click": "(b) Approve click", "submit": "(c) CR form submit"}
     for res in results:
         db = res["db"]
         add("")
         add(f"== {db} ==")
-        add("| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | non-200 | req/s "
-            "| server CPU ms/req: during acks / incl. follow-up | CPU % server/emulator/client | loop lag p99 ms |")
-        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        add(
+            "| interaction | server | p50 ms | p90 ms | p99 ms | max ms | >3 s | non-200 | acks/s | done/s "
+            "| server CPU ms/req: acks / incl. follow-up | CPU % server/emulator/client/machine "
+            "| loop lag p99 ms |"
+        )
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         for key in ("command", "click", "submit"):
             for kind in ("changebot", "bare"):
                 r = res["phases"][key][kind]
                 lat = r["latency"]
-                add(
-                    f"| {names[key]} | {kind} | {ms(lat['p50'])} | {ms(lat['p90'])} | {ms(lat['p99'])} | {ms(lat['max'])} "
-                    f"| {r['over_3s']} | {sum(v for k, v in r['statuses'].items() if k != '200')} | {r['per_s']:.0f} "
-                    f"| {r['server_cpu_ms_per_req']:.1f} / {r.get('server_cpu_ms_per_req_total', float('nan')):.1f} "
-                    f"| {100 * r['server_cpu_util']:.0f}/"
-                    f"{100 * r['emulator_cpu_util']:.0f}/{100 * r['client_cpu_util']:.0f} "
-                    f"| {ms(r['loop_lag'].get('p99'))} |"
+                non_200 = sum(v for k, v in r["statuses"].items() if k != "200")
+                nan = math.nan
+                cpu = "/".join(
+                    f"{100 * r[k]:.0f}"
+                    for k in ("server_cpu_util", "emulator_cpu_util", "client_cpu_util", "machine_cpu_util")
                 )
+                cells = [
+                    names[key],
+                    kind,
+                    *(ms(lat[p]) for p in ("p50", "p90", "p99", "max")),
+                    str(r["over_3s"]),
+                    str(non_200),
+                    f"{r['per_s']:.0f}",
+                    f"{r.get('completed_per_s', float('nan')):.0f}",
+                    f"{r['server_cpu_ms_per_req']:.1f} / {r.get('server_cpu_ms_per_req_total', nan):.1f}",
+                    cpu,
+                    ms(r["loop_lag"].get("p99")),
+                ]
+                add("| " + " | ".join(cells) + " |")
         add("")
         add("| interaction | p50 changebot/bare | p99 changebot/bare | goal p99 <= 1.5x |")
         add("|---|---:|---:|---|")
@@ -990,40 +1116,69 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, elapsed: flo
                 if not f:
                     continue
                 lat = f["latency"]
-                add(f"  {names[key]:20} {kind:9} {f['what']}: {f['done']}/{f['expected']}, "
-                    f"p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, max {ms(lat.get('max'))} ms")
+                add(
+                    f"  {names[key]:20} {kind:9} {f['what']}: {f['done']}/{f['expected']}, "
+                    f"p50 {ms(lat.get('p50'))} ms, p99 {ms(lat.get('p99'))} ms, max {ms(lat.get('max'))} ms"
+                )
         for key in ("submit", "click"):
             r = res["phases"][key]["changebot"]
-            add(f"  changebot {names[key]}: outbox drained {r['settle_s']:.2f}s after the last ack"
-                + (f"; answers {r['answers']}" if "answers" in r else "")
-                + (f"; refusals {r['ephemeral_refusals']}" if "ephemeral_refusals" in r else ""))
+            add(
+                f"  changebot {names[key]}: outbox drained {r['settle_s']:.2f}s after the last ack"
+                + (
+                    f"; answers {r['answers']}, failed but stored {r['failed_but_stored']}"
+                    if "answers" in r
+                    else ""
+                )
+                + (f"; refusals {r['ephemeral_refusals']}" if "ephemeral_refusals" in r else "")
+            )
         add(f"  bare (c) answers: {res['phases']['submit']['bare']['answers']}")
         add("")
-        add("changebot database work per interaction (SQLAlchemy cursor events; BEGIN apart = SQLite write-lock wait):")
+        add(
+            "changebot database work per interaction "
+            "(SQLAlchemy cursor events; BEGIN apart = SQLite write-lock wait):"
+        )
         for key in ("command", "click", "submit"):
             r = res["phases"][key]["changebot"]
             for label, k in (("during the acks", "sql_during_acks"), ("incl. follow-up", "sql_total")):
                 q = r.get(k)
                 if q:
-                    add(f"  {names[key]:20} {label:16}: {q['statements_per_req']:.1f} statements "
+                    add(
+                        f"  {names[key]:20} {label:16}: {q['statements_per_req']:.1f} statements "
                         f"({q['statement_ms_per_req']:.1f} ms, {q['statement_ms_mean']:.2f} ms each), "
-                        f"{q['transactions_per_req']:.1f} transactions (BEGIN {q['begin_ms_mean']:.2f} ms each)")
+                        f"{q['transactions_per_req']:.1f} transactions "
+                        f"(BEGIN {q['begin_ms_mean']:.2f} ms each)"
+                    )
+                    add(
+                        "      slowest: "
+                        + "; ".join(
+                            f"{x['statement']!r} {x['ms_per_req']:.1f} ms/req ({x['ms_each']:.1f} ms each)"
+                            for x in q["slowest"][:3]
+                        )
+                    )
         add("")
         st = res["startup"]
         for kind in ("changebot", "bare", "changebot_restart"):
             s = st[kind]
-            add(f"  start-up {kind:18}: build+start -> healthy {s['startup_s'] * 1000:.0f} ms"
+            add(
+                f"  start-up {kind:18}: build+start -> healthy {s['startup_s'] * 1000:.0f} ms"
                 + (f", migrate {s['migrate_s'] * 1000:.0f} ms" if "migrate_s" in s else "")
-                + f", imports {s['import_s'] * 1000:.0f} ms, process spawn -> ready {s['spawn_to_ready_s'] * 1000:.0f} ms")
+                + f", imports {s['import_s'] * 1000:.0f} ms"
+                + f", process spawn -> ready {s['spawn_to_ready_s'] * 1000:.0f} ms"
+            )
         for kind, final in res["final"].items():
-            add(f"  RSS {kind:9}: peak {final['maxrss_mb']:.0f} MB, at exit {final['rss_mb']:.0f} MB, "
-                f"warnings logged {final['warning_count']}")
-            for w in final.get("warnings", [])[:5]:
-                add(f"      {w}")
+            add(
+                f"  RSS {kind:9}: peak {final['maxrss_mb']:.0f} MB, at exit {final['rss_mb']:.0f} MB, "
+                f"warnings logged {final['warning_count']}"
+            )
+            for w, count in sorted(final.get("warnings", {}).items(), key=lambda kv: -kv[1])[:6]:
+                add(f"      {count:5d} x {w}")
         for key in ("command", "submit", "click"):
             prof = res["phases"][key]["changebot"].get("profile")
             if prof:
-                add(f"  profile of changebot {names[key]} ({res['phases'][key]['changebot']['profiler']}): {prof}")
+                add(
+                    f"  profile of changebot {names[key]} "
+                    f"({res['phases'][key]['changebot']['profiler']}): {prof}"
+                )
     return "\n".join(lines)
 
 
@@ -1039,13 +1194,14 @@ async def orchestrate(args: argparse.Namespace) -> None:
     from bot.emulator import SlackEmulator
 
     t0 = time.monotonic()
+    args.loadavg = " ".join(f"{v:.2f}" for v in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="changebot-bench-ack-"))
     emulator = SlackEmulator()
     emulator.usergroups["SMANAGERS"] = ["UMGR1", "UMGR2"]
     await emulator.start()
     results = []
     try:
-        for db in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
+        for db in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
             results.append(await bench_database(db, args, emulator, work))
             emulator.reset_calls()
             emulator.channels.clear()
@@ -1068,16 +1224,20 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--requests", type=int, default=1000, help="requests per interaction and server")
+    parser.add_argument("--requests", type=int, default=200, help="requests per interaction and server")
     parser.add_argument("--concurrency", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="profile changebot's (b) and (c) phases")
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs, profiles)")
     # internal roles
-    parser.add_argument("--role", choices=["orchestrate", "server", "load"], default="orchestrate", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--role", choices=["orchestrate", "server", "load"], default="orchestrate", help=argparse.SUPPRESS
+    )
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--emulator", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)

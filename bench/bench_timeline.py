@@ -1178,8 +1178,10 @@ async def run_database(kind: str, args: argparse.Namespace, policy: Policy) -> d
 
     async def part(name: str, run: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any] | None:
         """One part; a failure is recorded and reported, and the other parts still run."""
+        load = os.getloadavg()[0]
         try:
             out[name] = await run()
+            out[name]["loadavg_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]  # at start, at end
             return out[name]
         except Exception as exc:
             log.exception("[%s] %s failed", kind, name)
@@ -1471,6 +1473,7 @@ async def main(args: argparse.Namespace) -> None:
     for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         results["databases"][kind] = await run_database(kind, args, policy)
     results["total_seconds"] = round(time.monotonic() - began, 1)
+    results["machine"]["loadavg_at_end"] = os.getloadavg()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     say("\n" + table(results))

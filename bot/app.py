@@ -37,6 +37,7 @@ from storage.outbox import OutboxStore
 from storage.repository import SqlChangeRepository, insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
+SLACK_TIMEOUT_SECONDS = 10  # a Slack call that takes longer is retried by the outbox
 
 
 @dataclass
@@ -91,7 +92,10 @@ def build_changebot(
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     client = AsyncWebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url, retry_handlers=[]
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[],  # the outbox retries, with Retry-After and backoff
+        timeout=SLACK_TIMEOUT_SECONDS,
     )
     repository = SqlChangeRepository(sessions)
     store = OutboxStore(sessions)

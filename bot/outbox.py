@@ -31,7 +31,8 @@ class OutboxDispatcher:
         gateway: SlackGateway,
         clock: Clock,
         pace: timedelta = timedelta(seconds=1),
-        lease: timedelta = timedelta(seconds=60),
+        # Longer than any one delivery can take (Slack calls time out after SLACK_TIMEOUT).
+        lease: timedelta = timedelta(seconds=30),
         batch: int = 50,
     ) -> None:
         self._store = store

@@ -57,7 +57,9 @@ MAX_REASON = 1000
 MAX_NOTES = 2500
 UPCOMING_DAYS = 14
 CALENDAR_LIMIT = 100
-NOTICE_LEASE = timedelta(seconds=60)
+# Settling a notice is a database write, no Slack call: if its claimer has not finished in
+# 15 s it died, and another replica takes the notice over.
+NOTICE_LEASE = timedelta(seconds=15)
 DIGEST_GRACE = timedelta(hours=6)  # a digest missed by longer (the bot was down) is skipped
 NOTICE_AUDIENCE: dict[str, list[str]] = {
     SHORT_NOTICE: ["thread", "implementer"],

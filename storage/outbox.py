@@ -18,6 +18,8 @@ from storage.repository import enqueue, insert_ignoring_conflicts
 PENDING = "pending"
 SENDING = "sending"
 SENT = "sent"
+CARD_KINDS = ("post_card", "dm_card", "dm_approvers", "on_call")
+REFRESH_KIND = "refresh_cards"
 DEAD = "dead"
 
 
@@ -32,7 +34,8 @@ class OutboxStore:
     async def claim_due(self, *, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
         """Take up to `limit` due rows: pending ones, and ones whose sender died mid-lease.
 
-        Rows of one CR go out in order: a row waits while an older row of its CR is unsent.
+        Rows of one CR go out in order where order matters: after the CR's cards are
+        posted, and in order per channel.
         """
         table = OutboxRow.__table__  # type: ignore[attr-defined]
         earlier = table.alias("earlier")
@@ -46,6 +49,13 @@ class OutboxStore:
                 earlier.c.change_id == table.c.change_id,
                 earlier.c.id < table.c.id,
                 earlier.c.state.in_([PENDING, SENDING]),
+                # In order per channel (a thread reply goes after its card, which went to the
+                # same channel); card updates wait for the cards. A slow channel holds up
+                # nothing that goes elsewhere.
+                sa.or_(
+                    earlier.c.channel == table.c.channel,
+                    sa.and_(table.c.kind == REFRESH_KIND, earlier.c.kind.in_(CARD_KINDS)),
+                ),
             )
             .exists()
         )

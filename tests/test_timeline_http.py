@@ -192,7 +192,9 @@ async def test_failure_asks_for_notes_and_alerts_the_channel(harness: Harness) -
     assert any("failed" in t and "&lt;!here&gt;" in t and "<!here>" not in t for t in top_level)
     # the timeline stops; only the review chase (a failed change is reviewed) stays pending
     assert {key for key, state in await notice_rows(harness) if state == "pending"} == {
-        "review_reminder", "review_deadline"}
+        "review_reminder",
+        "review_deadline",
+    }
     await harness.click("change_rollback", CR, user="UIMPL")
     meta = harness.slack.calls_to("views.open")[-1].params["view"]["private_metadata"]
     await harness.submit(
