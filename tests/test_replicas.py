@@ -23,6 +23,7 @@ from domain.intake import ChangeForm
 from domain.policy_loader import parse_policy
 
 pytestmark = pytest.mark.postgres
+SEQUENCES = 1000  # randomised click sequences, each on its own CR
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -141,13 +142,17 @@ async def test_random_concurrent_clicks_on_two_replicas_match_the_domain_model(
 ) -> None:
     rng = random.Random(20261123)
     services = [harness.bot.context.service, second.context.service]
+    requesters = [rng.choice(["UREQ", "ULEAD1", "UMGR1"]) for _ in range(SEQUENCES)]
     changes = []
-    for i in range(24):
-        change = await services[0].submit_change(
-            form=form(harness, i, impact="critical", likelihood="low"),
-            requester=rng.choice(["UREQ", "ULEAD1", "UMGR1"]),
+    for batch in range(0, SEQUENCES, 50):  # high risk: 2 tech leads + 1 manager (a user group)
+        changes += await asyncio.gather(
+            *(
+                services[i % 2].submit_change(
+                    form=form(harness, i, impact="critical", likelihood="low"), requester=requesters[i]
+                )
+                for i in range(batch, min(batch + 50, SEQUENCES))
+            )
         )
-        changes.append(change)  # high risk: 2 tech leads + 1 manager (a user group)
     users = ["ULEAD1", "ULEAD2", "UMGR1", "UMGR2", "UREQ", "USTRANGER", "UCTO"]
 
     async def click(change_id: str, user: str, decision: Decision) -> None:
@@ -157,9 +162,10 @@ async def test_random_concurrent_clicks_on_two_replicas_match_the_domain_model(
         else:
             await service.decide(change_id=change_id, user=user, decision=decision, reason="no")
 
-    for change in changes:
+    for batch in range(0, SEQUENCES, 25):  # 25 sequences at a time, each with all its clicks at once
         clicks = [
             click(change.id, rng.choice(users), Decision.REJECT if rng.random() < 0.1 else Decision.APPROVE)
+            for change in changes[batch : batch + 25]
             for _ in range(rng.randint(3, 10))
         ]
         await asyncio.gather(*clicks)
