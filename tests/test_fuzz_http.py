@@ -113,7 +113,7 @@ async def test_fuzzed_change_forms(
                     "zzz",
                 ]
             ),
-            st.one_of(st.text(max_size=40), st.sampled_from(PINGS + ["CR-2026-0001", "start", "week"])),
+            st.one_of(st.text(max_size=40), st.sampled_from([*PINGS, "CR-2026-0001", "start", "week"])),
         ),
     )
 )

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import conftest
 import pytest
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET
 from test_cli import CHANGEBOT, clean_env, free_port
 from test_restart import wait_healthy
 
-import conftest
 from bot.app import build_changebot
 from bot.emulator import SlackEmulator
 from bot.settings import Settings
