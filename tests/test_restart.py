@@ -117,9 +117,18 @@ async def test_sigkill_with_notices_pending_loses_and_duplicates_nothing(
             second = await start_bot(tmp_path, port, emulator)
             try:
                 await wait_healthy(http, base)
-                deadline = killed_at + 60
+                deadline = killed_at + 150  # generous for a loaded machine; done far sooner
+
+                def everything_out() -> bool:
+                    shown = [m["text"] for m in emulator.messages("CCHANGES")]
+                    return (
+                        all(len(emulator.messages(f"D_UIMPL{k}")) >= 4 for k in range(CHANGES))
+                        and sum(t.startswith("CR-2026-") for t in shown) >= CHANGES
+                        and sum(t.startswith("Overrun") for t in shown) >= CHANGES
+                    )
+
                 while time.time() < deadline:
-                    if all(len(emulator.messages(f"D_UIMPL{k}")) >= 4 for k in range(CHANGES)):
+                    if everything_out():
                         break
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1.5)  # anything duplicated would show up now
