@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,7 +110,25 @@ def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBl
     )
 
 
+# (policy id, default start) -> (the policy, kept alive so its id is not reused; the form)
+_BLANK_FORMS: dict[tuple[int, int], tuple[Policy, dict[str, Any]]] = {}
+
+
 def new_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict] = ()) -> dict[str, Any]:
+    """The CR form. The blank form only changes with the policy and the default window's
+    hour, so it is built (and validated) once per hour, not on every `/change new`."""
+    if conflicts:
+        return _build_change_modal(policy, now=now, conflicts=conflicts)
+    key = (id(policy), default_window(now)[0])
+    cached = _BLANK_FORMS.get(key)
+    if cached is None or cached[0] is not policy:
+        if len(_BLANK_FORMS) > 32:
+            _BLANK_FORMS.clear()
+        cached = _BLANK_FORMS[key] = (policy, _build_change_modal(policy, now=now, conflicts=()))
+    return copy.deepcopy(cached[1])
+
+
+def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:
     start, end = default_window(now)
     text_limit = policy.limits.text
     blocks: list[Block] = [conflict_warning(conflicts, policy.zone)] if conflicts else []
