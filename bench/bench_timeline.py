@@ -252,6 +252,9 @@ class Probe:
             label=lambda a, k: "retry_at(paced)" if k.get("error") == "paced" else "retry_at",
         )
         self.wrap(store, "mark_sent")
+        for optional in ("reserve_slot", "hold_channel"):  # newer outbox stores pace through the DB
+            if hasattr(store, optional):
+                self.wrap(store, optional)
         self.wrap(dispatcher._gateway, "deliver")
         self.wrap(service, "process_due_notices")
         self.wrap(repo, "claim_due_notices", rows=len)
@@ -1397,6 +1400,23 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether code outside bench/ differed from it (others edit
+    the tree concurrently; the restart child imports the tree as it is when spawned)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [
+        line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")
+    ]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "dirty_files_outside_bench": dirty}
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -1467,13 +1487,15 @@ async def main(args: argparse.Namespace) -> None:
         },
         "databases": {},
     }
-    say(f"machine: {results['machine']}")
+    results["code_at_start"] = code_version()
+    say(f"machine: {results['machine']}; code: {results['code_at_start']}")
     results["slack_floor"] = await slack_floor(200)
     say(f"floor: bare chat.postMessage round trip {results['slack_floor']['chat_postMessage_ms']}")
     for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
         results["databases"][kind] = await run_database(kind, args, policy)
     results["total_seconds"] = round(time.monotonic() - began, 1)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
+    results["code_at_end"] = code_version()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     say("\n" + table(results))
