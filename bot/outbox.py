@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 
 from bot.gateway import Delivered, RetryLater, SlackGateway
 from domain.clock import Clock
+from storage.models import OutboxRow
 from storage.outbox import OutboxStore
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+PARALLEL_LANES = 8  # channels delivered at once; within a channel, one message at a time
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -43,6 +45,7 @@ class OutboxDispatcher:
         self._batch = batch
         self._next_free: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
+        self._parallel = asyncio.Semaphore(PARALLEL_LANES)
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -73,35 +76,48 @@ class OutboxDispatcher:
                     return delivered
 
     async def _pass(self) -> tuple[int, bool]:
+        """Deliver a claimed batch: one lane per channel (in order within it), lanes in
+        parallel, so a slow or paced channel holds up nothing else."""
         now = self._clock.now()
         rows = await self._store.claim_due(now=now, limit=self._batch, lease=self._lease)
-        delivered = 0
+        lanes: dict[str, list[OutboxRow]] = {}
         for row in rows:
-            assert row.id is not None
-            key = row.channel
-            free_at = await self._slot(key) if key else None
-            if free_at is not None:
-                await self._store.retry_at(row.id, due_at=free_at, error="paced", count_attempt=False)
-                continue
-            outcome = await self._gateway.deliver(row)
-            now = self._clock.now()
-            if isinstance(outcome, Delivered):
-                await self._store.mark_sent(row.id, now=now)
-                delivered += 1
-            elif isinstance(outcome, RetryLater):
-                wait = (
-                    outcome.retry_after if outcome.retry_after is not None else backoff_seconds(row.attempts)
-                )
-                due = now + timedelta(seconds=wait)
-                if key and outcome.retry_after is not None:
-                    self._next_free[key] = max(self._next_free.get(key, due), due)
-                    await self._store.hold_channel(key, until=due)
-                log.info("outbox %s %s: retry in %.1fs (%s)", row.id, row.kind, wait, outcome.error)
-                await self._store.retry_at(row.id, due_at=due, error=outcome.error)
-            else:
-                log.error("outbox %s %s undeliverable: %s", row.id, row.kind, outcome.error)
-                await self._store.mark_dead(row.id, error=outcome.error)
-        return delivered, len(rows) == self._batch
+            lane = row.channel or (f"change:{row.change_id}" if row.change_id else f"row:{row.id}")
+            lanes.setdefault(lane, []).append(row)
+        results = await asyncio.gather(*(self._lane(lane_rows) for lane_rows in lanes.values()))
+        return sum(results), len(rows) == self._batch
+
+    async def _lane(self, rows: list[OutboxRow]) -> int:
+        delivered = 0
+        async with self._parallel:
+            for row in rows:
+                delivered += await self._deliver_one(row)
+        return delivered
+
+    async def _deliver_one(self, row: OutboxRow) -> int:
+        assert row.id is not None
+        key = row.channel
+        free_at = await self._slot(key) if key else None
+        if free_at is not None:
+            await self._store.retry_at(row.id, due_at=free_at, error="paced", count_attempt=False)
+            return 0
+        outcome = await self._gateway.deliver(row)
+        now = self._clock.now()
+        if isinstance(outcome, Delivered):
+            await self._store.mark_sent(row.id, now=now)
+            return 1
+        if isinstance(outcome, RetryLater):
+            wait = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(row.attempts)
+            due = now + timedelta(seconds=wait)
+            if key and outcome.retry_after is not None:
+                self._next_free[key] = max(self._next_free.get(key, due), due)
+                await self._store.hold_channel(key, until=due)
+            log.info("outbox %s %s: retry in %.1fs (%s)", row.id, row.kind, wait, outcome.error)
+            await self._store.retry_at(row.id, due_at=due, error=outcome.error)
+            return 0
+        log.error("outbox %s %s undeliverable: %s", row.id, row.kind, outcome.error)
+        await self._store.mark_dead(row.id, error=outcome.error)
+        return 0
 
     async def _slot(self, channel: str) -> datetime | None:
         """None: send now. Else when the channel is free. The local note saves a database
