@@ -21,7 +21,7 @@ from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
 from bot.ics import render_ics
-from bot.outbox import DeferredWaker, OutboxDispatcher
+from bot.outbox import PARALLEL_LANES, DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.prometheus import metrics_text
 from bot.settings import Settings
@@ -87,6 +87,7 @@ def build_changebot(
     pace: timedelta = timedelta(seconds=1),
     tick_seconds: float = 1.0,
     pagerduty_client_kwargs: dict[str, Any] | None = None,
+    lanes: int = PARALLEL_LANES,
 ) -> Changebot:
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
@@ -139,7 +140,7 @@ def build_changebot(
         on_call=on_call,
         change_events=change_events,
     )
-    dispatcher = OutboxDispatcher(store=store, gateway=gateway, clock=clock, pace=pace)
+    dispatcher = OutboxDispatcher(store=store, gateway=gateway, clock=clock, pace=pace, lanes=lanes)
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
     bolt = build_bolt(client=client, context=context, sessions_engine=engine)

@@ -159,7 +159,10 @@ class DemoWorld:
                 pagerduty_routing_key="",
             )
             await migrate(settings)
-            bot = build_changebot(settings, parse_policy(DEMO_POLICY, source="demo policy"), clock=clock)
+            # one delivery lane: the story prints in the same order every run
+            bot = build_changebot(
+                settings, parse_policy(DEMO_POLICY, source="demo policy"), clock=clock, lanes=1
+            )
             exits.push_async_callback(bot.stop)
             world_box: list[DemoWorld] = []
             bot.web.middlewares.append(_echo_middleware(world_box))

@@ -36,6 +36,7 @@ class OutboxDispatcher:
         # Longer than any one delivery can take (Slack calls time out after SLACK_TIMEOUT).
         lease: timedelta = timedelta(seconds=30),
         batch: int = 50,
+        lanes: int = PARALLEL_LANES,
     ) -> None:
         self._store = store
         self._gateway = gateway
@@ -45,7 +46,7 @@ class OutboxDispatcher:
         self._batch = batch
         self._next_free: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
-        self._parallel = asyncio.Semaphore(PARALLEL_LANES)
+        self._parallel = asyncio.Semaphore(lanes)
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
 
