@@ -402,22 +402,33 @@ def bulk_rows(
 
 
 def notice_rows(
-    cid: str, start: datetime, end: datetime, approved: datetime, policy: Policy, *, sent_before: datetime
+    cid: str,
+    start: datetime,
+    end: datetime,
+    approved: datetime,
+    policy: Policy,
+    *,
+    sent_before: datetime,
+    pending_until: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """Planned notices of one CR: those due before `sent_before` are already sent; with
+    `pending_until`, those due after it are stored cancelled, so that follow-ups of a
+    scenario's CRs (T+15m, overrun) do not come due while the scenario is observed."""
     out = []
     for notice in plan_notices(policy.timeline, starts_at=start, ends_at=end, approved_at=approved):
         done = notice.due_at < sent_before
+        later = pending_until is not None and notice.due_at > pending_until
         out.append(
             {
                 "change_id": cid,
                 "key": notice.key,
                 "due_at": notice.due_at,
                 "expires_at": notice.expires_at,
-                "state": "sent" if done else "pending",
+                "state": "sent" if done else "cancelled" if later else "pending",
                 "lease_until": None,
                 "late": False,
                 "created_at": approved,
-                "done_at": notice.due_at if done else None,
+                "done_at": notice.due_at if done else sent_before if later else None,
                 "note": None,
             }
         )
@@ -466,7 +477,12 @@ class NoticeInfo:
 
 
 async def retime(
-    url: str, plans: Sequence[tuple[str, datetime, datetime]], *, sent_before: datetime, policy: Policy
+    url: str,
+    plans: Sequence[tuple[str, datetime, datetime]],
+    *,
+    sent_before: datetime,
+    policy: Policy,
+    pending_until: datetime | None = None,
 ) -> list[NoticeInfo]:
     """Move a slice of the CRs to new windows, as a reschedule does: pending notices are
     dropped and planned again (those due before `sent_before` count as already sent)."""
@@ -494,7 +510,9 @@ async def retime(
             )
             rows: list[dict[str, Any]] = []
             for cid, s, e in plans:
-                rows += notice_rows(cid, s, e, approved[cid], policy, sent_before=sent_before)
+                rows += notice_rows(
+                    cid, s, e, approved[cid], policy, sent_before=sent_before, pending_until=pending_until
+                )
             await conn.execute(sa.insert(notice), rows)
         async with engine.connect() as conn:
             found = await conn.execute(
@@ -743,8 +761,8 @@ async def scenario_lag(
             due = t0 + timedelta(seconds=window * i / burst)
             start = due if i % 2 == 0 else due + timedelta(hours=1)  # t_0 or t_minus_1h due at `due`
             plans.append((cid, start, start + timedelta(hours=1)))
-        notices = await retime(url, plans, sent_before=t0, policy=policy)
         window_end = t0 + timedelta(seconds=window)
+        notices = await retime(url, plans, sent_before=t0, policy=policy, pending_until=window_end)
         scenario = {n.id: n for n in notices if n.state == "pending" and t0 <= n.due_at <= window_end}
         expected = sum(len(audience(policy, n.key)) for n in scenario.values())
         bot = build_changebot(
