@@ -1235,6 +1235,27 @@ async def run_database(kind: str, args: argparse.Namespace, policy: Policy) -> d
             )
             if r:
                 say(f"[{kind}]     {brief_lag(r)}")
+            steady_window = args.steady / args.steady_rate
+            say(
+                f"[{kind}] 1d: {args.steady} notices over {steady_window:.0f}s, production pacing "
+                "(1 msg/s/channel): the everyday lag ..."
+            )
+            r = await part(
+                "lag_pace1_steady",
+                lambda: scenario_lag(
+                    target,
+                    seed,
+                    clock,
+                    policy,
+                    pace=1.0,
+                    burst=args.steady,
+                    window=steady_window,
+                    timeout=60,
+                ),
+            )
+            if r:
+                say(f"[{kind}]     {brief_lag(r)}")
+        if "paced-burst" in parts:
             say(
                 f"[{kind}] 1b: {args.burst} notices, production pacing (1 msg/s/channel), observed "
                 f"{args.lag_timeout:.0f}s after the window ..."
@@ -1470,6 +1491,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--paced", type=int, default=None, help="part 3: notices (default 200, quick 30)")
     parser.add_argument("--light", type=int, default=50, help="part 1c: notices in the light-load run")
+    parser.add_argument("--steady", type=int, default=40, help="part 1d: notices at production pacing")
+    parser.add_argument("--steady-rate", type=float, default=0.5, help="part 1d: notices coming due per second")
     parser.add_argument("--overdue", type=int, default=300, help="part 2: notices that came due while down")
     parser.add_argument("--repeat", type=int, default=30, help="part 4: warm repetitions")
     parser.add_argument(

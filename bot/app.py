@@ -30,7 +30,7 @@ from domain.policy import Policy
 from domain.service import ChangeService
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
 from scheduler.jobs import build_scheduler
-from storage.database import create_engine, session_factory
+from storage.database import READ_ONLY, create_engine, session_factory
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
@@ -66,12 +66,13 @@ class Changebot:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.context.dispatcher.stop()
         await self.context.dispatcher.drain()
         await self.engine.dispose()
 
     async def health(self) -> dict[str, bool]:
         try:
-            async with self.engine.connect() as connection:
+            async with self.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
                 await asyncio.wait_for(connection.execute(sa.text("SELECT 1")), timeout=2)
             database = True
         except Exception:
@@ -140,7 +141,9 @@ def build_changebot(
         on_call=on_call,
         change_events=change_events,
     )
-    dispatcher = OutboxDispatcher(store=store, gateway=gateway, clock=clock, pace=pace, lanes=lanes)
+    dispatcher = OutboxDispatcher(
+        store=store, gateway=gateway, clock=clock, pace=pace, lanes=lanes, tick=timedelta(seconds=tick_seconds)
+    )
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
     bolt = build_bolt(client=client, context=context, sessions_engine=engine)

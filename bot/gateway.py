@@ -231,7 +231,7 @@ class SlackGateway:
         is_dm = row.kind == IntentKind.DM_CARD.value
         posted = await self._already_posted(row)
         if posted is None:
-            change = await self._service.get_change(change_id=row.change_id)
+            change = await self._service.get_change(change_id=row.change_id, history=False)
             response = await self.client.chat_postMessage(
                 channel=row.channel,
                 text=card_fallback(change),
@@ -343,7 +343,7 @@ class SlackGateway:
         assert row.change_id
         if self._change_events is None:
             return
-        change = await self._service.get_change(change_id=row.change_id)
+        change = await self._service.get_change(change_id=row.change_id, history=False)
         status = str(row.payload["status"])
         links = []
         for copy in await self._repo.card_copies(row.change_id):
@@ -371,7 +371,7 @@ class SlackGateway:
 
     async def _refresh(self, row: OutboxRow) -> None:
         assert row.change_id
-        change = await self._service.get_change(change_id=row.change_id)
+        change = await self._service.get_change(change_id=row.change_id, history=False)
         for copy in await self._repo.card_copies(row.change_id):
             blocks = change_card(change, zone=self._policy.zone, for_approver=copy.user_id is not None)
             await self.client.chat_update(
@@ -418,7 +418,7 @@ class SlackGateway:
             return "CAB agenda", cab_agenda_blocks(agenda, zone=self._policy.zone)
         if not (row.change_id and template):
             return str(payload.get("text") or ""), payload.get("blocks")
-        change = await self._service.get_change(change_id=row.change_id)
+        change = await self._service.get_change(change_id=row.change_id, history=False)
         if template == "filed":
             return filed_message(change), None
         if template == "decided":

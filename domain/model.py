@@ -104,6 +104,11 @@ class AuditAction(StrEnum):
     FREEZE_ENDED = "freeze_ended"
 
 
+# The audit entries a card shows. Everything else in the trail is read only by
+# `/change show`, the CLI and reports, so ordinary loads leave it in the database.
+CARD_AUDIT_ACTIONS = frozenset({AuditAction.EXCEPTION_REQUESTED, AuditAction.ON_CALL_RESOLVED})
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     actor: str

@@ -221,7 +221,11 @@ class ChangeRepository(Protocol):
         for that id, all in one transaction."""
         ...
 
-    async def get_change(self, change_id: str) -> Change | None: ...
+    async def next_notice_due(self) -> datetime | None: ...
+
+    async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
+        """history=False: only the audit entries in CARD_AUDIT_ACTIONS (cheaper)."""
+        ...
 
     async def update_change(
         self,
@@ -1239,6 +1243,11 @@ class ChangeService:
         return intents
 
     # --- the timeline -----------------------------------------------------------
+    async def seconds_to_next_notice(self) -> float | None:
+        """How long until the earliest pending notice comes due (None: none pending)."""
+        due = await self._repo.next_notice_due()
+        return None if due is None else (due - self._clock.now()).total_seconds()
+
     async def process_due_notices(self, *, limit: int = 100) -> int:
         """Claim due notices and turn each into outbox rows (or a skip), exactly once."""
         now = self._clock.now()
@@ -1711,8 +1720,9 @@ class ChangeService:
         return claimed
 
     # --- reading ----------------------------------------------------------------
-    async def get_change(self, *, change_id: str) -> Change:
-        return await self._require(change_id)
+    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
+        """The CR; `history=False` when only rendering a card or message (no full audit trail)."""
+        return await self._require(change_id, history=history)
 
     async def list_changes(self, *, scope: ListScope, user: str) -> list[Change]:
         now = self._clock.now()
@@ -1748,8 +1758,8 @@ class ChangeService:
                 eligible.add(index)
         return eligible
 
-    async def _require(self, change_id: str) -> Change:
-        change = await self._repo.get_change(change_id.strip().upper())
+    async def _require(self, change_id: str, *, history: bool = False) -> Change:
+        change = await self._repo.get_change(change_id.strip().upper(), history=history)
         if change is None:
             raise ChangeNotFound(change_id)
         return change

@@ -4,7 +4,9 @@ mid-tick safely. Memory job store only: sharing a job store between processes do
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -27,16 +29,62 @@ def digest_trigger(policy: Policy) -> CronTrigger:
     return CronTrigger(hour=policy.digest.hour, minute=policy.digest.minute, timezone=policy.timezone)
 
 
+class NoticeTicker:
+    """The due-notices tick. Between ticks it also wakes at the moment the next notice
+    comes due, so a notice reaches the outbox on time instead of up to a tick late."""
+
+    def __init__(self, *, service: ChangeService, tick_seconds: float, running: Callable[[], bool]) -> None:
+        self._service = service
+        self._tick = tick_seconds
+        self._running = running
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self) -> None:
+        if self._lock.locked():
+            self._again = True  # the pass under way goes round once more
+            return
+        async with self._lock:
+            while True:
+                self._again = False
+                while await self._service.process_due_notices() >= 100:
+                    pass
+                if not self._again:
+                    break
+            await self._arm()
+
+    async def _arm(self) -> None:
+        delay = await self._service.seconds_to_next_notice()
+        if delay is None or not 0 < delay < self._tick:
+            return  # nothing due before the next tick anyway
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay + 0.002, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        if not self._running():
+            return
+        task = asyncio.get_running_loop().create_task(self._guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self) -> None:
+        try:
+            await self()
+        except Exception:  # the next tick retries
+            log.exception("due-notice wake-up failed")
+
+
 def build_scheduler(
     *, dispatcher: OutboxDispatcher, service: ChangeService, policy: Policy, tick_seconds: float = 1.0
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="UTC")
     tick = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
 
-    async def notices_tick() -> None:
-        while await service.process_due_notices() >= 100:
-            pass
-
+    notices_tick = NoticeTicker(service=service, tick_seconds=tick_seconds, running=lambda: scheduler.running)
     scheduler.add_job(notices_tick, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
     scheduler.add_job(dispatcher.dispatch_due, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
     if policy.digest.enabled:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from functools import lru_cache
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import event
@@ -35,11 +39,81 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY = "changebot_read_only"
+
+
+@lru_cache(maxsize=64)
+def read_only(sessions: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads only. On SQLite they begin deferred, so a read never waits for
+    (or holds) the write lock that every writing transaction takes with BEGIN IMMEDIATE;
+    under WAL a reader sees one consistent snapshot while writers go on."""
+    engine = sessions.kw["bind"]
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, class_=QueuedWriterSession)
+
+
+_writer_locks: weakref.WeakKeyDictionary[Any, dict[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer_lock(bind: Any) -> asyncio.Lock | None:
+    """One queue per SQLite database and event loop for writing transactions."""
+    if bind is None or bind.dialect.name != "sqlite":
+        return None
+    engine = getattr(bind, "sync_engine", bind)
+    engine = getattr(engine, "engine", engine)
+    per_loop = _writer_locks.setdefault(engine, {})
+    loop = asyncio.get_running_loop()
+    lock = per_loop.get(loop)
+    if lock is None:
+        per_loop.clear()  # a lock belongs to one loop; an old loop's lock is never needed again
+        lock = per_loop[loop] = asyncio.Lock()
+    return lock
+
+
+class QueuedWriterSession(AsyncSession):
+    """On SQLite, writing transactions (`session.begin()`) of one process queue on an
+    asyncio lock before BEGIN IMMEDIATE. SQLite's own busy handler makes a waiter sleep
+    and poll (up to 100 ms a nap), which under load cost hundreds of milliseconds per
+    transaction; the lock hands the database over the moment the previous writer commits.
+    Other processes (the CLI, a second replica) still meet the busy timeout."""
+
+    def begin(self) -> Any:
+        transaction = super().begin()
+        lock = _writer_lock(self.bind)
+        return transaction if lock is None else _QueuedTransaction(lock, transaction)
+
+
+class _QueuedTransaction:
+    def __init__(self, lock: asyncio.Lock, transaction: Any) -> None:
+        self._lock = lock
+        self._transaction = transaction
+
+    async def __aenter__(self) -> Any:
+        await self._lock.acquire()
+        try:
+            return await self._transaction.__aenter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            await self._transaction.__aexit__(kind, error, trace)
+        finally:
+            self._lock.release()
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

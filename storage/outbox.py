@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from domain.intents import Intent
+from storage.database import read_only
 from storage.models import ChannelPaceRow, OutboxRow, UtcDateTime
 from storage.repository import enqueue, insert_ignoring_conflicts
 
@@ -85,6 +86,11 @@ class OutboxStore:
     async def reserve_slot(self, channel: str, *, now: datetime, pace: timedelta) -> datetime | None:
         """Take the channel's next send slot: None if it is free now (and is now taken for
         `pace`), else when it frees up. Atomic, so replicas share one pace per channel."""
+        if pace <= timedelta(0):
+            # Unpaced: only a Retry-After hold can stop us, and reading it needs no lock.
+            async with read_only(self._sessions)() as session:
+                row = await session.get(ChannelPaceRow, channel)
+                return row.next_free if row is not None and row.next_free > now else None
         async with self._sessions() as session, session.begin():
             taken = await session.execute(
                 sa.update(ChannelPaceRow)
@@ -138,7 +144,7 @@ class OutboxStore:
             )
 
     async def counts(self) -> dict[str, int]:
-        async with self._sessions() as session:
+        async with read_only(self._sessions)() as session:
             result = await session.execute(
                 sa.select(col(OutboxRow.state), sa.func.count()).group_by(col(OutboxRow.state))
             )
@@ -150,6 +156,6 @@ class OutboxStore:
         statement = sa.select(earliest).where(OutboxRow.state == PENDING)  # type: ignore[arg-type]
         if after is not None:
             statement = statement.where(OutboxRow.due_at > after)  # type: ignore[arg-type]
-        async with self._sessions() as session:
+        async with read_only(self._sessions)() as session:
             result = await session.execute(statement)
             return result.scalar_one_or_none()

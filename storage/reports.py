@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from domain.enums import Category, Decision, Status
 from domain.model import AuditAction, Change
+from storage.database import read_only
 from storage.models import ApprovalRow, AuditRow, ChangeRow, NoticeRow, OutboxRow
 from storage.outbox import DEAD, PENDING, SENDING, SENT
 from storage.repository import to_change
@@ -41,7 +42,7 @@ async def changes_in_period(sessions: Sessions, *, start: datetime, end: datetim
     """Changes whose window starts in [start, end), with approvals and audit trail: three
     kinds of query in total (rows, then approvals and audit batched by id), never one per change.
     The audit is needed to tell how a closed change ended."""
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (
             (
                 await session.execute(
@@ -90,7 +91,7 @@ async def iter_audit_events(
                 )
             )
         statement = statement.order_by(col(AuditRow.at), col(AuditRow.id)).limit(batch)
-        async with sessions() as session:
+        async with read_only(sessions)() as session:
             rows = (await session.execute(statement)).scalars().all()
         for row in rows:
             assert row.id is not None
@@ -116,7 +117,7 @@ async def audit_events(sessions: Sessions, *, since: datetime, until: datetime) 
 async def status_counts(sessions: Sessions) -> dict[tuple[Category, Status], int]:
     """Every (category, status) pair, zero-filled so dashboards never see a series vanish."""
     counts = {(category, status): 0 for category in Category for status in Status}
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (
             await session.execute(
                 sa.select(col(ChangeRow.category), col(ChangeRow.status), sa.func.count()).group_by(
@@ -132,7 +133,7 @@ async def status_counts(sessions: Sessions) -> dict[tuple[Category, Status], int
 async def rollback_count(sessions: Sessions) -> int:
     """Changes ever rolled back, including ones closed since: read from the audit trail,
     because a closed change's status no longer says it."""
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         found = await session.execute(
             sa.select(sa.func.count(sa.distinct(col(AuditRow.change_id)))).where(
                 col(AuditRow.action) == AuditAction.ROLLED_BACK.value
@@ -149,7 +150,7 @@ async def outcome_counts(sessions: Sessions) -> dict[Status, int]:
         AuditAction.FAILED.value: Status.FAILED,
         AuditAction.ROLLED_BACK.value: Status.ROLLED_BACK,
     }
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (
             await session.execute(
                 sa.select(col(AuditRow.change_id), col(AuditRow.action))
@@ -167,7 +168,7 @@ async def outcome_counts(sessions: Sessions) -> dict[Status, int]:
 async def outbox_depth(sessions: Sessions) -> dict[str, int]:
     """Outbox rows per state (pending, sending, sent, dead), zero-filled."""
     depth = dict.fromkeys(OUTBOX_STATES, 0)
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (
             await session.execute(
                 sa.select(col(OutboxRow.state), sa.func.count()).group_by(col(OutboxRow.state))
@@ -180,7 +181,7 @@ async def outbox_depth(sessions: Sessions) -> dict[str, int]:
 
 async def notice_lags(sessions: Sessions, *, since: datetime, until: datetime) -> list[float]:
     """Seconds from due to sent for timeline notices sent in [since, until); early is 0."""
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (
             await session.execute(
                 sa.select(col(NoticeRow.due_at), col(NoticeRow.done_at)).where(
@@ -210,7 +211,7 @@ async def approval_latencies(sessions: Sessions, *, since: datetime | None = Non
     )
     if since is not None:
         statement = statement.where(col(ChangeRow.approved_at) >= since)
-    async with sessions() as session:
+    async with read_only(sessions)() as session:
         rows = (await session.execute(statement)).all()
     return [_seconds(created_at, approved_at) for created_at, approved_at in rows if approved_at is not None]
 

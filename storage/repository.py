@@ -17,6 +17,7 @@ from domain.calendar_policy import Freeze
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent
 from domain.model import (
+    CARD_AUDIT_ACTIONS,
     ApprovalEntry,
     AuditAction,
     AuditEntry,
@@ -31,6 +32,7 @@ from domain.model import (
 )
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice
 from domain.timeline import PlannedNotice
+from storage.database import read_only
 from storage.models import (
     ApprovalRow,
     AuditRow,
@@ -44,6 +46,7 @@ from storage.models import (
     NoticeRow,
     OutboxRow,
     ReviewRow,
+    UtcDateTime,
 )
 
 
@@ -70,8 +73,27 @@ def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
 
 
 async def enqueue(session: AsyncSession, intents: Sequence[Intent], now: datetime) -> None:
-    for intent in intents:
-        await session.execute(insert_ignoring_conflicts(session, OutboxRow, outbox_values(intent, now)))
+    """One batched INSERT; a row whose dedupe key is already queued is skipped."""
+    if not intents:
+        return
+    dialect = session.get_bind().dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        builder(OutboxRow).on_conflict_do_nothing(), [outbox_values(intent, now) for intent in intents]
+    )
+
+
+def bump_sequence(session: AsyncSession, year: int) -> Any:
+    """Take the year's next CR number in one statement (insert-or-increment, RETURNING)."""
+    dialect = session.get_bind().dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = ChangeSequence.__table__  # type: ignore[attr-defined]
+    return (
+        builder(table)
+        .values(year=year, last=1)
+        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
 
 
 def audit_values(change_id: str | None, entry: AuditEntry) -> dict[str, Any]:
@@ -87,6 +109,7 @@ def audit_values(change_id: str | None, entry: AuditEntry) -> dict[str, Any]:
 class SqlChangeRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._reads = read_only(sessions)
 
     async def create_change(
         self,
@@ -97,67 +120,72 @@ class SqlChangeRepository:
         notices: Sequence[PlannedNotice] = (),
     ) -> Change:
         year = change.created_at.year
+        draft = change.draft
+        approved_at = change.created_at if change.status is Status.APPROVED else None
+        values: dict[str, Any] = {
+            "year": year,
+            "title": draft.title,
+            "category": draft.category.value,
+            "impact": draft.impact.value,
+            "likelihood": draft.likelihood.value,
+            "risk": change.risk.value,
+            "services": list(draft.services),
+            "starts_at": draft.starts_at,
+            "ends_at": draft.ends_at,
+            "description": draft.description,
+            "justification": draft.justification,
+            "implementation_plan": draft.implementation_plan,
+            "rollback_plan": draft.rollback_plan,
+            "test_plan": draft.test_plan,
+            "downtime_minutes": draft.downtime_minutes,
+            "catalog_id": draft.catalog_id,
+            "requester": change.requester,
+            "implementer": draft.implementer,
+            "status": change.status.value,
+            "approved_at": approved_at,
+            "severity": draft.severity,
+            "incident_ref": draft.incident_ref,
+            "post_state": change.post_state.value if change.post_state else None,
+            "post_due_at": change.post_due_at,
+            "post_steps": steps_json(change.post_steps) if change.post_steps else None,
+            "conflicts": list(change.conflicts) or None,
+            "version": 1,
+            "steps": steps_json(change.steps),
+            "created_at": change.created_at,
+            "updated_at": change.created_at,
+        }
+        # Everything is prepared before the transaction: the year's counter row is locked
+        # from the bump to the commit, so that stretch is a few batched statements only.
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                insert_ignoring_conflicts(session, ChangeSequence, {"year": year, "last": 0})
-            )
-            sequence = (
-                await session.execute(
-                    sa.update(ChangeSequence)
-                    .where(ChangeSequence.year == year)  # type: ignore[arg-type]
-                    .values(last=ChangeSequence.last + 1)
-                    .returning(col(ChangeSequence.last))
-                )
-            ).scalar_one()
+            sequence = (await session.execute(bump_sequence(session, year))).scalar_one()
             change_id = format_change_id(year, sequence)
-            draft = change.draft
-            session.add(
-                ChangeRow(
-                    id=change_id,
-                    year=year,
-                    sequence=sequence,
-                    title=draft.title,
-                    category=draft.category.value,
-                    impact=draft.impact.value,
-                    likelihood=draft.likelihood.value,
-                    risk=change.risk.value,
-                    services=list(draft.services),
-                    starts_at=draft.starts_at,
-                    ends_at=draft.ends_at,
-                    description=draft.description,
-                    justification=draft.justification,
-                    implementation_plan=draft.implementation_plan,
-                    rollback_plan=draft.rollback_plan,
-                    test_plan=draft.test_plan,
-                    downtime_minutes=draft.downtime_minutes,
-                    catalog_id=draft.catalog_id,
-                    requester=change.requester,
-                    implementer=draft.implementer,
-                    status=change.status.value,
-                    approved_at=change.created_at if change.status is Status.APPROVED else None,
-                    severity=draft.severity,
-                    incident_ref=draft.incident_ref,
-                    post_state=change.post_state.value if change.post_state else None,
-                    post_due_at=change.post_due_at,
-                    post_steps=steps_json(change.post_steps) if change.post_steps else None,
-                    conflicts=list(change.conflicts) or None,
-                    version=1,
-                    steps=steps_json(change.steps),
-                    created_at=change.created_at,
-                    updated_at=change.created_at,
+            await session.execute(sa.insert(ChangeRow).values(id=change_id, sequence=sequence, **values))
+            if audit:
+                await session.execute(
+                    sa.insert(AuditRow), [audit_values(change_id, entry) for entry in audit]
                 )
-            )
-            await session.flush()
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
             await enqueue(session, intents(change_id), change.created_at)
             await add_notices(session, change_id, notices, change.created_at)
-        found = await self.get_change(change_id)
-        assert found is not None
-        return found
+        return Change(
+            id=change_id,
+            draft=draft,
+            risk=change.risk,
+            status=change.status,
+            requester=change.requester,
+            version=1,
+            created_at=change.created_at,
+            updated_at=change.created_at,
+            steps=change.steps,
+            audit=tuple(audit),
+            approved_at=approved_at,
+            post_state=change.post_state,
+            post_due_at=change.post_due_at,
+            post_steps=change.post_steps,
+            conflicts=change.conflicts,
+        )
 
-    async def get_change(self, change_id: str) -> Change | None:
-        async with self._sessions() as session:
+    async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
+        async with self._reads() as session:
             row = await session.get(ChangeRow, change_id)
             if row is None:
                 return None
@@ -168,13 +196,12 @@ class SqlChangeRepository:
                     .order_by(ApprovalRow.id)  # type: ignore[arg-type]
                 )
             ).scalars()
-            audit = (
-                await session.execute(
-                    sa.select(AuditRow)
-                    .where(AuditRow.change_id == change_id)  # type: ignore[arg-type]
-                    .order_by(AuditRow.id)  # type: ignore[arg-type]
+            audit_query = sa.select(AuditRow).where(AuditRow.change_id == change_id)  # type: ignore[arg-type]
+            if not history:
+                audit_query = audit_query.where(
+                    col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
                 )
-            ).scalars()
+            audit = (await session.execute(audit_query.order_by(AuditRow.id))).scalars()  # type: ignore[arg-type]
             review = await session.get(ReviewRow, change_id)
             return to_change(row, list(approvals), list(audit), review)
 
@@ -264,6 +291,14 @@ class SqlChangeRepository:
         return True
 
     # --- timeline notices -------------------------------------------------------
+    async def next_notice_due(self) -> datetime | None:
+        earliest = sa.type_coerce(sa.func.min(NoticeRow.due_at), UtcDateTime())
+        async with self._reads() as session:
+            found = await session.execute(
+                sa.select(earliest).where(NoticeRow.state == "pending")  # type: ignore[arg-type]
+            )
+            return found.scalar_one_or_none()
+
     async def claim_due_notices(self, *, now: datetime, limit: int, lease: timedelta) -> list[DueNotice]:
         table = NoticeRow.__table__  # type: ignore[attr-defined]
         due = sa.or_(
@@ -349,7 +384,7 @@ class SqlChangeRepository:
     async def feed_token_valid(self, token: str) -> bool:
         if not token:
             return False
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (
                 (
                     await session.execute(
@@ -375,7 +410,7 @@ class SqlChangeRepository:
     async def home_viewers(self, users: Sequence[str]) -> list[str]:
         if not users:
             return []
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.execute(
                 sa.select(col(HomeViewerRow.user_id)).where(col(HomeViewerRow.user_id).in_(list(users)))
             )
@@ -415,7 +450,7 @@ class SqlChangeRepository:
 
     async def review_counts(self, *, start: datetime, end: datetime) -> tuple[int, int]:
         """(due in the period, written on time): the review-compliance figure."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (
                 (
                     await session.execute(
@@ -431,7 +466,7 @@ class SqlChangeRepository:
         return len(rows), on_time
 
     async def overdue_reviews(self, *, now: datetime) -> list[str]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.execute(
                 sa.select(col(ReviewRow.change_id))
                 .where(col(ReviewRow.submitted_at).is_(None), col(ReviewRow.due_at) < now)
@@ -442,7 +477,7 @@ class SqlChangeRepository:
     async def caused_incidents(self, ids: Sequence[str]) -> list[str]:
         if not ids:
             return []
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.execute(
                 sa.select(col(ChangeRow.id)).where(
                     col(ChangeRow.id).in_(list(ids)), col(ChangeRow.caused_incident).is_not(None)
@@ -453,7 +488,7 @@ class SqlChangeRepository:
     # --- freezes -----------------------------------------------------------------
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
         """Freezes overlapping [start, end), open-ended ones included."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (
                 await session.execute(
                     sa.select(FreezeRow)
@@ -505,7 +540,7 @@ class SqlChangeRepository:
             return Freeze(row.id or 0, row.reason, row.started_by, row.started_at, now)
 
     async def notices(self, change_id: str) -> list[NoticeRow]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             result = await session.execute(
                 sa.select(NoticeRow).where(col(NoticeRow.change_id) == change_id).order_by(col(NoticeRow.id))
             )
@@ -557,7 +592,7 @@ class SqlChangeRepository:
             statement = statement.order_by(ChangeRow.created_at.desc())  # type: ignore[attr-defined]
         else:
             statement = statement.order_by(ChangeRow.starts_at)  # type: ignore[arg-type]
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (await session.execute(statement.limit(query.limit))).scalars().all()
             if not rows:
                 return []
@@ -579,7 +614,7 @@ class SqlChangeRepository:
         return [to_change(row, by_change.get(row.id, []), []) for row in rows]
 
     async def card_copies(self, change_id: str) -> list[CardCopyRow]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             result = await session.execute(
                 sa.select(CardCopyRow)
                 .where(CardCopyRow.change_id == change_id)  # type: ignore[arg-type]
@@ -599,7 +634,7 @@ class SqlChangeRepository:
 
     async def has_card(self, *, change_id: str, target: str) -> bool:
         """A card already went to this channel or user (a redelivered intent must not repost)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             found = await session.execute(
                 sa.select(col(CardCopyRow.id)).where(
                     CardCopyRow.change_id == change_id,  # type: ignore[arg-type]
@@ -615,18 +650,23 @@ UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at",
 async def add_notices(
     session: AsyncSession, change_id: str, notices: Sequence[PlannedNotice], now: datetime
 ) -> None:
-    for notice in notices:
-        await session.execute(
-            sa.insert(NoticeRow).values(
-                change_id=change_id,
-                key=notice.key,
-                due_at=notice.due_at,
-                expires_at=notice.expires_at,
-                state="pending",
-                late=False,
-                created_at=now,
-            )
-        )
+    if not notices:
+        return
+    await session.execute(
+        sa.insert(NoticeRow),
+        [
+            {
+                "change_id": change_id,
+                "key": notice.key,
+                "due_at": notice.due_at,
+                "expires_at": notice.expires_at,
+                "state": "pending",
+                "late": False,
+                "created_at": now,
+            }
+            for notice in notices
+        ],
+    )
 
 
 def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:

@@ -192,3 +192,34 @@ async def test_a_crash_before_slack_got_it_is_sent_after_the_lease(harness: Harn
     harness.clock.advance(timedelta(seconds=61))
     await harness.bot.context.dispatcher.dispatch_due()
     assert len(harness.slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_paced_channel_is_served_at_its_pace_not_at_the_tick(harness: Harness) -> None:
+    """Between ticks the dispatcher wakes when the channel's next slot opens."""
+    import asyncio
+
+    from bot.outbox import OutboxDispatcher
+    from domain.clock import SystemClock
+
+    dispatcher = OutboxDispatcher(
+        store=harness.bot.context.dispatcher._store,
+        gateway=harness.bot.context.gateway,
+        clock=SystemClock(),
+        pace=timedelta(seconds=0.2),
+        tick=timedelta(seconds=10),  # no tick will come: only the timed wake-ups deliver
+    )
+    await harness.bot.context.dispatcher._store.add(
+        [Intent(IntentKind.MESSAGE, None, "CPACED", {"text": f"message {i}"}) for i in range(4)],
+        now=SystemClock().now(),
+    )
+    await dispatcher.dispatch_due()
+    for _ in range(40):
+        if len(harness.slack.calls_to("chat.postMessage")) == 4:
+            break
+        await asyncio.sleep(0.05)
+    dispatcher.stop()
+    await dispatcher.drain()
+    calls = harness.slack.calls_to("chat.postMessage")
+    assert [c.params["text"] for c in calls] == [f"message {i}" for i in range(4)]
+    gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+    assert all(0.19 <= gap < 0.6 for gap in gaps), gaps

@@ -1,0 +1,51 @@
+"""The due-notices tick wakes between ticks at the moment the next notice comes due."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from scheduler.jobs import NoticeTicker
+
+
+class FakeTimeline:
+    """Stands in for the service: one notice due `due_in` seconds after the first pass."""
+
+    def __init__(self, due_in: float) -> None:
+        self.due_in = due_in
+        self.passes: list[float] = []
+
+    async def process_due_notices(self, *, limit: int = 100) -> int:
+        self.passes.append(time.monotonic())
+        return 0
+
+    async def seconds_to_next_notice(self) -> float | None:
+        if len(self.passes) > 1:
+            return None  # the notice went out
+        return self.due_in
+
+
+async def test_a_notice_due_before_the_next_tick_is_claimed_on_time() -> None:
+    timeline = FakeTimeline(due_in=0.2)
+    ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
+    await ticker()
+    await asyncio.sleep(0.5)
+    assert len(timeline.passes) == 2
+    woke_after = timeline.passes[1] - timeline.passes[0]
+    assert 0.2 <= woke_after < 0.35
+
+
+async def test_no_wake_up_when_the_next_notice_is_a_tick_or_more_away() -> None:
+    timeline = FakeTimeline(due_in=5.0)
+    ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
+    await ticker()
+    await asyncio.sleep(0.1)
+    assert len(timeline.passes) == 1
+
+
+async def test_a_stopped_scheduler_does_not_wake() -> None:
+    timeline = FakeTimeline(due_in=0.05)
+    ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: False)  # type: ignore[arg-type]
+    await ticker()
+    await asyncio.sleep(0.2)
+    assert len(timeline.passes) == 1
