@@ -27,7 +27,8 @@ the orchestrating process:
              the same Slack calls with the same bytes changebot sent (the modal and card
              are captured from the emulator after changebot's warm-up):
              (a) ack + views.open, (b) ack + chat.postEphemeral + chat.update,
-             (c) ack after an in-memory "store"
+             (c) an in-memory "store", ack, then the card to #changes, the "filed" DM
+                 to the requester and the card to each approver (4 chat.postMessage)
 
 A third process generates the load, so neither server shares its event loop with the
 clients or the emulator. Latency = client-side time from sending the request to reading
@@ -385,9 +386,19 @@ async def serve_role(args: argparse.Namespace) -> None:
             )
 
         @bolt.view("change_new")
-        async def submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-            stored[next(serial)] = {"user": body["user"]["id"], "values": view["state"]["values"]}
+        async def submit(
+            ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+        ) -> None:
+            number = next(serial)
+            requester = body["user"]["id"]
+            stored[number] = {"user": requester, "values": view["state"]["values"]}
             await ack()
+            # The Slack calls changebot makes for a filed CR: the card in #changes, the
+            # "filed" DM to the requester, the card to each eligible approver.
+            await client.chat_postMessage(channel=CHANGES, text=f"CR {number}", blocks=card)
+            await client.chat_postMessage(channel=requester, text=f"CR {number} is filed.")
+            for lead in LEADS:
+                await client.chat_postMessage(channel=lead, text=f"CR {number}", blocks=card)
 
         web_app = bolt.web_app(path="/slack/events")
 

@@ -1492,7 +1492,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced", type=int, default=None, help="part 3: notices (default 200, quick 30)")
     parser.add_argument("--light", type=int, default=50, help="part 1c: notices in the light-load run")
     parser.add_argument("--steady", type=int, default=40, help="part 1d: notices at production pacing")
-    parser.add_argument("--steady-rate", type=float, default=0.5, help="part 1d: notices coming due per second")
+    parser.add_argument(
+        "--steady-rate", type=float, default=0.5, help="part 1d: notices coming due per second"
+    )
     parser.add_argument("--overdue", type=int, default=300, help="part 2: notices that came due while down")
     parser.add_argument("--repeat", type=int, default=30, help="part 4: warm repetitions")
     parser.add_argument(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -52,6 +53,11 @@ class Changebot:
     _started: bool = field(default=False)
 
     async def start(self, *, run_scheduler: bool = True) -> None:
+        client = self.context.gateway.client
+        if client.session is None or client.session.closed:
+            # One keep-alive pool for every Web API call; without it each call opens (and
+            # against slack.com, TLS-handshakes) a connection of its own.
+            client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SLACK_TIMEOUT_SECONDS))
         if run_scheduler:
             self.scheduler.start()
         self._started = True
@@ -68,6 +74,9 @@ class Changebot:
             self.scheduler.shutdown(wait=False)
         self.context.dispatcher.stop()
         await self.context.dispatcher.drain()
+        session = self.context.gateway.client.session
+        if session is not None and not session.closed:
+            await session.close()
         await self.engine.dispose()
 
     async def health(self) -> dict[str, bool]:
@@ -142,7 +151,12 @@ def build_changebot(
         change_events=change_events,
     )
     dispatcher = OutboxDispatcher(
-        store=store, gateway=gateway, clock=clock, pace=pace, lanes=lanes, tick=timedelta(seconds=tick_seconds)
+        store=store,
+        gateway=gateway,
+        clock=clock,
+        pace=pace,
+        lanes=lanes,
+        tick=timedelta(seconds=tick_seconds),
     )
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)

@@ -113,15 +113,21 @@ class OutboxDispatcher:
         for row in rows:
             lane = row.channel or (f"change:{row.change_id}" if row.change_id else f"row:{row.id}")
             lanes.setdefault(lane, []).append(row)
-        results = await asyncio.gather(*(self._lane(lane_rows) for lane_rows in lanes.values()))
-        return sum(results), len(rows) == self._batch
+        sent: list[tuple[int, datetime]] = []
+        try:
+            await asyncio.gather(*(self._lane(lane_rows, sent) for lane_rows in lanes.values()))
+        finally:
+            # One transaction settles the pass. Should this process die first, the rows'
+            # leases run out and the channel-history check keeps them from going twice.
+            await self._store.mark_all_sent(sent)
+        return len(sent), len(rows) == self._batch
 
-    async def _lane(self, rows: list[OutboxRow]) -> int:
-        delivered = 0
+    async def _lane(self, rows: list[OutboxRow], sent: list[tuple[int, datetime]]) -> None:
         async with self._parallel:
             for row in rows:
-                delivered += await self._deliver_one(row)
-        return delivered
+                if await self._deliver_one(row):
+                    assert row.id is not None
+                    sent.append((row.id, self._clock.now()))
 
     async def _deliver_one(self, row: OutboxRow) -> int:
         assert row.id is not None
@@ -133,8 +139,7 @@ class OutboxDispatcher:
         outcome = await self._gateway.deliver(row)
         now = self._clock.now()
         if isinstance(outcome, Delivered):
-            await self._store.mark_sent(row.id, now=now)
-            return 1
+            return 1  # settled with the rest of the pass
         if isinstance(outcome, RetryLater):
             wait = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(row.attempts)
             due = now + timedelta(seconds=wait)

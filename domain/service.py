@@ -84,6 +84,7 @@ class ChangeQuery:
     ends_after: datetime | None = None
     post_states: tuple[PostState, ...] = ()
     limit: int = 20
+    with_approvals: bool = True  # False: the CRs' approvals are not needed (cheaper)
 
 
 @dataclass(frozen=True)
@@ -467,7 +468,11 @@ class ChangeService:
     ) -> list[Conflict]:
         others = await self._repo.list_changes(
             ChangeQuery(
-                statuses=OPEN_FOR_CONFLICTS, starts_before=end, ends_after=start, limit=CALENDAR_LIMIT
+                statuses=OPEN_FOR_CONFLICTS,
+                starts_before=end,
+                ends_after=start,
+                limit=CALENDAR_LIMIT,
+                with_approvals=False,
             )
         )
         return find_conflicts(

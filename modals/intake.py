@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,7 +111,7 @@ def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBl
 
 
 # (policy id, default start) -> (the policy, kept alive so its id is not reused; the form)
-_BLANK_FORMS: dict[tuple[int, int], tuple[Policy, dict[str, Any]]] = {}
+_BLANK_FORMS: dict[tuple[int, int], tuple[Policy, str]] = {}
 
 
 def new_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict] = ()) -> dict[str, Any]:
@@ -124,8 +124,8 @@ def new_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Confl
     if cached is None or cached[0] is not policy:
         if len(_BLANK_FORMS) > 32:
             _BLANK_FORMS.clear()
-        cached = _BLANK_FORMS[key] = (policy, _build_change_modal(policy, now=now, conflicts=()))
-    return copy.deepcopy(cached[1])
+        cached = _BLANK_FORMS[key] = (policy, json.dumps(_build_change_modal(policy, now=now, conflicts=())))
+    return json.loads(cached[1])  # a fresh copy, several times cheaper than copy.deepcopy
 
 
 def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:

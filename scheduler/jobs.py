@@ -42,7 +42,7 @@ class NoticeTicker:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __call__(self) -> None:
+    async def tick(self) -> None:
         if self._lock.locked():
             self._again = True  # the pass under way goes round once more
             return
@@ -73,7 +73,7 @@ class NoticeTicker:
 
     async def _guarded(self) -> None:
         try:
-            await self()
+            await self.tick()
         except Exception:  # the next tick retries
             log.exception("due-notice wake-up failed")
 
@@ -84,8 +84,10 @@ def build_scheduler(
     scheduler = AsyncIOScheduler(timezone="UTC")
     tick = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
 
-    notices_tick = NoticeTicker(service=service, tick_seconds=tick_seconds, running=lambda: scheduler.running)
-    scheduler.add_job(notices_tick, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
+    notices = NoticeTicker(service=service, tick_seconds=tick_seconds, running=lambda: scheduler.running)
+    # A bound coroutine method: APScheduler runs it on the loop (a callable object it
+    # would hand to a thread, and the coroutine would never run).
+    scheduler.add_job(notices.tick, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
     scheduler.add_job(dispatcher.dispatch_due, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
     if policy.digest.enabled:
         scheduler.add_job(service.run_digest, digest_trigger(policy), id=DIGEST_JOB, **tick)

@@ -119,7 +119,20 @@ class OutboxStore:
             )
 
     async def mark_sent(self, row_id: int, *, now: datetime) -> None:
-        await self._settle(row_id, state=SENT, sent_at=now, lease_until=None)
+        await self.mark_all_sent([(row_id, now)])
+
+    async def mark_all_sent(self, sent: Sequence[tuple[int, datetime]]) -> None:
+        """Settle many delivered rows in one transaction (row id, when it went out)."""
+        if not sent:
+            return
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("row_id"))
+            .values(state=SENT, sent_at=sa.bindparam("at"), lease_until=None)
+        )
+        async with self._sessions() as session, session.begin():
+            await session.execute(statement, [{"row_id": row_id, "at": at} for row_id, at in sent])
 
     async def retry_at(
         self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True

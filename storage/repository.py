@@ -594,8 +594,8 @@ class SqlChangeRepository:
             statement = statement.order_by(ChangeRow.starts_at)  # type: ignore[arg-type]
         async with self._reads() as session:
             rows = (await session.execute(statement.limit(query.limit))).scalars().all()
-            if not rows:
-                return []
+            if not rows or not query.with_approvals:
+                return [to_change(row, [], []) for row in rows]
             ids = [row.id for row in rows]
             approvals = (
                 (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+
+from conftest import Harness
 
 from scheduler.jobs import NoticeTicker
 
@@ -28,7 +31,7 @@ class FakeTimeline:
 async def test_a_notice_due_before_the_next_tick_is_claimed_on_time() -> None:
     timeline = FakeTimeline(due_in=0.2)
     ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
-    await ticker()
+    await ticker.tick()
     await asyncio.sleep(0.5)
     assert len(timeline.passes) == 2
     woke_after = timeline.passes[1] - timeline.passes[0]
@@ -38,7 +41,7 @@ async def test_a_notice_due_before_the_next_tick_is_claimed_on_time() -> None:
 async def test_no_wake_up_when_the_next_notice_is_a_tick_or_more_away() -> None:
     timeline = FakeTimeline(due_in=5.0)
     ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
-    await ticker()
+    await ticker.tick()
     await asyncio.sleep(0.1)
     assert len(timeline.passes) == 1
 
@@ -46,6 +49,14 @@ async def test_no_wake_up_when_the_next_notice_is_a_tick_or_more_away() -> None:
 async def test_a_stopped_scheduler_does_not_wake() -> None:
     timeline = FakeTimeline(due_in=0.05)
     ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: False)  # type: ignore[arg-type]
-    await ticker()
+    await ticker.tick()
     await asyncio.sleep(0.2)
     assert len(timeline.passes) == 1
+
+
+async def test_every_scheduled_job_runs_on_the_event_loop(harness: Harness) -> None:
+    """APScheduler sends anything that is not a coroutine function to a thread, where an
+    async callable object would silently never run."""
+    jobs = harness.bot.scheduler.get_jobs()
+    assert jobs
+    assert all(inspect.iscoroutinefunction(job.func) for job in jobs), [job.name for job in jobs]
