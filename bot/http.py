@@ -12,6 +12,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.priority import AckFirst
 from domain.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,15 @@ def signature_problem(
 
 
 def slack_events_handler(
-    bolt: AsyncApp, *, signing_secret: str, clock: Clock
+    bolt: AsyncApp, *, signing_secret: str, clock: Clock, ack_first: AckFirst | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    priority = ack_first or AckFirst()
+
     async def handle(request: web.Request) -> web.StreamResponse:
+        with priority.request():
+            return await _handle(request)
+
+    async def _handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         problem = signature_problem(
             secret=signing_secret,
@@ -75,10 +82,12 @@ def build_web_app(
     health: Callable[[], Awaitable[dict[str, bool]]],
     feed: Callable[[str], Awaitable[bytes | None]] | None = None,
     metrics: Callable[[], Awaitable[str]] | None = None,
+    ack_first: AckFirst | None = None,
 ) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app.router.add_post(
-        "/slack/events", slack_events_handler(bolt, signing_secret=signing_secret, clock=clock)
+        "/slack/events",
+        slack_events_handler(bolt, signing_secret=signing_secret, clock=clock, ack_first=ack_first),
     )
 
     async def healthz(_request: web.Request) -> web.Response:

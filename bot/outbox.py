@@ -9,6 +9,7 @@ import random
 from datetime import datetime, timedelta
 
 from bot.gateway import Delivered, RetryLater, SlackGateway
+from bot.priority import AckFirst
 from domain.clock import Clock
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
@@ -38,6 +39,7 @@ class OutboxDispatcher:
         batch: int = 50,
         lanes: int = PARALLEL_LANES,
         tick: timedelta = timedelta(seconds=1),
+        ack_first: AckFirst | None = None,
     ) -> None:
         self._store = store
         self._gateway = gateway
@@ -51,6 +53,7 @@ class OutboxDispatcher:
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._tick = tick
+        self._ack_first = ack_first
         self._timer: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
@@ -131,6 +134,8 @@ class OutboxDispatcher:
 
     async def _deliver_one(self, row: OutboxRow) -> int:
         assert row.id is not None
+        if self._ack_first is not None:
+            await self._ack_first.wait_quiet()
         key = row.channel
         free_at = await self._slot(key) if key else None
         if free_at is not None:
