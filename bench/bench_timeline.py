@@ -254,14 +254,15 @@ class Probe:
             "retry_at",
             label=lambda a, k: "retry_at(paced)" if k.get("error") == "paced" else "retry_at",
         )
-        self.wrap(store, "mark_sent")
+        self.wrap(store, "mark_all_sent")
         for optional in ("reserve_slot", "hold_channel"):  # newer outbox stores pace through the DB
             if hasattr(store, optional):
                 self.wrap(store, optional)
         self.wrap(dispatcher._gateway, "deliver")
         self.wrap(service, "process_due_notices")
         self.wrap(repo, "claim_due_notices", rows=len)
-        self.wrap(repo, "settle_notice")
+        self.wrap(repo, "settle_notices")
+        self.wrap(repo, "get_changes")
         self.wrap(repo, "get_change")
 
     def report(self) -> dict[str, Any]:

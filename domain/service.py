@@ -119,6 +119,20 @@ class DueNotice:
     expires_at: datetime | None
 
 
+@dataclass(frozen=True)
+class NoticeSettlement:
+    """What became of one claimed notice: sent (with its posts) or skipped (with why)."""
+
+    notice_id: int
+    change_id: str
+    sent: bool
+    late: bool
+    note: str | None
+    audit: Sequence[AuditEntry]
+    intents: Sequence[Intent]
+    post_state: PostState | None = None  # move the CR's post-approval state too (guarded)
+
+
 class ProgressAction(StrEnum):
     START = "start"
     COMPLETE = "complete"
@@ -243,21 +257,14 @@ class ChangeRepository(Protocol):
 
     async def claim_due_notices(self, *, now: datetime, limit: int, lease: timedelta) -> list[DueNotice]: ...
 
-    async def settle_notice(
-        self,
-        *,
-        notice_id: int,
-        sent: bool,
-        late: bool,
-        note: str | None,
-        now: datetime,
-        change_id: str,
-        audit: Sequence[AuditEntry],
-        intents: Sequence[Intent],
-        post_state: PostState | None = None,
-    ) -> bool:
-        """Mark the claimed notice done (and optionally move the CR's post-approval state)
-        with what it sends, in one transaction."""
+    async def settle_notices(self, settlements: Sequence[NoticeSettlement], *, now: datetime) -> int:
+        """Settle claimed notices with what they send, in one transaction. A notice no
+        longer held, or whose post-approval state moved meanwhile, is left as it is (it is
+        judged again after its lease). Returns how many were settled."""
+        ...
+
+    async def get_changes(self, change_ids: Sequence[str]) -> dict[str, Change]:
+        """Many CRs at once, each with only the audit entries its card shows."""
         ...
 
     async def claim_job_run(
@@ -1254,11 +1261,16 @@ class ChangeService:
         return None if due is None else (due - self._clock.now()).total_seconds()
 
     async def process_due_notices(self, *, limit: int = 100) -> int:
-        """Claim due notices and turn each into outbox rows (or a skip), exactly once."""
+        """Claim due notices and turn each into outbox rows (or a skip), exactly once: one
+        read of their CRs, one transaction for the lot."""
         now = self._clock.now()
         due = await self._repo.claim_due_notices(now=now, limit=limit, lease=NOTICE_LEASE)
+        changes = await self._repo.get_changes(sorted({notice.change_id for notice in due}))
+        settlements: list[NoticeSettlement] = []
         for notice in due:
-            change = await self._require(notice.change_id)
+            change = changes.get(notice.change_id)
+            if change is None:
+                raise ChangeNotFound(notice.change_id)
             outcome: timeline.Send | timeline.Skip
             if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
                 outcome = (
@@ -1290,15 +1302,16 @@ class ChangeService:
                         {"notice": notice.key, "due_at": notice.due_at.isoformat(), "reason": outcome.reason},
                     )
                 ]
-                await self._repo.settle_notice(
-                    notice_id=notice.id,
-                    sent=False,
-                    late=False,
-                    note=outcome.reason,
-                    now=now,
-                    change_id=change.id,
-                    audit=audit,
-                    intents=[],
+                settlements.append(
+                    NoticeSettlement(
+                        notice.id,
+                        change.id,
+                        sent=False,
+                        late=False,
+                        note=outcome.reason,
+                        audit=audit,
+                        intents=[],
+                    )
                 )
                 continue
             audit = (
@@ -1340,17 +1353,19 @@ class ChangeService:
                 intents = self._notice_intents(change, notice, late=outcome.late)
             if overdue:
                 intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
-            await self._repo.settle_notice(
-                notice_id=notice.id,
-                sent=True,
-                late=outcome.late,
-                note=None,
-                now=now,
-                change_id=change.id,
-                audit=audit,
-                intents=intents,
-                post_state=PostState.OVERDUE if overdue else None,
+            settlements.append(
+                NoticeSettlement(
+                    notice.id,
+                    change.id,
+                    sent=True,
+                    late=outcome.late,
+                    note=None,
+                    audit=audit,
+                    intents=intents,
+                    post_state=PostState.OVERDUE if overdue else None,
+                )
             )
+        await self._repo.settle_notices(settlements, now=now)
         if due:
             self._notifier.wake()
         return len(due)

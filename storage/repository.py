@@ -30,7 +30,7 @@ from domain.model import (
     StepSnapshot,
     format_change_id,
 )
-from domain.service import ChangeQuery, ChangeUpdate, DueNotice
+from domain.service import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
 from domain.timeline import PlannedNotice
 from storage.database import read_only
 from storage.models import (
@@ -205,6 +205,50 @@ class SqlChangeRepository:
             review = await session.get(ReviewRow, change_id)
             return to_change(row, list(approvals), list(audit), review)
 
+    async def get_changes(self, change_ids: Sequence[str]) -> dict[str, Change]:
+        if not change_ids:
+            return {}
+        ids = list(change_ids)
+        async with self._reads() as session:
+            rows = (
+                (await session.execute(sa.select(ChangeRow).where(col(ChangeRow.id).in_(ids))))
+                .scalars()
+                .all()
+            )
+            approvals = (
+                await session.execute(
+                    sa.select(ApprovalRow)
+                    .where(col(ApprovalRow.change_id).in_(ids))
+                    .order_by(col(ApprovalRow.id))
+                )
+            ).scalars()
+            audit = (
+                await session.execute(
+                    sa.select(AuditRow)
+                    .where(
+                        col(AuditRow.change_id).in_(ids),
+                        col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS)),
+                    )
+                    .order_by(col(AuditRow.id))
+                )
+            ).scalars()
+            reviews = (
+                await session.execute(sa.select(ReviewRow).where(col(ReviewRow.change_id).in_(ids)))
+            ).scalars()
+            by_approvals: dict[str, list[ApprovalRow]] = {}
+            for approval in approvals:
+                by_approvals.setdefault(approval.change_id, []).append(approval)
+            by_audit: dict[str, list[AuditRow]] = {}
+            for entry in audit:
+                by_audit.setdefault(str(entry.change_id), []).append(entry)
+            by_review = {review.change_id: review for review in reviews}
+        return {
+            row.id: to_change(
+                row, by_approvals.get(row.id, []), by_audit.get(row.id, []), by_review.get(row.id)
+            )
+            for row in rows
+        }
+
     async def update_change(
         self,
         *,
@@ -335,34 +379,38 @@ class SqlChangeRepository:
         intents: Sequence[Intent],
         post_state: PostState | None = None,
     ) -> bool:
-        """Mark the claimed notice done and store what it sends, in one transaction."""
+        """One notice: see settle_notices."""
+        settlement = NoticeSettlement(notice_id, change_id, sent, late, note, audit, intents, post_state)
+        return await self.settle_notices([settlement], now=now) == 1
+
+    async def settle_notices(self, settlements: Sequence[NoticeSettlement], *, now: datetime) -> int:
+        if not settlements:
+            return 0
+        settled = 0
+        audit_rows: list[dict[str, Any]] = []
+        intents: list[Intent] = []
         async with self._sessions() as session, session.begin():
-            if post_state is not None:
-                moved = await session.execute(
-                    sa.update(ChangeRow)
-                    .where(
-                        col(ChangeRow.id) == change_id,
-                        col(ChangeRow.post_state) == PostState.PENDING.value,
+            for settlement in settlements:
+                if settlement.post_state is None:
+                    done = await _settle_notice_row(session, settlement, now)
+                else:
+                    # Two guarded writes that stand or fall together.
+                    savepoint = await session.begin_nested()
+                    done = await _move_post_state(session, settlement, now) and await _settle_notice_row(
+                        session, settlement, now
                     )
-                    .values(post_state=post_state.value, version=ChangeRow.version + 1, updated_at=now)
-                )
-                if moved.rowcount != 1:  # type: ignore[attr-defined]
-                    await session.rollback()  # decided meanwhile: the notice is re-judged after its lease
-                    return False
-            updated = await session.execute(
-                sa.update(NoticeRow)
-                .where(col(NoticeRow.id) == notice_id, col(NoticeRow.state) == "sending")
-                .values(
-                    state="sent" if sent else "skipped", late=late, note=note, done_at=now, lease_until=None
-                )
-            )
-            if updated.rowcount != 1:  # type: ignore[attr-defined]
-                await session.rollback()
-                return False
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
+                    if done:
+                        await savepoint.commit()
+                    else:
+                        await savepoint.rollback()
+                if done:
+                    settled += 1
+                    audit_rows += [audit_values(settlement.change_id, entry) for entry in settlement.audit]
+                    intents += settlement.intents
+            if audit_rows:
+                await session.execute(sa.insert(AuditRow), audit_rows)
             await enqueue(session, intents, now)
-        return True
+        return settled
 
     # --- calendar feed tokens and App Home viewers --------------------------------
     async def feed_token(self, *, now: datetime, rotate: bool = False) -> str:
@@ -645,6 +693,35 @@ class SqlChangeRepository:
 
 
 UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
+
+
+async def _settle_notice_row(session: AsyncSession, settlement: NoticeSettlement, now: datetime) -> bool:
+    """The notice is still ours (claimed, lease not taken over): mark it done."""
+    updated = await session.execute(
+        sa.update(NoticeRow)
+        .where(col(NoticeRow.id) == settlement.notice_id, col(NoticeRow.state) == "sending")
+        .values(
+            state="sent" if settlement.sent else "skipped",
+            late=settlement.late,
+            note=settlement.note,
+            done_at=now,
+            lease_until=None,
+        )
+    )
+    return bool(updated.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, now: datetime) -> bool:
+    """Only while post-approval is still pending: a decision meanwhile wins."""
+    assert settlement.post_state is not None
+    moved = await session.execute(
+        sa.update(ChangeRow)
+        .where(
+            col(ChangeRow.id) == settlement.change_id, col(ChangeRow.post_state) == PostState.PENDING.value
+        )
+        .values(post_state=settlement.post_state.value, version=ChangeRow.version + 1, updated_at=now)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def add_notices(

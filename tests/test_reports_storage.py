@@ -474,3 +474,71 @@ def test_chart_is_deterministic_and_copes_with_no_data() -> None:
     assert matplotlib.image.imread(io.BytesIO(png), format="png").shape == (450, 900, 4)
     empty = render_report_chart([], title="Nothing")
     assert empty.startswith(PNG_SIGNATURE) and matplotlib.image.imread(io.BytesIO(empty), format="png").size
+
+
+async def test_notices_are_settled_in_one_transaction_each_standing_on_its_own(db: Db) -> None:
+    """A batch settles what is still ours; a notice another replica took over, or whose
+    post-approval state moved meanwhile, is left for its next judgement, and nothing of
+    it (audit, posts) is written."""
+    due = at(2, 10)
+    ordinary = await file(
+        db,
+        category=Category.NORMAL,
+        created=at(1),
+        starts=at(3),
+        notices=(PlannedNotice("t_minus_24h", due, None),),
+    )
+    decided = await file(
+        db,
+        category=Category.EMERGENCY,
+        created=at(1),
+        starts=at(1, 1),
+        status=Status.APPROVED,
+        post_due=due,
+        notices=(PlannedNotice("post_deadline", due, None),),
+    )
+    taken = await file(
+        db,
+        category=Category.NORMAL,
+        created=at(1),
+        starts=at(4),
+        notices=(PlannedNotice("t_minus_24h", due, None),),
+    )
+    claimed = {n.change_id: n for n in await db.repo.claim_due_notices(now=due, limit=10, lease=timedelta(1))}
+    await step(db, decided.id, ChangeUpdate(at=due, post_state=PostState.APPROVED))
+    async with db.sessions() as session, session.begin():  # another replica settled it
+        await session.execute(
+            sa.text("UPDATE notice SET state = 'sent' WHERE id = :id"), {"id": claimed[taken.id].id}
+        )
+    from domain.service import NoticeSettlement
+
+    def settlement(change: Change, post_state: PostState | None = None) -> NoticeSettlement:
+        return NoticeSettlement(
+            claimed[change.id].id,
+            change.id,
+            sent=True,
+            late=False,
+            note=None,
+            audit=[event(AuditAction.NOTICE_SENT_LATE, due, SYSTEM_ACTOR, marker=change.id)],
+            intents=[Intent(IntentKind.MESSAGE, change.id, "CCHANGES", {"text": f"notice {change.id}"})],
+            post_state=post_state,
+        )
+
+    settled = await db.repo.settle_notices(
+        [settlement(ordinary), settlement(decided, PostState.OVERDUE), settlement(taken)], now=due
+    )
+    assert settled == 1
+    states = {c.id: [n.state for n in await db.repo.notices(c.id)] for c in (ordinary, decided, taken)}
+    assert states == {ordinary.id: ["sent"], decided.id: ["sending"], taken.id: ["sent"]}
+    after = await db.repo.get_change(decided.id)
+    assert after is not None and after.post_state is PostState.APPROVED
+    marked = [
+        (await db.repo.get_change(c.id)).audit[-1].details.get("marker")  # type: ignore[union-attr]
+        for c in (ordinary, decided, taken)
+    ]
+    assert marked == [ordinary.id, None, None]
+    async with db.sessions() as session:
+        texts = (await session.execute(sa.text("SELECT payload FROM outbox"))).scalars().all()
+    sent_texts = {json.loads(t)["text"] if isinstance(t, str) else t["text"] for t in texts}
+    assert f"notice {ordinary.id}" in sent_texts
+    assert not {f"notice {decided.id}", f"notice {taken.id}"} & sent_texts
