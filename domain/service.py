@@ -238,6 +238,10 @@ class ChangeRepository(Protocol):
 
     async def next_notice_due(self) -> datetime | None: ...
 
+    async def schedule_context(
+        self, *, start: datetime, end: datetime, others: ChangeQuery
+    ) -> tuple[list[Freeze], list[Change]]: ...
+
     async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
         """history=False: only the audit entries in CARD_AUDIT_ACTIONS (cheaper)."""
         ...
@@ -378,14 +382,20 @@ class ChangeService:
         """Validate, score, snapshot the approval steps and store the CR with its posts."""
         now = self._clock.now()
         draft = validate_form(form, policy=self.policy, now=now)
+        freezes, others = await self._repo.schedule_context(
+            start=draft.starts_at, end=draft.ends_at, others=_overlapping(draft.starts_at, draft.ends_at)
+        )
         exception_reason = await self._check_schedule(
             category=draft.category,
             start=draft.starts_at,
             end=draft.ends_at,
             requested=form.exception_requested,
             reason=form.exception_reason,
+            freezes=freezes,
         )
-        conflicts = await self._conflicts(services=draft.services, start=draft.starts_at, end=draft.ends_at)
+        conflicts = await self._conflicts(
+            services=draft.services, start=draft.starts_at, end=draft.ends_at, others=others
+        )
         unseen = [c for c in conflicts if c.change_id not in form.acknowledged_conflicts]
         if unseen:
             raise ConflictsFound(conflicts)
@@ -445,11 +455,19 @@ class ChangeService:
         return change
 
     async def _check_schedule(
-        self, *, category: Category, start: datetime, end: datetime, requested: bool, reason: str | None
+        self,
+        *,
+        category: Category,
+        start: datetime,
+        end: datetime,
+        requested: bool,
+        reason: str | None,
+        freezes: Sequence[Freeze] | None = None,
     ) -> str | None:
         """Refuse a window outside the category's windows or touching a blackout, unless an
         exception is requested with a reason (returned: the CR then needs one more step)."""
-        freezes = await self._repo.freezes(start=start, end=end)
+        if freezes is None:
+            freezes = await self._repo.freezes(start=start, end=end)
         problems = schedule_problems(
             windows=self.policy.windows,
             blackouts=self.policy.blackouts,
@@ -471,17 +489,16 @@ class ChangeService:
         return why
 
     async def _conflicts(
-        self, *, services: Sequence[str], start: datetime, end: datetime, exclude_id: str | None = None
+        self,
+        *,
+        services: Sequence[str],
+        start: datetime,
+        end: datetime,
+        exclude_id: str | None = None,
+        others: Sequence[Change] | None = None,
     ) -> list[Conflict]:
-        others = await self._repo.list_changes(
-            ChangeQuery(
-                statuses=OPEN_FOR_CONFLICTS,
-                starts_before=end,
-                ends_after=start,
-                limit=CALENDAR_LIMIT,
-                with_approvals=False,
-            )
-        )
+        if others is None:
+            others = await self._repo.list_changes(_overlapping(start, end))
         return find_conflicts(
             services=services,
             start=start,
@@ -1783,3 +1800,14 @@ class ChangeService:
         if change is None:
             raise ChangeNotFound(change_id)
         return change
+
+
+def _overlapping(start: datetime, end: datetime) -> ChangeQuery:
+    """The open CRs whose windows overlap [start, end): the candidates for a conflict."""
+    return ChangeQuery(
+        statuses=OPEN_FOR_CONFLICTS,
+        starts_before=end,
+        ends_after=start,
+        limit=CALENDAR_LIMIT,
+        with_approvals=False,
+    )

@@ -537,17 +537,15 @@ class SqlChangeRepository:
     async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
         """Freezes overlapping [start, end), open-ended ones included."""
         async with self._reads() as session:
-            rows = (
-                await session.execute(
-                    sa.select(FreezeRow)
-                    .where(
-                        col(FreezeRow.started_at) < end,
-                        sa.or_(col(FreezeRow.ended_at).is_(None), col(FreezeRow.ended_at) > start),
-                    )
-                    .order_by(col(FreezeRow.started_at))
-                )
-            ).scalars()
-            return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
+            return await _freezes(session, start=start, end=end)
+
+    async def schedule_context(
+        self, *, start: datetime, end: datetime, others: ChangeQuery
+    ) -> tuple[list[Freeze], list[Change]]:
+        """What a new window is checked against (freezes, the CRs it may conflict with),
+        in one read."""
+        async with self._reads() as session:
+            return await _freezes(session, start=start, end=end), await _list_changes(session, others)
 
     async def start_freeze(
         self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -619,47 +617,8 @@ class SqlChangeRepository:
             await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]:
-        statement = sa.select(ChangeRow)
-        if query.requester:
-            statement = statement.where(ChangeRow.requester == query.requester)  # type: ignore[arg-type]
-        if query.statuses:
-            statement = statement.where(
-                ChangeRow.status.in_([s.value for s in query.statuses])  # type: ignore[attr-defined]
-            )
-        if query.starts_from:
-            statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
-        if query.post_states:
-            statement = statement.where(col(ChangeRow.post_state).in_([s.value for s in query.post_states]))
-        if query.ends_after:
-            statement = statement.where(col(ChangeRow.ends_at) > query.ends_after)
-        if query.ends_before:
-            statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
-        if query.starts_before:
-            statement = statement.where(ChangeRow.starts_at < query.starts_before)  # type: ignore[arg-type]
-        if query.requester and not query.starts_from:
-            statement = statement.order_by(ChangeRow.created_at.desc())  # type: ignore[attr-defined]
-        else:
-            statement = statement.order_by(ChangeRow.starts_at)  # type: ignore[arg-type]
         async with self._reads() as session:
-            rows = (await session.execute(statement.limit(query.limit))).scalars().all()
-            if not rows or not query.with_approvals:
-                return [to_change(row, [], []) for row in rows]
-            ids = [row.id for row in rows]
-            approvals = (
-                (
-                    await session.execute(
-                        sa.select(ApprovalRow)
-                        .where(ApprovalRow.change_id.in_(ids))  # type: ignore[attr-defined]
-                        .order_by(ApprovalRow.id)  # type: ignore[arg-type]
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        by_change: dict[str, list[ApprovalRow]] = {}
-        for approval in approvals:
-            by_change.setdefault(approval.change_id, []).append(approval)
-        return [to_change(row, by_change.get(row.id, []), []) for row in rows]
+            return await _list_changes(session, query)
 
     async def card_copies(self, change_id: str) -> list[CardCopyRow]:
         async with self._reads() as session:
@@ -722,6 +681,58 @@ async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, 
         .values(post_state=settlement.post_state.value, version=ChangeRow.version + 1, updated_at=now)
     )
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Change]:
+    statement = sa.select(ChangeRow)
+    if query.requester:
+        statement = statement.where(ChangeRow.requester == query.requester)  # type: ignore[arg-type]
+    if query.statuses:
+        statement = statement.where(
+            ChangeRow.status.in_([s.value for s in query.statuses])  # type: ignore[attr-defined]
+        )
+    if query.starts_from:
+        statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
+    if query.post_states:
+        statement = statement.where(col(ChangeRow.post_state).in_([s.value for s in query.post_states]))
+    if query.ends_after:
+        statement = statement.where(col(ChangeRow.ends_at) > query.ends_after)
+    if query.ends_before:
+        statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
+    if query.starts_before:
+        statement = statement.where(ChangeRow.starts_at < query.starts_before)  # type: ignore[arg-type]
+    if query.requester and not query.starts_from:
+        statement = statement.order_by(ChangeRow.created_at.desc())  # type: ignore[attr-defined]
+    else:
+        statement = statement.order_by(ChangeRow.starts_at)  # type: ignore[arg-type]
+    rows = (await session.execute(statement.limit(query.limit))).scalars().all()
+    if not rows or not query.with_approvals:
+        return [to_change(row, [], []) for row in rows]
+    approvals = (
+        await session.execute(
+            sa.select(ApprovalRow)
+            .where(col(ApprovalRow.change_id).in_([row.id for row in rows]))
+            .order_by(col(ApprovalRow.id))
+        )
+    ).scalars()
+    by_change: dict[str, list[ApprovalRow]] = {}
+    for approval in approvals:
+        by_change.setdefault(approval.change_id, []).append(approval)
+    return [to_change(row, by_change.get(row.id, []), []) for row in rows]
+
+
+async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> list[Freeze]:
+    rows = (
+        await session.execute(
+            sa.select(FreezeRow)
+            .where(
+                col(FreezeRow.started_at) < end,
+                sa.or_(col(FreezeRow.ended_at).is_(None), col(FreezeRow.ended_at) > start),
+            )
+            .order_by(col(FreezeRow.started_at))
+        )
+    ).scalars()
+    return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
 
 
 async def add_notices(
