@@ -264,6 +264,8 @@ class SlackGateway:
                 limit=200,
             )
         except Exception as exc:
+            if isinstance(classify(exc), RetryLater):
+                raise  # check again later rather than risk posting twice
             log.warning("outbox %s: could not check history of %s: %s", row.id, row.channel, exc)
             return None
         for message in history.get("messages") or []:

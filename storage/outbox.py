@@ -76,7 +76,10 @@ class OutboxStore:
                     state=SENDING,
                     lease_until=now + lease,
                     attempts=table.c.attempts + 1,
-                    recovered=table.c.state == SENDING,
+                    # Taken over from a sender that died mid-lease: the message may be in
+                    # Slack already. Sticky until sent, so a row paced or retried after the
+                    # take-over is still checked against the channel history.
+                    recovered=sa.or_(table.c.recovered, table.c.state == SENDING),
                 )
                 .returning(*table.c)
             )

@@ -167,6 +167,39 @@ async def test_a_message_that_reached_slack_before_the_crash_is_not_sent_again(h
     assert (await rows(harness))[0].state == "sent"
 
 
+async def test_a_taken_over_message_that_is_paced_first_is_still_checked_not_resent(harness: Harness) -> None:
+    """The take-over is remembered across a deferral: after waiting for the channel's
+    pace, the row is still checked against the history before anything is posted."""
+    await enqueue_messages(harness, 1, channel="UREQ")
+    store = harness.bot.context.dispatcher._store
+    [row] = await store.claim_due(now=harness.clock.now(), limit=1, lease=timedelta(seconds=60))
+    await harness.bot.context.gateway.deliver(row)  # Slack got it; the process died before marking it
+    harness.clock.advance(timedelta(seconds=61))
+    # Another replica just posted there: the channel's next slot is 5 s away.
+    assert await store.reserve_slot("UREQ", now=harness.clock.now(), pace=timedelta(seconds=5)) is None
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert (await rows(harness))[0].state == "pending"  # paced, not sent
+    harness.clock.advance(timedelta(seconds=6))
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert (await rows(harness))[0].state == "sent"
+
+
+async def test_a_history_check_that_fails_is_retried_rather_than_posting_blind(harness: Harness) -> None:
+    await enqueue_messages(harness, 1, channel="UREQ")
+    store = harness.bot.context.dispatcher._store
+    [row] = await store.claim_due(now=harness.clock.now(), limit=1, lease=timedelta(seconds=60))
+    await harness.bot.context.gateway.deliver(row)
+    harness.clock.advance(timedelta(seconds=61))
+    harness.slack.fail_next("conversations.history", status=500, times=1)
+    await harness.bot.context.dispatcher.dispatch_due()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert (await rows(harness))[0].state == "pending"
+    await harness.settle()
+    assert len(harness.slack.calls_to("chat.postMessage")) == 1
+    assert (await rows(harness))[0].state == "sent"
+
+
 async def test_a_card_that_reached_slack_before_the_crash_is_remembered_not_reposted(
     harness: Harness,
 ) -> None:
