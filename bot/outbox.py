@@ -8,6 +8,7 @@ import logging
 import random
 from datetime import datetime, timedelta
 
+from bot.alarm import Alarm
 from bot.gateway import Delivered, RetryLater, SlackGateway
 from bot.priority import AckFirst
 from domain.clock import Clock
@@ -52,9 +53,8 @@ class OutboxDispatcher:
         self._parallel = asyncio.Semaphore(lanes)
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._tick = tick
+        self._alarm = Alarm(self.wake, horizon=tick.total_seconds())
         self._ack_first = ack_first
-        self._timer: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
         """Something was enqueued: dispatch now instead of at the next tick."""
@@ -88,24 +88,12 @@ class OutboxDispatcher:
         """A row paced or retried to a moment before the next tick: wake up then, so a
         paced channel gets its ~1 msg/s rather than one message per tick and a bit."""
         due = await self._store.next_due(after=None)
-        if due is None:
-            return
-        delay = (due - self._clock.now()).total_seconds()
-        if not 0 < delay < self._tick.total_seconds():
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay + 0.002, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self.wake()
+        if due is not None:
+            self._alarm.set_in((due - self._clock.now()).total_seconds())
 
     def stop(self) -> None:
         """No more timed wake-ups (shutdown)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._alarm.cancel()
 
     async def _pass(self) -> tuple[int, bool]:
         """Deliver a claimed batch: one lane per channel (in order within it), lanes in

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.alarm import Alarm
 from bot.outbox import OutboxDispatcher
 from domain.policy import Policy
 from domain.service import ChangeService
@@ -35,11 +36,10 @@ class NoticeTicker:
 
     def __init__(self, *, service: ChangeService, tick_seconds: float, running: Callable[[], bool]) -> None:
         self._service = service
-        self._tick = tick_seconds
         self._running = running
         self._lock = asyncio.Lock()
         self._again = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._alarm = Alarm(self._fire, horizon=tick_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def tick(self) -> None:
@@ -56,15 +56,9 @@ class NoticeTicker:
             await self._arm()
 
     async def _arm(self) -> None:
-        delay = await self._service.seconds_to_next_notice()
-        if delay is None or not 0 < delay < self._tick:
-            return  # nothing due before the next tick anyway
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay + 0.002, self._fire)
+        self._alarm.set_in(await self._service.seconds_to_next_notice())
 
     def _fire(self) -> None:
-        self._timer = None
         if not self._running():
             return
         task = asyncio.get_running_loop().create_task(self._guarded())
