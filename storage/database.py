@@ -12,11 +12,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+BUSY_TIMEOUT_SECONDS = 30
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, **kwargs)
         _serialise_sqlite_writers(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
@@ -32,7 +34,7 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -100,7 +102,9 @@ class _QueuedTransaction:
         self._transaction = transaction
 
     async def __aenter__(self) -> Any:
-        await self._lock.acquire()
+        # As long as SQLite's busy timeout: a writer that never gets its turn (say, one
+        # transaction opened inside another) fails as it would have, instead of hanging.
+        await asyncio.wait_for(self._lock.acquire(), timeout=BUSY_TIMEOUT_SECONDS)
         try:
             return await self._transaction.__aenter__()
         except BaseException:
