@@ -54,6 +54,7 @@ class OutboxDispatcher:
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._alarm = Alarm(self.wake, horizon=tick.total_seconds())
+        self._soonest: datetime | None = None  # the earliest row this process deferred
         self._ack_first = ack_first
 
     def wake(self) -> None:
@@ -81,15 +82,19 @@ class OutboxDispatcher:
                 delivered += count
                 if not (more or self._again):
                     break
-            await self._arm()
+            self._arm()
         return delivered
 
-    async def _arm(self) -> None:
+    def _arm(self) -> None:
         """A row paced or retried to a moment before the next tick: wake up then, so a
         paced channel gets its ~1 msg/s rather than one message per tick and a bit."""
-        due = await self._store.next_due(after=None)
-        if due is not None:
-            self._alarm.set_in((due - self._clock.now()).total_seconds())
+        soonest, self._soonest = self._soonest, None
+        if soonest is not None:
+            self._alarm.set_in((soonest - self._clock.now()).total_seconds())
+
+    async def _defer(self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True) -> None:
+        await self._store.retry_at(row_id, due_at=due_at, error=error, count_attempt=count_attempt)
+        self._soonest = due_at if self._soonest is None else min(self._soonest, due_at)
 
     def stop(self) -> None:
         """No more timed wake-ups (shutdown)."""
@@ -127,7 +132,7 @@ class OutboxDispatcher:
         key = row.channel
         free_at = await self._slot(key) if key else None
         if free_at is not None:
-            await self._store.retry_at(row.id, due_at=free_at, error="paced", count_attempt=False)
+            await self._defer(row.id, due_at=free_at, error="paced", count_attempt=False)
             return 0
         outcome = await self._gateway.deliver(row)
         now = self._clock.now()
@@ -140,7 +145,7 @@ class OutboxDispatcher:
                 self._next_free[key] = max(self._next_free.get(key, due), due)
                 await self._store.hold_channel(key, until=due)
             log.info("outbox %s %s: retry in %.1fs (%s)", row.id, row.kind, wait, outcome.error)
-            await self._store.retry_at(row.id, due_at=due, error=outcome.error)
+            await self._defer(row.id, due_at=due, error=outcome.error)
             return 0
         log.error("outbox %s %s undeliverable: %s", row.id, row.kind, outcome.error)
         await self._store.mark_dead(row.id, error=outcome.error)

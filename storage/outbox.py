@@ -121,9 +121,6 @@ class OutboxStore:
                 .values(next_free=until)
             )
 
-    async def mark_sent(self, row_id: int, *, now: datetime) -> None:
-        await self.mark_all_sent([(row_id, now)])
-
     async def mark_all_sent(self, sent: Sequence[tuple[int, datetime]]) -> None:
         """Settle many delivered rows in one transaction (row id, when it went out)."""
         if not sent:

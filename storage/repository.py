@@ -185,27 +185,10 @@ class SqlChangeRepository:
         )
 
     async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
-        async with self._reads() as session:
-            row = await session.get(ChangeRow, change_id)
-            if row is None:
-                return None
-            approvals = (
-                await session.execute(
-                    sa.select(ApprovalRow)
-                    .where(ApprovalRow.change_id == change_id)  # type: ignore[arg-type]
-                    .order_by(ApprovalRow.id)  # type: ignore[arg-type]
-                )
-            ).scalars()
-            audit_query = sa.select(AuditRow).where(AuditRow.change_id == change_id)  # type: ignore[arg-type]
-            if not history:
-                audit_query = audit_query.where(
-                    col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
-                )
-            audit = (await session.execute(audit_query.order_by(AuditRow.id))).scalars()  # type: ignore[arg-type]
-            review = await session.get(ReviewRow, change_id)
-            return to_change(row, list(approvals), list(audit), review)
+        return (await self.get_changes([change_id], history=history)).get(change_id)
 
-    async def get_changes(self, change_ids: Sequence[str]) -> dict[str, Change]:
+    async def get_changes(self, change_ids: Sequence[str], *, history: bool = False) -> dict[str, Change]:
+        """The CRs by id; `history=False` loads only the audit entries a card shows."""
         if not change_ids:
             return {}
         ids = list(change_ids)
@@ -222,16 +205,12 @@ class SqlChangeRepository:
                     .order_by(col(ApprovalRow.id))
                 )
             ).scalars()
-            audit = (
-                await session.execute(
-                    sa.select(AuditRow)
-                    .where(
-                        col(AuditRow.change_id).in_(ids),
-                        col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS)),
-                    )
-                    .order_by(col(AuditRow.id))
+            audit_query = sa.select(AuditRow).where(col(AuditRow.change_id).in_(ids))
+            if not history:
+                audit_query = audit_query.where(
+                    col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
                 )
-            ).scalars()
+            audit = (await session.execute(audit_query.order_by(col(AuditRow.id)))).scalars()
             reviews = (
                 await session.execute(sa.select(ReviewRow).where(col(ReviewRow.change_id).in_(ids)))
             ).scalars()
@@ -365,23 +344,6 @@ class SqlChangeRepository:
             (DueNotice(row.id, row.change_id, row.key, row.due_at, row.expires_at) for row in rows),
             key=lambda notice: (notice.due_at, notice.id),
         )
-
-    async def settle_notice(
-        self,
-        *,
-        notice_id: int,
-        sent: bool,
-        late: bool,
-        note: str | None,
-        now: datetime,
-        change_id: str,
-        audit: Sequence[AuditEntry],
-        intents: Sequence[Intent],
-        post_state: PostState | None = None,
-    ) -> bool:
-        """One notice: see settle_notices."""
-        settlement = NoticeSettlement(notice_id, change_id, sent, late, note, audit, intents, post_state)
-        return await self.settle_notices([settlement], now=now) == 1
 
     async def settle_notices(self, settlements: Sequence[NoticeSettlement], *, now: datetime) -> int:
         if not settlements:

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from conftest import Harness
@@ -73,13 +74,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:
-    (tmp_path / "policy.yml").write_text(TEST_POLICY)
-    port = free_port()
-    env = clean_env(
-        SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
-    )
-    process = await asyncio.create_subprocess_exec(
+async def spawn_serve(
+    cwd: Path, port: int, env: dict[str, str], *, stdout: Any, own_session: bool = False
+) -> asyncio.subprocess.Process:
+    """`changebot serve` on loopback as its own process (own_session: killable as a group)."""
+    return await asyncio.create_subprocess_exec(
         CHANGEBOT,
         "serve",
         "--host",
@@ -87,10 +86,20 @@ async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None
         "--port",
         str(port),
         env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        stdout=stdout,
         stderr=asyncio.subprocess.STDOUT,
+        start_new_session=own_session,
     )
+
+
+async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:
+    (tmp_path / "policy.yml").write_text(TEST_POLICY)
+    port = free_port()
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
+    )
+    process = await spawn_serve(tmp_path, port, env, stdout=asyncio.subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import conftest
@@ -19,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET
-from test_cli import CHANGEBOT, clean_env, free_port
+from test_cli import clean_env, free_port, spawn_serve
 from test_restart import wait_healthy
 
 from bot.app import build_changebot
@@ -52,53 +53,34 @@ POLICY = (
 KINDS = {"early": "early notice", "start": "start notice", "after": "after notice", "overrun": "Overrun"}
 
 
-async def notice_states(url: str) -> dict[str, str]:
-    """'<implementer number>:<notice key>' -> state, read straight from the database."""
+async def query(url: str, sql: str) -> list[sa.Row[Any]]:
+    """Straight from the database, past every replica."""
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    sa.text(
-                        "SELECT c.implementer, n.key, n.state FROM notice n JOIN change_request c ON c.id = n.change_id"
-                    )
-                )
-            ).all()
+            return list((await connection.execute(sa.text(sql))).all())
     finally:
         await engine.dispose()
+
+
+async def notice_states(url: str) -> dict[str, str]:
+    """'<implementer number>:<notice key>' -> state."""
+    rows = await query(
+        url, "SELECT c.implementer, n.key, n.state FROM notice n JOIN change_request c ON c.id = n.change_id"
+    )
     return {f"{implementer.removeprefix('UIMPL')}:{key}": state for implementer, key, state in rows}
 
 
 async def outbox_settled(url: str) -> bool:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            left = (
-                await connection.execute(
-                    sa.text(
-                        "SELECT count(*) FROM outbox WHERE channel LIKE 'UIMPL%' AND state IN ('pending', 'sending')"
-                    )
-                )
-            ).scalar_one()
-    finally:
-        await engine.dispose()
-    return left == 0
+    [(left,)] = await query(
+        url, "SELECT count(*) FROM outbox WHERE channel LIKE 'UIMPL%' AND state IN ('pending', 'sending')"
+    )
+    return bool(left == 0)
 
 
 async def replica(tmp_path: Path, name: str, port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
-    log = (tmp_path / f"{name}.log").open("ab")
-    return await asyncio.create_subprocess_exec(
-        CHANGEBOT,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+    return await spawn_serve(
+        tmp_path, port, env, stdout=(tmp_path / f"{name}.log").open("ab"), own_session=True
     )
 
 

@@ -37,7 +37,7 @@ from domain.model import (
     Phase,
     PostState,
 )
-from domain.service import ChangeUpdate
+from domain.service import ChangeUpdate, NoticeSettlement
 from domain.timeline import PlannedNotice
 from modals.report import report_blocks
 from storage import reports
@@ -152,16 +152,8 @@ async def history(db: Db) -> dict[str, str]:
     )
     for claim_at, sent_at in ((at(2, 10, 0, 5), at(2, 10, 0, 5)), (at(3, 10, 2), at(3, 10, 2))):
         [notice] = await db.repo.claim_due_notices(now=claim_at, limit=10, lease=timedelta(seconds=60))
-        assert await db.repo.settle_notice(
-            notice_id=notice.id,
-            sent=True,
-            late=False,
-            note=None,
-            now=sent_at,
-            change_id=a.id,
-            audit=[],
-            intents=[],
-        )
+        settled = NoticeSettlement(notice.id, a.id, sent=True, late=False, note=None, audit=[], intents=[])
+        assert await db.repo.settle_notices([settled], now=sent_at) == 1
     await step(
         db,
         a.id,
@@ -315,7 +307,7 @@ async def test_status_rollback_outbox_and_latency_queries(db: Db) -> None:
     assert sorted(await reports.notice_lags(db.sessions, since=NOV, until=DEC)) == [5.0, 120.0]
     store = OutboxStore(db.sessions)
     first, second = await store.claim_due(now=at(26), limit=2, lease=timedelta(seconds=30))
-    await store.mark_sent(first.id or 0, now=at(26))
+    await store.mark_all_sent([(first.id or 0, at(26))])
     await store.mark_dead(second.id or 0, error="channel_not_found")
     assert await reports.outbox_depth(db.sessions) == {"pending": 3, "sending": 0, "sent": 1, "dead": 1}
 
@@ -510,7 +502,6 @@ async def test_notices_are_settled_in_one_transaction_each_standing_on_its_own(d
         await session.execute(
             sa.text("UPDATE notice SET state = 'sent' WHERE id = :id"), {"id": claimed[taken.id].id}
         )
-    from domain.service import NoticeSettlement
 
     def settlement(change: Change, post_state: PostState | None = None) -> NoticeSettlement:
         return NoticeSettlement(

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET, change_form_state, interaction_body, sign, view_submission
-from test_cli import CHANGEBOT, clean_env, free_port
+from test_cli import clean_env, free_port, spawn_serve
 
 from bot.emulator import SlackEmulator
 
@@ -34,19 +34,7 @@ async def start_bot(tmp_path: Path, port: int, emulator: SlackEmulator) -> async
     env = clean_env(
         SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
     )
-    return await asyncio.create_subprocess_exec(
-        CHANGEBOT,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=tmp_path,
-        stdout=log.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return await spawn_serve(tmp_path, port, env, stdout=log.open("ab"), own_session=True)
 
 
 async def wait_healthy(http: aiohttp.ClientSession, base: str) -> None:
