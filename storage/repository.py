@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -33,6 +34,7 @@ from domain.model import (
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
 from domain.timeline import PlannedNotice
 from storage.database import read_only
+from storage.group_commit import GroupCommit
 from storage.models import (
     ApprovalRow,
     AuditRow,
@@ -73,25 +75,28 @@ def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
 
 
 async def enqueue(session: AsyncSession, intents: Sequence[Intent], now: datetime) -> None:
+    await insert_outbox(session, [outbox_values(intent, now) for intent in intents])
+
+
+async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """One batched INSERT; a row whose dedupe key is already queued is skipped."""
-    if not intents:
+    if not rows:
         return
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        builder(OutboxRow).on_conflict_do_nothing(), [outbox_values(intent, now) for intent in intents]
-    )
+    await session.execute(builder(_OUTBOX_TABLE).on_conflict_do_nothing(), list(rows))
 
 
-def bump_sequence(session: AsyncSession, year: int) -> Any:
-    """Take the year's next CR number in one statement (insert-or-increment, RETURNING)."""
+def bump_sequence(session: AsyncSession, year: int, count: int = 1) -> Any:
+    """Take the year's next `count` CR numbers in one statement (insert-or-increment,
+    RETURNING the last of them)."""
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = ChangeSequence.__table__  # type: ignore[attr-defined]
     return (
         builder(table)
-        .values(year=year, last=1)
-        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
+        .values(year=year, last=count)
+        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + count})
         .returning(table.c.last)
     )
 
@@ -106,10 +111,93 @@ def audit_values(change_id: str | None, entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+# Core tables for the hot inserts: plain executemany, no ORM bulk-insert bookkeeping.
+_CHANGE_TABLE: sa.Table = ChangeRow.__table__  # type: ignore[attr-defined]
+_AUDIT_TABLE: sa.Table = AuditRow.__table__  # type: ignore[attr-defined]
+_OUTBOX_TABLE: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
+_NOTICE_TABLE: sa.Table = NoticeRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class _Creation:
+    change: NewChange
+    audit: tuple[AuditEntry, ...]
+    intents: Callable[[str], Sequence[Intent]]
+    notices: tuple[PlannedNotice, ...]
+
+
+def _change_values(change: NewChange) -> dict[str, Any]:
+    draft = change.draft
+    return {
+        "year": change.created_at.year,
+        "title": draft.title,
+        "category": draft.category.value,
+        "impact": draft.impact.value,
+        "likelihood": draft.likelihood.value,
+        "risk": change.risk.value,
+        "services": list(draft.services),
+        "starts_at": draft.starts_at,
+        "ends_at": draft.ends_at,
+        "description": draft.description,
+        "justification": draft.justification,
+        "implementation_plan": draft.implementation_plan,
+        "rollback_plan": draft.rollback_plan,
+        "test_plan": draft.test_plan,
+        "downtime_minutes": draft.downtime_minutes,
+        "catalog_id": draft.catalog_id,
+        "requester": change.requester,
+        "implementer": draft.implementer,
+        "status": change.status.value,
+        "approved_at": _approved_at(change),
+        "severity": draft.severity,
+        "incident_ref": draft.incident_ref,
+        "post_state": change.post_state.value if change.post_state else None,
+        "post_due_at": change.post_due_at,
+        "post_steps": steps_json(change.post_steps) if change.post_steps else None,
+        "conflicts": list(change.conflicts) or None,
+        "version": 1,
+        "steps": steps_json(change.steps),
+        "created_at": change.created_at,
+        "updated_at": change.created_at,
+    }
+
+
+def _approved_at(change: NewChange) -> datetime | None:
+    return change.created_at if change.status is Status.APPROVED else None
+
+
+def _created(change_id: str, creation: _Creation) -> Change:
+    change = creation.change
+    return Change(
+        id=change_id,
+        draft=change.draft,
+        risk=change.risk,
+        status=change.status,
+        requester=change.requester,
+        version=1,
+        created_at=change.created_at,
+        updated_at=change.created_at,
+        steps=change.steps,
+        audit=creation.audit,
+        approved_at=_approved_at(change),
+        post_state=change.post_state,
+        post_due_at=change.post_due_at,
+        post_steps=change.post_steps,
+        conflicts=change.conflicts,
+    )
+
+
+def _bad_row(error: BaseException) -> bool:
+    """A batch that failed on its data is worth retrying item by item; one that lost its
+    connection may have committed, and writing it again could store CRs twice."""
+    return isinstance(error, IntegrityError | DataError)
+
+
 class SqlChangeRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._reads = read_only(sessions)
+        self._creates = GroupCommit(self._create_changes, retry_alone=_bad_row)
 
     async def create_change(
         self,
@@ -119,70 +207,49 @@ class SqlChangeRepository:
         intents: Callable[[str], Sequence[Intent]],
         notices: Sequence[PlannedNotice] = (),
     ) -> Change:
-        year = change.created_at.year
-        draft = change.draft
-        approved_at = change.created_at if change.status is Status.APPROVED else None
-        values: dict[str, Any] = {
-            "year": year,
-            "title": draft.title,
-            "category": draft.category.value,
-            "impact": draft.impact.value,
-            "likelihood": draft.likelihood.value,
-            "risk": change.risk.value,
-            "services": list(draft.services),
-            "starts_at": draft.starts_at,
-            "ends_at": draft.ends_at,
-            "description": draft.description,
-            "justification": draft.justification,
-            "implementation_plan": draft.implementation_plan,
-            "rollback_plan": draft.rollback_plan,
-            "test_plan": draft.test_plan,
-            "downtime_minutes": draft.downtime_minutes,
-            "catalog_id": draft.catalog_id,
-            "requester": change.requester,
-            "implementer": draft.implementer,
-            "status": change.status.value,
-            "approved_at": approved_at,
-            "severity": draft.severity,
-            "incident_ref": draft.incident_ref,
-            "post_state": change.post_state.value if change.post_state else None,
-            "post_due_at": change.post_due_at,
-            "post_steps": steps_json(change.post_steps) if change.post_steps else None,
-            "conflicts": list(change.conflicts) or None,
-            "version": 1,
-            "steps": steps_json(change.steps),
-            "created_at": change.created_at,
-            "updated_at": change.created_at,
-        }
+        """Store a new CR with its audit entries, outbox rows and notices. Concurrent
+        calls share one transaction (group commit); each CR still gets the next gap-free
+        number of its year."""
+        return await self._creates(_Creation(change, tuple(audit), intents, tuple(notices)))
+
+    async def _create_changes(self, creations: Sequence[_Creation]) -> list[Change]:
+        rows = [_change_values(c.change) for c in creations]
         # Everything is prepared before the transaction: the year's counter row is locked
-        # from the bump to the commit, so that stretch is a few batched statements only.
+        # from the bump to the commit, so that stretch is one statement per table.
         async with self._sessions() as session, session.begin():
-            sequence = (await session.execute(bump_sequence(session, year))).scalar_one()
-            change_id = format_change_id(year, sequence)
-            await session.execute(sa.insert(ChangeRow).values(id=change_id, sequence=sequence, **values))
+            by_year: dict[int, list[int]] = {}
+            for index, creation in enumerate(creations):
+                by_year.setdefault(creation.change.created_at.year, []).append(index)
+            for year, indexes in by_year.items():
+                last = (await session.execute(bump_sequence(session, year, len(indexes)))).scalar_one()
+                for offset, index in enumerate(indexes):
+                    sequence = last - len(indexes) + 1 + offset
+                    rows[index].update(id=format_change_id(year, sequence), sequence=sequence)
+            await session.execute(sa.insert(_CHANGE_TABLE), rows)
+            audit = [
+                audit_values(row["id"], entry)
+                for row, c in zip(rows, creations, strict=True)
+                for entry in c.audit
+            ]
             if audit:
-                await session.execute(
-                    sa.insert(AuditRow), [audit_values(change_id, entry) for entry in audit]
-                )
-            await enqueue(session, intents(change_id), change.created_at)
-            await add_notices(session, change_id, notices, change.created_at)
-        return Change(
-            id=change_id,
-            draft=draft,
-            risk=change.risk,
-            status=change.status,
-            requester=change.requester,
-            version=1,
-            created_at=change.created_at,
-            updated_at=change.created_at,
-            steps=change.steps,
-            audit=tuple(audit),
-            approved_at=approved_at,
-            post_state=change.post_state,
-            post_due_at=change.post_due_at,
-            post_steps=change.post_steps,
-            conflicts=change.conflicts,
-        )
+                await session.execute(sa.insert(_AUDIT_TABLE), audit)
+            await insert_outbox(
+                session,
+                [
+                    outbox_values(intent, c.change.created_at)
+                    for row, c in zip(rows, creations, strict=True)
+                    for intent in c.intents(row["id"])
+                ],
+            )
+            await insert_notices(
+                session,
+                [
+                    notice_values(row["id"], notice, c.change.created_at)
+                    for row, c in zip(rows, creations, strict=True)
+                    for notice in c.notices
+                ],
+            )
+        return [_created(row["id"], c) for row, c in zip(rows, creations, strict=True)]
 
     async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
         return (await self.get_changes([change_id], history=history)).get(change_id)
@@ -700,23 +767,24 @@ async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> 
 async def add_notices(
     session: AsyncSession, change_id: str, notices: Sequence[PlannedNotice], now: datetime
 ) -> None:
-    if not notices:
-        return
-    await session.execute(
-        sa.insert(NoticeRow),
-        [
-            {
-                "change_id": change_id,
-                "key": notice.key,
-                "due_at": notice.due_at,
-                "expires_at": notice.expires_at,
-                "state": "pending",
-                "late": False,
-                "created_at": now,
-            }
-            for notice in notices
-        ],
-    )
+    await insert_notices(session, [notice_values(change_id, notice, now) for notice in notices])
+
+
+def notice_values(change_id: str, notice: PlannedNotice, now: datetime) -> dict[str, Any]:
+    return {
+        "change_id": change_id,
+        "key": notice.key,
+        "due_at": notice.due_at,
+        "expires_at": notice.expires_at,
+        "state": "pending",
+        "late": False,
+        "created_at": now,
+    }
+
+
+async def insert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(sa.insert(_NOTICE_TABLE), list(rows))
 
 
 def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:

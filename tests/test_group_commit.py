@@ -1,0 +1,196 @@
+"""Group commit: concurrent CR creations share one transaction, and nothing else changes
+(gap-free numbers per year, each CR with its own audit, outbox rows and notices, a bad
+CR failing alone), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.enums import Category, Impact, Likelihood, Risk, Status
+from domain.intents import Intent, IntentKind
+from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, NewChange
+from domain.timeline import PlannedNotice
+from storage.database import create_engine, session_factory
+from storage.group_commit import GroupCommit
+from storage.models import AuditRow, NoticeRow, OutboxRow
+from storage.repository import SqlChangeRepository
+
+# --------------------------------------------------------------------------- the batcher
+
+
+class BadItem(Exception):
+    pass
+
+
+class Recorder:
+    """A writer that records its batches; an item "bad" fails whatever batch it is in."""
+
+    def __init__(self, pause: float = 0.0) -> None:
+        self.batches: list[list[str]] = []
+        self.pause = pause
+
+    async def __call__(self, items: Sequence[str]) -> list[str]:
+        self.batches.append(list(items))
+        await asyncio.sleep(self.pause)
+        if "bad" in items:
+            raise BadItem("bad")
+        return [item.upper() for item in items]
+
+
+def batcher(write: Recorder) -> GroupCommit[str, str]:
+    return GroupCommit(write, retry_alone=lambda error: isinstance(error, BadItem), max_batch=10)
+
+
+async def test_a_lone_call_is_written_at_once() -> None:
+    write = Recorder()
+    assert await asyncio.wait_for(batcher(write)("a"), 0.1) == "A"
+    assert write.batches == [["a"]]
+
+
+async def test_calls_arriving_while_a_batch_is_written_go_together_in_the_next() -> None:
+    write = Recorder(pause=0.05)
+    commit = batcher(write)
+    first = asyncio.create_task(commit("a"))
+    await asyncio.sleep(0.01)  # "a" is being written
+    results = await asyncio.gather(first, *(commit(x) for x in "bcdefghijklm"))
+    assert results == [x.upper() for x in "abcdefghijklm"]  # each caller gets its own result
+    assert write.batches == [["a"], list("bcdefghijk"), ["l", "m"]]  # at most max_batch at a time
+
+
+async def test_a_bad_item_fails_alone_and_the_others_are_written() -> None:
+    write = Recorder()
+    commit = batcher(write)
+    results = await asyncio.gather(*(commit(x) for x in ["a", "bad", "c"]), return_exceptions=True)
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], BadItem)
+    assert write.batches == [["a", "bad", "c"], ["a"], ["bad"], ["c"]]
+
+
+async def test_an_error_that_may_have_committed_is_not_written_again() -> None:
+    write = Recorder()
+    commit: GroupCommit[str, str] = GroupCommit(write, retry_alone=lambda error: False)
+    results = await asyncio.gather(*(commit(x) for x in ["a", "bad"]), return_exceptions=True)
+    assert all(isinstance(r, BadItem) for r in results)
+    assert write.batches == [["a", "bad"]]  # no second attempt: it might store "a" twice
+
+
+async def test_a_caller_that_gives_up_does_not_stop_the_write_or_the_others() -> None:
+    write = Recorder(pause=0.05)
+    commit = batcher(write)
+    first = asyncio.create_task(commit("a"))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(commit("b"))
+    await asyncio.sleep(0)
+    waiting.cancel()  # before its batch starts: it is never written
+    assert await commit("c") == "C"
+    assert await first == "A"
+    assert write.batches == [["a"], ["c"]]
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+@dataclass
+class Db:
+    sessions: async_sessionmaker[AsyncSession]
+    repo: SqlChangeRepository
+    statements: list[str]
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Db]:
+    engine = create_engine(database_url)
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sessions = session_factory(engine)
+    try:
+        yield Db(sessions, SqlChangeRepository(sessions), statements)
+    finally:
+        await engine.dispose()
+
+
+def create(db: Db, title: Any, created: datetime) -> Any:
+    starts = created + timedelta(days=3)
+    draft = ChangeDraft(
+        title=title,
+        category=Category.NORMAL,
+        impact=Impact.MEDIUM,
+        likelihood=Likelihood.LOW,
+        services=("api-server",),
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=1),
+        description="what and why",
+    )
+    return db.repo.create_change(
+        NewChange(
+            draft=draft,
+            risk=Risk.LOW,
+            status=Status.APPROVED,
+            requester="UREQ",
+            created_at=created,
+            steps=(),
+        ),
+        audit=[AuditEntry("UREQ", AuditAction.SUBMITTED, created, {"title": title})],
+        intents=lambda change_id: [
+            Intent(IntentKind.MESSAGE, change_id, "CCHANGES", {"text": title}, dedupe_key=f"{change_id}:x")
+        ],
+        notices=[PlannedNotice("t-1h", starts - timedelta(hours=1), starts)],
+    )
+
+
+async def test_concurrent_creations_share_transactions_and_keep_gap_free_numbers_per_year(db: Db) -> None:
+    new_year = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    later = new_year + timedelta(seconds=2)
+    titles = [f"change {i:02d}" for i in range(30)]
+    made: list[Change] = await asyncio.gather(
+        *(create(db, title, new_year if i % 2 else later) for i, title in enumerate(titles))
+    )
+    # Each year counts from 1 without a gap, in arrival order.
+    assert [c.id for c in made if c.created_at.year == 2026] == [f"CR-2026-{n:04d}" for n in range(1, 16)]
+    assert [c.id for c in made if c.created_at.year == 2027] == [f"CR-2027-{n:04d}" for n in range(1, 16)]
+    bumps = [s for s in db.statements if s.lstrip().upper().startswith("INSERT INTO CHANGE_SEQUENCE")]
+    assert len(bumps) <= 6, "30 concurrent creations should share a few transactions, not take 30"
+    # Every CR carries its own history, outbox row and notice, and reads back whole.
+    async with db.sessions() as session:
+        audit = dict((await session.execute(sa.select(AuditRow.change_id, AuditRow.details))).all())
+        outbox = dict((await session.execute(sa.select(OutboxRow.change_id, OutboxRow.payload))).all())
+        notices = (await session.execute(sa.select(NoticeRow.change_id, NoticeRow.due_at))).all()
+    by_id = {c.id: c for c in made}
+    assert {cid: d["title"] for cid, d in audit.items()} == {c.id: c.draft.title for c in made}
+    assert {cid: p["text"] for cid, p in outbox.items()} == {c.id: c.draft.title for c in made}
+    assert {cid: due for cid, due in notices} == {
+        c.id: c.draft.starts_at - timedelta(hours=1) for c in by_id.values()
+    }
+    stored = await db.repo.get_changes(list(by_id))
+    assert {cid: (c.draft.title, c.status, c.version) for cid, c in stored.items()} == {
+        cid: (c.draft.title, Status.APPROVED, 1) for cid, c in by_id.items()
+    }
+
+
+async def test_a_bad_cr_in_a_batch_fails_alone_and_leaves_no_gap(db: Db) -> None:
+    created = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    titles: list[str | None] = ["one", "two", None, "four", "five"]  # None breaks NOT NULL
+    results = await asyncio.gather(*(create(db, t, created) for t in titles), return_exceptions=True)
+    assert isinstance(results[2], IntegrityError)
+    good = [r for r in results if isinstance(r, Change)]
+    assert [(c.id, c.draft.title) for c in good] == [
+        ("CR-2026-0001", "one"),
+        ("CR-2026-0002", "two"),
+        ("CR-2026-0003", "four"),
+        ("CR-2026-0004", "five"),
+    ]
+    assert set(await db.repo.get_changes([c.id for c in good])) == {c.id for c in good}
+    assert (await create(db, "six", created)).id == "CR-2026-0005"
