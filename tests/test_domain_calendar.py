@@ -3,7 +3,7 @@ digest's cron trigger."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -280,5 +280,6 @@ def test_digest_next_fire_is_always_nine_local(day: date, minute: int) -> None:
     local = fire.astimezone(LONDON)
     assert (local.hour, local.minute, local.second) == (9, 0, 0)
     assert now <= fire < now + timedelta(hours=25)
-    expected_day = day if now.astimezone(LONDON).hour < 9 else day + timedelta(days=1)
+    # At 09:00 sharp the digest fires now (a fire time may equal `now`); later, tomorrow.
+    expected_day = day if now.astimezone(LONDON).time() <= time(9) else day + timedelta(days=1)
     assert local.date() == expected_day
