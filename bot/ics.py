@@ -6,8 +6,6 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from icalendar import Calendar, Event
-
 from domain.calendar_policy import BlackoutHit, Freeze
 from domain.enums import Status
 from domain.model import Change
@@ -34,6 +32,10 @@ def render_ics(
     changes_channel: str,
     until: datetime,
 ) -> bytes:
+    # Imported here, not at the top: only the feed needs icalendar, and loading it (~40 ms)
+    # would otherwise delay every start-up.
+    from icalendar import Calendar, Event
+
     calendar = Calendar()
     calendar.add("prodid", "-//changebot//change calendar//EN")
     calendar.add("version", "2.0")

@@ -20,14 +20,18 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
-import pagerduty
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from domain.clock import Clock
+
+if TYPE_CHECKING:
+    # pagerduty and httpx2 (~30 ms to import) are imported where they are used: only once
+    # PagerDuty is configured does start-up construct a client, and thus load them.
+    import httpx2
+    import pagerduty
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _network_problem(exc: BaseException) -> tuple[str, bool]:
     """(what went wrong, was it a timeout) for an error raised without an HTTP response."""
+    import httpx2  # loaded with pagerduty already, which raised this
+
     chain = list(_causes(exc))
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -149,6 +155,8 @@ class PagerDutyOnCall:
         elif not (self._policies or self._schedules):
             self._config_problem = "PagerDuty is not configured (no escalation policy or schedule ids)"
         else:
+            import pagerduty  # see TYPE_CHECKING above
+
             try:
                 client = pagerduty.RestApiV2Client(
                     api_token, base_url=api_url or None, **(client_kwargs or {})
@@ -205,6 +213,8 @@ class PagerDutyOnCall:
     # ----------------------------------------------------------- PagerDuty (worker thread)
 
     def _on_call_people(self, stop: threading.Event) -> list[_OnCallPerson]:
+        import pagerduty  # loaded by __init__ already: there is a client
+
         try:
             return self._read_pagerduty(stop)
         except pagerduty.HttpError as exc:
@@ -343,6 +353,8 @@ class PagerDutyChangeEvents:
     ) -> None:
         if not routing_key:
             raise ValueError("PagerDuty change events need a routing key (PAGERDUTY_ROUTING_KEY)")
+        import pagerduty  # see TYPE_CHECKING above
+
         try:
             client = pagerduty.EventsApiV2Client(
                 routing_key, base_url=events_url or None, **(client_kwargs or {})
@@ -366,6 +378,8 @@ class PagerDutyChangeEvents:
         custom_details: dict[str, Any],
         links: list[dict[str, Any]],
     ) -> None:
+        import pagerduty  # loaded by __init__ already
+
         if timestamp.tzinfo is None:
             raise ValueError("change event timestamps must be tz-aware")
         # pagerduty 7.2.0 builds a default timestamp with a broken expression

@@ -10,20 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from storage import reports
 from storage.reports import Sessions
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST  # for the HTTP route's Content-Type header
+if TYPE_CHECKING:
+    # prometheus_client is imported inside the functions a scrape runs: start-up (which
+    # needs SlackErrorCounter from here) need not load it.
+    from prometheus_client.core import HistogramMetricFamily, Metric
+
 NOTICE_WINDOW = timedelta(hours=24)
 # Seconds. Approvals take minutes to days; notices should go out within seconds of due.
 APPROVAL_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0)
@@ -54,6 +50,8 @@ def histogram(
     name: str, documentation: str, values: Sequence[float], buckets: Sequence[float]
 ) -> HistogramMetricFamily:
     """Cumulative buckets (le) from raw observations, ending with +Inf as the format requires."""
+    from prometheus_client.core import HistogramMetricFamily
+
     cumulative = [(_le(bound), sum(1 for v in values if v <= bound)) for bound in buckets]
     cumulative.append(("+Inf", len(values)))
     return HistogramMetricFamily(
@@ -65,8 +63,9 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-class _Snapshot(Collector):
-    """Hands a finished set of families to the registry: the async reads happen first."""
+class _Snapshot:
+    """Hands a finished set of families to the registry: the async reads happen first.
+    (A prometheus_client Collector, which is a Protocol: no base class needed.)"""
 
     def __init__(self, families: Iterable[Metric]) -> None:
         self._families = list(families)
@@ -80,6 +79,8 @@ async def collect_families(
 ) -> list[Metric]:
     """Every changebot family, read now; split from `metrics_text` so tests and other
     exporters can use the values without parsing text."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
     changes = GaugeMetricFamily(
         "changebot_change_total",
         "Change requests by category and current status.",
@@ -127,7 +128,9 @@ async def collect_families(
 async def metrics_text(
     sessions: Sessions, *, slack_errors: SlackErrors, now: datetime, notice_window: timedelta = NOTICE_WINDOW
 ) -> str:
-    """The Prometheus text exposition (serve it with Content-Type `CONTENT_TYPE`)."""
+    """The Prometheus text exposition (bot.http serves it with METRICS_CONTENT_TYPE)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         _Snapshot(

@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-import holidays as holiday_calendars
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from domain.enums import Category
@@ -109,7 +108,12 @@ class Holidays(_Strict):
     @field_validator("country")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value.upper() not in holiday_calendars.list_supported_countries():
+        # The `holidays` package is imported only by policies that use it (~45 ms), and the
+        # country is checked against its registry of codes: list_supported_countries() would
+        # import every country's module to list subdivisions (~0.13 s) we do not need here.
+        from holidays.registry import EntityLoader
+
+        if value.upper() not in EntityLoader.get_country_codes(include_aliases=True):
             raise ValueError(f"'{value}' is not a country the holidays package knows (use ISO codes like GB)")
         return value.upper()
 
@@ -182,6 +186,8 @@ def _days(start: date, end: date) -> Iterator[date]:
 
 @lru_cache(maxsize=64)
 def _holiday_table(country: str, subdiv: str | None, year: int) -> dict[date, str]:
+    import holidays as holiday_calendars  # see Holidays._known
+
     return dict(holiday_calendars.country_holidays(country, subdiv=subdiv, years=year).items())
 
 

@@ -1,19 +1,25 @@
-"""Schema migrations through alembic, callable from the CLI, start-up and tests."""
+"""Schema migrations through alembic, callable from the CLI, start-up and tests.
+
+alembic is imported inside the functions, not at the top: it loads every dialect's DDL
+implementation (~0.1 s), so only code that migrates or checks the schema should pay for it
+(`serve` does, in its migration step; importing the app does not).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -22,13 +28,19 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Blocking (alembic runs its own event loop): call it via asyncio.to_thread from async code."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def head_revision(url: str) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     async with engine.connect() as connection:
         return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
