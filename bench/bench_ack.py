@@ -2,7 +2,7 @@
 """Ack-latency benchmark for changebot against a bare Bolt app (a script, not a test).
 
     python bench/bench_ack.py [--db sqlite|postgres|both] [--requests N] [--concurrency 20]
-                              [--warmup 20] [--profile] [--json PATH] [--keep]
+                              [--warmup 20] [--profile [--profile-acks]] [--json PATH] [--keep]
 
 Defaults: --db both --requests 200 --concurrency 20 --warmup 20 (about 100 s on 2 cores).
 Results and findings: bench/ACK.md.
@@ -777,7 +777,9 @@ async def measured(
     data = await run_load(
         server.url + "/slack/events", bodies, args.concurrency, work, f"{server.kind}-{name}"
     )
-    after = await server.get("/bench/stats")
+    # --profile-acks: the profile covers the acks only, not the follow-up work after them.
+    acks_only = profile and args.profile_acks
+    after = await server.get("/bench/stats" + ("?profile=stop" if acks_only else ""))
     result = analyse(name, data)
     # The emulator's process idles while the load process starts, so its CPU is all Slack API work.
     result["emulator_cpu_util"] = data["main_cpu_s"] / result["wall_s"]
@@ -791,7 +793,10 @@ async def measured(
     result["_sql0"] = before.get("sql") or {}
     if result["_sql0"]:
         result["sql_during_acks"] = _sql_delta(result["_sql0"], after["sql"], len(bodies))
-    result["_profiling"] = profile
+    result["_profiling"] = profile and not acks_only
+    if acks_only:
+        result["profile"] = after.get("profile")
+        result["profiler"] = after.get("profiler")
     result["_raw"] = data
     return result
 
@@ -1283,6 +1288,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="profile changebot's phases (implies --keep)")
+    parser.add_argument(
+        "--profile-acks", action="store_true", help="with --profile: stop profiling at the last ack"
+    )
     parser.add_argument("--json", help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs, profiles)")
     # internal roles

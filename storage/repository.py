@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,8 @@ from domain.model import (
 )
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
 from domain.timeline import PlannedNotice
+from storage.batching import Batcher
 from storage.database import read_only
-from storage.group_commit import GroupCommit
 from storage.models import (
     ApprovalRow,
     AuditRow,
@@ -116,6 +116,9 @@ _CHANGE_TABLE: sa.Table = ChangeRow.__table__  # type: ignore[attr-defined]
 _AUDIT_TABLE: sa.Table = AuditRow.__table__  # type: ignore[attr-defined]
 _OUTBOX_TABLE: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
 _NOTICE_TABLE: sa.Table = NoticeRow.__table__  # type: ignore[attr-defined]
+_APPROVAL_TABLE: sa.Table = ApprovalRow.__table__  # type: ignore[attr-defined]
+_REVIEW_TABLE: sa.Table = ReviewRow.__table__  # type: ignore[attr-defined]
+_FREEZE_TABLE: sa.Table = FreezeRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,36 @@ def _created(change_id: str, creation: _Creation) -> Change:
     )
 
 
+@dataclass(frozen=True)
+class _ScheduleRead:
+    start: datetime
+    end: datetime
+    others: ChangeQuery
+
+
+def _unwindowed(query: ChangeQuery) -> ChangeQuery:
+    return replace(query, starts_before=None, ends_after=None)
+
+
+def _latest(moments: Sequence[datetime | None]) -> datetime | None:
+    """The latest bound, None (no bound) if any is None."""
+    return None if None in moments else max(m for m in moments if m is not None)
+
+
+def _earliest(moments: Sequence[datetime | None]) -> datetime | None:
+    return None if None in moments else min(m for m in moments if m is not None)
+
+
+def _in_window(change: Change, query: ChangeQuery) -> bool:
+    return (query.starts_before is None or change.draft.starts_at < query.starts_before) and (
+        query.ends_after is None or change.draft.ends_at > query.ends_after
+    )
+
+
+def _overlapping_freezes(freezes: Sequence[Freeze], start: datetime, end: datetime) -> list[Freeze]:
+    return [f for f in freezes if f.started_at < end and (f.ended_at is None or f.ended_at > start)]
+
+
 def _bad_row(error: BaseException) -> bool:
     """A batch that failed on its data is worth retrying item by item; one that lost its
     connection may have committed, and writing it again could store CRs twice."""
@@ -197,7 +230,8 @@ class SqlChangeRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._reads = read_only(sessions)
-        self._creates = GroupCommit(self._create_changes, retry_alone=_bad_row)
+        self._creates = Batcher(self._create_changes, retry_alone=_bad_row)
+        self._schedule_reads = Batcher(self._read_schedules, retry_alone=_bad_row)
 
     async def create_change(
         self,
@@ -259,32 +293,28 @@ class SqlChangeRepository:
         if not change_ids:
             return {}
         ids = list(change_ids)
+        # Core rows, not ORM objects: every card render reads a CR, and identity-map
+        # bookkeeping for rows that are only read costs more than the query.
         async with self._reads() as session:
-            rows = (
-                (await session.execute(sa.select(ChangeRow).where(col(ChangeRow.id).in_(ids))))
-                .scalars()
-                .all()
+            rows = (await session.execute(sa.select(_CHANGE_TABLE).where(_CHANGE_TABLE.c.id.in_(ids)))).all()
+            approvals = await session.execute(
+                sa.select(_APPROVAL_TABLE)
+                .where(_APPROVAL_TABLE.c.change_id.in_(ids))
+                .order_by(_APPROVAL_TABLE.c.id)
             )
-            approvals = (
-                await session.execute(
-                    sa.select(ApprovalRow)
-                    .where(col(ApprovalRow.change_id).in_(ids))
-                    .order_by(col(ApprovalRow.id))
-                )
-            ).scalars()
-            audit_query = sa.select(AuditRow).where(col(AuditRow.change_id).in_(ids))
+            audit_query = sa.select(_AUDIT_TABLE).where(_AUDIT_TABLE.c.change_id.in_(ids))
             if not history:
                 audit_query = audit_query.where(
-                    col(AuditRow.action).in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
+                    _AUDIT_TABLE.c.action.in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
                 )
-            audit = (await session.execute(audit_query.order_by(col(AuditRow.id)))).scalars()
-            reviews = (
-                await session.execute(sa.select(ReviewRow).where(col(ReviewRow.change_id).in_(ids)))
-            ).scalars()
-            by_approvals: dict[str, list[ApprovalRow]] = {}
+            audit = await session.execute(audit_query.order_by(_AUDIT_TABLE.c.id))
+            reviews = await session.execute(
+                sa.select(_REVIEW_TABLE).where(_REVIEW_TABLE.c.change_id.in_(ids))
+            )
+            by_approvals: dict[str, list[Any]] = {}
             for approval in approvals:
                 by_approvals.setdefault(approval.change_id, []).append(approval)
-            by_audit: dict[str, list[AuditRow]] = {}
+            by_audit: dict[str, list[Any]] = {}
             for entry in audit:
                 by_audit.setdefault(str(entry.change_id), []).append(entry)
             by_review = {review.change_id: review for review in reviews}
@@ -572,9 +602,41 @@ class SqlChangeRepository:
         self, *, start: datetime, end: datetime, others: ChangeQuery
     ) -> tuple[list[Freeze], list[Change]]:
         """What a new window is checked against (freezes, the CRs it may conflict with),
-        in one read."""
+        in one read; concurrent calls share it."""
+        return await self._schedule_reads(_ScheduleRead(start, end, others))
+
+    async def _read_schedules(
+        self, reads: Sequence[_ScheduleRead]
+    ) -> list[tuple[list[Freeze], list[Change]]]:
+        """One query per table over the span of all the windows; each caller's rows are
+        picked out here. Where a span's answer is cut by its limit, each caller of it
+        gets its own query, so nobody misses a CR."""
         async with self._reads() as session:
-            return await _freezes(session, start=start, end=end), await _list_changes(session, others)
+            freezes = await _freezes(
+                session, start=min(r.start for r in reads), end=max(r.end for r in reads)
+            )
+            spans: dict[ChangeQuery, list[ChangeQuery]] = {}
+            for read in reads:
+                spans.setdefault(_unwindowed(read.others), []).append(read.others)
+            found: dict[ChangeQuery, list[Change] | None] = {}
+            for key, queries in spans.items():
+                span = replace(
+                    key,
+                    starts_before=_latest([q.starts_before for q in queries]),
+                    ends_after=_earliest([q.ends_after for q in queries]),
+                )
+                changes = await _list_changes(session, span)
+                found[key] = changes if len(queries) == 1 or len(changes) < span.limit else None
+            results = []
+            for read in reads:
+                within = found[_unwindowed(read.others)]
+                changes = (
+                    [c for c in within if _in_window(c, read.others)]
+                    if within is not None
+                    else await _list_changes(session, read.others)
+                )
+                results.append((_overlapping_freezes(freezes, read.start, read.end), changes))
+            return results
 
     async def start_freeze(
         self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -713,54 +775,47 @@ async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, 
 
 
 async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Change]:
-    statement = sa.select(ChangeRow)
+    table = _CHANGE_TABLE
+    statement = sa.select(table)
     if query.requester:
-        statement = statement.where(ChangeRow.requester == query.requester)  # type: ignore[arg-type]
+        statement = statement.where(table.c.requester == query.requester)
     if query.statuses:
-        statement = statement.where(
-            ChangeRow.status.in_([s.value for s in query.statuses])  # type: ignore[attr-defined]
-        )
+        statement = statement.where(table.c.status.in_([s.value for s in query.statuses]))
     if query.starts_from:
-        statement = statement.where(ChangeRow.starts_at >= query.starts_from)  # type: ignore[arg-type]
+        statement = statement.where(table.c.starts_at >= query.starts_from)
     if query.post_states:
-        statement = statement.where(col(ChangeRow.post_state).in_([s.value for s in query.post_states]))
+        statement = statement.where(table.c.post_state.in_([s.value for s in query.post_states]))
     if query.ends_after:
-        statement = statement.where(col(ChangeRow.ends_at) > query.ends_after)
+        statement = statement.where(table.c.ends_at > query.ends_after)
     if query.ends_before:
-        statement = statement.where(col(ChangeRow.ends_at) < query.ends_before)
+        statement = statement.where(table.c.ends_at < query.ends_before)
     if query.starts_before:
-        statement = statement.where(ChangeRow.starts_at < query.starts_before)  # type: ignore[arg-type]
+        statement = statement.where(table.c.starts_at < query.starts_before)
     if query.requester and not query.starts_from:
-        statement = statement.order_by(ChangeRow.created_at.desc())  # type: ignore[attr-defined]
+        statement = statement.order_by(table.c.created_at.desc())
     else:
-        statement = statement.order_by(ChangeRow.starts_at)  # type: ignore[arg-type]
-    rows = (await session.execute(statement.limit(query.limit))).scalars().all()
+        statement = statement.order_by(table.c.starts_at)
+    rows = (await session.execute(statement.limit(query.limit))).all()
     if not rows or not query.with_approvals:
         return [to_change(row, [], []) for row in rows]
-    approvals = (
-        await session.execute(
-            sa.select(ApprovalRow)
-            .where(col(ApprovalRow.change_id).in_([row.id for row in rows]))
-            .order_by(col(ApprovalRow.id))
-        )
-    ).scalars()
-    by_change: dict[str, list[ApprovalRow]] = {}
+    approvals = await session.execute(
+        sa.select(_APPROVAL_TABLE)
+        .where(_APPROVAL_TABLE.c.change_id.in_([row.id for row in rows]))
+        .order_by(_APPROVAL_TABLE.c.id)
+    )
+    by_change: dict[str, list[Any]] = {}
     for approval in approvals:
         by_change.setdefault(approval.change_id, []).append(approval)
     return [to_change(row, by_change.get(row.id, []), []) for row in rows]
 
 
 async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> list[Freeze]:
-    rows = (
-        await session.execute(
-            sa.select(FreezeRow)
-            .where(
-                col(FreezeRow.started_at) < end,
-                sa.or_(col(FreezeRow.ended_at).is_(None), col(FreezeRow.ended_at) > start),
-            )
-            .order_by(col(FreezeRow.started_at))
-        )
-    ).scalars()
+    table = _FREEZE_TABLE
+    rows = await session.execute(
+        sa.select(table.c.id, table.c.reason, table.c.started_by, table.c.started_at, table.c.ended_at)
+        .where(table.c.started_at < end, sa.or_(table.c.ended_at.is_(None), table.c.ended_at > start))
+        .order_by(table.c.started_at)
+    )
     return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
 
 
@@ -803,11 +858,13 @@ def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]
 
 
 def to_change(
-    row: ChangeRow,
-    approvals: Sequence[ApprovalRow],
-    audit: Sequence[AuditRow],
-    review: ReviewRow | None = None,
+    row: Any,
+    approvals: Sequence[Any],
+    audit: Sequence[Any],
+    review: Any | None = None,
 ) -> Change:
+    """A CR from its row and its approval, audit and review rows: ORM objects or Core
+    rows of the same tables alike (both read by column name)."""
     entries = [
         ApprovalEntry(a.user_id, Decision(a.decision), a.step_index, a.decided_at, a.reason, Phase(a.phase))
         for a in approvals

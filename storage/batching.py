@@ -1,11 +1,12 @@
-"""Group commit: concurrent writes of one kind share one transaction.
+"""Batching of concurrent storage calls: group commit for writes, one read for many.
 
 A burst of CR submissions used to cost one transaction each, and each held the year's
 counter row (PostgreSQL) or the database's single write lock (SQLite) from its first
-statement to its commit, so they queued behind one another. Here calls that arrive while
-a batch is being written wait and go together in the next one: N concurrent CRs cost one
-BEGIN, one statement per table and one COMMIT. A call that finds nothing in flight is
-written at once, so a lone submission waits for nobody.
+statement to its commit, so they queued behind one another; each also read the freezes
+and open CRs around its window on its own. Here calls that arrive while a batch is in
+flight wait and go together in the next one: N concurrent CRs cost one BEGIN, one
+statement per table and one COMMIT, and one read of the windows they span. A call that
+finds nothing in flight goes at once, so a lone submission waits for nobody.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 
 
-class GroupCommit(Generic[Item, Result]):
+class Batcher(Generic[Item, Result]):
     """Feeds `write` batches of the items handed to `__call__`, one batch at a time.
 
     `write` gets the items in arrival order and returns one result per item, in the same

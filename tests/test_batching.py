@@ -1,10 +1,12 @@
-"""Group commit: concurrent CR creations share one transaction, and nothing else changes
-(gap-free numbers per year, each CR with its own audit, outbox rows and notices, a bad
-CR failing alone), on SQLite and PostgreSQL."""
+"""Batched storage calls. Group commit: concurrent CR creations share one transaction,
+and nothing else changes (gap-free numbers per year, each CR with its own audit, outbox
+rows and notices, a bad CR failing alone). Schedule reads: concurrent ones share one
+read, and each caller gets exactly what it would have read alone. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, NewChange
+from domain.service import ChangeQuery
 from domain.timeline import PlannedNotice
+from storage.batching import Batcher
 from storage.database import create_engine, session_factory
-from storage.group_commit import GroupCommit
 from storage.models import AuditRow, NoticeRow, OutboxRow
 from storage.repository import SqlChangeRepository
 
@@ -46,8 +49,8 @@ class Recorder:
         return [item.upper() for item in items]
 
 
-def batcher(write: Recorder) -> GroupCommit[str, str]:
-    return GroupCommit(write, retry_alone=lambda error: isinstance(error, BadItem), max_batch=10)
+def batcher(write: Recorder) -> Batcher[str, str]:
+    return Batcher(write, retry_alone=lambda error: isinstance(error, BadItem), max_batch=10)
 
 
 async def test_a_lone_call_is_written_at_once() -> None:
@@ -77,7 +80,7 @@ async def test_a_bad_item_fails_alone_and_the_others_are_written() -> None:
 
 async def test_an_error_that_may_have_committed_is_not_written_again() -> None:
     write = Recorder()
-    commit: GroupCommit[str, str] = GroupCommit(write, retry_alone=lambda error: False)
+    commit: Batcher[str, str] = Batcher(write, retry_alone=lambda error: False)
     results = await asyncio.gather(*(commit(x) for x in ["a", "bad"]), return_exceptions=True)
     assert all(isinstance(r, BadItem) for r in results)
     assert write.batches == [["a", "bad"]]  # no second attempt: it might store "a" twice
@@ -122,8 +125,8 @@ async def db(database_url: str) -> AsyncIterator[Db]:
         await engine.dispose()
 
 
-def create(db: Db, title: Any, created: datetime) -> Any:
-    starts = created + timedelta(days=3)
+def create(db: Db, title: Any, created: datetime, starts: datetime | None = None) -> Any:
+    starts = starts or created + timedelta(days=3)
     draft = ChangeDraft(
         title=title,
         category=Category.NORMAL,
@@ -194,3 +197,45 @@ async def test_a_bad_cr_in_a_batch_fails_alone_and_leaves_no_gap(db: Db) -> None
     ]
     assert set(await db.repo.get_changes([c.id for c in good])) == {c.id for c in good}
     assert (await create(db, "six", created)).id == "CR-2026-0005"
+
+
+@pytest.mark.parametrize("limit", [100, 3])  # 3: the shared answer is cut, callers ask alone
+async def test_concurrent_schedule_reads_share_a_read_and_each_gets_its_own_window(
+    db: Db, limit: int
+) -> None:
+    base = datetime(2027, 1, 4, tzinfo=UTC)
+    created = base - timedelta(days=7)
+    for hour in range(0, 48, 3):  # 16 one-hour CRs, every three hours
+        await create(db, f"at {hour}", created, starts=base + timedelta(hours=hour))
+    await db.repo.start_freeze(
+        reason="release", user="U1", now=base + timedelta(hours=10), audit=[], intents=[]
+    )
+    await db.repo.end_freeze(user="U1", now=base + timedelta(hours=20), audit=[], intents=[])
+    await db.repo.start_freeze(
+        reason="incident", user="U1", now=base + timedelta(hours=40), audit=[], intents=[]
+    )
+    picks = random.Random(limit)
+    windows = []
+    for _ in range(12):
+        start = base + timedelta(hours=picks.randrange(-4, 50), minutes=picks.choice([0, 30]))
+        windows.append((start, start + timedelta(hours=picks.choice([1, 2, 5]))))
+
+    def read(start: datetime, end: datetime) -> Any:
+        others = ChangeQuery(
+            statuses=(Status.APPROVED,),
+            starts_before=end,
+            ends_after=start,
+            limit=limit,
+            with_approvals=False,
+        )
+        return db.repo.schedule_context(start=start, end=end, others=others)
+
+    alone = [await read(start, end) for start, end in windows]
+    assert any(changes for _, changes in alone) and any(freezes for freezes, _ in alone)
+    assert any(not changes for _, changes in alone)
+    db.statements.clear()
+    together = await asyncio.gather(*(read(start, end) for start, end in windows))
+    assert together == alone
+    selects = [s for s in db.statements if s.lstrip().upper().startswith("SELECT")]
+    if limit == 100:
+        assert len(selects) <= 6, "12 concurrent reads should share a read or two, not make 24 queries"
