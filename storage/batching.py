@@ -91,6 +91,9 @@ class Batcher(Generic[Item, Result]):
             return
         for (_, future), result in zip(batch, results, strict=True):
             _succeed(future, result)
+            # One waiter resumes per turn of the loop, which polls the network in between:
+            # twenty callers resuming at once would hold new requests up for their sum.
+            await asyncio.sleep(0)
 
 
 # A caller that gave up (its future is cancelled) finds its write stands all the same.
