@@ -848,24 +848,17 @@ async def scenario_lag(
 # --------------------------------------------------------------------------- scenario 2
 
 
-_BYTECODE_DIR = Path(tempfile.gettempdir()) / "changebot-bench-pycache"
-
-
 def installed_like_env() -> dict[str, str]:
     """The restarted process finds the project's code compiled, as it is where changebot
     is installed from its wheel (pip writes the .pyc files at install time; the Docker
     image does). This editable checkout has none, and with PYTHONDONTWRITEBYTECODE set
-    every fresh process would compile ~10,000 lines first. The bytecode goes to a private
-    prefix, not into the work tree."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(_BYTECODE_DIR)
+    every fresh process would compile ~10,000 lines first. The .pyc files go where Python
+    looks for them (`__pycache__/`, ignored by git); the dependencies have theirs already."""
     import compileall
 
-    sys.pycache_prefix = str(_BYTECODE_DIR)
     for package in ("bot", "domain", "handlers", "modals", "scheduler", "storage"):
         compileall.compile_dir(str(ROOT / package), quiet=1)
-    sys.pycache_prefix = None
-    return env
+    return dict(os.environ)
 
 
 async def scenario_restart(
@@ -899,15 +892,14 @@ async def scenario_restart(
         proc = None
         bot = None
         if subprocess_mode:
+            policy_file = Path(tempfile.mkdtemp(prefix="changebot-bench-")) / "policy.yml"
+            policy_file.write_text(BENCH_POLICY)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(Path(__file__).resolve()),
-                "--restart-child",
-                "--child-url",
+                str(Path(__file__).resolve().parent / "restart_child.py"),
                 url,
-                "--child-slack",
                 emulator.base_url,
-                "--child-clock",
+                str(policy_file),
                 clock.start.isoformat(),
                 str(clock.t0),
                 stdout=asyncio.subprocess.PIPE,
@@ -949,36 +941,6 @@ async def scenario_restart(
     finally:
         await emulator.stop()
         await target.drop(url)
-
-
-async def restart_child(args: argparse.Namespace) -> None:
-    """The restarted bot: what `changebot serve` does at start-up, reporting its stages."""
-
-    def stage(name: str) -> None:
-        print(json.dumps({"stage": name, "t": time.monotonic()}), flush=True)
-
-    stage("imported")
-    start_iso, t0 = args.child_clock
-    clock = RealTimeClock(datetime.fromisoformat(start_iso), float(t0))
-    settings = Settings(
-        slack_bot_token="xoxb-bench",
-        slack_signing_secret="bench-secret",
-        slack_api_url=args.child_slack,
-        database_url=args.child_url,
-    )
-    policy = load_policy()
-    await migrate(settings)
-    stage("migrated")
-    bot = build_changebot(settings, policy, clock=clock)
-    stage("built")
-    await bot.start()
-    stage("started")
-    stop = asyncio.Event()
-    import signal
-
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await stop_bot(bot)
 
 
 # --------------------------------------------------------------------------- scenario 3
@@ -1545,10 +1507,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, default=BENCH / "results.json", help="where to write all numbers"
     )
-    parser.add_argument("--restart-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child-url", help=argparse.SUPPRESS)
-    parser.add_argument("--child-slack", help=argparse.SUPPRESS)
-    parser.add_argument("--child-clock", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lag_timeout is None:
         args.lag_timeout = 15.0 if args.quick else 1500.0
@@ -1590,7 +1548,4 @@ if __name__ == "__main__":
     scheduler_logger = logging.getLogger("apscheduler")
     scheduler_logger.addHandler(SCHEDULER_LOG)
     scheduler_logger.propagate = False
-    if arguments.restart_child:
-        asyncio.run(restart_child(arguments))
-    else:
-        asyncio.run(main(arguments))
+    asyncio.run(main(arguments))
