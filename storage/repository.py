@@ -111,7 +111,7 @@ def audit_values(change_id: str | None, entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-# Core tables for the hot inserts: plain executemany, no ORM bulk-insert bookkeeping.
+# Core tables on the hot paths: executemany inserts and plain row reads, no ORM bookkeeping.
 _CHANGE_TABLE: sa.Table = ChangeRow.__table__  # type: ignore[attr-defined]
 _AUDIT_TABLE: sa.Table = AuditRow.__table__  # type: ignore[attr-defined]
 _OUTBOX_TABLE: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -249,8 +249,8 @@ class SqlChangeRepository:
 
     async def _create_changes(self, creations: Sequence[_Creation]) -> list[Change]:
         rows = [_change_values(c.change) for c in creations]
-        # Everything is prepared before the transaction: the year's counter row is locked
-        # from the bump to the commit, so that stretch is one statement per table.
+        # The year's counter row is locked from the bump to the commit, so that stretch is
+        # one statement per table for the whole batch, the numbers taken in arrival order.
         async with self._sessions() as session, session.begin():
             by_year: dict[int, list[int]] = {}
             for index, creation in enumerate(creations):
