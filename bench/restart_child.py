@@ -70,6 +70,9 @@ async def serve(database_url: str, slack_api_url: str, policy_file: str, start_i
 
 if __name__ == "__main__":
     import asyncio
+    import gc
+
+    gc.disable()  # as `changebot serve` does until Changebot.start()
 
     url, slack, policy_path, start, origin = sys.argv[1:6]
     asyncio.run(serve(url, slack, policy_path, start, float(origin)))

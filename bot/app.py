@@ -34,7 +34,7 @@ from domain.service import ChangeService
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
 from scheduler.jobs import build_scheduler
 from storage.database import READ_ONLY, create_engine, session_factory
-from storage.migrate import current_revision, head_revision, upgrade
+from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
 from storage.repository import SqlChangeRepository, insert_ignoring_conflicts
@@ -65,6 +65,7 @@ class Changebot:
         # it all and stall every request in flight for tens of milliseconds. (No collect
         # first: it would cost ~0.1 s of start-up for the little garbage imports leave.)
         gc.freeze()
+        gc.enable()  # `changebot serve` starts with the collector off (see bot/cli.py)
         if run_scheduler:
             self.scheduler.start()
         self._started = True
@@ -252,19 +253,20 @@ class SchemaOutOfDate(Exception):
 
 
 async def migrate(settings: Settings) -> None:
-    """Upgrade the schema, or with CHANGEBOT_AUTO_MIGRATE=false check that it is current."""
-    if settings.changebot_auto_migrate:
-        await asyncio.to_thread(upgrade, settings.database_url)
-        return
+    """Upgrade the schema, or with CHANGEBOT_AUTO_MIGRATE=false check that it is current.
+    A current schema (every restart but the first after an upgrade) costs one query."""
     engine = create_engine(settings.database_url)
     try:
         current = await current_revision(engine)
     finally:
         await engine.dispose()
-    head = head_revision(settings.database_url)
-    if current != head:
-        raise SchemaOutOfDate(
-            f"changebot cannot start: the database schema is at {current or 'nothing'}, "
-            f"the code needs {head}; "
-            "run `changebot db upgrade` (or set CHANGEBOT_AUTO_MIGRATE=true)"
-        )
+    if current == HEAD_REVISION:
+        return
+    if settings.changebot_auto_migrate:
+        await asyncio.to_thread(upgrade, settings.database_url)
+        return
+    raise SchemaOutOfDate(
+        f"changebot cannot start: the database schema is at {current or 'nothing'}, "
+        f"the code needs {HEAD_REVISION}; "
+        "run `changebot db upgrade` (or set CHANGEBOT_AUTO_MIGRATE=true)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -16,7 +17,11 @@ from conftest import Harness
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET, command_body, sign
 
+from bot.app import build_changebot, migrate
 from bot.emulator import SlackEmulator
+from bot.settings import Settings
+from domain.clock import FakeClock
+from domain.policy_loader import parse_policy
 
 CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
 
@@ -227,3 +232,20 @@ async def test_without_auto_migration_serve_refuses_an_old_schema(tmp_path: Path
     assert "the database schema is at nothing" in err and "run `changebot db upgrade`" in err
     code, out, _err = await run("db", "upgrade", env=env, cwd=tmp_path)
     assert code == 0 and "current" in out
+
+
+async def test_the_collector_runs_again_once_the_bot_has_started(
+    tmp_path: Path, emulator: SlackEmulator, clock: FakeClock
+) -> None:
+    """`changebot serve` imports and builds with the garbage collector off; start() turns it on."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}"
+    settings = Settings(slack_bot_token="xoxb-1", slack_api_url=emulator.base_url, database_url=url)
+    await migrate(settings)
+    gc.disable()
+    try:
+        bot = build_changebot(settings, parse_policy(TEST_POLICY), clock=clock)
+        await bot.start(run_scheduler=False)
+        assert gc.isenabled()
+        await bot.stop()
+    finally:
+        gc.enable()

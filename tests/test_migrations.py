@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
 from storage.database import create_engine
-from storage.migrate import current_revision, head_revision
+from storage.migrate import HEAD_REVISION, current_revision, head_revision
 
 
 async def test_migrated_schema_matches_models(database_url: str) -> None:
@@ -19,6 +21,14 @@ async def test_migrated_schema_matches_models(database_url: str) -> None:
                 lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
             )
         assert diff == []
-        assert await current_revision(engine) == head_revision(database_url)
+        assert await current_revision(engine) == head_revision(database_url) == HEAD_REVISION
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_never_migrated_has_no_revision(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    try:
+        assert await current_revision(engine) is None
     finally:
         await engine.dispose()
