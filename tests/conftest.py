@@ -8,12 +8,15 @@ import itertools
 import json
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -35,7 +38,9 @@ from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
+from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
+from storage.repository import SqlChangeRepository
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # before the 09:00 digest
 _pg: ThrowawayPostgres | None = None
@@ -96,6 +101,31 @@ async def emulator(clock: FakeClock) -> AsyncIterator[SlackEmulator]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
+
+
+@dataclass
+class Db:
+    """The real repository on a migrated database, with every SQL statement it sends."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    repo: SqlChangeRepository
+    statements: list[str]
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Db]:
+    engine = create_engine(database_url)
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sessions = session_factory(engine)
+    try:
+        yield Db(sessions, SqlChangeRepository(sessions), statements)
+    finally:
+        await engine.dispose()
 
 
 class Harness:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import Db
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
@@ -23,9 +22,7 @@ from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, NewChange
 from domain.service import ChangeQuery
 from domain.timeline import PlannedNotice
 from storage.batching import Batcher
-from storage.database import create_engine, session_factory
 from storage.models import AuditRow, NoticeRow, OutboxRow
-from storage.repository import SqlChangeRepository
 
 # --------------------------------------------------------------------------- the batcher
 
@@ -121,29 +118,6 @@ async def test_waiters_of_a_batch_resume_one_per_turn_of_the_loop() -> None:
 
 
 # --------------------------------------------------------------------------- the repository
-
-
-@dataclass
-class Db:
-    sessions: async_sessionmaker[AsyncSession]
-    repo: SqlChangeRepository
-    statements: list[str]
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Db]:
-    engine = create_engine(database_url)
-    statements: list[str] = []
-
-    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    sessions = session_factory(engine)
-    try:
-        yield Db(sessions, SqlChangeRepository(sessions), statements)
-    finally:
-        await engine.dispose()
 
 
 def create(db: Db, title: Any, created: datetime, starts: datetime | None = None) -> Any:

@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,8 @@ from zoneinfo import ZoneInfo
 import matplotlib.image
 import pytest
 import sqlalchemy as sa
+from conftest import Db
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.audit_export import export_audit
 from bot.charts import render_report_chart
@@ -41,9 +39,7 @@ from domain.service import ChangeUpdate, NoticeSettlement
 from domain.timeline import PlannedNotice
 from modals.report import report_blocks
 from storage import reports
-from storage.database import create_engine, session_factory
 from storage.outbox import OutboxStore
-from storage.repository import SqlChangeRepository
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
@@ -53,29 +49,6 @@ DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "cha
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 11) -> datetime:
     return datetime(2026, month, day, hour, minute, second, tzinfo=UTC)
-
-
-@dataclass
-class Db:
-    sessions: async_sessionmaker[AsyncSession]
-    repo: SqlChangeRepository
-    statements: list[str]
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Db]:
-    engine = create_engine(database_url)
-    statements: list[str] = []
-
-    @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    sessions = session_factory(engine)
-    try:
-        yield Db(sessions, SqlChangeRepository(sessions), statements)
-    finally:
-        await engine.dispose()
 
 
 async def file(
