@@ -3,7 +3,6 @@ lost, never sent twice."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import timedelta
 
@@ -258,19 +257,3 @@ async def test_a_paced_channel_is_served_at_its_pace_not_at_the_tick(harness: Ha
     assert [c.params["text"] for c in calls] == [f"message {i}" for i in range(4)]
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     assert all(0.19 <= gap < 0.6 for gap in gaps), gaps
-
-
-async def test_the_scheduler_tick_returns_at_once_while_a_pass_is_under_way(harness: Harness) -> None:
-    """A long pass must not make APScheduler skip ticks; the tick asks the pass to go round
-    again, and what it found is delivered."""
-    dispatcher = harness.bot.context.dispatcher
-    harness.slack.delay("chat.postMessage", 0.5)
-    await enqueue_messages(harness, 1, channel="CSLOW")
-    passing = asyncio.create_task(dispatcher.dispatch_due())
-    await asyncio.sleep(0.1)  # the pass is sending, slowly
-    await enqueue_messages(harness, 1, channel="CLATER")
-    await asyncio.wait_for(dispatcher.tick(), 0.05)
-    assert not passing.done()
-    await passing
-    await dispatcher.drain()
-    assert {c.params["channel"] for c in harness.slack.calls_to("chat.postMessage")} == {"CSLOW", "CLATER"}
