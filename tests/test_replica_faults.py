@@ -128,7 +128,7 @@ async def test_killing_a_replica_repeatedly_loses_and_duplicates_no_notice(
             )
         )
     finally:
-        await filer.engine.dispose()
+        await filer.stop()  # its dispatcher was woken by the filing: no third sender in the test
     ports = [free_port(), free_port()]
     steady = await replica(tmp_path, "steady", ports[0], env)
     victim = await replica(tmp_path, "victim", ports[1], env)
