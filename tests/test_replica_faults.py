@@ -84,6 +84,14 @@ async def replica(tmp_path: Path, name: str, port: int, env: dict[str, str]) -> 
     )
 
 
+@pytest.fixture
+def clock() -> SystemClock:
+    """The replicas run on real time, so the emulator's message timestamps must too: a row
+    taken over from a killed sender is checked against the channel history from its own
+    creation time, and a fake-clock past would hide the message it already posted."""
+    return SystemClock()
+
+
 async def test_killing_a_replica_repeatedly_loses_and_duplicates_no_notice(
     tmp_path: Path, emulator: SlackEmulator
 ) -> None:
