@@ -232,6 +232,7 @@ class SqlChangeRepository:
         self._reads = read_only(sessions)
         self._creates = Batcher(self._create_changes, retry_alone=_bad_row)
         self._schedule_reads = Batcher(self._read_schedules, retry_alone=_bad_row)
+        self._change_reads = Batcher(self._read_changes, retry_alone=_bad_row)
 
     async def create_change(
         self,
@@ -289,10 +290,18 @@ class SqlChangeRepository:
         return (await self.get_changes([change_id], history=history)).get(change_id)
 
     async def get_changes(self, change_ids: Sequence[str], *, history: bool = False) -> dict[str, Change]:
-        """The CRs by id; `history=False` loads only the audit entries a card shows."""
+        """The CRs by id; `history=False` loads only the audit entries a card shows.
+        Concurrent calls (parallel deliveries, clicks) share one read."""
         if not change_ids:
             return {}
-        return await self._load_changes(set(change_ids), history)
+        return await self._change_reads((tuple(change_ids), history))
+
+    async def _read_changes(self, reads: Sequence[tuple[tuple[str, ...], bool]]) -> list[dict[str, Change]]:
+        loaded = {
+            history: await self._load_changes({i for ids, h in reads if h is history for i in ids}, history)
+            for history in {h for _, h in reads}
+        }
+        return [{i: loaded[history][i] for i in ids if i in loaded[history]} for ids, history in reads]
 
     async def _load_changes(self, change_ids: set[str], history: bool) -> dict[str, Change]:
         ids = sorted(change_ids)

@@ -234,3 +234,25 @@ async def test_concurrent_schedule_reads_share_a_read_and_each_gets_its_own_wind
     selects = [s for s in db.statements if s.lstrip().upper().startswith("SELECT")]
     if limit == 100:
         assert len(selects) <= 6, "12 concurrent reads should share a read or two, not make 24 queries"
+
+
+async def test_concurrent_cr_reads_share_a_read_and_each_gets_what_it_asked_for(db: Db) -> None:
+    created = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    ids = [(await create(db, f"c{i}", created)).id for i in range(6)]
+    asks = [
+        (ids[:2], False),
+        (ids[1:4], True),
+        ([ids[5], "CR-2026-9999"], False),  # an unknown id is simply absent
+        (ids, True),
+        ([ids[0]], False),
+    ]
+    alone = [await db.repo.get_changes(wanted, history=history) for wanted, history in asks]
+    assert [sorted(a) for a in alone] == [ids[:2], ids[1:4], [ids[5]], ids, [ids[0]]]
+    assert alone[1][ids[1]].audit and alone[0][ids[0]].audit == ()  # history only when asked
+    db.statements.clear()
+    together = await asyncio.gather(*(db.repo.get_changes(w, history=h) for w, h in asks))
+    assert together == alone
+    selects = [s for s in db.statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) <= 8, (
+        "five concurrent reads should share two reads (one per history flag), not make 20 queries"
+    )
