@@ -255,7 +255,12 @@ class Probe:
             label=lambda a, k: "retry_at(paced)" if k.get("error") == "paced" else "retry_at",
         )
         self.wrap(store, "mark_all_sent")
-        for optional in ("reserve_slot", "hold_channel"):  # newer outbox stores pace through the DB
+        for optional in (
+            "reserve_slot",
+            "hold_channel",
+            "defer_paced",
+            "release",
+        ):  # newer outbox stores pace through the DB
             if hasattr(store, optional):
                 self.wrap(store, optional)
         self.wrap(dispatcher._gateway, "deliver")

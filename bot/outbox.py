@@ -4,6 +4,7 @@ second, honours Retry-After, backs off on errors, and never drops a message."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 from datetime import datetime, timedelta
@@ -54,11 +55,14 @@ class OutboxDispatcher:
         self._again = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._alarm = Alarm(self.wake, horizon=tick.total_seconds())
-        self._soonest: datetime | None = None  # the earliest row this process deferred
+        self._deferred: list[datetime] = []  # heap: when rows this process put back come due
         self._ack_first = ack_first
+        self._stopping = False
 
     def wake(self) -> None:
         """Something was enqueued: dispatch now instead of at the next tick."""
+        if self._stopping:
+            return
         if self._lock.locked():
             self._again = True
             return
@@ -76,34 +80,44 @@ class OutboxDispatcher:
         """One pass (plus follow-ups requested meanwhile); returns messages delivered."""
         delivered = 0
         async with self._lock:
-            while True:
+            while not self._stopping:
                 self._again = False
-                count, more = await self._pass()
+                claimed_at = self._clock.now()
+                count, more = await self._pass(claimed_at)
                 delivered += count
-                if not (more or self._again):
+                while self._deferred and self._deferred[0] <= claimed_at:
+                    heapq.heappop(self._deferred)  # that pass saw these rows due
+                # A row put back to a moment that passed while this pass ran: no alarm
+                # can be set in the past, so go again now.
+                came_due = bool(self._deferred) and self._deferred[0] <= self._clock.now()
+                if not (more or self._again or came_due):
                     break
-            self._arm()
+            if not self._stopping:
+                self._arm()
         return delivered
 
     def _arm(self) -> None:
         """A row paced or retried to a moment before the next tick: wake up then, so a
         paced channel gets its ~1 msg/s rather than one message per tick and a bit."""
-        soonest, self._soonest = self._soonest, None
-        if soonest is not None:
-            self._alarm.set_in((soonest - self._clock.now()).total_seconds())
+        now = self._clock.now()
+        while self._deferred and self._deferred[0] <= now:
+            heapq.heappop(self._deferred)
+        if self._deferred:
+            self._alarm.set_in((self._deferred[0] - now).total_seconds())
 
     async def _defer(self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True) -> None:
         await self._store.retry_at(row_id, due_at=due_at, error=error, count_attempt=count_attempt)
-        self._soonest = due_at if self._soonest is None else min(self._soonest, due_at)
+        heapq.heappush(self._deferred, due_at)
 
     def stop(self) -> None:
-        """No more timed wake-ups (shutdown)."""
+        """Shutdown: no more wake-ups or passes; deliveries under way finish, and rows
+        claimed but not started are released, so `drain()` returns within one delivery."""
+        self._stopping = True
         self._alarm.cancel()
 
-    async def _pass(self) -> tuple[int, bool]:
+    async def _pass(self, now: datetime) -> tuple[int, bool]:
         """Deliver a claimed batch: one lane per channel (in order within it), lanes in
         parallel, so a slow or paced channel holds up nothing else."""
-        now = self._clock.now()
         rows = await self._store.claim_due(now=now, limit=self._batch, lease=self._lease)
         lanes: dict[str, list[OutboxRow]] = {}
         for row in rows:
@@ -120,20 +134,35 @@ class OutboxDispatcher:
 
     async def _lane(self, rows: list[OutboxRow], sent: list[tuple[int, datetime]]) -> None:
         async with self._parallel:
-            for row in rows:
+            for index, row in enumerate(rows):
+                if self._stopping:
+                    # Shutting down: what this pass has not started goes back to the
+                    # queue at once, for another replica or the next start.
+                    await self._store.release([r.id for r in rows[index:] if r.id is not None])
+                    return
+                if self._ack_first is not None:
+                    await self._ack_first.wait_quiet()
+                free_at = await self._slot(row.channel) if row.channel else None
+                if free_at is not None:
+                    await self._defer_paced(rows[index:], free_at)
+                    return
                 if await self._deliver_one(row):
                     assert row.id is not None
                     sent.append((row.id, self._clock.now()))
 
+    async def _defer_paced(self, rows: list[OutboxRow], free_at: datetime) -> None:
+        """The channel is busy: the rest of the lane waits, one pace apart from when it
+        frees up, in one statement. Were they all due at `free_at`, every pass would
+        claim and put back the whole queue of a busy channel to send one message."""
+        pace = max(self._pace, timedelta(0))
+        due = [(row.id, free_at + i * pace) for i, row in enumerate(rows) if row.id is not None]
+        await self._store.defer_paced(due)
+        for _, at in due:
+            heapq.heappush(self._deferred, at)
+
     async def _deliver_one(self, row: OutboxRow) -> int:
         assert row.id is not None
-        if self._ack_first is not None:
-            await self._ack_first.wait_quiet()
         key = row.channel
-        free_at = await self._slot(key) if key else None
-        if free_at is not None:
-            await self._defer(row.id, due_at=free_at, error="paced", count_attempt=False)
-            return 0
         outcome = await self._gateway.deliver(row)
         now = self._clock.now()
         if isinstance(outcome, Delivered):

@@ -257,3 +257,53 @@ async def test_a_paced_channel_is_served_at_its_pace_not_at_the_tick(harness: Ha
     assert [c.params["text"] for c in calls] == [f"message {i}" for i in range(4)]
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     assert all(0.19 <= gap < 0.6 for gap in gaps), gaps
+
+
+async def test_a_busy_channel_s_queue_is_put_back_one_pace_apart_not_reclaimed_every_pass(
+    harness: Harness,
+) -> None:
+    await enqueue_messages(harness, 5)
+    start = harness.clock.now()
+    assert await harness.bot.context.dispatcher.dispatch_due() == 1
+    waiting = [r for r in await rows(harness) if r.state == "pending"]
+    assert [r.due_at for r in waiting] == [start + timedelta(seconds=s) for s in (1, 2, 3, 4)]
+    assert all(r.attempts == 0 and r.lease_until is None for r in waiting)  # waiting is not failing
+    claimed = await harness.bot.context.dispatcher._store.claim_due(
+        now=start + timedelta(seconds=1), limit=50, lease=timedelta(seconds=30)
+    )
+    assert [r.id for r in claimed] == [waiting[0].id]  # one row a second comes due, in order
+
+
+async def test_stopping_releases_what_a_pass_has_not_started_and_another_sender_delivers_it(
+    harness: Harness,
+) -> None:
+    """Shutdown waits for the deliveries under way, not for the whole claimed batch."""
+    import asyncio
+
+    from bot.outbox import OutboxDispatcher
+
+    store = harness.bot.context.dispatcher._store
+    await store.add(
+        [Intent(IntentKind.MESSAGE, None, f"C{i}", {"text": f"message {i}"}) for i in range(12)],
+        now=harness.clock.now(),
+    )
+    harness.slack.delay("chat.postMessage", 0.3)
+    sender = OutboxDispatcher(
+        store=store, gateway=harness.bot.context.gateway, clock=harness.clock, lanes=2, pace=timedelta(0)
+    )
+    passing = asyncio.create_task(sender.dispatch_due())
+    while not harness.slack.calls_to("chat.postMessage") and not harness.slack.failed_calls:
+        await asyncio.sleep(0.01)
+    stopped_at = asyncio.get_running_loop().time()
+    sender.stop()
+    assert await passing <= 4  # the two lanes finish their current message, then give up
+    assert asyncio.get_running_loop().time() - stopped_at < 1.0
+    sender.wake()  # a stopped sender ignores wake-ups
+    await sender.drain()
+    left = [r for r in await rows(harness) if r.state != "sent"]
+    assert len(left) >= 8
+    assert all(r.state == "pending" and r.attempts == 0 and r.lease_until is None for r in left)
+    harness.slack.delay("chat.postMessage", 0)
+    await harness.settle()
+    texts = [c.params["text"] for c in harness.slack.calls_to("chat.postMessage")]
+    assert sorted(texts) == sorted(f"message {i}" for i in range(12))  # each exactly once
