@@ -167,6 +167,7 @@ def build_changebot(
         lanes=lanes,
         tick=timedelta(seconds=tick_seconds),
         ack_first=ack_first,
+        send_budget=timedelta(seconds=SLACK_TIMEOUT_SECONDS),
     )
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)

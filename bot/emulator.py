@@ -151,6 +151,8 @@ class SlackEmulator:
         self.responses: dict[str, list[Any]] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        # Methods in the order requests came in, before any delay: what is in flight.
+        self.arrivals: list[str] = []
         self._ts_micros = ts_start * 1_000_000
         self._id_counter = 0
         self._runner: web.AppRunner | None = None
@@ -344,6 +346,7 @@ class SlackEmulator:
     def reset_calls(self) -> None:
         self.calls.clear()
         self.failed_calls.clear()
+        self.arrivals.clear()
 
     async def wait_for(
         self,
@@ -512,6 +515,7 @@ class SlackEmulator:
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        self.arrivals.append(method)
         seconds = self._delays.get(method)
         if seconds:
             await asyncio.sleep(seconds)

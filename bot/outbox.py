@@ -42,6 +42,8 @@ class OutboxDispatcher:
         lanes: int = PARALLEL_LANES,
         tick: timedelta = timedelta(seconds=1),
         ack_first: AckFirst | None = None,
+        # A send is started only with this much lease left: one Slack call's timeout.
+        send_budget: timedelta = timedelta(seconds=10),
     ) -> None:
         self._store = store
         self._gateway = gateway
@@ -58,6 +60,7 @@ class OutboxDispatcher:
         self._deferred: list[datetime] = []  # heap: when rows this process put back come due
         self._ack_first = ack_first
         self._stopping = False
+        self._send_budget = send_budget
 
     def wake(self) -> None:
         """Something was enqueued: dispatch now instead of at the next tick."""
@@ -138,10 +141,16 @@ class OutboxDispatcher:
                 if self._stopping:
                     # Shutting down: what this pass has not started goes back to the
                     # queue at once, for another replica or the next start.
-                    await self._store.release([r.id for r in rows[index:] if r.id is not None])
+                    await self._store.release(rows[index:])
                     return
                 if self._ack_first is not None:
                     await self._ack_first.wait_quiet()
+                if not self._lease_covers_a_send(row):
+                    # A long lane or a stalled process: the lease could run out mid-send,
+                    # and a replica taking the row over would not see this send coming.
+                    log.warning("outbox %s: lease too short to send, put back", row.id)
+                    await self._store.release(rows[index:])
+                    return
                 free_at = await self._slot(row.channel) if row.channel else None
                 if free_at is not None:
                     await self._defer_paced(rows[index:], free_at)
@@ -155,10 +164,13 @@ class OutboxDispatcher:
         frees up, in one statement. Were they all due at `free_at`, every pass would
         claim and put back the whole queue of a busy channel to send one message."""
         pace = max(self._pace, timedelta(0))
-        due = [(row.id, free_at + i * pace) for i, row in enumerate(rows) if row.id is not None]
+        due = [(row, free_at + i * pace) for i, row in enumerate(rows)]
         await self._store.defer_paced(due)
         for _, at in due:
             heapq.heappush(self._deferred, at)
+
+    def _lease_covers_a_send(self, row: OutboxRow) -> bool:
+        return row.lease_until is None or self._clock.now() + self._send_budget <= row.lease_until
 
     async def _deliver_one(self, row: OutboxRow) -> int:
         assert row.id is not None

@@ -147,22 +147,28 @@ class OutboxStore:
             values["attempts"] = col(OutboxRow.attempts) - 1
         await self._settle(row_id, **values)
 
-    async def defer_paced(self, due: Sequence[tuple[int, datetime]]) -> None:
-        """Put claimed rows back, each due at its own time (row id, due at), in one
-        transaction. Waiting for a channel's pace is not a failed attempt."""
-        await self._put_back(due)
+    async def defer_paced(self, due: Sequence[tuple[OutboxRow, datetime]]) -> None:
+        """Put claimed rows back, each due at its own time, in one transaction. Waiting
+        for a channel's pace is not a failed attempt."""
+        await self._put_back([(row, at) for row, at in due])
 
-    async def release(self, row_ids: Sequence[int]) -> None:
-        """Put claimed rows back untouched (a sender shutting down before it got to them)."""
-        await self._put_back([(row_id, None) for row_id in row_ids])
+    async def release(self, rows: Sequence[OutboxRow]) -> None:
+        """Put claimed rows back untouched, to be sent by whoever claims them next."""
+        await self._put_back([(row, None) for row in rows])
 
-    async def _put_back(self, due: Sequence[tuple[int, datetime | None]]) -> None:
+    async def _put_back(self, due: Sequence[tuple[OutboxRow, datetime | None]]) -> None:
+        """Only rows still under the lease this sender took: once a lease has run out,
+        another sender may have claimed the row, and it is theirs."""
         if not due:
             return
         table = OutboxRow.__table__  # type: ignore[attr-defined]
         statement = (
             table.update()
-            .where(table.c.id == sa.bindparam("row_id"), table.c.state == SENDING)
+            .where(
+                table.c.id == sa.bindparam("row_id"),
+                table.c.state == SENDING,
+                table.c.lease_until == sa.bindparam("lease", type_=UtcDateTime()),
+            )
             .values(
                 state=PENDING,
                 due_at=sa.func.coalesce(sa.bindparam("due", type_=UtcDateTime()), table.c.due_at),
@@ -171,7 +177,9 @@ class OutboxStore:
             )
         )
         async with self._sessions() as session, session.begin():
-            await session.execute(statement, [{"row_id": row_id, "due": at} for row_id, at in due])
+            await session.execute(
+                statement, [{"row_id": row.id, "lease": row.lease_until, "due": at} for row, at in due]
+            )
 
     async def mark_dead(self, row_id: int, *, error: str) -> None:
         await self._settle(row_id, state=DEAD, lease_until=None, last_error=error[:2000])
