@@ -73,6 +73,12 @@ class OutboxDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def tick(self) -> None:
+        """The scheduler's tick: start a pass, or have the one under way go round again.
+        It returns at once, so a long pass under load never makes APScheduler skip the
+        next tick (and log a warning for each one skipped)."""
+        self.wake()
+
     async def _run_guarded(self) -> None:
         try:
             await self.dispatch_due()

@@ -82,7 +82,7 @@ def build_scheduler(
     # A bound coroutine method: APScheduler runs it on the loop (a callable object it
     # would hand to a thread, and the coroutine would never run).
     scheduler.add_job(notices.tick, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
-    scheduler.add_job(dispatcher.dispatch_due, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
+    scheduler.add_job(dispatcher.tick, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
     if policy.digest.enabled:
         scheduler.add_job(service.run_digest, digest_trigger(policy), id=DIGEST_JOB, **tick)
     if policy.cab.enabled:

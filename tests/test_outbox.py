@@ -3,6 +3,7 @@ lost, never sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import timedelta
 
@@ -347,3 +348,19 @@ async def test_a_sender_whose_lease_ran_out_leaves_a_taken_over_row_alone(harnes
     await store.release([mine])  # the stalled first sender wakes and gives its row back
     [row] = await rows(harness)
     assert row.state == "sending" and row.lease_until == theirs.lease_until
+
+
+async def test_the_scheduler_tick_returns_at_once_while_a_pass_is_under_way(harness: Harness) -> None:
+    """A long pass must not make APScheduler skip ticks; the tick asks the pass to go round
+    again, and what it found is delivered."""
+    dispatcher = harness.bot.context.dispatcher
+    harness.slack.delay("chat.postMessage", 0.5)
+    await enqueue_messages(harness, 1, channel="CSLOW")
+    passing = asyncio.create_task(dispatcher.dispatch_due())
+    await asyncio.sleep(0.1)  # the pass is sending, slowly
+    await enqueue_messages(harness, 1, channel="CLATER")
+    await asyncio.wait_for(dispatcher.tick(), 0.05)
+    assert not passing.done()
+    await passing
+    await dispatcher.drain()
+    assert {c.params["channel"] for c in harness.slack.calls_to("chat.postMessage")} == {"CSLOW", "CLATER"}
