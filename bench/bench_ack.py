@@ -162,6 +162,36 @@ class LoopLag:
         return out
 
 
+class GcPauses:
+    """Garbage-collector pauses per generation (count, total and longest ms): a pause
+    holds every request in flight, so a tail made of many equal latencies is often one."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._started = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def take(self) -> dict[str, Any]:
+        out = {
+            f"gen{g}": {
+                "n": len(p),
+                "total_ms": round(1000 * sum(p), 1),
+                "max_ms": round(1000 * max(p, default=0), 1),
+            }
+            for g, p in self.pauses.items()
+        }
+        self.pauses = {0: [], 1: [], 2: []}
+        return out
+
+
 class Profiling:
     """pyinstrument (whole main thread, async_mode disabled) if importable, else cProfile."""
 
@@ -319,6 +349,7 @@ async def serve_role(args: argparse.Namespace) -> None:
 
     logging.getLogger().addHandler(Counter())
     lag = LoopLag()
+    gc_pauses = GcPauses()
     profiling = Profiling(Path(args.out_dir))
     timings: dict[str, float] = {}
     sql: dict[str, float] = {}
@@ -412,7 +443,12 @@ async def serve_role(args: argparse.Namespace) -> None:
         if request.query.get("peek"):  # the load process brackets its window with these
             return web.json_response(_rusage())
         action = request.query.get("profile")
-        out: dict[str, Any] = {**_rusage(), "loop_lag": lag.take(), "sql": dict(sql)}
+        out: dict[str, Any] = {
+            **_rusage(),
+            "loop_lag": lag.take(),
+            "gc": gc_pauses.take(),
+            "sql": dict(sql),
+        }
         if action == "start":
             profiling.start(request.query.get("name", "profile"))
         elif action == "stop":
@@ -718,6 +754,11 @@ def analyse(name: str, data: dict[str, Any]) -> dict[str, Any]:
         "statuses": statuses,
         "wall_s": wall,
         "per_s": len(results) / wall if wall > 0 else float("nan"),
+        # Where the tail sits: (seconds into the phase the request was sent, ms it took).
+        "slowest": [
+            [round(r[0] - data["start"], 3), round(1000 * r[1], 1)]
+            for r in sorted(results, key=lambda r: -r[1])[:5]
+        ],
     }
 
 
@@ -788,6 +829,7 @@ async def measured(
     result["server_cpu_ms_per_req"] = 1000 * data["server_cpu_s"] / max(1, len(bodies))
     result["server_cpu_util"] = data["server_cpu_s"] / result["wall_s"]
     result["loop_lag"] = after["loop_lag"]
+    result["gc"] = after["gc"]
     result["rss_mb"] = after["rss_mb"]
     result["_cpu0"] = before["cpu_s"]
     result["_sql0"] = before.get("sql") or {}

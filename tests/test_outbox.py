@@ -279,8 +279,6 @@ async def test_stopping_releases_what_a_pass_has_not_started_and_another_sender_
     harness: Harness,
 ) -> None:
     """Shutdown waits for the deliveries under way, not for the whole claimed batch."""
-    import asyncio
-
     from bot.outbox import OutboxDispatcher
 
     store = harness.bot.context.dispatcher._store
@@ -315,8 +313,6 @@ async def test_a_lane_outliving_its_lease_puts_the_rest_back_instead_of_racing_a
 ) -> None:
     """Slack slow enough that a lane's lease would run out mid-send: what is left goes back
     to the queue, to be sent once by whoever claims it next."""
-    import asyncio
-
     from bot.outbox import OutboxDispatcher
 
     store = harness.bot.context.dispatcher._store
