@@ -135,9 +135,15 @@ def _rusage() -> dict[str, float]:
     rss_kb = 0
     with contextlib.suppress(OSError, ValueError, IndexError):
         rss_kb = int(Path("/proc/self/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    # The peak from /proc (VmHWM) is this process's own; ru_maxrss can carry the peak of
+    # the parent that spawned it (the orchestrator, grown with the emulator's messages).
+    peak_kb = usage.ru_maxrss
+    with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        peak_kb = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
     return {
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "maxrss_mb": usage.ru_maxrss / 1024,
+        "maxrss_mb": peak_kb / 1024,
         "rss_mb": rss_kb / 1024,
     }
 

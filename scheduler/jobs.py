@@ -42,7 +42,16 @@ class NoticeTicker:
         self._alarm = Alarm(self._fire, horizon=tick_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def wake(self) -> None:
+        """The scheduler's tick: start a pass in the background and return at once, so a
+        pass slowed by load never makes APScheduler skip the next tick (and warn)."""
+        if self._lock.locked():
+            self._again = True
+            return
+        self._fire()
+
     async def tick(self) -> None:
+        """One pass over the due notices (and again, if asked meanwhile)."""
         if self._lock.locked():
             self._again = True  # the pass under way goes round once more
             return
@@ -81,7 +90,7 @@ def build_scheduler(
     notices = NoticeTicker(service=service, tick_seconds=tick_seconds, running=lambda: scheduler.running)
     # A bound coroutine method: APScheduler runs it on the loop (a callable object it
     # would hand to a thread, and the coroutine would never run).
-    scheduler.add_job(notices.tick, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
+    scheduler.add_job(notices.wake, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
     scheduler.add_job(dispatcher.tick, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
     if policy.digest.enabled:
         scheduler.add_job(service.run_digest, digest_trigger(policy), id=DIGEST_JOB, **tick)

@@ -60,3 +60,24 @@ async def test_every_scheduled_job_runs_on_the_event_loop(harness: Harness) -> N
     jobs = harness.bot.scheduler.get_jobs()
     assert jobs
     assert all(inspect.iscoroutinefunction(job.func) for job in jobs), [job.name for job in jobs]
+
+
+class SlowTimeline(FakeTimeline):
+    """A pass that takes longer than a tick, as under load."""
+
+    async def process_due_notices(self, *, limit: int = 100) -> int:
+        self.passes.append(time.monotonic())
+        await asyncio.sleep(0.3)
+        return 0
+
+
+async def test_the_scheduler_s_tick_returns_at_once_and_a_slow_pass_goes_round_again() -> None:
+    """APScheduler skips (and warns about) a tick whose previous run has not returned."""
+    timeline = SlowTimeline(due_in=5.0)
+    ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
+    await asyncio.wait_for(ticker.wake(), 0.05)
+    await asyncio.sleep(0.05)
+    assert len(timeline.passes) == 1  # the pass runs in the background
+    await asyncio.wait_for(ticker.wake(), 0.05)  # a tick during the pass
+    await asyncio.sleep(0.7)
+    assert len(timeline.passes) == 2  # ...makes it go round once more, not start a second
