@@ -32,7 +32,7 @@ from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
-from scheduler.jobs import build_scheduler
+from scheduler.jobs import NoticeTicker, build_scheduler
 from storage.database import READ_ONLY, create_engine, session_factory
 from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
@@ -52,6 +52,7 @@ class Changebot:
     bolt: AsyncApp
     web: web.Application
     scheduler: AsyncIOScheduler
+    notices: NoticeTicker
     _started: bool = field(default=False)
 
     async def start(self, *, run_scheduler: bool = True) -> None:
@@ -78,8 +79,12 @@ class Changebot:
         self.context.dispatcher.wake()
 
     async def stop(self) -> None:
+        """Graceful: no new passes; the notice pass and the sends under way finish, and
+        claimed rows not yet started go back for another replica or the next start."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.notices.stop()
+        await self.notices.drain()
         self.context.dispatcher.stop()
         await self.context.dispatcher.drain()
         session = self.context.gateway.client.session
@@ -172,7 +177,7 @@ def build_changebot(
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
     bolt = build_bolt(client=client, context=context, sessions_engine=engine)
-    scheduler = build_scheduler(
+    scheduler, notices = build_scheduler(
         dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
     )
     bot = Changebot(
@@ -183,6 +188,7 @@ def build_changebot(
         bolt=bolt,
         web=web.Application(),
         scheduler=scheduler,
+        notices=notices,
     )
     bot.web = build_web_app(
         feed=lambda token: calendar_feed(service, repository, policy, token),

@@ -41,6 +41,7 @@ class NoticeTicker:
         self._again = False
         self._alarm = Alarm(self._fire, horizon=tick_seconds)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     async def wake(self) -> None:
         """The scheduler's tick: start a pass in the background and return at once, so a
@@ -67,8 +68,17 @@ class NoticeTicker:
     async def _arm(self) -> None:
         self._alarm.set_in(await self._service.seconds_to_next_notice())
 
+    def stop(self) -> None:
+        """Shutdown: no more wake-ups; `drain()` waits for a pass under way."""
+        self._stopped = True
+        self._alarm.cancel()
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     def _fire(self) -> None:
-        if not self._running():
+        if self._stopped or not self._running():
             return
         task = asyncio.get_running_loop().create_task(self._guarded())
         self._tasks.add(task)
@@ -83,7 +93,8 @@ class NoticeTicker:
 
 def build_scheduler(
     *, dispatcher: OutboxDispatcher, service: ChangeService, policy: Policy, tick_seconds: float = 1.0
-) -> AsyncIOScheduler:
+) -> tuple[AsyncIOScheduler, NoticeTicker]:
+    """The scheduler, and the notice ticker whose passes a shutdown waits for."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     tick = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
 
@@ -110,4 +121,4 @@ def build_scheduler(
             timezone=policy.timezone,
         )
         scheduler.add_job(service.run_monthly_report, monthly, id=REPORT_JOB, **tick)
-    return scheduler
+    return scheduler, notices

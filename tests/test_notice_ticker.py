@@ -81,3 +81,15 @@ async def test_the_scheduler_s_tick_returns_at_once_and_a_slow_pass_goes_round_a
     await asyncio.wait_for(ticker.wake(), 0.05)  # a tick during the pass
     await asyncio.sleep(0.7)
     assert len(timeline.passes) == 2  # ...makes it go round once more, not start a second
+
+
+async def test_a_stopped_ticker_lets_its_pass_finish_and_starts_no_other() -> None:
+    timeline = SlowTimeline(due_in=0.05)
+    ticker = NoticeTicker(service=timeline, tick_seconds=1.0, running=lambda: True)  # type: ignore[arg-type]
+    await ticker.wake()
+    await asyncio.sleep(0.05)
+    ticker.stop()
+    await asyncio.wait_for(ticker.drain(), 1.0)  # the pass under way finished
+    await ticker.wake()
+    await asyncio.sleep(0.4)  # nor a tick, nor the alarm for the notice due in 0.05 s
+    assert len(timeline.passes) == 1
