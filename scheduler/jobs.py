@@ -45,10 +45,8 @@ class NoticeTicker:
 
     async def wake(self) -> None:
         """The scheduler's tick: start a pass in the background and return at once, so a
-        pass slowed by load never makes APScheduler skip the next tick (and warn)."""
-        if self._lock.locked():
-            self._again = True
-            return
+        pass slowed by load never makes APScheduler skip the next tick (and warn). If a
+        pass is under way, `tick` has it go round once more."""
         self._fire()
 
     async def tick(self) -> None:

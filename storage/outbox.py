@@ -150,7 +150,7 @@ class OutboxStore:
     async def defer_paced(self, due: Sequence[tuple[OutboxRow, datetime]]) -> None:
         """Put claimed rows back, each due at its own time, in one transaction. Waiting
         for a channel's pace is not a failed attempt."""
-        await self._put_back([(row, at) for row, at in due])
+        await self._put_back(due)
 
     async def release(self, rows: Sequence[OutboxRow]) -> None:
         """Put claimed rows back untouched, to be sent by whoever claims them next."""
