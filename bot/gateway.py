@@ -374,10 +374,14 @@ class SlackGateway:
     async def _refresh(self, row: OutboxRow) -> None:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id, history=False)
+        text = card_fallback(change)
+        cards: dict[bool, list[dict[str, Any]]] = {}  # one render per kind, not per copy
         for copy in await self._repo.card_copies(row.change_id):
-            blocks = change_card(change, zone=self._policy.zone, for_approver=copy.user_id is not None)
+            for_approver = copy.user_id is not None
+            if for_approver not in cards:
+                cards[for_approver] = change_card(change, zone=self._policy.zone, for_approver=for_approver)
             await self.client.chat_update(
-                channel=copy.channel, ts=copy.ts, text=card_fallback(change), blocks=blocks
+                channel=copy.channel, ts=copy.ts, text=text, blocks=cards[for_approver]
             )
         # Everyone whose App Home shows this change sees it move too.
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
