@@ -219,7 +219,6 @@ class Probe:
         self,
         obj: Any,
         name: str,
-        label: Callable[[tuple[Any, ...], dict[str, Any]], str] | None = None,
         rows: Callable[[Any], int] | None = None,
     ) -> None:
         original = getattr(obj, name)
@@ -233,7 +232,7 @@ class Probe:
                 return result
             finally:
                 took = time.perf_counter() - began
-                entry = stats[label(args, kwargs) if label else name]
+                entry = stats[name]
                 entry[0] += 1
                 entry[1] += took
                 entry[2] = max(entry[2], took)
@@ -249,11 +248,7 @@ class Probe:
         repo = service._repo
         self.wrap(dispatcher, "_pass")
         self.wrap(store, "claim_due", rows=len)
-        self.wrap(
-            store,
-            "retry_at",
-            label=lambda a, k: "retry_at(paced)" if k.get("error") == "paced" else "retry_at",
-        )
+        self.wrap(store, "retry_at")
         self.wrap(store, "mark_all_sent")
         for optional in (
             "reserve_slot",

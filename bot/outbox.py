@@ -114,8 +114,8 @@ class OutboxDispatcher:
         if self._deferred:
             self._alarm.set_in((self._deferred[0] - now).total_seconds())
 
-    async def _defer(self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True) -> None:
-        await self._store.retry_at(row_id, due_at=due_at, error=error, count_attempt=count_attempt)
+    async def _defer(self, row_id: int, *, due_at: datetime, error: str) -> None:
+        await self._store.retry_at(row_id, due_at=due_at, error=error)
         heapq.heappush(self._deferred, due_at)
 
     def stop(self) -> None:

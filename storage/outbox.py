@@ -134,18 +134,8 @@ class OutboxStore:
         async with self._sessions() as session, session.begin():
             await session.execute(statement, [{"row_id": row_id, "at": at} for row_id, at in sent])
 
-    async def retry_at(
-        self, row_id: int, *, due_at: datetime, error: str, count_attempt: bool = True
-    ) -> None:
-        values: dict[str, object] = {
-            "state": PENDING,
-            "due_at": due_at,
-            "lease_until": None,
-            "last_error": error[:2000],
-        }
-        if not count_attempt:
-            values["attempts"] = col(OutboxRow.attempts) - 1
-        await self._settle(row_id, **values)
+    async def retry_at(self, row_id: int, *, due_at: datetime, error: str) -> None:
+        await self._settle(row_id, state=PENDING, due_at=due_at, lease_until=None, last_error=error[:2000])
 
     async def defer_paced(self, due: Sequence[tuple[OutboxRow, datetime]]) -> None:
         """Put claimed rows back, each due at its own time, in one transaction. Waiting
