@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from domain import quorum, timeline
+from domain import journal, quorum, timeline
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
@@ -275,6 +275,10 @@ class ChangeRepository(Protocol):
         self, *, job: str, period: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
     ) -> bool:
         """Run a cron period's work once across restarts and replicas: True for the first caller."""
+        ...
+
+    async def record_first_job_run(self, *, job: str, period: str, now: datetime) -> bool:
+        """If `job` never ran on this database, record `period` as run (posting nothing): True."""
         ...
 
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
@@ -1719,8 +1723,9 @@ class ChangeService:
             await self._repo.freezes(start=now, end=horizon),
         )
 
-    async def run_digest(self) -> bool:
-        """Post today's digest once: the cron job and the start-up catch-up both call this."""
+    async def run_digest(self, *, catch_up: bool = False) -> bool:
+        """Post today's digest once: the cron job and the start-up catch-up both call this.
+        The catch-up on a new database only records the latest period: nothing was missed."""
         digest = self.policy.digest
         if not digest.enabled:
             return False
@@ -1728,6 +1733,10 @@ class ChangeService:
         zone = self.policy.zone
         today = now.astimezone(zone).date()
         moment = scheduled_moment(today, digest.hour, digest.minute, zone)
+        latest = (today if moment <= now else today - timedelta(days=1)).isoformat()
+        if catch_up and await self._repo.record_first_job_run(job="digest", period=latest, now=now):
+            journal.job_run("digest", latest, claimed=False, baseline=True)
+            return False
         if not moment <= now < moment + DIGEST_GRACE:
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
@@ -1752,6 +1761,7 @@ class ChangeService:
                 )
             ],
         )
+        journal.job_run("digest", today.isoformat(), claimed=claimed)
         if claimed:
             self._notifier.wake()
         return claimed
