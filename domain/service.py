@@ -455,6 +455,7 @@ class ChangeService:
             intents=lambda change_id: self._intake_intents(change_id, requester, status),
             notices=notices,
         )
+        journal.filed(change)
         self._notifier.wake()
         return change
 
@@ -708,6 +709,7 @@ class ChangeService:
             change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
         )
         if stored:
+            journal.committed(change, update.status, audit)
             self._notifier.wake()
         return stored
 
@@ -1026,6 +1028,7 @@ class ChangeService:
             intents=lambda change_id: self._emergency_intents(change_id, requester, status),
             notices=notices,
         )
+        journal.filed(change)
         self._notifier.wake()
         return change
 
@@ -1387,6 +1390,7 @@ class ChangeService:
                 )
             )
         await self._repo.settle_notices(settlements, now=now)
+        journal.notices_settled(due, settlements)
         if due:
             self._notifier.wake()
         return len(due)
@@ -1448,6 +1452,7 @@ class ChangeService:
                 )
             ],
         )
+        journal.job_run("cab agenda", today.isoformat(), claimed=claimed)
         if claimed:
             self._notifier.wake()
         return claimed
@@ -1537,6 +1542,7 @@ class ChangeService:
             claimed = await self._repo.claim_job_run(
                 job="report", period=period_key, now=now, audit=audit, intents=[intent]
             )
+            journal.job_run("report", period_key, claimed=claimed)
         else:
             await self._repo.append_audit(None, audit[0])
             await self._repo.add_intents([intent], now=now)

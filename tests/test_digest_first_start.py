@@ -3,6 +3,7 @@ still posts the digest it missed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -50,8 +51,9 @@ def running(database_url: str, emulator: SlackEmulator, clock: FakeClock, policy
 
 
 async def test_the_first_start_on_a_new_database_posts_no_missed_digest(
-    running: Run, clock: FakeClock
+    running: Run, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="changebot.events")
     clock.set(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))  # an hour after the 09:00 digest
     async with running() as harness:
         assert digests(harness) == []
@@ -60,6 +62,10 @@ async def test_the_first_start_on_a_new_database_posts_no_missed_digest(
     async with running() as harness:
         [digest] = digests(harness)
         assert "Change calendar for Tue 24 Nov" in digest
+    assert [r.getMessage() for r in caplog.records if r.name == "changebot.events"] == [
+        "digest 2026-11-23: first run on this database, recorded without posting",
+        "digest 2026-11-24 queued",
+    ]
 
 
 async def test_a_first_start_before_the_digest_time_still_catches_up_later(

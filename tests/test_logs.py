@@ -7,9 +7,12 @@ import json
 import logging
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
+from conftest import Harness
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET
 from test_cli import clean_env, free_port, run, spawn_serve
@@ -95,3 +98,30 @@ def test_json_lines_carry_the_exception_text() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "failed CR-1" and entry["level"] == "ERROR"
     assert "ValueError: boom" in entry["exception"] and "Traceback" in entry["exception"]
+
+
+async def test_each_meaningful_event_is_one_info_line_with_the_cr_id_and_no_user_text(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    secret = "Quietly rotate the PAYROLL keys"
+    harness.slack.fail_next("chat.postMessage", status=429, retry_after=2, times=1)
+    await harness.file_change(title=secret, description=secret, rollback_plan=secret)
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD2")  # refused: no line, audited
+    starts_at = (await harness.change("CR-2026-0001")).draft.starts_at
+    harness.slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
+    await harness.advance_to(starts_at - timedelta(hours=1))
+    await harness.click("change_start", "CR-2026-0001", user="UREQ")
+    lines = [(r.levelname, r.name, r.getMessage()) for r in caplog.records if r.name.startswith("changebot")]
+    lines += [(r.levelname, r.name, r.getMessage()) for r in caplog.records if r.name == "bot.outbox"]
+    assert all(secret not in message and "PAYROLL" not in message for _, _, message in lines), lines
+    messages = [message for _, _, message in lines]
+    assert "CR-2026-0001 filed by UREQ: normal, medium risk, pending_approval" in messages
+    assert "CR-2026-0001 approval_recorded, approved by ULEAD1: pending_approval -> approved" in messages
+    assert not any("ULEAD2" in m for m in messages)
+    assert "CR-2026-0001 notice t_minus_24h sent late" in messages  # the clock jumped over it
+    assert "CR-2026-0001 notice t_minus_1h sent" in messages
+    assert "CR-2026-0001 started by UREQ: approved -> in_progress" in messages
+    assert any(" for CR-2026-0001: retry in 2.0s (429 ratelimited)" in m for m in messages), messages
+    assert any(" for CR-2026-0001 undeliverable: 200 channel_not_found" in m for m in messages), messages
