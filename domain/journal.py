@@ -48,6 +48,6 @@ def notices_settled(due: Sequence[DueNotice], settlements: Sequence[NoticeSettle
 def job_run(job: str, period: str, *, claimed: bool, baseline: bool = False) -> None:
     """A cron period's post queued (this replica won the claim), or a new database's baseline."""
     if baseline:
-        log.info("%s %s: first run on this database, recorded without posting", job, period)
+        log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
     elif claimed:
         log.info("%s %s queued", job, period)

@@ -63,7 +63,7 @@ async def test_the_first_start_on_a_new_database_posts_no_missed_digest(
         [digest] = digests(harness)
         assert "Change calendar for Tue 24 Nov" in digest
     assert [r.getMessage() for r in caplog.records if r.name == "changebot.events"] == [
-        "digest 2026-11-23: first run on this database, recorded without posting",
+        "digest: a new database, nothing missed (2026-11-23 recorded as done, not posted)",
         "digest 2026-11-24 queued",
     ]
 
