@@ -73,7 +73,7 @@ class Changebot:
         # Catch up on what came due while the bot was down: notices (late or skipped,
         # as the policy says), today's digest if its time passed, then the outbox.
         await self.context.service.process_due_notices()
-        await self.context.service.run_digest()
+        await self.context.service.run_digest(catch_up=True)
         await self.context.service.run_cab_agenda()
         await self.context.service.run_monthly_report()
         self.context.dispatcher.wake()

@@ -18,7 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+from bot.settings import Settings, SettingsError, load_log_settings, load_settings
 from domain.model import Change
 from domain.policy import Policy, PolicyError
 from domain.policy_loader import parse_policy
@@ -275,8 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        logs = load_log_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configure_logging(level=logs.log_level, fmt=logs.log_format)
     if args.command in ("serve", "socket"):
         # Imports and start-up make objects, not garbage: collecting while they load only
         # slows a restart (~0.1 s). Changebot.start() freezes what was loaded and turns

@@ -191,10 +191,19 @@ class OutboxDispatcher:
             if key and outcome.retry_after is not None:
                 self._next_free[key] = max(self._next_free.get(key, due), due)
                 await self._store.hold_channel(key, until=due)
-            log.info("outbox %s %s: retry in %.1fs (%s)", row.id, row.kind, wait, outcome.error)
+            log.info(
+                "outbox %s %s for %s: retry in %.1fs (%s)",
+                row.id,
+                row.kind,
+                row.change_id or "-",
+                wait,
+                outcome.error,
+            )
             await self._defer(row.id, due_at=due, error=outcome.error)
             return 0
-        log.error("outbox %s %s undeliverable: %s", row.id, row.kind, outcome.error)
+        log.error(
+            "outbox %s %s for %s undeliverable: %s", row.id, row.kind, row.change_id or "-", outcome.error
+        )
         await self._store.mark_dead(row.id, error=outcome.error)
         return 0
 

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """What logging needs, readable before (and without) the Slack settings."""
+
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        word = value.strip()
+        if word.upper() in LOG_LEVELS:
+            return word.upper()
+        return word.lower() if word.lower() in LOG_FORMATS else value
+
+
+class Settings(LogSettings):
     slack_bot_token: str = Field(min_length=1)
     slack_signing_secret: str = ""
     slack_app_token: str = ""
@@ -21,7 +42,6 @@ class Settings(BaseSettings):
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"
     pagerduty_routing_key: str = ""
-    log_level: str = "INFO"
     # With several replicas, run `changebot db upgrade` once (a migration job) and set this
     # to false: `serve` then only checks that the schema is current.
     changebot_auto_migrate: bool = True
@@ -29,6 +49,18 @@ class Settings(BaseSettings):
 
 class SettingsError(Exception):
     """One readable line naming every missing or bad setting."""
+
+
+def load_log_settings() -> LogSettings:
+    try:
+        return LogSettings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else ""
+            allowed = LOG_LEVELS if name == "log_level" else LOG_FORMATS
+            problems.append(f"{name.upper()} must be one of {', '.join(allowed)} (not {err['input']!r})")
+        raise SettingsError(f"changebot cannot start: {'; '.join(problems)}") from None
 
 
 def load_settings(*, require: tuple[str, ...] = ()) -> Settings:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from domain import quorum, timeline
+from domain import journal, quorum, timeline
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
@@ -277,6 +277,10 @@ class ChangeRepository(Protocol):
         """Run a cron period's work once across restarts and replicas: True for the first caller."""
         ...
 
+    async def record_first_job_run(self, *, job: str, period: str, now: datetime) -> bool:
+        """If `job` never ran on this database, record `period` as run (posting nothing): True."""
+        ...
+
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None: ...
 
     async def add_intents(self, intents: Sequence[Intent], *, now: datetime) -> None: ...
@@ -451,6 +455,7 @@ class ChangeService:
             intents=lambda change_id: self._intake_intents(change_id, requester, status),
             notices=notices,
         )
+        journal.filed(change)
         self._notifier.wake()
         return change
 
@@ -704,6 +709,7 @@ class ChangeService:
             change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
         )
         if stored:
+            journal.committed(change, update.status, audit)
             self._notifier.wake()
         return stored
 
@@ -1022,6 +1028,7 @@ class ChangeService:
             intents=lambda change_id: self._emergency_intents(change_id, requester, status),
             notices=notices,
         )
+        journal.filed(change)
         self._notifier.wake()
         return change
 
@@ -1383,6 +1390,7 @@ class ChangeService:
                 )
             )
         await self._repo.settle_notices(settlements, now=now)
+        journal.notices_settled(due, settlements)
         if due:
             self._notifier.wake()
         return len(due)
@@ -1444,6 +1452,7 @@ class ChangeService:
                 )
             ],
         )
+        journal.job_run("cab agenda", today.isoformat(), claimed=claimed)
         if claimed:
             self._notifier.wake()
         return claimed
@@ -1533,6 +1542,7 @@ class ChangeService:
             claimed = await self._repo.claim_job_run(
                 job="report", period=period_key, now=now, audit=audit, intents=[intent]
             )
+            journal.job_run("report", period_key, claimed=claimed)
         else:
             await self._repo.append_audit(None, audit[0])
             await self._repo.add_intents([intent], now=now)
@@ -1719,8 +1729,9 @@ class ChangeService:
             await self._repo.freezes(start=now, end=horizon),
         )
 
-    async def run_digest(self) -> bool:
-        """Post today's digest once: the cron job and the start-up catch-up both call this."""
+    async def run_digest(self, *, catch_up: bool = False) -> bool:
+        """Post today's digest once: the cron job and the start-up catch-up both call this.
+        The catch-up on a new database only records the latest period: nothing was missed."""
         digest = self.policy.digest
         if not digest.enabled:
             return False
@@ -1728,6 +1739,10 @@ class ChangeService:
         zone = self.policy.zone
         today = now.astimezone(zone).date()
         moment = scheduled_moment(today, digest.hour, digest.minute, zone)
+        latest = (today if moment <= now else today - timedelta(days=1)).isoformat()
+        if catch_up and await self._repo.record_first_job_run(job="digest", period=latest, now=now):
+            journal.job_run("digest", latest, claimed=False, baseline=True)
+            return False
         if not moment <= now < moment + DIGEST_GRACE:
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
@@ -1752,6 +1767,7 @@ class ChangeService:
                 )
             ],
         )
+        journal.job_run("digest", today.isoformat(), claimed=claimed)
         if claimed:
             self._notifier.wake()
         return claimed

@@ -711,6 +711,17 @@ class SqlChangeRepository:
             await enqueue(session, intents, now)
             return True
 
+    async def record_first_job_run(self, *, job: str, period: str, now: datetime) -> bool:
+        """Replicas starting together on a new database may all get True: none posts."""
+        async with self._sessions() as session, session.begin():
+            ran = await session.scalar(sa.select(sa.literal(1)).where(col(JobRunRow.job) == job).limit(1))
+            if ran is not None:
+                return False
+            await session.execute(
+                insert_ignoring_conflicts(session, JobRunRow, {"job": job, "period": period, "ran_at": now})
+            )
+            return True
+
     async def add_intents(self, intents: Sequence[Intent], *, now: datetime) -> None:
         async with self._sessions() as session, session.begin():
             await enqueue(session, intents, now)
