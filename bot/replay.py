@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt.response import BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from domain.clock import Clock
 from storage.replays import ProcessedRequests, StoredAnswer
@@ -35,6 +36,7 @@ KEPT_FOR = timedelta(minutes=11)
 # A repeat that arrives while the first is still being handled waits for its answer, but
 # not past Slack's 3-second deadline.
 WAIT_STEPS, WAIT_STEP_SECONDS = 50, 0.05
+DATABASE_DOWN = (SQLAlchemyError, OSError)
 
 
 def request_key(body: bytes, signature: str) -> str | None:
@@ -74,19 +76,31 @@ class ReplayGuard:
         if key is None:
             return await dispatch()
         now = self._clock.now()
-        if await self._store.claim(key, now=now, prune_before=self._prune_cutoff(now)):
+        try:
+            first = await self._store.claim(key, now=now, prune_before=self._prune_cutoff(now))
+        except DATABASE_DOWN as exc:
+            # Without the database nothing can be written twice anyway; help and other
+            # answers that need no database keep working.
+            log.warning("could not check for a repeated request (%s); handling it", type(exc).__name__)
+            return await dispatch()
+        if first:
             response = await dispatch()
             content_type = (response.headers.get("content-type") or [""])[0]
-            await self._store.finish(
-                key, StoredAnswer(status=response.status, content_type=content_type, body=response.body)
-            )
+            answer = StoredAnswer(status=response.status, content_type=content_type, body=response.body)
+            try:
+                await self._store.finish(key, answer)
+            except DATABASE_DOWN as exc:
+                log.warning("could not store the answer to a request (%s)", type(exc).__name__)
             return response
         log.info("%s repeated (replay or double submit); answered as the first, not acted on", _kind(key))
         return await self._first_answer(key)
 
     async def _first_answer(self, key: str) -> BoltResponse:
         for _ in range(WAIT_STEPS):
-            answer = await self._store.answer(key)
+            try:
+                answer = await self._store.answer(key)
+            except DATABASE_DOWN:
+                break
             if answer is not None:
                 headers: dict[str, Any] = {"content-type": answer.content_type} if answer.content_type else {}
                 return BoltResponse(status=answer.status, body=answer.body, headers=headers)
