@@ -13,7 +13,7 @@ from conftest import Harness
 from hypothesis import given
 from hypothesis import strategies as st
 from pagerduty_fake import PagerDutyFake
-from slack_requests import command_body, interaction_body, sign, view_submission
+from slack_requests import change_form_state, command_body, interaction_body, sign, view_submission
 from test_emergency_http import emergency_state, rendered
 from test_emergency_pagerduty import PD_POLICY, ROUTING_KEY, pagerduty  # noqa: F401
 from test_review_report_http import approved
@@ -67,8 +67,9 @@ async def assert_one_emergency(harness: Harness) -> None:
     with pytest.raises(ChangeNotFound):
         await harness.change("CR-2026-0002")
     assert len(harness.posts_to("UALICE")) == 1  # the on-call is paged once
-    declared = [e for e in (await harness.change(CR)).audit if e.action.value == "submitted"]
-    assert len(declared) <= 1
+    actions = [e.action.value for e in (await harness.change(CR)).audit]
+    assert actions.count("submitted") == actions.count("emergency_declared") == 1
+    assert len([c for c in harness.posts_to("CINCIDENTS") if "On call for" in rendered(c)]) == 1
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["in-turn", "concurrent"])
@@ -168,3 +169,38 @@ async def test_keys_outlive_the_signature_window_then_go(harness: Harness) -> No
 def test_any_body_has_a_key_or_none_and_never_raises(body: bytes, signature: str) -> None:
     key = request_key(body, signature)
     assert key is None or len(key) <= 100
+
+
+async def test_a_double_clicked_change_form_files_one_change(harness: Harness) -> None:
+    payload = view_submission("change_new", change_form_state(**harness.form()), user="UREQ", view_id="VFORM")
+    body = interaction_body(payload)
+    now = int(harness.clock.now().timestamp())
+    first, second = await asyncio.gather(
+        send(harness, body, sign(body, now)), send(harness, body, sign(body, now + 1))
+    )
+    assert first == second == (200, "")
+    await harness.settle()
+    assert (await harness.change(CR)).draft.title == "Upgrade the API gateway"
+    with pytest.raises(ChangeNotFound):
+        await harness.change("CR-2026-0002")
+    assert len([c for c in harness.posts_to("CCHANGES") if str(c.params.get("text")).startswith(CR)]) == 1
+
+
+async def test_a_double_clicked_reschedule_moves_and_tells_once(harness: Harness) -> None:
+    await approved(harness)
+    await harness.command(f"reschedule {CR}", user="UREQ")
+    view = harness.slack.calls_to("views.open")[-1].params["view"]
+    start = int((harness.clock.now() + timedelta(days=5)).timestamp())
+    state = {
+        "starts_at": {"starts_at": {"selected_date_time": start}},
+        "ends_at": {"ends_at": {"selected_date_time": start + 600}},
+    }
+    payload = view_submission(
+        "change_reschedule", state, user="UREQ", private_metadata=view["private_metadata"], view_id="VMOVE"
+    )
+    body = interaction_body(payload)
+    now = int(harness.clock.now().timestamp())
+    await asyncio.gather(send(harness, body, sign(body, now)), send(harness, body, sign(body, now + 2)))
+    await harness.settle()
+    actions = [e.action.value for e in (await harness.change(CR)).audit]
+    assert actions.count("rescheduled") == 1
