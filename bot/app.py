@@ -27,6 +27,7 @@ from bot.outbox import PARALLEL_LANES, DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.priority import AckFirst
 from bot.prometheus import metrics_text
+from bot.replay import ReplayGuard
 from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
@@ -37,6 +38,7 @@ from storage.database import READ_ONLY, create_engine, session_factory
 from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
+from storage.replays import ProcessedRequests
 from storage.repository import SqlChangeRepository, insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,7 @@ def build_changebot(
         clock=clock,
         health=bot.health,
         ack_first=ack_first,
+        replays=ReplayGuard(store=ProcessedRequests(sessions), clock=clock),
     )
     return bot
 

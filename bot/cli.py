@@ -20,6 +20,8 @@ from aiohttp import web
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_log_settings, load_settings
+from domain.bounds import period_problem
+from domain.clock import SystemClock
 from domain.model import Change
 from domain.policy import Policy, PolicyError
 from domain.policy_loader import parse_policy
@@ -177,8 +179,9 @@ async def _audit_export(args: argparse.Namespace) -> int:
     from storage.database import create_engine, session_factory
 
     since, until = _moment(args.since), _moment(args.until)
-    if until <= since:
-        raise StartupError("--until must be after --since")
+    problem = period_problem(since, until, now=SystemClock().now())
+    if problem:
+        raise StartupError(f"{problem} (ISO dates or times like 2026-11-01 or 2026-11-01T09:00)")
     engine = create_engine(_settings().database_url)
     try:
         if args.out == "-":

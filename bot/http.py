@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.priority import AckFirst
+from bot.replay import ReplayGuard
 from domain.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,12 @@ def signature_problem(
 
 
 def slack_events_handler(
-    bolt: AsyncApp, *, signing_secret: str, clock: Clock, ack_first: AckFirst | None = None
+    bolt: AsyncApp,
+    *,
+    signing_secret: str,
+    clock: Clock,
+    ack_first: AckFirst | None = None,
+    replays: ReplayGuard | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     priority = ack_first or AckFirst()
 
@@ -69,7 +75,14 @@ def slack_events_handler(
             query=request.query_string,
             headers=dict(request.headers),
         )
-        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        if replays is None:
+            return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
+        answer = await replays.once(
+            body=body,
+            signature=request.headers.get("X-Slack-Signature", ""),
+            dispatch=lambda: bolt.async_dispatch(bolt_request),
+        )
+        return await to_aiohttp_response(answer)
 
     return handle
 
@@ -83,11 +96,14 @@ def build_web_app(
     feed: Callable[[str], Awaitable[bytes | None]] | None = None,
     metrics: Callable[[], Awaitable[str]] | None = None,
     ack_first: AckFirst | None = None,
+    replays: ReplayGuard | None = None,
 ) -> web.Application:
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app.router.add_post(
         "/slack/events",
-        slack_events_handler(bolt, signing_secret=signing_secret, clock=clock, ack_first=ack_first),
+        slack_events_handler(
+            bolt, signing_secret=signing_secret, clock=clock, ack_first=ack_first, replays=replays
+        ),
     )
 
     async def healthz(_request: web.Request) -> web.Response:

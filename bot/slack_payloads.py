@@ -123,7 +123,7 @@ def view_submission(
     trigger: str,
     private_metadata: str = "",
     view_blocks: list[dict[str, Any]] | None = None,
-    view_id: str = "V0001",
+    view_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "type": "view_submission",
@@ -133,7 +133,7 @@ def view_submission(
         "token": "legacy",
         "trigger_id": trigger,
         "view": {
-            "id": view_id,
+            "id": view_id or f"V-{trigger}",  # each opened modal has an id of its own
             "type": "modal",
             "callback_id": callback_id,
             "private_metadata": private_metadata,

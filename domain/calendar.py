@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from domain.bounds import DEFAULT_MAX_AHEAD, EARLIEST_DAY, last_calendar_day, month_in_range
+
 
 @dataclass(frozen=True)
 class CalendarRange:
@@ -25,9 +27,10 @@ def days_range(first: date, days: int, zone: ZoneInfo, title: str) -> CalendarRa
 
 
 def parse_calendar_range(
-    text: str, *, now: datetime, zone: ZoneInfo, days_ahead: int = 0
+    text: str, *, now: datetime, zone: ZoneInfo, days_ahead: int = 0, max_ahead: timedelta = DEFAULT_MAX_AHEAD
 ) -> CalendarRange | None:
-    """`today`, `week` or `YYYY-MM-DD`; None when it is none of them."""
+    """`today`, `week` or `YYYY-MM-DD` from EARLIEST_DAY to as far ahead as a change may
+    start; None when it is none of them. Never raises."""
     today = now.astimezone(zone).date()
     word = (text or "today").strip().lower()
     if word == "today":
@@ -37,6 +40,8 @@ def parse_calendar_range(
     try:
         day = date.fromisoformat(word)
     except ValueError:
+        return None
+    if not EARLIEST_DAY <= day <= last_calendar_day(now=now, zone=zone, max_ahead=max_ahead):
         return None
     return days_range(day, 1, zone, f"Changes on {day:%a %d %b %Y}")
 
@@ -48,7 +53,8 @@ def scheduled_moment(day: date, hour: int, minute: int, zone: ZoneInfo) -> datet
 
 
 def report_range(text: str, *, now: datetime, zone: ZoneInfo) -> CalendarRange | None:
-    """`week` (the last 7 days), `month` (this month so far) or `YYYY-MM`; None otherwise."""
+    """`week` (the last 7 days), `month` (this month so far) or `YYYY-MM` from EARLIEST_DAY
+    to this month; None otherwise. Never raises."""
     word = (text or "month").strip().lower()
     today = now.astimezone(zone).date()
     if word == "week":
@@ -64,6 +70,8 @@ def report_range(text: str, *, now: datetime, zone: ZoneInfo) -> CalendarRange |
     try:
         first = datetime.strptime(word, "%Y-%m").date()
     except ValueError:
+        return None
+    if not month_in_range(first, today=today):
         return None
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     return CalendarRange(

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from domain.bounds import window_bound_errors
 from domain.enums import Category, Impact, Likelihood
 from domain.model import ChangeDraft
-from domain.policy import Policy
+from domain.policy import Limits, Policy
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
@@ -123,16 +124,8 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
                 f"{', '.join(catalog_entry.services)}, not {', '.join(outside)}."
             )
 
-    starts_at = _moment(form.starts_at)
-    ends_at = _moment(form.ends_at)
-    if starts_at is None:
-        errors["starts_at"] = "When does the change start?"
-    elif starts_at < now - START_GRACE:
-        errors["starts_at"] = "The start is in the past. Pick a time from now on."
-    if ends_at is None:
-        errors["ends_at"] = "When will the change be finished?"
-    elif starts_at is not None and ends_at <= starts_at:
-        errors["ends_at"] = "The end must be after the start."
+    starts_at, ends_at = _moment(form.starts_at), _moment(form.ends_at)
+    errors.update(_window_errors(starts_at, ends_at, now=now, limits=policy.limits))
 
     texts = {name: _clean(getattr(form, name)) for name in LONG_TEXT_FIELDS}
     for name, text in texts.items():
@@ -185,10 +178,22 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
     )
 
 
-def validate_window(starts: int | None, ends: int | None, *, now: datetime) -> tuple[datetime, datetime]:
+def validate_window(
+    starts: int | None, ends: int | None, *, now: datetime, limits: Limits
+) -> tuple[datetime, datetime]:
     """The same window rules as the form, for rescheduling."""
-    errors: dict[str, str] = {}
     starts_at, ends_at = _moment(starts), _moment(ends)
+    errors = _window_errors(starts_at, ends_at, now=now, limits=limits)
+    if errors:
+        raise IntakeRejected(errors)
+    assert starts_at and ends_at
+    return starts_at, ends_at
+
+
+def _window_errors(
+    starts_at: datetime | None, ends_at: datetime | None, *, now: datetime, limits: Limits
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
     if starts_at is None:
         errors["starts_at"] = "When does the change start?"
     elif starts_at < now - START_GRACE:
@@ -197,10 +202,10 @@ def validate_window(starts: int | None, ends: int | None, *, now: datetime) -> t
         errors["ends_at"] = "When will the change be finished?"
     elif starts_at is not None and ends_at <= starts_at:
         errors["ends_at"] = "The end must be after the start."
-    if errors:
-        raise IntakeRejected(errors)
-    assert starts_at and ends_at
-    return starts_at, ends_at
+    bounds = window_bound_errors(
+        starts_at, ends_at, now=now, max_ahead=limits.max_ahead, max_duration=limits.max_duration
+    )
+    return {**bounds, **errors}
 
 
 def _moment(epoch: int | None) -> datetime | None:

@@ -20,9 +20,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from domain.bounds import CEILING_AHEAD, CEILING_DURATION, DEFAULT_MAX_AHEAD, DEFAULT_MAX_DURATION
 from domain.calendar_policy import Blackout, Windows
 from domain.durations import parse_duration
 from domain.enums import Category, Impact, Likelihood, Risk
@@ -296,6 +299,16 @@ class ReportPolicy(_Strict):
 class Limits(_Strict):
     title: int = Field(default=150, ge=10, le=150)
     text: int = Field(default=2500, ge=100, le=2900)
+    max_ahead: Duration = DEFAULT_MAX_AHEAD  # how far ahead a change may start
+    max_duration: Duration = DEFAULT_MAX_DURATION  # the longest change window
+
+    @field_validator("max_ahead", "max_duration")
+    @classmethod
+    def _within_ceiling(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        ceiling = CEILING_AHEAD if info.field_name == "max_ahead" else CEILING_DURATION
+        if not timedelta(hours=1) <= value <= ceiling:
+            raise ValueError(f"must be between 1h and {ceiling.days}d")
+        return value
 
 
 class Policy(_Strict):
@@ -334,6 +347,12 @@ class Policy(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone '{value}' (use an IANA name like Europe/Berlin)") from None
         return value
+
+    @model_validator(mode="after")
+    def _emergency_window_fits(self) -> Policy:
+        if self.emergency.window > self.limits.max_duration:
+            raise ValueError("emergency.window is longer than limits.max_duration")
+        return self
 
     @field_validator("roles")
     @classmethod

@@ -909,7 +909,7 @@ class ChangeService:
         self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
     ) -> ActionOutcome:
         """Move the window; pending notices are planned again for the new times."""
-        window = validate_window(starts_at, ends_at, now=self._clock.now())
+        window = validate_window(starts_at, ends_at, now=self._clock.now(), limits=self.policy.limits)
         for _attempt in range(8):
             change = await self._require(change_id)
             now = self._clock.now()

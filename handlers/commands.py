@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.context import AppContext
+from domain.bounds import EARLIEST_DAY, last_calendar_day
 from domain.calendar import parse_calendar_range, report_range
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict, ListScope
@@ -129,11 +130,16 @@ async def cancel(ctx: AppContext, command: Command) -> Blocks:
 
 
 async def calendar(ctx: AppContext, command: Command) -> Blocks:
+    now, zone, ahead = ctx.clock.now(), ctx.policy.zone, ctx.policy.limits.max_ahead
     span = parse_calendar_range(
-        command.args[0] if command.args else "today", now=ctx.clock.now(), zone=ctx.policy.zone
+        command.args[0] if command.args else "today", now=now, zone=zone, max_ahead=ahead
     )
     if span is None:
-        return help_blocks("Which days? Use `/change calendar today`, `week` or a date like `2026-12-01`.")
+        last = last_calendar_day(now=now, zone=zone, max_ahead=ahead)
+        return help_blocks(
+            "Which days? Use `/change calendar today`, `week` or a date like `2026-12-01`, "
+            f"from {EARLIEST_DAY.isoformat()} to {last.isoformat()}."
+        )
     return calendar_blocks(await ctx.service.calendar(span=span), zone=ctx.policy.zone)
 
 
@@ -168,7 +174,10 @@ async def report(ctx: AppContext, command: Command) -> Blocks:
         command.args[0] if command.args else "month", now=ctx.clock.now(), zone=ctx.policy.zone
     )
     if span is None:
-        return help_blocks("Which period? Use `/change report week`, `month` or `2026-10`.")
+        return help_blocks(
+            "Which period? Use `/change report week`, `month` or a month like `2026-10`, "
+            f"from {EARLIEST_DAY:%Y-%m} to this month."
+        )
     await ctx.service.request_report(span=span, channel=command.channel or ctx.policy.channels.changes)
     return help_blocks(f"Posting *{escaped_clip(span.title, 100)}* here, with its chart.")[:1]
 

@@ -171,6 +171,21 @@ class ProcessedEventRow(SQLModel, table=True):
     received_at: datetime = utc_column()
 
 
+class ProcessedRequestRow(SQLModel, table=True):
+    """Slash commands and interactions already acted on, with the answer given: a replay
+    or a double click gets that answer again instead of acting twice (bot/replay.py)."""
+
+    __tablename__ = "processed_request"
+
+    key: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = utc_column()
+    status: int | None = None  # None while the first request is still being handled
+    content_type: str | None = Field(default=None, max_length=100)
+    body: str | None = Field(default=None, sa_type=sa.Text)
+
+    __table_args__ = (sa.Index("ix_processed_request_received_at", "received_at"),)
+
+
 class NoticeRow(SQLModel, table=True):
     """A timeline message due at a moment (T-24h, T-0, overrun, …). Claimed atomically
     when due and turned into outbox rows in the same transaction: sent exactly once."""

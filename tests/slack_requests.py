@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import urlencode
 
 SIGNING_SECRET = "test-signing-secret"
 TEAM = {"id": "T0001", "domain": "emulated"}
+_views = itertools.count(1)  # Slack gives every opened modal an id of its own
 
 
 def sign(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> dict[str, str]:
@@ -79,6 +81,8 @@ def view_submission(
     user: str,
     private_metadata: str = "",
     view_blocks: list[dict[str, Any]] | None = None,
+    view_id: str | None = None,
+    view_hash: str = "h",
 ) -> dict[str, Any]:
     return {
         "type": "view_submission",
@@ -88,13 +92,13 @@ def view_submission(
         "token": "legacy",
         "trigger_id": "trig-3",
         "view": {
-            "id": "V0001",
+            "id": view_id or f"V{next(_views):04d}",
             "type": "modal",
             "callback_id": callback_id,
             "private_metadata": private_metadata,
             "blocks": view_blocks or [],
             "state": {"values": values},
-            "hash": "h",
+            "hash": view_hash,
         },
     }
 
