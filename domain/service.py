@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain import quorum, timeline
+from domain.authz import barred_implementer, deciders_excluded, incident_refusal
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
@@ -43,6 +44,7 @@ from domain.model import (
 )
 from domain.policy import Policy
 from domain.risk import assess_risk
+from domain.start_rules import start_block
 from domain.timeline import (
     MONITORING_END,
     OVERRUN,
@@ -165,6 +167,7 @@ PROGRESS: dict[ProgressAction, tuple[frozenset[Status], Status, AuditAction]] = 
     ),
 }
 NOTES_REQUIRED = frozenset({ProgressAction.FAIL, ProgressAction.ROLLBACK})
+START_GATED = frozenset({ProgressAction.START, ProgressAction.COMPLETE})  # both start an approved CR
 CHANGE_EVENT_STATUSES = frozenset({Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 
@@ -356,7 +359,9 @@ class DecisionOutcome:
 
 
 # Refusals worth an audit line: someone tried to act without authority.
-AUDITED_REFUSALS = frozenset({quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST})
+AUDITED_REFUSALS = frozenset(
+    {quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST, quorum.Refusal.OWN_IMPLEMENTATION}
+)
 
 
 class ChangeService:
@@ -541,6 +546,7 @@ class ChangeService:
             user=user,
             eligible_steps=await self._eligible_steps(change, user),
             decision=Decision.REJECT,
+            implementer=barred_implementer(change, self.policy),
         )
         return verdict if isinstance(verdict, quorum.Refusal) else None
 
@@ -568,6 +574,7 @@ class ChangeService:
                 user=user,
                 eligible_steps=await self._eligible_steps(change, user),
                 decision=decision,
+                implementer=barred_implementer(change, self.policy),
             )
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
@@ -636,9 +643,12 @@ class ChangeService:
         action: ProgressAction,
         notes: str = "",
         team_id: str | None = None,
+        override: str = "",
     ) -> ActionOutcome:
-        """Start / complete / fail / roll back / close, by the implementer or requester."""
-        notes = notes.strip()
+        """Start / complete / fail / roll back / close, by the implementer or requester.
+
+        `override`: the reason an override role starts it outside its window or in a freeze."""
+        notes, override = notes.strip(), override.strip()
         if action in NOTES_REQUIRED and not notes:
             raise IntakeRejected({"notes": "Say what happened, for the record and the review."})
         if len(notes) > MAX_NOTES:
@@ -647,9 +657,16 @@ class ChangeService:
         for _attempt in range(8):
             change = await self._require(change_id)
             now = self._clock.now()
-            refusal = self._progress_refusal(change, user, allowed_from, action)
+            # An override role may start someone else's change; everyone else is checked first.
+            refusal = None if override else self._progress_refusal(change, user, allowed_from, action)
+            gated, overridden = (
+                (None, None) if refusal else await self._start_gate(change, user, action, override, now)
+            )
+            if not (refusal or gated or overridden):
+                refusal = self._progress_refusal(change, user, allowed_from, action)
+            refusal = refusal or gated
             if refusal:
-                if user not in (change.implementer, change.requester):
+                if gated or user not in (change.implementer, change.requester):
                     await self._repo.append_audit(
                         change_id,
                         AuditEntry(
@@ -660,7 +677,7 @@ class ChangeService:
                         ),
                     )
                 return ActionOutcome(change, refusal)
-            audit = []
+            audit = [overridden] if overridden else []
             started_at = None
             if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
                 audit.append(
@@ -695,6 +712,35 @@ class ChangeService:
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
+
+    async def _start_gate(
+        self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
+    ) -> tuple[str | None, AuditEntry | None]:
+        """Starting (or completing unstarted) an approved change outside its window or in a
+        freeze is refused, unless an override role gives a reason: then (None, the audit entry)."""
+        if change.status is not Status.APPROVED or action not in START_GATED:
+            return None, None
+        block = start_block(
+            change=change,
+            now=now,
+            tolerance=self.policy.start_tolerance,
+            blackouts=self.policy.blackouts,
+            freezes=await self._repo.freezes(start=now, end=now + timedelta(seconds=1)),
+            zone=self.policy.zone,
+        )
+        roles = self.policy.start_override_roles
+        if block is None:
+            return None, None
+        if not override:
+            how = f'`/change start {change.id} --override "reason"`'
+            hint = f"; {' or '.join(roles)} can start it anyway with {how}" if roles else ""
+            return f"{block.reason}{hint}", None
+        if not await self._in_roles(user, roles):
+            return f"{block.reason}; only {' or '.join(roles) or 'nobody'} can start it anyway", None
+        if len(override) > MAX_REASON:
+            raise IntakeRejected({"override": f"Keep the reason to {MAX_REASON} characters."})
+        details = {"blocked": block.reason, "kind": block.kind.value, "reason": override}
+        return None, AuditEntry(user, AuditAction.START_OVERRIDDEN, now, details)
 
     async def _commit(
         self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
@@ -823,6 +869,18 @@ class ChangeService:
         for _attempt in range(8):
             change = await self._require(change_id)
             now = self._clock.now()
+            refusal = incident_refusal(
+                change=change,
+                user=user,
+                in_incident_role=await self._in_roles(user, self.policy.incident_roles),
+                policy=self.policy,
+            )
+            if refusal:
+                details = {"action": "link_incident", "refusal": refusal, "incident": incident}
+                await self._repo.append_audit(
+                    change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details)
+                )
+                return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
             payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
             intents = [
@@ -1116,6 +1174,7 @@ class ChangeService:
             user=user,
             eligible_steps=await self._eligible_steps(change, user, change.post_steps),
             decision=decision,
+            implementer=barred_implementer(change, self.policy),
         )
 
     async def post_decide(
@@ -1230,7 +1289,7 @@ class ChangeService:
         users: set[str] = set()
         for index in quorum.open_steps(change.post_steps, change.post_approvals):
             users |= await self._directory.expand(change.post_steps[index].members)
-        return sorted(users - decided - {change.requester})
+        return sorted(users - decided - deciders_excluded(change, self.policy))
 
     async def role_members(self, *, role: str) -> list[str]:
         return sorted(await self._directory.expand(self.policy.roles.get(role, [])))
@@ -1596,11 +1655,14 @@ class ChangeService:
         self._notifier.wake()
         return freeze, None
 
-    async def _freeze_refusal(self, user: str) -> str | None:
+    async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
         allowed: set[str] = set()
-        for role in self.policy.freeze_roles:
+        for role in roles:
             allowed |= await self._directory.expand(self.policy.roles.get(role, []))
-        if user in allowed:
+        return user in allowed
+
+    async def _freeze_refusal(self, user: str) -> str | None:
+        if await self._in_roles(user, self.policy.freeze_roles):
             return None
         roles = ", ".join(self.policy.freeze_roles) or "nobody"
         return f"only these roles can declare or lift a change freeze: {roles}"
@@ -1784,7 +1846,7 @@ class ChangeService:
         users: set[str] = set()
         for index in quorum.open_steps(change.steps, change.approvals):
             users |= await self._directory.expand(change.steps[index].members)
-        return sorted(users - decided - {change.requester})
+        return sorted(users - decided - deciders_excluded(change, self.policy))
 
     async def _eligible_steps(
         self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None

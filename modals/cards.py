@@ -124,6 +124,13 @@ def change_card(
             ":warning: Outside its windows or in a blackout; exception requested: "
             + escaped_clip(str(exception.details.get("reason", "")), 500)
         )
+    override = next((e for e in change.audit if e.action is AuditAction.START_OVERRIDDEN), None)
+    if override is not None:
+        lines.append(
+            f":rotating_light: Started anyway by {mention(override.actor)} "
+            f"({escaped_clip(str(override.details.get('blocked', '')), 300)}): "
+            + escaped_clip(str(override.details.get("reason", "")), 500)
+        )
     from modals.review import review_lines  # the review module builds on this one
 
     lines += review_lines(change, zone)
@@ -341,6 +348,7 @@ HELP_TEXT = (
     "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
     "• `/change freeze start [reason]` / `/change freeze end`: an ad-hoc change freeze\n"
+    "• `/change start CR-2026-0001 [--override reason]`: start a change (override: outside its window)\n"
     "• `/change incident CR-2026-0001 INC-123`: record that a change caused an incident\n"
     "• `/change report [week|month|2026-10]`: success, rollback and failure rates with a chart\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
