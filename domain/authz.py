@@ -5,8 +5,10 @@ Plain rules over plain values; the service resolves role members (I/O) and audit
 
 from __future__ import annotations
 
-from domain.enums import Status
-from domain.model import Change
+from datetime import datetime, timedelta
+
+from domain.enums import Category, Status
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, Phase
 from domain.policy import Policy
 
 # A change can only have caused an incident once someone started carrying it out.
@@ -42,3 +44,30 @@ def incident_refusal(*, change: Change, user: str, in_incident_role: bool, polic
         state = change.status.value.replace("_", " ")
         return f"{change.id} is {state} and never started, so it cannot have caused an incident"
     return None
+
+
+def voids_approval(change: Change, starts_at: datetime, ends_at: datetime, keep_within: timedelta) -> bool:
+    """Does moving `change` to [starts_at, ends_at) void the approvals it has?
+
+    An approval binds to the window it was given for. Pre-approved changes (no steps) stay
+    approved; emergencies too: their post-approval judges what was actually done and when.
+    A shift of both ends by at most `keep_within` (the policy's small-move allowance) keeps them.
+    """
+    if change.draft.category is Category.EMERGENCY or not change.steps:
+        return False
+    if not any(entry.phase is Phase.PRE for entry in change.approvals):
+        return False
+    shift = max(abs(starts_at - change.draft.starts_at), abs(ends_at - change.draft.ends_at))
+    return shift > keep_within
+
+
+def voided_entry(change: Change, at: datetime) -> AuditEntry:
+    """The audit line for approvals a move voided: who had decided, for which window."""
+    decided = [entry.user for entry in change.approvals if entry.phase is Phase.PRE]
+    window = [change.draft.starts_at.isoformat(), change.draft.ends_at.isoformat()]
+    return AuditEntry(
+        SYSTEM_ACTOR,
+        AuditAction.APPROVALS_VOIDED,
+        at,
+        {"approvers": decided, "window": window, "was": change.status.value},
+    )

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain import quorum, timeline
-from domain.authz import barred_implementer, deciders_excluded, incident_refusal
+from domain.authz import barred_implementer, deciders_excluded, incident_refusal, voided_entry, voids_approval
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
@@ -110,6 +110,7 @@ class ChangeUpdate:
     replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
+    void_approvals: bool = False  # drop the pre-approvals and approved_at (the window moved)
 
 
 @dataclass(frozen=True)
@@ -970,8 +971,7 @@ class ChangeService:
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             new_start, new_end = window
-            has_exception = any(step.purpose == "exception" for step in change.steps)
-            if not has_exception and change.draft.category is not Category.EMERGENCY:
+            if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
                 await self._check_schedule(
                     category=change.draft.category, start=new_start, end=new_end, requested=False, reason=None
                 )
@@ -989,21 +989,44 @@ class ChangeService:
                     },
                 )
             ]
+            void = voids_approval(change, new_start, new_end, self.policy.reschedule.keep_approval_within)
             replan = (
-                self._plan(new_start, new_end, approved_at=now) if change.status is Status.APPROVED else None
+                self._plan(new_start, new_end, approved_at=now)
+                if change.status is Status.APPROVED and not void
+                else None
             )
             update = ChangeUpdate(
                 at=now,
+                status=Status.PENDING_APPROVAL if void else None,
                 starts_at=new_start,
                 ends_at=new_end,
                 replace_notices=replan,
+                drop_notices=void,
+                void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
             )
-            payload = {"template": "rescheduled", "by": user, "thread": True}
+            payload: dict[str, Any] = {
+                "template": "rescheduled",
+                "by": user,
+                "thread": True,
+                "reapproval": void,
+            }
+            payload["from"] = audit[0].details["from"]
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
             ]
+            if void:
+                audit.append(voided_entry(change, now))
+                intents.append(  # the approvers get the decision again, told what moved
+                    Intent(
+                        IntentKind.DM_APPROVERS,
+                        change_id,
+                        None,
+                        {**payload, "thread": False},
+                        dedupe_key=f"{change_id}:dm-approvers:{change.version}",
+                    )
+                )
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)

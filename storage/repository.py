@@ -361,6 +361,8 @@ class SqlChangeRepository:
             value = getattr(update, name)
             if value is not None:
                 values[name] = value
+        if update.void_approvals:
+            values["approved_at"] = None
         try:
             async with self._sessions() as session, session.begin():
                 updated = await session.execute(
@@ -374,6 +376,12 @@ class SqlChangeRepository:
                 if updated.rowcount != 1:  # type: ignore[attr-defined]
                     await session.rollback()
                     return False
+                if update.void_approvals:  # the window they approved moved; the audit keeps them
+                    await session.execute(
+                        sa.delete(ApprovalRow).where(
+                            col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre"
+                        )
+                    )
                 if update.approval is not None:
                     entry = update.approval
                     await session.execute(
