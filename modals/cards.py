@@ -124,13 +124,7 @@ def change_card(
             ":warning: Outside its windows or in a blackout; exception requested: "
             + escaped_clip(str(exception.details.get("reason", "")), 500)
         )
-    override = next((e for e in change.audit if e.action is AuditAction.START_OVERRIDDEN), None)
-    if override is not None:
-        lines.append(
-            f":rotating_light: Started anyway by {mention(override.actor)} "
-            f"({escaped_clip(str(override.details.get('blocked', '')), 300)}): "
-            + escaped_clip(str(override.details.get("reason", "")), 500)
-        )
+    lines += override_lines(change)
     from modals.review import review_lines  # the review module builds on this one
 
     lines += review_lines(change, zone)
@@ -184,6 +178,17 @@ def incident_link(ref: str) -> str:
     if ref.startswith("https://") and not any(c in ref for c in "<>| "):
         return f"<{ref}|{escaped_clip(ref.rsplit('/', 1)[-1] or ref, 60)}>"
     return escaped_clip(ref, 300)
+
+
+def override_lines(change: Change) -> list[str]:
+    """A start outside the approved window or in a freeze: who let it, why, what it broke."""
+    return [
+        f":rotating_light: Started anyway by {mention(entry.actor)} "
+        f"({escaped_clip(str(entry.details.get('blocked', '')), 300)}): "
+        + escaped_clip(str(entry.details.get("reason", "")), 500)
+        for entry in change.audit
+        if entry.action is AuditAction.START_OVERRIDDEN
+    ]
 
 
 def on_call_line(change: Change) -> str | None:

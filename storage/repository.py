@@ -361,8 +361,6 @@ class SqlChangeRepository:
             value = getattr(update, name)
             if value is not None:
                 values[name] = value
-        if update.void_approvals:
-            values["approved_at"] = None
         try:
             async with self._sessions() as session, session.begin():
                 updated = await session.execute(
@@ -377,11 +375,7 @@ class SqlChangeRepository:
                     await session.rollback()
                     return False
                 if update.void_approvals:  # the window they approved moved; the audit keeps them
-                    await session.execute(
-                        sa.delete(ApprovalRow).where(
-                            col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre"
-                        )
-                    )
+                    await _void_approvals(session, change_id)
                 if update.approval is not None:
                     entry = update.approval
                     await session.execute(
@@ -760,6 +754,14 @@ class SqlChangeRepository:
                 )
             )
             return found.first() is not None
+
+
+async def _void_approvals(session: AsyncSession, change_id: str) -> None:
+    """Back to waiting for approval: no pre-approvals, no approval time."""
+    await session.execute(sa.update(ChangeRow).where(col(ChangeRow.id) == change_id).values(approved_at=None))
+    await session.execute(
+        sa.delete(ApprovalRow).where(col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre")
+    )
 
 
 UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
