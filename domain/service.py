@@ -44,7 +44,7 @@ from domain.model import (
 )
 from domain.policy import Policy
 from domain.risk import assess_risk
-from domain.start_rules import start_block
+from domain.start_rules import gate_start
 from domain.timeline import (
     MONITORING_END,
     OVERRUN,
@@ -717,31 +717,20 @@ class ChangeService:
     async def _start_gate(
         self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
     ) -> tuple[str | None, AuditEntry | None]:
-        """Starting (or completing unstarted) an approved change outside its window or in a
-        freeze is refused, unless an override role gives a reason: then (None, the audit entry)."""
+        """Starting (or completing unstarted) an approved change is held to its window and freezes."""
         if change.status is not Status.APPROVED or action not in START_GATED:
             return None, None
-        block = start_block(
+        freezes = await self._repo.freezes(start=now, end=now + timedelta(seconds=1))
+        allowed = bool(override) and await self._in_roles(user, self.policy.start_override_roles)
+        return gate_start(
             change=change,
+            user=user,
             now=now,
-            tolerance=self.policy.start_tolerance,
-            blackouts=self.policy.blackouts,
-            freezes=await self._repo.freezes(start=now, end=now + timedelta(seconds=1)),
-            zone=self.policy.zone,
+            policy=self.policy,
+            freezes=freezes,
+            override=override,
+            allowed=allowed,
         )
-        roles = self.policy.start_override_roles
-        if block is None:
-            return None, None
-        if not override:
-            how = f'`/change start {change.id} --override "reason"`'
-            hint = f"; {' or '.join(roles)} can start it anyway with {how}" if roles else ""
-            return f"{block.reason}{hint}", None
-        if not await self._in_roles(user, roles):
-            return f"{block.reason}; only {' or '.join(roles) or 'nobody'} can start it anyway", None
-        if len(override) > MAX_REASON:
-            raise IntakeRejected({"override": f"Keep the reason to {MAX_REASON} characters."})
-        details = {"blocked": block.reason, "kind": block.kind.value, "reason": override}
-        return None, AuditEntry(user, AuditAction.START_OVERRIDDEN, now, details)
 
     async def _commit(
         self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]

@@ -15,9 +15,12 @@ from zoneinfo import ZoneInfo
 
 from domain.calendar_policy import Blackout, Freeze, blackout_hits
 from domain.enums import Category
-from domain.model import Change
+from domain.intake import IntakeRejected
+from domain.model import AuditAction, AuditEntry, Change
+from domain.policy import Policy
 
 INSTANT = timedelta(seconds=1)
+MAX_OVERRIDE = 1000
 
 
 class StartBlockKind(StrEnum):
@@ -86,3 +89,37 @@ def start_block(
         if hits:
             return StartBlock(StartBlockKind.BLACKOUT, f"it is inside the blackout '{hits[0].name}'")
     return None
+
+
+def gate_start(
+    *,
+    change: Change,
+    user: str,
+    now: datetime,
+    policy: Policy,
+    freezes: Sequence[Freeze],
+    override: str,
+    allowed: bool,
+) -> tuple[str | None, AuditEntry | None]:
+    """(refusal, None) when the start is blocked; (None, the override's audit entry) when an
+    override role (`allowed`) starts it anyway with a reason; (None, None) when nothing blocks."""
+    block = start_block(
+        change=change,
+        now=now,
+        tolerance=policy.start_tolerance,
+        blackouts=policy.blackouts,
+        freezes=freezes,
+        zone=policy.zone,
+    )
+    if block is None:
+        return None, None
+    roles = " or ".join(policy.start_override_roles)
+    if not override:
+        how = f'`/change start {change.id} --override "reason"`'
+        return (f"{block.reason}; {roles} can start it anyway with {how}" if roles else block.reason), None
+    if not allowed:
+        return f"{block.reason}; only {roles or 'nobody'} can start it anyway", None
+    if len(override) > MAX_OVERRIDE:
+        raise IntakeRejected({"override": f"Keep the reason to {MAX_OVERRIDE} characters."})
+    details = {"blocked": block.reason, "kind": block.kind.value, "reason": override}
+    return None, AuditEntry(user, AuditAction.START_OVERRIDDEN, now, details)
