@@ -994,13 +994,14 @@ class ChangeService:
                 void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
             )
-            payload: dict[str, Any] = {
+            moved_from = audit[0].details["from"]
+            payload = {
                 "template": "rescheduled",
                 "by": user,
                 "thread": True,
                 "reapproval": void,
+                "from": moved_from,
             }
-            payload["from"] = audit[0].details["from"]
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
