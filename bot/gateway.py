@@ -284,6 +284,8 @@ class SlackGateway:
             ],
             now=row.due_at,
         )
+        if row.payload.get("template"):  # e.g. moved: the cards refresh, each approver is told why
+            await self._fan_out_messages(row, users)
 
     async def _fan_out_messages(self, row: OutboxRow, users: list[str]) -> None:
         """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing."""

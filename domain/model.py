@@ -102,11 +102,15 @@ class AuditAction(StrEnum):
     REPORT_POSTED = "report_posted"
     FREEZE_STARTED = "freeze_started"
     FREEZE_ENDED = "freeze_ended"
+    START_OVERRIDDEN = "start_overridden"
+    APPROVALS_VOIDED = "approvals_voided"
 
 
 # The audit entries a card shows. Everything else in the trail is read only by
 # `/change show`, the CLI and reports, so ordinary loads leave it in the database.
-CARD_AUDIT_ACTIONS = frozenset({AuditAction.EXCEPTION_REQUESTED, AuditAction.ON_CALL_RESOLVED})
+CARD_AUDIT_ACTIONS = frozenset(
+    {AuditAction.EXCEPTION_REQUESTED, AuditAction.ON_CALL_RESOLVED, AuditAction.START_OVERRIDDEN}
+)
 
 
 @dataclass(frozen=True)

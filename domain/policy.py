@@ -73,6 +73,8 @@ class ApprovalStepSpec(_Strict):
 class Approvals(_Strict):
     by_risk: dict[Risk, list[ApprovalStepSpec]]
     by_category: dict[Category, list[ApprovalStepSpec]] = Field(default_factory=dict)
+    # Separation of duties: who carries a change out does not approve it, unless allowed here.
+    implementer_may_approve: bool = False
 
     @field_validator("by_risk")
     @classmethod
@@ -296,6 +298,12 @@ class ReportPolicy(_Strict):
     channel: str | None = None  # default: the changes channel
 
 
+class ReschedulePolicy(_Strict):
+    """Moving an approved change's window voids its approvals, unless by at most this much."""
+
+    keep_approval_within: Duration = Field(default=timedelta(0), ge=timedelta(0))
+
+
 class Limits(_Strict):
     title: int = Field(default=150, ge=10, le=150)
     text: int = Field(default=2500, ge=100, le=2900)
@@ -333,6 +341,13 @@ class Policy(_Strict):
     blackouts: list[Blackout] = Field(default_factory=list, max_length=50)
     exceptions: ApprovalStepSpec = Field(default_factory=lambda: ApprovalStepSpec(role="engineering_manager"))
     freeze_roles: list[str] = Field(default_factory=lambda: ["engineering_manager", "cto"])
+    # Besides the requester and the implementer, who may mark a change as an incident's cause.
+    incident_roles: list[str] = Field(default_factory=list)
+    # How early before its approved window a change may start (shared with pipeline gates).
+    start_tolerance: Duration = Field(default=timedelta(minutes=30), ge=timedelta(0))
+    # Who may start a change outside its window or in a freeze/blackout, with a reason.
+    start_override_roles: list[str] = Field(default_factory=list)
+    reschedule: ReschedulePolicy = Field(default_factory=lambda: ReschedulePolicy())
     dependencies: dict[str, list[str]] = Field(default_factory=dict)
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     cab: CabPolicy = Field(default_factory=CabPolicy)
@@ -484,6 +499,8 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
     if policy.cab.role:
         role_refs.append((("cab", "role"), policy.cab.role))
     role_refs += [(("freeze_roles", i), role) for i, role in enumerate(policy.freeze_roles)]
+    role_refs += [(("incident_roles", i), role) for i, role in enumerate(policy.incident_roles)]
+    role_refs += [(("start_override_roles", i), role) for i, role in enumerate(policy.start_override_roles)]
     for loc, role in role_refs:
         if role not in policy.roles:
             yield PolicyProblem(

@@ -17,6 +17,7 @@ from domain.model import ApprovalEntry, StepSnapshot
 class Refusal(StrEnum):
     NOT_PENDING = "not_pending"
     OWN_REQUEST = "own_request"
+    OWN_IMPLEMENTATION = "own_implementation"
     ALREADY_DECIDED = "already_decided"
     NOT_ELIGIBLE = "not_eligible"
     STEPS_COMPLETE = "steps_complete"
@@ -25,6 +26,7 @@ class Refusal(StrEnum):
 REFUSAL_TEXT: dict[Refusal, str] = {
     Refusal.NOT_PENDING: "this change is no longer waiting for approval",
     Refusal.OWN_REQUEST: "you requested this change, so you cannot approve or reject it",
+    Refusal.OWN_IMPLEMENTATION: "you implement this change, so you cannot approve or reject it",
     Refusal.ALREADY_DECIDED: "you have already decided on this change",
     Refusal.NOT_ELIGIBLE: "you are not an approver for any step of this change",
     Refusal.STEPS_COMPLETE: "the approval steps you can sign are already complete",
@@ -63,16 +65,21 @@ def decide(
     user: str,
     eligible_steps: Collection[int],
     decision: Decision,
+    implementer: str | None = None,
 ) -> Accepted | Refusal:
     """Decide whether `user` may record `decision`, and what it does to the CR.
 
     `eligible_steps` are the indexes of the steps whose role `user` belongs to
-    (resolving user groups is I/O, so the caller does it).
+    (resolving user groups is I/O, so the caller does it). `implementer` is the one who
+    carries the change out, when the policy keeps them from deciding on it (separation
+    of duties); None when it lets them.
     """
     if status is not Status.PENDING_APPROVAL:
         return Refusal.NOT_PENDING
     if user == requester:
         return Refusal.OWN_REQUEST
+    if implementer is not None and user == implementer:
+        return Refusal.OWN_IMPLEMENTATION
     if any(entry.user == user for entry in approvals):
         return Refusal.ALREADY_DECIDED
     if not eligible_steps:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from domain import journal, quorum, timeline
+from domain.authz import barred_implementer, deciders_excluded, incident_refusal, voided_entry, voids_approval
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
@@ -43,6 +44,7 @@ from domain.model import (
 )
 from domain.policy import Policy
 from domain.risk import assess_risk
+from domain.start_rules import gate_start
 from domain.timeline import (
     MONITORING_END,
     OVERRUN,
@@ -108,6 +110,7 @@ class ChangeUpdate:
     replace_notices: Sequence[PlannedNotice] | None = None  # drop pending ones, plan these
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
+    void_approvals: bool = False  # drop the pre-approvals and approved_at (the window moved)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ PROGRESS: dict[ProgressAction, tuple[frozenset[Status], Status, AuditAction]] = 
     ),
 }
 NOTES_REQUIRED = frozenset({ProgressAction.FAIL, ProgressAction.ROLLBACK})
+START_GATED = frozenset({ProgressAction.START, ProgressAction.COMPLETE})  # both start an approved CR
 CHANGE_EVENT_STATUSES = frozenset({Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 
@@ -360,7 +364,9 @@ class DecisionOutcome:
 
 
 # Refusals worth an audit line: someone tried to act without authority.
-AUDITED_REFUSALS = frozenset({quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST})
+AUDITED_REFUSALS = frozenset(
+    {quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST, quorum.Refusal.OWN_IMPLEMENTATION}
+)
 
 
 class ChangeService:
@@ -546,6 +552,7 @@ class ChangeService:
             user=user,
             eligible_steps=await self._eligible_steps(change, user),
             decision=Decision.REJECT,
+            implementer=barred_implementer(change, self.policy),
         )
         return verdict if isinstance(verdict, quorum.Refusal) else None
 
@@ -573,6 +580,7 @@ class ChangeService:
                 user=user,
                 eligible_steps=await self._eligible_steps(change, user),
                 decision=decision,
+                implementer=barred_implementer(change, self.policy),
             )
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
@@ -641,9 +649,12 @@ class ChangeService:
         action: ProgressAction,
         notes: str = "",
         team_id: str | None = None,
+        override: str = "",
     ) -> ActionOutcome:
-        """Start / complete / fail / roll back / close, by the implementer or requester."""
-        notes = notes.strip()
+        """Start / complete / fail / roll back / close, by the implementer or requester.
+
+        `override`: the reason an override role starts it outside its window or in a freeze."""
+        notes, override = notes.strip(), override.strip()
         if action in NOTES_REQUIRED and not notes:
             raise IntakeRejected({"notes": "Say what happened, for the record and the review."})
         if len(notes) > MAX_NOTES:
@@ -652,9 +663,16 @@ class ChangeService:
         for _attempt in range(8):
             change = await self._require(change_id)
             now = self._clock.now()
-            refusal = self._progress_refusal(change, user, allowed_from, action)
+            # An override role may start someone else's change; everyone else is checked first.
+            refusal = None if override else self._progress_refusal(change, user, allowed_from, action)
+            gated, overridden = (
+                (None, None) if refusal else await self._start_gate(change, user, action, override, now)
+            )
+            if not (refusal or gated or overridden):
+                refusal = self._progress_refusal(change, user, allowed_from, action)
+            refusal = refusal or gated
             if refusal:
-                if user not in (change.implementer, change.requester):
+                if gated or user not in (change.implementer, change.requester):
                     await self._repo.append_audit(
                         change_id,
                         AuditEntry(
@@ -665,7 +683,7 @@ class ChangeService:
                         ),
                     )
                 return ActionOutcome(change, refusal)
-            audit = []
+            audit = [overridden] if overridden else []
             started_at = None
             if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
                 audit.append(
@@ -700,6 +718,24 @@ class ChangeService:
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
+
+    async def _start_gate(
+        self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
+    ) -> tuple[str | None, AuditEntry | None]:
+        """Starting (or completing unstarted) an approved change is held to its window and freezes."""
+        if change.status is not Status.APPROVED or action not in START_GATED:
+            return None, None
+        freezes = await self._repo.freezes(start=now, end=now + timedelta(seconds=1))
+        allowed = bool(override) and await self._in_roles(user, self.policy.start_override_roles)
+        return gate_start(
+            change=change,
+            user=user,
+            now=now,
+            policy=self.policy,
+            freezes=freezes,
+            override=override,
+            allowed=allowed,
+        )
 
     async def _commit(
         self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
@@ -829,6 +865,18 @@ class ChangeService:
         for _attempt in range(8):
             change = await self._require(change_id)
             now = self._clock.now()
+            refusal = incident_refusal(
+                change=change,
+                user=user,
+                in_incident_role=await self._in_roles(user, self.policy.incident_roles),
+                policy=self.policy,
+            )
+            if refusal:
+                details = {"action": "link_incident", "refusal": refusal, "incident": incident}
+                await self._repo.append_audit(
+                    change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details)
+                )
+                return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
             payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
             intents = [
@@ -918,8 +966,7 @@ class ChangeService:
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             new_start, new_end = window
-            has_exception = any(step.purpose == "exception" for step in change.steps)
-            if not has_exception and change.draft.category is not Category.EMERGENCY:
+            if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
                 await self._check_schedule(
                     category=change.draft.category, start=new_start, end=new_end, requested=False, reason=None
                 )
@@ -937,21 +984,45 @@ class ChangeService:
                     },
                 )
             ]
+            void = voids_approval(change, new_start, new_end, self.policy.reschedule.keep_approval_within)
             replan = (
-                self._plan(new_start, new_end, approved_at=now) if change.status is Status.APPROVED else None
+                self._plan(new_start, new_end, approved_at=now)
+                if change.status is Status.APPROVED and not void
+                else None
             )
             update = ChangeUpdate(
                 at=now,
+                status=Status.PENDING_APPROVAL if void else None,
                 starts_at=new_start,
                 ends_at=new_end,
                 replace_notices=replan,
+                drop_notices=void,
+                void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
             )
-            payload = {"template": "rescheduled", "by": user, "thread": True}
+            moved_from = audit[0].details["from"]
+            payload = {
+                "template": "rescheduled",
+                "by": user,
+                "thread": True,
+                "reapproval": void,
+                "from": moved_from,
+            }
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
             ]
+            if void:
+                audit.append(voided_entry(change, now))
+                intents.append(  # the approvers get the decision again, told what moved
+                    Intent(
+                        IntentKind.DM_APPROVERS,
+                        change_id,
+                        None,
+                        {**payload, "thread": False},
+                        dedupe_key=f"{change_id}:dm-approvers:{change.version}",
+                    )
+                )
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
         raise DecisionConflict(change_id)
@@ -1123,6 +1194,7 @@ class ChangeService:
             user=user,
             eligible_steps=await self._eligible_steps(change, user, change.post_steps),
             decision=decision,
+            implementer=barred_implementer(change, self.policy),
         )
 
     async def post_decide(
@@ -1237,7 +1309,7 @@ class ChangeService:
         users: set[str] = set()
         for index in quorum.open_steps(change.post_steps, change.post_approvals):
             users |= await self._directory.expand(change.post_steps[index].members)
-        return sorted(users - decided - {change.requester})
+        return sorted(users - decided - deciders_excluded(change, self.policy))
 
     async def role_members(self, *, role: str) -> list[str]:
         return sorted(await self._directory.expand(self.policy.roles.get(role, [])))
@@ -1606,11 +1678,14 @@ class ChangeService:
         self._notifier.wake()
         return freeze, None
 
-    async def _freeze_refusal(self, user: str) -> str | None:
+    async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
         allowed: set[str] = set()
-        for role in self.policy.freeze_roles:
+        for role in roles:
             allowed |= await self._directory.expand(self.policy.roles.get(role, []))
-        if user in allowed:
+        return user in allowed
+
+    async def _freeze_refusal(self, user: str) -> str | None:
+        if await self._in_roles(user, self.policy.freeze_roles):
             return None
         roles = ", ".join(self.policy.freeze_roles) or "nobody"
         return f"only these roles can declare or lift a change freeze: {roles}"
@@ -1800,7 +1875,7 @@ class ChangeService:
         users: set[str] = set()
         for index in quorum.open_steps(change.steps, change.approvals):
             users |= await self._directory.expand(change.steps[index].members)
-        return sorted(users - decided - {change.requester})
+        return sorted(users - decided - deciders_excluded(change, self.policy))
 
     async def _eligible_steps(
         self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None

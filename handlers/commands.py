@@ -13,7 +13,7 @@ from bot.context import AppContext
 from domain.bounds import EARLIEST_DAY, last_calendar_day
 from domain.calendar import parse_calendar_range, report_range
 from domain.intake import IntakeRejected
-from domain.service import ChangeNotFound, DecisionConflict, ListScope
+from domain.service import ChangeNotFound, DecisionConflict, ListScope, ProgressAction
 from modals.cards import change_detail, change_list, help_blocks
 from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
@@ -166,7 +166,29 @@ async def incident(ctx: AppContext, command: Command) -> Blocks:
         )
     except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
         return help_blocks(f"Not linked: {escaped_clip(str(exc), 300)}.")[:1]
+    if outcome.refusal:
+        return help_blocks(f"Not linked: {escaped_clip(outcome.refusal, 300)}.")[:1]
     return help_blocks(f"{outcome.change.id} is linked to the incident; it counts as a change failure.")[:1]
+
+
+async def start(ctx: AppContext, command: Command) -> Blocks:
+    """Start a change; `--override <reason>` starts it outside its window or in a freeze."""
+    args = command.args
+    override = args[1:2] == ("--override",)
+    if not args or not CHANGE_ID.match(args[0]) or (len(args) > 1 and not override):
+        return help_blocks("Use `/change start CR-2026-0001` or `… --override <reason>`.")[:1]
+    reason = " ".join(args[2:]).strip().strip("\"'“”").strip()
+    if override and not reason:
+        return help_blocks("Say why it must start now: `--override <reason>`.")[:1]
+    try:
+        outcome = await ctx.service.record_progress(
+            change_id=args[0], user=command.user, action=ProgressAction.START, override=reason
+        )
+    except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
+        return help_blocks(f"Not started: {escaped_clip(str(exc), 300)}.")[:1]
+    if outcome.refusal:
+        return help_blocks(f"Not started: {escaped_clip(outcome.refusal, 400)}.")[:1]
+    return help_blocks(f"{outcome.change.id} is in progress.")[:1]
 
 
 async def report(ctx: AppContext, command: Command) -> Blocks:
@@ -202,6 +224,7 @@ ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
     "calendar": calendar,
     "freeze": freeze,
     "incident": incident,
+    "start": start,
     "report": report,
     "help": help_answer,
 }

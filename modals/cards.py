@@ -124,6 +124,7 @@ def change_card(
             ":warning: Outside its windows or in a blackout; exception requested: "
             + escaped_clip(str(exception.details.get("reason", "")), 500)
         )
+    lines += override_lines(change)
     from modals.review import review_lines  # the review module builds on this one
 
     lines += review_lines(change, zone)
@@ -177,6 +178,17 @@ def incident_link(ref: str) -> str:
     if ref.startswith("https://") and not any(c in ref for c in "<>| "):
         return f"<{ref}|{escaped_clip(ref.rsplit('/', 1)[-1] or ref, 60)}>"
     return escaped_clip(ref, 300)
+
+
+def override_lines(change: Change) -> list[str]:
+    """A start outside the approved window or in a freeze: who let it, why, what it broke."""
+    return [
+        f":rotating_light: Started anyway by {mention(entry.actor)} "
+        f"({escaped_clip(str(entry.details.get('blocked', '')), 300)}): "
+        + escaped_clip(str(entry.details.get("reason", "")), 500)
+        for entry in change.audit
+        if entry.action is AuditAction.START_OVERRIDDEN
+    ]
 
 
 def on_call_line(change: Change) -> str | None:
@@ -341,6 +353,7 @@ HELP_TEXT = (
     "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
     "• `/change freeze start [reason]` / `/change freeze end`: an ad-hoc change freeze\n"
+    "• `/change start CR-2026-0001 [--override reason]`: start a change (override: outside its window)\n"
     "• `/change incident CR-2026-0001 INC-123`: record that a change caused an incident\n"
     "• `/change report [week|month|2026-10]`: success, rollback and failure rates with a chart\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"

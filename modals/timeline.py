@@ -114,10 +114,17 @@ def progress_message(change: Change, payload: dict[str, Any]) -> str:
 
 
 def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> str:
-    return (
-        f":calendar: {mention(str(payload.get('by')))} moved *{change.id}* to "
+    moved_from = ""
+    if isinstance(payload.get("from"), list) and len(payload["from"]) == 2:
+        start, end = (datetime.fromisoformat(str(moment)) for moment in payload["from"])
+        moved_from = f"from {slack_date(start, zone)} → {slack_date(end, zone)} "
+    text = (
+        f":calendar: {mention(str(payload.get('by')))} moved *{change.id}* {moved_from}to "
         f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}."
     )
+    if payload.get("reapproval"):
+        text += " Its approvals were for the old window, so it needs approval again."
+    return text
 
 
 def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[str]:

@@ -374,6 +374,8 @@ class SqlChangeRepository:
                 if updated.rowcount != 1:  # type: ignore[attr-defined]
                     await session.rollback()
                     return False
+                if update.void_approvals:  # the window they approved moved; the audit keeps them
+                    await _void_approvals(session, change_id)
                 if update.approval is not None:
                     entry = update.approval
                     await session.execute(
@@ -763,6 +765,14 @@ class SqlChangeRepository:
                 )
             )
             return found.first() is not None
+
+
+async def _void_approvals(session: AsyncSession, change_id: str) -> None:
+    """Back to waiting for approval: no pre-approvals, no approval time."""
+    await session.execute(sa.update(ChangeRow).where(col(ChangeRow.id) == change_id).values(approved_at=None))
+    await session.execute(
+        sa.delete(ApprovalRow).where(col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre")
+    )
 
 
 UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")

@@ -43,6 +43,10 @@ READ_TODAY = {
     "cab",
     "report",
     "targets",
+    "incident_roles",
+    "start_tolerance",
+    "start_override_roles",
+    "reschedule",
 }
 UPCOMING: set[str] = set()
 

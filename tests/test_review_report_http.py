@@ -28,6 +28,11 @@ async def approved(harness: Harness, **overrides: Any) -> None:
     assert await harness.submit("change_new", change_form_state(**harness.form(**fields)), user="UREQ") == {}
 
 
+async def to_window(harness: Harness, change_id: str = CR) -> None:
+    """Move time to the change's window: an approved change only starts there."""
+    await harness.advance_to((await harness.change(change_id)).draft.starts_at)
+
+
 async def fail(harness: Harness, change_id: str = CR) -> None:
     await harness.click("change_fail", change_id, user="UREQ")
     meta = harness.slack.calls_to("views.open")[-1].params["view"]["private_metadata"]
@@ -132,6 +137,7 @@ async def test_reviews_are_chased_and_escalated_when_overdue(harness: Harness) -
 
 async def test_major_changes_are_reviewed_normal_successes_are_not(harness: Harness) -> None:
     await approved(harness)
+    await to_window(harness)
     await harness.click("change_complete", CR, user="UREQ")
     assert (await harness.change(CR)).review is None
     await approved(
@@ -143,6 +149,7 @@ async def test_major_changes_are_reviewed_normal_successes_are_not(harness: Harn
     )
     await harness.click("change_approve", "CR-2026-0002", user="UMGR1")
     await harness.click("change_approve", "CR-2026-0002", user="UCTO")
+    await to_window(harness, "CR-2026-0002")
     await harness.click("change_complete", "CR-2026-0002", user="UREQ")
     review = (await harness.change("CR-2026-0002")).review
     assert review is not None and "major" in review.reason
@@ -151,8 +158,9 @@ async def test_major_changes_are_reviewed_normal_successes_are_not(harness: Harn
 
 async def test_a_change_that_caused_an_incident_counts_as_a_failure(harness: Harness) -> None:
     await approved(harness)
+    await to_window(harness)
     await harness.click("change_complete", CR, user="UREQ")
-    answer = await harness.command(f"incident {CR} INC-981", user="UOPS")
+    answer = await harness.command(f"incident {CR} INC-981", user="UREQ")
     assert "counts as a change failure" in json.dumps(answer["blocks"])
     change = await harness.change(CR)
     assert change.caused_incident == "INC-981" and change.review is not None
@@ -212,6 +220,7 @@ async def test_monthly_report_and_cab_agenda_run_once_at_their_time(harness: Har
 
 async def test_metrics_endpoint(harness: Harness) -> None:
     await approved(harness)
+    await to_window(harness)
     await harness.click("change_complete", CR, user="UREQ")
     harness.slack.fail_next("chat.postMessage", status=500, times=1)
     await approved(harness, title="Another")
@@ -238,6 +247,7 @@ async def test_audit_export_and_the_audit_table_is_append_only(harness: Harness,
     from test_cli import clean_env, run
 
     await approved(harness)
+    harness.clock.set((await harness.change(CR)).draft.starts_at)  # no tick: no notice entries
     await harness.click("change_start", CR, user="UREQ")
     env = clean_env(DATABASE_URL=harness.bot.settings.database_url, SLACK_BOT_TOKEN="xoxb-1")
     code, out, err = await run(

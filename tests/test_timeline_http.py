@@ -145,7 +145,8 @@ async def test_the_whole_timeline_of_a_change(harness: Harness) -> None:
 
 
 async def test_only_the_implementer_or_requester_may_report_progress(harness: Harness) -> None:
-    await approved_change(harness)
+    change = await approved_change(harness)
+    await harness.advance_to(change.draft.starts_at)  # inside its window: only who may start matters
     await harness.click("change_start", CR, user="USTRANGER")
     assert (await harness.change(CR)).status is Status.APPROVED
     [refusal] = [c.params["text"] for c in harness.slack.calls_to("chat.postEphemeral")]
@@ -158,7 +159,8 @@ async def test_only_the_implementer_or_requester_may_report_progress(harness: Ha
 
 
 async def test_completing_without_start_records_both(harness: Harness) -> None:
-    await approved_change(harness, implementer=None)
+    change = await approved_change(harness, implementer=None)
+    await harness.advance_to(change.draft.starts_at)
     await harness.click("change_complete", CR, user="UREQ")
     change = await harness.change(CR)
     assert change.status is Status.COMPLETED and change.started_at == change.finished_at
@@ -166,7 +168,8 @@ async def test_completing_without_start_records_both(harness: Harness) -> None:
 
 
 async def test_failure_asks_for_notes_and_alerts_the_channel(harness: Harness) -> None:
-    await approved_change(harness)
+    change = await approved_change(harness)
+    await harness.advance_to(change.draft.starts_at)
     await harness.click("change_start", CR, user="UIMPL")
     await harness.click("change_fail", CR, user="UIMPL")
     view = harness.slack.calls_to("views.open")[-1].params["view"]

@@ -1,0 +1,125 @@
+"""When an approved change may start: inside its approved window, outside freezes and blackouts.
+
+An approval binds to a window; starting days early, after the window closed or during a
+freeze would do a change nobody approved. `opens_at` is the one place the early tolerance
+is applied, so a pipeline gate (`gates.early`) can ask the same question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from domain.calendar_policy import Blackout, Freeze, blackout_hits
+from domain.enums import Category
+from domain.intake import IntakeRejected
+from domain.model import AuditAction, AuditEntry, Change
+from domain.policy import Policy
+
+INSTANT = timedelta(seconds=1)
+MAX_OVERRIDE = 1000
+
+
+class StartBlockKind(StrEnum):
+    EARLY = "early"
+    CLOSED = "window_closed"
+    FREEZE = "freeze"
+    BLACKOUT = "blackout"
+
+
+@dataclass(frozen=True)
+class StartBlock:
+    kind: StartBlockKind
+    reason: str  # one line, for the ephemeral refusal and the audit
+
+
+def opens_at(starts_at: datetime, tolerance: timedelta) -> datetime:
+    """The earliest moment a change whose window starts at `starts_at` may start."""
+    return starts_at - tolerance
+
+
+def _when(moment: datetime, zone: ZoneInfo) -> str:
+    return f"{moment.astimezone(zone):%a %d %b %H:%M %Z}"
+
+
+def start_block(
+    *,
+    change: Change,
+    now: datetime,
+    tolerance: timedelta,
+    blackouts: Sequence[Blackout],
+    freezes: Sequence[Freeze],
+    zone: ZoneInfo,
+) -> StartBlock | None:
+    """Why `change` may not start at `now` (None: it may). Emergencies are exempt.
+
+    A change approved with an exception (an extra step for running outside its windows or
+    in a blackout) may run in its blackouts, and in the freezes its approvers already saw;
+    a freeze declared after it was approved still stops it.
+    """
+    draft = change.draft
+    if draft.category is Category.EMERGENCY:
+        return None
+    earliest = opens_at(draft.starts_at, tolerance)
+    if now < earliest:
+        return StartBlock(
+            StartBlockKind.EARLY,
+            f"its approved window opens {_when(draft.starts_at, zone)}; "
+            f"it may start from {_when(earliest, zone)}",
+        )
+    if now >= draft.ends_at:
+        return StartBlock(
+            StartBlockKind.CLOSED,
+            f"its approved window closed {_when(draft.ends_at, zone)}; reschedule it to run again",
+        )
+    excepted = any(step.purpose == "exception" for step in change.steps)
+    seen = change.approved_at if excepted and change.approved_at else None
+    live = [f for f in freezes if f.started_at <= now and (f.ended_at is None or now < f.ended_at)]
+    live = [f for f in live if seen is None or f.started_at > seen]
+    if live:
+        since = _when(live[0].started_at, zone)
+        return StartBlock(StartBlockKind.FREEZE, f"a change freeze is on (since {since})")
+    if not excepted:
+        hits = blackout_hits(
+            blackouts=blackouts, freezes=(), category=draft.category, start=now, end=now + INSTANT, zone=zone
+        )
+        if hits:
+            return StartBlock(StartBlockKind.BLACKOUT, f"it is inside the blackout '{hits[0].name}'")
+    return None
+
+
+def gate_start(
+    *,
+    change: Change,
+    user: str,
+    now: datetime,
+    policy: Policy,
+    freezes: Sequence[Freeze],
+    override: str,
+    allowed: bool,
+) -> tuple[str | None, AuditEntry | None]:
+    """(refusal, None) when the start is blocked; (None, the override's audit entry) when an
+    override role (`allowed`) starts it anyway with a reason; (None, None) when nothing blocks."""
+    block = start_block(
+        change=change,
+        now=now,
+        tolerance=policy.start_tolerance,
+        blackouts=policy.blackouts,
+        freezes=freezes,
+        zone=policy.zone,
+    )
+    if block is None:
+        return None, None
+    roles = " or ".join(policy.start_override_roles)
+    if not override:
+        how = f'`/change start {change.id} --override "reason"`'
+        return (f"{block.reason}; {roles} can start it anyway with {how}" if roles else block.reason), None
+    if not allowed:
+        return f"{block.reason}; only {roles or 'nobody'} can start it anyway", None
+    if len(override) > MAX_OVERRIDE:
+        raise IntakeRejected({"override": f"Keep the reason to {MAX_OVERRIDE} characters."})
+    details = {"blocked": block.reason, "kind": block.kind.value, "reason": override}
+    return None, AuditEntry(user, AuditAction.START_OVERRIDDEN, now, details)
