@@ -112,6 +112,7 @@ async def test_each_meaningful_event_is_one_info_line_with_the_cr_id_and_no_user
     starts_at = (await harness.change("CR-2026-0001")).draft.starts_at
     harness.slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
     await harness.advance_to(starts_at - timedelta(hours=1))
+    await harness.advance_to(starts_at - timedelta(minutes=10))  # a start is held to its window
     await harness.click("change_start", "CR-2026-0001", user="UREQ")
     lines = [(r.levelname, r.name, r.getMessage()) for r in caplog.records if r.name.startswith("changebot")]
     lines += [(r.levelname, r.name, r.getMessage()) for r in caplog.records if r.name == "bot.outbox"]

@@ -16,7 +16,7 @@ from pagerduty_fake import PagerDutyFake
 from slack_requests import change_form_state, command_body, interaction_body, sign, view_submission
 from test_emergency_http import emergency_state, rendered
 from test_emergency_pagerduty import PD_POLICY, ROUTING_KEY, pagerduty  # noqa: F401
-from test_review_report_http import approved
+from test_review_report_http import approved, to_window
 
 from bot.replay import request_key
 from domain.service import ChangeNotFound
@@ -107,9 +107,10 @@ async def test_a_double_clicked_emergency_submit_files_once(
 @pytest.mark.parametrize("together", [False, True], ids=["in-turn", "concurrent"])
 async def test_a_replayed_incident_link_acts_once(harness: Harness, together: bool) -> None:
     await approved(harness)
+    await to_window(harness)
     await harness.click("change_complete", CR, user="UREQ")
     posts_before = len(harness.posts_to("CCHANGES"))
-    body = command_body(f"incident {CR} INC-981", user="UOPS", trigger_id="trig-incident")
+    body = command_body(f"incident {CR} INC-981", user="UREQ", trigger_id="trig-incident")
     first, second = await twice(harness, body, together=together)
     assert first == second and "counts as a change failure" in first[1]
     change = await harness.change(CR)
