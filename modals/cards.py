@@ -24,7 +24,7 @@ from domain.model import AuditAction, Change
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import RejectMetadata
-from modals.text import clip, escaped_clip, mention, role_label, slack_date
+from modals.text import Mrkdwn, clip, escaped_clip, md, mention, role_label, slack_date
 
 STATUS_LABELS = {
     Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
@@ -45,8 +45,10 @@ def _blocks(blocks: Sequence[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
 
-def card_fallback(change: Change) -> str:
-    return clip(f"{change.id}: {change.draft.title} ({change.status.value.replace('_', ' ')})", 300)
+def card_fallback(change: Change) -> Mrkdwn:
+    """The notification text: Slack parses it as mrkdwn too, so the title is escaped."""
+    status = change.status.value.replace("_", " ")
+    return md("{}: {} ({})", change.id, escaped_clip(change.draft.title, 250), status)
 
 
 def approval_lines(change: Change) -> list[str]:
@@ -172,10 +174,10 @@ def change_card(
 IMPLEMENTATION_STATUSES = frozenset({Status.APPROVED, Status.IN_PROGRESS})
 
 
-def incident_link(ref: str) -> str:
+def incident_link(ref: str) -> Mrkdwn:
     """A URL stays a link (Slack renders bare URLs); anything else is escaped text."""
     if ref.startswith("https://") and not any(c in ref for c in "<>| "):
-        return f"<{ref}|{escaped_clip(ref.rsplit('/', 1)[-1] or ref, 60)}>"
+        return md("<{}|{}>", ref, escaped_clip(ref.rsplit("/", 1)[-1] or ref, 60))
     return escaped_clip(ref, 300)
 
 
@@ -279,24 +281,30 @@ def change_list(changes: Sequence[Change], *, heading: str, zone: ZoneInfo) -> l
     return _blocks(blocks[:50])
 
 
-def filed_message(change: Change) -> str:
+def filed_message(change: Change) -> Mrkdwn:
     title = escaped_clip(change.draft.title, 150)
     if change.status is Status.APPROVED:
-        return f":white_check_mark: Your change *{change.id}* {title} is approved: no sign-off needed."
+        return md(":white_check_mark: Your change *{}* {} is approved: no sign-off needed.", change.id, title)
     needed = ", ".join(f"{role_label(s.role)} ×{s.count}" for s in change.steps)
-    return f":inbox_tray: Your change *{change.id}* {title} was filed and waits for approval: {needed}."
+    return md(
+        ":inbox_tray: Your change *{}* {} was filed and waits for approval: {}.", change.id, title, needed
+    )
 
 
-def decided_message(change: Change, payload: dict[str, Any]) -> str:
+def decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     verb = "approved" if payload.get("decision") == Decision.APPROVE.value else "rejected"
-    text = (
-        f"{mention(str(payload.get('by')))} {verb} your change *{change.id}* "
-        f"{escaped_clip(change.draft.title, 150)} as {role_label(str(payload.get('role')))}."
+    text = md(
+        "{} {} your change *{}* {} as {}.",
+        mention(str(payload.get("by"))),
+        verb,
+        change.id,
+        escaped_clip(change.draft.title, 150),
+        role_label(str(payload.get("role"))),
     )
     if payload.get("reason"):
-        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
     status = Status(str(payload.get("status")))
-    return text + f" Status: {STATUS_LABELS[status]}."
+    return md("{} Status: {}.", text, STATUS_LABELS[status])
 
 
 def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:
@@ -332,7 +340,7 @@ def parse_reason(view: dict[str, Any]) -> str:
     return reason if isinstance(reason, str) else ""
 
 
-HELP_TEXT = (
+HELP_TEXT = Mrkdwn(
     "*changebot: change requests in Slack*\n"
     "• `/change new`: file a change request\n"
     "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
@@ -349,7 +357,7 @@ HELP_TEXT = (
 )
 
 
-def help_blocks(prefix: str | None = None) -> list[dict[str, Any]]:
+def help_blocks(prefix: Mrkdwn | None = None) -> list[dict[str, Any]]:
     blocks: list[Block] = []
     if prefix:
         blocks.append(SectionBlock(text=prefix))

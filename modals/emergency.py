@@ -25,7 +25,7 @@ from domain.enums import Decision
 from domain.model import Change, PostState
 from domain.policy import Policy
 from modals.ids import ActionId, CallbackId
-from modals.text import clip, escaped_clip, mention, role_label, slack_date
+from modals.text import Mrkdwn, clip, clip_md, escaped_clip, join_md, md, mention, role_label, slack_date
 
 POST_STATE_LABELS = {
     PostState.PENDING: ":hourglass_flowing_sand: post-approval due",
@@ -193,54 +193,56 @@ def post_lines(change: Change, zone: Any) -> list[str]:
     return lines
 
 
-def on_call_text(change: Change, payload: dict[str, Any]) -> str:
-    users = ", ".join(mention(str(u)) for u in payload.get("users") or []) or "nobody"
+def on_call_text(change: Change, payload: dict[str, Any]) -> Mrkdwn:
+    users = join_md(", ", [mention(str(u)) for u in payload.get("users") or []]) or Mrkdwn("nobody")
     go_ahead = change.steps and change.steps[0].role == "on_call"
     ask = (
         " Your go-ahead is needed before the change starts: see your DM."
         if go_ahead
         else " For your information."
     )
-    text = f":pager: On call for *{change.id}*: {users}.{ask}"
+    text = md(":pager: On call for *{}*: {}.{}", change.id, users, ask)
     if payload.get("source") == "fallback":
         reason = escaped_clip(str(payload.get("reason")), 300)
-        text += f"\n:warning: Sent to the fallback responders because {reason}."
+        text = md("{}\n:warning: Sent to the fallback responders because {}.", text, reason)
     return text
 
 
 def post_chase_message(
     change: Change, payload: dict[str, Any], zone: Any
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     deadline = payload.get("key") == POST_DEADLINE
-    title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
+    title = md("*{}* {}", change.id, escaped_clip(change.draft.title, 150))
     if deadline:
-        text = (
-            f":rotating_light: Post-approval OVERDUE for emergency {title}: it was due "
-            f"{slack_date(datetime.fromisoformat(str(payload['due_at'])), zone)}."
+        text = md(
+            ":rotating_light: Post-approval OVERDUE for emergency {}: it was due {}.",
+            title,
+            slack_date(datetime.fromisoformat(str(payload["due_at"])), zone),
         )
     else:
         due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
-        text = f":hourglass_flowing_sand: Reminder: emergency {title} needs post-approval by {due}."
+        text = md(":hourglass_flowing_sand: Reminder: emergency {} needs post-approval by {}.", title, due)
     blocks: list[Block] = [SectionBlock(text=clip(text, 3000))]
     if change.post_approval_open:
         blocks.append(post_actions(change))
-    return clip(text, 300), [b.to_dict() for b in blocks]
+    return clip_md(text, 300), [b.to_dict() for b in blocks]
 
 
-def post_decided_message(change: Change, payload: dict[str, Any]) -> str:
+def post_decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     verb = (
         "post-approved" if payload.get("decision") == Decision.APPROVE.value else "refused post-approval of"
     )
     title = escaped_clip(change.draft.title, 150)
-    text = f"{mention(str(payload.get('by')))} {verb} emergency *{change.id}* {title}."
+    text = md("{} {} emergency *{}* {}.", mention(str(payload.get("by"))), verb, change.id, title)
     if payload.get("reason"):
-        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
     return text
 
 
-def review_requested_message(change: Change) -> str:
-    return (
-        f":memo: Post-approval of emergency *{change.id}* {escaped_clip(change.draft.title, 150)}"
-        " was refused. "
-        "A post-incident review is required: record what happened, why, and what changes now."
+def review_requested_message(change: Change) -> Mrkdwn:
+    return md(
+        ":memo: Post-approval of emergency *{}* {} was refused. "
+        "A post-incident review is required: record what happened, why, and what changes now.",
+        change.id,
+        escaped_clip(change.draft.title, 150),
     )

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 
 from domain.enums import Category, Status
 from domain.metrics import Metrics, TargetCheck, Verdict
-from modals.text import clip
+from modals.text import Mrkdwn, clip, md
 
 SECTION_LIMIT = 3000
 VERDICT_MARK = {
@@ -157,10 +157,12 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
     return [block.to_dict() for block in blocks]
 
 
-def report_text(metrics: Metrics, *, title: str) -> str:
+def report_text(metrics: Metrics, *, title: str) -> Mrkdwn:
     """The notification / fallback text that goes with the blocks."""
-    return clip(
-        f"{title}: {metrics.total} changes, success {format_rate(metrics.success_rate)}, "
-        f"rollback {format_rate(metrics.rollback_rate)}",
-        300,
+    return md(
+        "{}: {} changes, success {}, rollback {}",
+        clip(title, 150),
+        str(metrics.total),
+        format_rate(metrics.success_rate),
+        format_rate(metrics.rollback_rate),
     )

@@ -25,7 +25,7 @@ from domain.service import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
 from modals.cards import STATUS_LABELS
 from modals.ids import ActionId, CallbackId
-from modals.text import clip, escaped_clip, mention, slack_date
+from modals.text import Mrkdwn, clip, clip_md, escaped_clip, md, mention, slack_date
 
 RESULTS = ("Successful", "Successful with issues", "Failed", "Rolled back")
 QUESTIONS = (
@@ -54,30 +54,35 @@ def review_button(change: Change) -> ActionsBlock:
     )
 
 
-def review_request_message(change: Change, zone: ZoneInfo) -> tuple[str, list[dict[str, Any]]]:
+def review_request_message(change: Change, zone: ZoneInfo) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     review = change.review
     due = slack_date(review.due_at, zone) if review else "soon"
-    why = f" ({escaped_clip(review.reason, 100)})" if review else ""
-    text = (
-        f":memo: Please write the post-implementation review of *{change.id}* "
-        f"{escaped_clip(change.draft.title, 150)}{why} by {due}."
+    why = md(" ({})", escaped_clip(review.reason, 100)) if review else ""
+    text = md(
+        ":memo: Please write the post-implementation review of *{}* {}{} by {}.",
+        change.id,
+        escaped_clip(change.draft.title, 150),
+        why,
+        due,
     )
-    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+    return clip_md(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
 
 
 def review_chase_message(
     change: Change, payload: dict[str, Any], zone: ZoneInfo
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     due = slack_date(change.review.due_at, zone) if change.review else "now"
     if payload.get("key") == REVIEW_DEADLINE:
-        text = (
-            f":rotating_light: The review of *{change.id}* {escaped_clip(change.draft.title, 150)}"
-            " is overdue "
-            f"(it was due {due}). {mention(change.implementer)}, please write it."
+        text = md(
+            ":rotating_light: The review of *{}* {} is overdue (it was due {}). {}, please write it.",
+            change.id,
+            escaped_clip(change.draft.title, 150),
+            due,
+            mention(change.implementer),
         )
     else:
-        text = f":hourglass_flowing_sand: Reminder: the review of *{change.id}* is due {due}."
-    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+        text = md(":hourglass_flowing_sand: Reminder: the review of *{}* is due {}.", change.id, due)
+    return clip_md(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
 
 
 def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
 from modals.cards import STATUS_LABELS, implementation_actions
 from modals.ids import CallbackId, Field
 from modals.metadata import ProgressMetadata, RescheduleMetadata
-from modals.text import clip, escaped_clip, mention, slack_date
+from modals.text import Mrkdwn, clip, escaped_clip, md, mention, slack_date
 
 SECTION_LIMIT = 3000
 
@@ -38,7 +38,7 @@ def _dump(blocks: list[Block]) -> list[dict[str, Any]]:
 
 def notice_message(
     change: Change, *, key: str, late: bool, due_at: datetime, policy: Policy, actions: bool
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     """The text of one timeline notice, with the implementer mentioned where action is due."""
     zone = policy.zone
     title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
@@ -78,7 +78,7 @@ def notice_message(
     blocks: list[Block] = [SectionBlock(text=text)]
     if actions and (key in (OVERRUN, MONITORING_END, SHORT_NOTICE) or (spec and spec.buttons != "none")):
         blocks.append(implementation_actions(change))
-    fallback = clip(f"{label}: {change.id} {change.draft.title}", 300)
+    fallback = md("{}: {} {}", label, change.id, escaped_clip(change.draft.title, 250))
     return fallback, _dump(blocks)
 
 
@@ -102,21 +102,27 @@ PROGRESS_WORDS = {
 }
 
 
-def progress_message(change: Change, payload: dict[str, Any]) -> str:
+def progress_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     status = Status(str(payload.get("status")))
-    text = (
-        f"{mention(str(payload.get('by')))} {PROGRESS_WORDS.get(status, status.value)} "
-        f"*{change.id}* {escaped_clip(change.draft.title, 150)}."
+    text = md(
+        "{} {} *{}* {}.",
+        mention(str(payload.get("by"))),
+        PROGRESS_WORDS.get(status, status.value),
+        change.id,
+        escaped_clip(change.draft.title, 150),
     )
     if payload.get("notes"):
-        text += f"\n> {escaped_clip(str(payload['notes']), 1500)}"
-    return clip(text, SECTION_LIMIT)
+        text = md("{}\n> {}", text, escaped_clip(str(payload["notes"]), 1500))
+    return text
 
 
-def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> str:
-    return (
-        f":calendar: {mention(str(payload.get('by')))} moved *{change.id}* to "
-        f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}."
+def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> Mrkdwn:
+    return md(
+        ":calendar: {} moved *{}* to {} → {}.",
+        mention(str(payload.get("by"))),
+        change.id,
+        slack_date(change.draft.starts_at, zone),
+        slack_date(change.draft.ends_at, zone),
     )
 
 
