@@ -3,7 +3,8 @@
 * domain/ is pure: no Slack, database, scheduler or HTTP library, and none of the outer packages;
 * modals/ only builds Slack payloads: no database, storage, HTTP server or wiring;
 * the wall clock is read in domain/clock.py only; everything else is handed a Clock;
-* Slack listeners stay thin (at most 40 lines each) and delegate to the service.
+* Slack listeners stay thin (at most 40 lines each) and delegate to the service;
+* mrkdwn (`Mrkdwn`) is made only from literals, escaped user text being the only other input.
 """
 
 from __future__ import annotations
@@ -326,3 +327,42 @@ def test_listener_decorators_are_slack_ones() -> None:
                     if inner is not node and isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
                         for decorator in inner.decorator_list:
                             assert is_listener_decorator(decorator), f"{rel(path)}: {inner.name}"
+
+
+# --------------------------------------------------------------------------- mrkdwn
+MRKDWN_HOME = "modals/text.py"
+# The template (or separator) argument of these must be a string literal: a template is
+# markup, so user text there would be sent unescaped.
+LITERAL_FIRST = frozenset({"Mrkdwn", "md", "join_md"})
+
+
+def mrkdwn_forgeries(source: str) -> list[str]:
+    """`Mrkdwn(…)`, `md(…)` or `join_md(…)` whose first argument is not a string literal."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name not in LITERAL_FIRST:
+            continue
+        first = node.args[0] if node.args else None
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            found.append(f"line {node.lineno}: {name}() of a non-literal")
+    return found
+
+
+def test_mrkdwn_checker_detects_forgeries() -> None:
+    assert mrkdwn_forgeries('Mrkdwn("Help")\nmd("*{}*", title)\njoin_md(", ", xs)') == []
+    assert len(mrkdwn_forgeries('Mrkdwn(f"*{title}*")\nmd(title)\ntext.md(x + "!")')) == 3
+
+
+def test_mrkdwn_is_made_from_literals_only() -> None:
+    """Outside modals/text.py, mrkdwn comes from literals and the escaping helpers only."""
+    bad = [
+        f"{rel(path)} {problem}"
+        for path in py_files(*APP_PACKAGES)
+        if rel(path) != MRKDWN_HOME
+        for problem in mrkdwn_forgeries(path.read_text())
+    ]
+    assert bad == [], "\n".join(bad)
