@@ -14,7 +14,6 @@ from slack_sdk.models.blocks import (
     InputBlock,
     Option,
     PlainTextInputElement,
-    SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
 )
@@ -25,7 +24,18 @@ from domain.enums import Decision
 from domain.model import Change, PostState
 from domain.policy import Policy
 from modals.ids import ActionId, CallbackId
-from modals.text import Mrkdwn, clip, clip_md, escaped_clip, join_md, md, mention, role_label, slack_date
+from modals.text import (
+    Mrkdwn,
+    clip,
+    clip_md,
+    escaped_clip,
+    join_md,
+    md,
+    mention,
+    role_label,
+    section,
+    slack_date,
+)
 
 POST_STATE_LABELS = {
     PostState.PENDING: ":hourglass_flowing_sand: post-approval due",
@@ -85,10 +95,12 @@ def emergency_modal(
         )
 
     blocks: list[Block] = [
-        SectionBlock(
-            text=":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
-            "post-approves within "
-            f"{int(policy.emergency.post_approval.within.total_seconds() // 3600)} h."
+        section(
+            md(
+                ":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
+                "post-approves within {} h.",
+                str(int(policy.emergency.post_approval.within.total_seconds() // 3600)),
+            )
         ),
         text("title", "Title", multiline=False, max_length=policy.limits.title),
         InputBlock(
@@ -175,21 +187,21 @@ def post_actions(change: Change) -> ActionsBlock:
     )
 
 
-def post_lines(change: Change, zone: Any) -> list[str]:
+def post_lines(change: Change, zone: Any) -> list[Mrkdwn]:
     if change.post_state is None:
         return []
     due = (
-        f" by {slack_date(change.post_due_at, zone)}"
+        md(" by {}", slack_date(change.post_due_at, zone))
         if change.post_due_at and change.post_approval_open
         else ""
     )
-    lines = [f"{POST_STATE_LABELS[change.post_state]}{due}"]
+    lines = [md("{}{}", POST_STATE_LABELS[change.post_state], due)]
     for step in change.post_steps:
-        lines.append(f"{role_label(step.role)} ×{step.count}")
+        lines.append(md("{} ×{}", role_label(step.role), str(step.count)))
     for entry in change.post_approvals:
         verb = "post-approved" if entry.decision is Decision.APPROVE else "refused"
-        reason = f": {escaped_clip(entry.reason, 300)}" if entry.reason else ""
-        lines.append(f"{mention(entry.user)} {verb}{reason}")
+        reason = md(": {}", escaped_clip(entry.reason, 300)) if entry.reason else ""
+        lines.append(md("{} {}{}", mention(entry.user), verb, reason))
     return lines
 
 
@@ -222,7 +234,7 @@ def post_chase_message(
     else:
         due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
         text = md(":hourglass_flowing_sand: Reminder: emergency {} needs post-approval by {}.", title, due)
-    blocks: list[Block] = [SectionBlock(text=clip(text, 3000))]
+    blocks: list[Block] = [section(clip_md(text, 3000))]
     if change.post_approval_open:
         blocks.append(post_actions(change))
     return clip_md(text, 300), [b.to_dict() for b in blocks]

@@ -3,7 +3,8 @@
 `Mrkdwn` marks text that is safe for Slack to parse: our own markup, with every user
 string escaped. Only this module's helpers make one (`Mrkdwn("…")` of a string literal is
 the one exception elsewhere, and tests/test_architecture.py holds the line), so a field
-typed `Mrkdwn` cannot be handed raw user text: mypy refuses a plain `str` there.
+typed `Mrkdwn` cannot be handed raw user text: mypy refuses a plain `str` there. Blocks
+get their mrkdwn through `section()`, `section_fields()` and `context()` for the same reason.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 
 class Mrkdwn(str):
@@ -86,3 +89,16 @@ def mention(user_id: str) -> Mrkdwn:
 
 def role_label(role: str) -> str:
     return role.replace("_", " ").replace("-", " ").capitalize()
+
+
+def section(text: Mrkdwn, *, block_id: str | None = None) -> SectionBlock:
+    """A section: its text is mrkdwn, so it takes `Mrkdwn` only."""
+    return SectionBlock(text=MarkdownTextObject(text=text), block_id=block_id)
+
+
+def section_fields(fields: Iterable[Mrkdwn]) -> SectionBlock:
+    return SectionBlock(fields=[MarkdownTextObject(text=field) for field in fields])
+
+
+def context(text: Mrkdwn) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])

@@ -336,14 +336,46 @@ MRKDWN_HOME = "modals/text.py"
 LITERAL_FIRST = frozenset({"Mrkdwn", "md", "join_md"})
 
 
+# Block Kit's mrkdwn text objects take any str; modals/text.py wraps them to take Mrkdwn.
+RAW_MRKDWN_BUILDERS = frozenset({"SectionBlock", "MarkdownTextObject", "ContextBlock"})
+
+
+# What makes Mrkdwn: inside an f-string its result turns back into an untyped str, which
+# the next md() escapes a second time (or a builder sends as it is).
+MRKDWN_MAKERS = frozenset(
+    {"mention", "slack_date", "escape", "escaped_clip", "md", "join_md", "clip_md", "incident_link"}
+)
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
 def mrkdwn_forgeries(source: str) -> list[str]:
-    """`Mrkdwn(…)`, `md(…)` or `join_md(…)` whose first argument is not a string literal."""
+    """Mrkdwn made from a non-literal or inside an f-string; Block Kit mrkdwn built
+    around the typed wrappers."""
     found = []
     for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.JoinedStr):
+            made = {_call_name(inner) for inner in ast.walk(node)} & MRKDWN_MAKERS
+            found += [f"line {node.lineno}: {name}() inside an f-string" for name in sorted(made)]
+        if isinstance(node, ast.Dict) and any(
+            isinstance(k, ast.Constant)
+            and k.value == "type"
+            and isinstance(v, ast.Constant)
+            and v.value == "mrkdwn"
+            for k, v in zip(node.keys, node.values, strict=True)
+        ):
+            found.append(f"line {node.lineno}: a raw mrkdwn text object")
         if not isinstance(node, ast.Call):
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in RAW_MRKDWN_BUILDERS:
+            found.append(f"line {node.lineno}: {name}() outside {MRKDWN_HOME}")
         if name not in LITERAL_FIRST:
             continue
         first = node.args[0] if node.args else None
@@ -353,8 +385,11 @@ def mrkdwn_forgeries(source: str) -> list[str]:
 
 
 def test_mrkdwn_checker_detects_forgeries() -> None:
-    assert mrkdwn_forgeries('Mrkdwn("Help")\nmd("*{}*", title)\njoin_md(", ", xs)') == []
+    assert mrkdwn_forgeries('Mrkdwn("Help")\nmd("*{}*", title)\njoin_md(", ", xs)\nsection(md("x"))') == []
     assert len(mrkdwn_forgeries('Mrkdwn(f"*{title}*")\nmd(title)\ntext.md(x + "!")')) == 3
+    raw = 'SectionBlock(text=title)\nblocks.ContextBlock(elements=[])\nx = {"type": "mrkdwn", "text": t}'
+    assert len(mrkdwn_forgeries(raw)) == 3
+    assert len(mrkdwn_forgeries('f"by {mention(user)}: {escaped_clip(reason, 9)}"\nf"{change.id}"')) == 2
 
 
 def test_mrkdwn_is_made_from_literals_only() -> None:

@@ -9,8 +9,12 @@ every slash-command reply is scanned. The bot's own mentions of real users and i
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +24,9 @@ from slack_requests import change_form_state
 
 from domain.enums import Status
 from domain.model import PostState
+from modals.text import clip_md, md, mention
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HOSTILE = "<!channel> <!here> <@U123> <#C123> <https://evil.example|ZZFORGED> &lt;ZZPRE *b*"
 RAW = ("<!channel", "<!here", "<@U123", "<#C123", "<https://evil", "ZZFORGED>")
@@ -182,3 +189,48 @@ async def test_hostile_text_never_reaches_slack_as_markup(harness: Harness) -> N
         c.params["text"] for c in harness.slack.calls if c.method in ("chat.postMessage", "chat.update")
     ]
     assert any("&lt;!channel&gt;" in t for t in notified)
+
+
+async def test_the_gateway_escapes_a_message_text_that_is_not_mrkdwn(harness: Harness) -> None:
+    """The runtime backstop behind the types: a plain str (mypy would flag the call) is escaped."""
+    gateway = harness.bot.context.gateway
+    await gateway.ephemeral(channel="CCHANGES", user="UREQ", text="Hi <!channel>")  # type: ignore[arg-type]
+    await gateway.ephemeral(channel="CCHANGES", user="UREQ", text=md("Hi {}", mention("UREQ")))
+    await harness.settle()
+    sent = [c.params["text"] for c in harness.slack.calls_to("chat.postEphemeral")]
+    assert sent == ["Hi &lt;!channel&gt;", "Hi <@UREQ>"]
+
+
+def test_md_escapes_parts_and_clipping_never_cuts_a_token_or_entity() -> None:
+    text = md("*{}* by {}: {}", "CR-1", mention("U1"), "<!here> & *x*")
+    assert text == "*CR-1* by <@U1>: &lt;!here&gt; &amp; *x*"
+    assert md("{}", text) == text  # Mrkdwn parts are not escaped twice
+    assert clip_md(md("a {}", mention("U123456")), 6) == "a…"
+    assert clip_md(md("a {}", "&"), 5) == "a…"
+
+
+def test_mypy_refuses_a_raw_str_where_message_text_goes(tmp_path: Path) -> None:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        textwrap.dedent(
+            """
+            from bot.gateway import SlackGateway
+            from modals.text import md, section
+
+
+            async def reply(gateway: SlackGateway, title: str) -> None:
+                await gateway.ephemeral(channel="C1", user="U1", text=f"Filed {title}")
+                section(title)
+                section(md("Filed {}", title))
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", str(snippet)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2 and all('expected "Mrkdwn"' in e for e in errors), result.stdout
