@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import (
     InputBlock,
     Option,
     PlainTextInputElement,
+    SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
 )
@@ -62,6 +63,17 @@ def message_permalink(*, team_domain: str | None, channel: str, message_ts: str)
     return f"https://{team_domain}.slack.com/archives/{channel}/p{message_ts.replace('.', '')}"
 
 
+def _intro(policy: Policy) -> SectionBlock:
+    hours = str(int(policy.emergency.post_approval.within.total_seconds() // 3600))
+    return section(
+        md(
+            ":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
+            "post-approves within {} h.",
+            hours,
+        )
+    )
+
+
 def emergency_modal(
     policy: Policy,
     *,
@@ -95,13 +107,7 @@ def emergency_modal(
         )
 
     blocks: list[Block] = [
-        section(
-            md(
-                ":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
-                "post-approves within {} h.",
-                str(int(policy.emergency.post_approval.within.total_seconds() // 3600)),
-            )
-        ),
+        _intro(policy),
         text("title", "Title", multiline=False, max_length=policy.limits.title),
         InputBlock(
             block_id="severity",
