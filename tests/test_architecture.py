@@ -392,6 +392,23 @@ def test_mrkdwn_checker_detects_forgeries() -> None:
     assert len(mrkdwn_forgeries('f"by {mention(user)}: {escaped_clip(reason, 9)}"\nf"{change.id}"')) == 2
 
 
+# Helpers that trust their input, and the one place each may be used.
+TRUSTING = {"reloaded": "bot/gateway.py", "with_mentions": "handlers/progress.py"}
+
+
+def test_trusting_mrkdwn_helpers_stay_where_they_are_safe() -> None:
+    """`reloaded` revives text the gateway gated when it was queued; `with_mentions` keeps
+    the mentions of a domain refusal. Neither may meet user text, so each stays in its file."""
+    bad = [
+        f"{rel(path)}: {name}()"
+        for path in py_files(*APP_PACKAGES)
+        if rel(path) != MRKDWN_HOME
+        for name in {_call_name(node) for node in ast.walk(ast.parse(path.read_text()))} & set(TRUSTING)
+        if TRUSTING[name] != rel(path)
+    ]
+    assert bad == []
+
+
 def test_mrkdwn_is_made_from_literals_only() -> None:
     """Outside modals/text.py, mrkdwn comes from literals and the escaping helpers only."""
     bad = [
