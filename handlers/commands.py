@@ -162,9 +162,8 @@ async def incident(ctx: AppContext, command: Command) -> Blocks:
         )
     except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
         return help_blocks(md("Not linked: {}.", escaped_clip(str(exc), 300)))[:1]
-    return help_blocks(md("{} is linked to the incident; it counts as a change failure.", outcome.change.id))[
-        :1
-    ]
+    linked = md("{} is linked to the incident; it counts as a change failure.", outcome.change.id)
+    return help_blocks(linked)[:1]
 
 
 async def report(ctx: AppContext, command: Command) -> Blocks:
