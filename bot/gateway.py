@@ -29,7 +29,7 @@ from modals.emergency import on_call_text, post_chase_message, post_decided_mess
 from modals.home import home_view
 from modals.report import report_blocks, report_text
 from modals.review import cab_agenda_blocks, review_chase_message, review_request_message
-from modals.text import clip, escaped_clip, mention
+from modals.text import Mrkdwn, clip, escape, escaped_clip, md, mention, reloaded
 from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
@@ -61,15 +61,25 @@ class Undeliverable:
 Outcome = Delivered | RetryLater | Undeliverable
 
 
-def freeze_message(payload: dict[str, Any]) -> str:
+def freeze_message(payload: dict[str, Any]) -> Mrkdwn:
     by = mention(str(payload.get("by")))
     if payload.get("started"):
-        reason = f": {escaped_clip(str(payload['reason']), 500)}" if payload.get("reason") else ""
-        return (
-            f":no_entry_sign: {by} declared a change freeze{reason}. "
-            "No changes but emergencies until it is lifted."
+        reason = md(": {}", escaped_clip(str(payload["reason"]), 500)) if payload.get("reason") else ""
+        return md(
+            ":no_entry_sign: {} declared a change freeze{}. No changes but emergencies until it is lifted.",
+            by,
+            reason,
         )
-    return f":white_check_mark: {by} lifted the change freeze."
+    return md(":white_check_mark: {} lifted the change freeze.", by)
+
+
+def gated(text: Mrkdwn) -> Mrkdwn:
+    """The one gate for a message's top-level `text`, which Slack parses as mrkdwn and
+    shows in notifications: anything not built as `Mrkdwn` (mypy flags it) is escaped."""
+    if isinstance(text, Mrkdwn):
+        return text
+    log.warning("a message text was not built as Mrkdwn; it is sent escaped")
+    return escape(text)
 
 
 class OnCallResolver(Protocol):
@@ -161,14 +171,15 @@ class SlackGateway:
         return False
 
     # --- outbox path ------------------------------------------------------------
-    async def ephemeral(self, *, channel: str, user: str, text: str) -> None:
+    async def ephemeral(self, *, channel: str, user: str, text: Mrkdwn) -> None:
         """A reply only `user` sees, e.g. why a click was refused."""
-        await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, {"user": user, "text": text}))
+        payload = {"user": user, "text": gated(text)}
+        await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, payload))
 
     async def message(
-        self, *, channel: str, text: str, thread_ts: str | None = None, dedupe_key: str | None = None
+        self, *, channel: str, text: Mrkdwn, thread_ts: str | None = None, dedupe_key: str | None = None
     ) -> None:
-        payload: dict[str, Any] = {"text": text, "thread_ts": thread_ts}
+        payload: dict[str, Any] = {"text": gated(text), "thread_ts": thread_ts}
         await self._enqueue(Intent(IntentKind.MESSAGE, None, channel, payload, dedupe_key=dedupe_key))
 
     async def _enqueue(self, intent: Intent) -> None:
@@ -220,7 +231,7 @@ class SlackGateway:
             await self.client.chat_postEphemeral(
                 channel=str(row.channel),
                 user=str(row.payload["user"]),
-                text=str(row.payload["text"]),
+                text=gated(reloaded(str(row.payload["text"]))),  # gated when enqueued
                 blocks=row.payload.get("blocks"),
             )
 
@@ -234,7 +245,7 @@ class SlackGateway:
             change = await self._service.get_change(change_id=row.change_id, history=False)
             response = await self.client.chat_postMessage(
                 channel=row.channel,
-                text=card_fallback(change),
+                text=gated(card_fallback(change)),
                 blocks=change_card(change, zone=self._policy.zone, for_approver=is_dm),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
@@ -324,7 +335,7 @@ class SlackGateway:
         if posted is None:
             response = await self.client.chat_postMessage(
                 channel=row.channel,
-                text=report_text(report.metrics, title=report.title),
+                text=gated(report_text(report.metrics, title=report.title)),
                 blocks=report_blocks(report.metrics, title=report.title, zone=self._policy.zone),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
@@ -376,7 +387,7 @@ class SlackGateway:
     async def _refresh(self, row: OutboxRow) -> None:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id, history=False)
-        text = card_fallback(change)
+        text = gated(card_fallback(change))
         cards: dict[bool, list[dict[str, Any]]] = {}  # one render per kind, not per copy
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
@@ -400,14 +411,14 @@ class SlackGateway:
             return
         await self.client.chat_postMessage(
             channel=row.channel,
-            text=text,
+            text=gated(text),
             blocks=blocks,
             thread_ts=thread_ts,
             metadata=outbox_metadata(row),
             unfurl_links=False,
         )
 
-    async def _render(self, row: OutboxRow) -> tuple[str, list[dict[str, Any]] | None]:
+    async def _render(self, row: OutboxRow) -> tuple[Mrkdwn, list[dict[str, Any]] | None]:
         """Messages are rendered when sent, from the CR as it is then."""
         payload = row.payload
         template = payload.get("template")
@@ -418,14 +429,14 @@ class SlackGateway:
                 str(payload.get("title") or "Change calendar"),
             )
             view = await self._service.calendar(span=span)
-            return span.title, calendar_blocks(view, zone=self._policy.zone)
+            return md("{}", span.title), calendar_blocks(view, zone=self._policy.zone)
         if template == "freeze":
             return freeze_message(payload), None
         if template == "cab_agenda":
             agenda = await self._service.cab_agenda()
-            return "CAB agenda", cab_agenda_blocks(agenda, zone=self._policy.zone)
+            return Mrkdwn("CAB agenda"), cab_agenda_blocks(agenda, zone=self._policy.zone)
         if not (row.change_id and template):
-            return str(payload.get("text") or ""), payload.get("blocks")
+            return reloaded(str(payload.get("text") or "")), payload.get("blocks")  # gated when enqueued
         change = await self._service.get_change(change_id=row.change_id, history=False)
         if template == "filed":
             return filed_message(change), None
@@ -441,12 +452,17 @@ class SlackGateway:
             return review_chase_message(change, payload, self._policy.zone)
         if template == "review_done":
             by = mention(str(payload.get("by")))
-            return f":memo: {by} wrote the review of *{change.id}*: see `/change show {change.id}`.", None
+            return md(
+                ":memo: {} wrote the review of *{}*: see `/change show {}`.", by, change.id, change.id
+            ), None
         if template == "incident_linked":
             incident = escaped_clip(str(payload.get("incident")), 300)
-            return (
-                f":boom: {mention(str(payload.get('by')))} linked *{change.id}* to incident {incident}: "
-                "it counts as a change failure."
+            by = mention(str(payload.get("by")))
+            return md(
+                ":boom: {} linked *{}* to incident {}: it counts as a change failure.",
+                by,
+                change.id,
+                incident,
             ), None
         if template == "on_call":
             return on_call_text(change, payload), None

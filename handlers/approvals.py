@@ -15,6 +15,7 @@ from domain.service import ChangeNotFound, DecisionConflict
 from modals.cards import parse_reason, reject_modal
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import RejectMetadata
+from modals.text import Mrkdwn, md
 
 
 def clicked(body: dict[str, Any]) -> tuple[str, str, str, str | None]:
@@ -38,11 +39,11 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             outcome = await ctx.service.decide(
                 change_id=change_id, user=user, decision=Decision.APPROVE, team_id=team
             )
-            text = None if outcome.accepted else f"Not recorded: {REFUSAL_TEXT[outcome.refusal]}."  # type: ignore[index]
+            text = None if outcome.accepted else md("Not recorded: {}.", REFUSAL_TEXT[outcome.refusal])  # type: ignore[index]
         except ChangeNotFound:
-            text = f"{change_id} does not exist."
+            text = md("{} does not exist.", change_id)
         except DecisionConflict:
-            text = "Others were deciding at the same moment. Please click again."
+            text = Mrkdwn("Others were deciding at the same moment. Please click again.")
         if text:
             await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
 
@@ -54,11 +55,11 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             refusal = await ctx.service.check_decision(change_id=change_id, user=user)
         except ChangeNotFound:
             return await ctx.gateway.ephemeral(
-                channel=channel, user=user, text=f"{change_id} does not exist."
+                channel=channel, user=user, text=md("{} does not exist.", change_id)
             )
         if refusal is not None:
             return await ctx.gateway.ephemeral(
-                channel=channel, user=user, text=f"Not recorded: {REFUSAL_TEXT[refusal]}."
+                channel=channel, user=user, text=md("Not recorded: {}.", REFUSAL_TEXT[refusal])
             )
         change = await ctx.service.get_change(change_id=change_id)
         view = reject_modal(change, RejectMetadata(change_id=change.id, channel=channel))

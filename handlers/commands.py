@@ -17,7 +17,7 @@ from domain.service import ChangeNotFound, DecisionConflict, ListScope, Progress
 from modals.cards import change_detail, change_list, help_blocks
 from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
-from modals.text import escaped_clip
+from modals.text import Mrkdwn, escaped_clip, md
 from modals.timeline import calendar_blocks, reschedule_modal
 
 CHANGE_ID = re.compile(r"^CR-\d{4}-\d{4,}$", re.IGNORECASE)
@@ -67,14 +67,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         await ack(blocks=await answer(ctx, command), response_type="ephemeral")
 
 
-async def open_new(ctx: AppContext, command: Command) -> str | None:
+async def open_new(ctx: AppContext, command: Command) -> Mrkdwn | None:
     await ctx.gateway.open_view(
         trigger_id=command.trigger_id, view=new_change_modal(ctx.policy, now=ctx.clock.now())
     )
     return None
 
 
-async def open_emergency(ctx: AppContext, command: Command) -> str | None:
+async def open_emergency(ctx: AppContext, command: Command) -> Mrkdwn | None:
     """From the incidents channel, the incident context (the channel's link) is prefilled."""
     incident = " ".join(command.args) or None
     in_incidents = bool(command.channel) and command.channel == ctx.policy.channels.incidents
@@ -85,24 +85,24 @@ async def open_emergency(ctx: AppContext, command: Command) -> str | None:
     return None
 
 
-async def open_reschedule(ctx: AppContext, command: Command) -> str | None:
+async def open_reschedule(ctx: AppContext, command: Command) -> Mrkdwn | None:
     if len(command.args) != 1 or not CHANGE_ID.match(command.args[0]):
-        return "Which change? Use `/change reschedule CR-2026-0001`."
+        return Mrkdwn("Which change? Use `/change reschedule CR-2026-0001`.")
     try:
         change = await ctx.service.get_change(change_id=command.args[0])
     except ChangeNotFound:
-        return f"There is no change {escaped_clip(command.args[0], 30)}."
+        return md("There is no change {}.", escaped_clip(command.args[0], 30))
     await ctx.gateway.open_view(trigger_id=command.trigger_id, view=reschedule_modal(change))
     return None
 
 
 async def show(ctx: AppContext, command: Command) -> Blocks:
     if len(command.args) != 1 or not CHANGE_ID.match(command.args[0]):
-        return help_blocks("Which change? Use `/change show CR-2026-0001`.")
+        return help_blocks(Mrkdwn("Which change? Use `/change show CR-2026-0001`."))
     try:
         change = await ctx.service.get_change(change_id=command.args[0])
     except ChangeNotFound:
-        return help_blocks(f"There is no change {escaped_clip(command.args[0], 30)}.")
+        return help_blocks(md("There is no change {}.", escaped_clip(command.args[0], 30)))
     return change_detail(change, zone=ctx.policy.zone)
 
 
@@ -110,14 +110,14 @@ async def list_changes(ctx: AppContext, command: Command) -> Blocks:
     try:
         scope = ListScope(command.args[0].lower()) if command.args else ListScope.MINE
     except ValueError:
-        return help_blocks("List what? Use `/change list mine`, `pending` or `upcoming`.")
+        return help_blocks(Mrkdwn("List what? Use `/change list mine`, `pending` or `upcoming`."))
     changes = await ctx.service.list_changes(scope=scope, user=command.user)
     return change_list(changes, heading=LIST_HEADINGS[scope], zone=ctx.policy.zone)
 
 
 async def cancel(ctx: AppContext, command: Command) -> Blocks:
     if not command.args or not CHANGE_ID.match(command.args[0]):
-        return help_blocks("Which change? Use `/change cancel CR-2026-0001 [reason]`.")
+        return help_blocks(Mrkdwn("Which change? Use `/change cancel CR-2026-0001 [reason]`."))
     try:
         outcome = await ctx.service.cancel(
             change_id=command.args[0], user=command.user, reason=" ".join(command.args[1:])
@@ -125,8 +125,8 @@ async def cancel(ctx: AppContext, command: Command) -> Blocks:
     except (ChangeNotFound, DecisionConflict) as exc:
         return help_blocks(escaped_clip(str(exc), 200))
     if outcome.refusal:
-        return help_blocks(f"Not cancelled: {escaped_clip(outcome.refusal, 300)}.")
-    return help_blocks(f"{outcome.change.id} is cancelled; its reminders are dropped.")[:1]
+        return help_blocks(md("Not cancelled: {}.", escaped_clip(outcome.refusal, 300)))
+    return help_blocks(md("{} is cancelled; its reminders are dropped.", outcome.change.id))[:1]
 
 
 async def calendar(ctx: AppContext, command: Command) -> Blocks:
@@ -137,8 +137,12 @@ async def calendar(ctx: AppContext, command: Command) -> Blocks:
     if span is None:
         last = last_calendar_day(now=now, zone=zone, max_ahead=ahead)
         return help_blocks(
-            "Which days? Use `/change calendar today`, `week` or a date like `2026-12-01`, "
-            f"from {EARLIEST_DAY.isoformat()} to {last.isoformat()}."
+            md(
+                "Which days? Use `/change calendar today`, `week` or a date like `2026-12-01`, "
+                "from {} to {}.",
+                EARLIEST_DAY.isoformat(),
+                last.isoformat(),
+            )
         )
     return calendar_blocks(await ctx.service.calendar(span=span), zone=ctx.policy.zone)
 
@@ -146,29 +150,30 @@ async def calendar(ctx: AppContext, command: Command) -> Blocks:
 async def freeze(ctx: AppContext, command: Command) -> Blocks:
     action = command.args[0].lower() if command.args else ""
     if action not in ("start", "end"):
-        return help_blocks("Use `/change freeze start [reason]` or `/change freeze end`.")
+        return help_blocks(Mrkdwn("Use `/change freeze start [reason]` or `/change freeze end`."))
     if action == "start":
         frozen, refusal = await ctx.service.start_freeze(user=command.user, reason=" ".join(command.args[1:]))
     else:
         frozen, refusal = await ctx.service.end_freeze(user=command.user)
     if refusal or frozen is None:
-        return help_blocks(f"Not done: {escaped_clip(refusal or 'unknown', 300)}.")[:1]
+        return help_blocks(md("Not done: {}.", escaped_clip(refusal or "unknown", 300)))[:1]
     done = "on: no changes but emergencies" if action == "start" else "lifted"
-    return help_blocks(f"The change freeze is {done}. The changes channel has been told.")[:1]
+    return help_blocks(md("The change freeze is {}. The changes channel has been told.", done))[:1]
 
 
 async def incident(ctx: AppContext, command: Command) -> Blocks:
     if len(command.args) < 2 or not CHANGE_ID.match(command.args[0]):
-        return help_blocks("Use `/change incident CR-2026-0001 INC-123` (an incident id or link).")
+        return help_blocks(Mrkdwn("Use `/change incident CR-2026-0001 INC-123` (an incident id or link)."))
     try:
         outcome = await ctx.service.link_incident(
             change_id=command.args[0], user=command.user, incident=" ".join(command.args[1:])
         )
     except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
-        return help_blocks(f"Not linked: {escaped_clip(str(exc), 300)}.")[:1]
+        return help_blocks(md("Not linked: {}.", escaped_clip(str(exc), 300)))[:1]
     if outcome.refusal:
-        return help_blocks(f"Not linked: {escaped_clip(outcome.refusal, 300)}.")[:1]
-    return help_blocks(f"{outcome.change.id} is linked to the incident; it counts as a change failure.")[:1]
+        return help_blocks(md("Not linked: {}.", escaped_clip(outcome.refusal, 300)))[:1]
+    linked = md("{} is linked to the incident; it counts as a change failure.", outcome.change.id)
+    return help_blocks(linked)[:1]
 
 
 async def start(ctx: AppContext, command: Command) -> Blocks:
@@ -176,19 +181,19 @@ async def start(ctx: AppContext, command: Command) -> Blocks:
     args = command.args
     override = args[1:2] == ("--override",)
     if not args or not CHANGE_ID.match(args[0]) or (len(args) > 1 and not override):
-        return help_blocks("Use `/change start CR-2026-0001` or `… --override <reason>`.")[:1]
+        return help_blocks(Mrkdwn("Use `/change start CR-2026-0001` or `… --override &lt;reason&gt;`."))[:1]
     reason = " ".join(args[2:]).strip().strip("\"'“”").strip()
     if override and not reason:
-        return help_blocks("Say why it must start now: `--override <reason>`.")[:1]
+        return help_blocks(Mrkdwn("Say why it must start now: `--override &lt;reason&gt;`."))[:1]
     try:
         outcome = await ctx.service.record_progress(
             change_id=args[0], user=command.user, action=ProgressAction.START, override=reason
         )
     except (ChangeNotFound, DecisionConflict, IntakeRejected) as exc:
-        return help_blocks(f"Not started: {escaped_clip(str(exc), 300)}.")[:1]
+        return help_blocks(md("Not started: {}.", escaped_clip(str(exc), 300)))[:1]
     if outcome.refusal:
-        return help_blocks(f"Not started: {escaped_clip(outcome.refusal, 400)}.")[:1]
-    return help_blocks(f"{outcome.change.id} is in progress.")[:1]
+        return help_blocks(md("Not started: {}.", escaped_clip(outcome.refusal, 400)))[:1]
+    return help_blocks(md("{} is in progress.", outcome.change.id))[:1]
 
 
 async def report(ctx: AppContext, command: Command) -> Blocks:
@@ -197,11 +202,14 @@ async def report(ctx: AppContext, command: Command) -> Blocks:
     )
     if span is None:
         return help_blocks(
-            "Which period? Use `/change report week`, `month` or a month like `2026-10`, "
-            f"from {EARLIEST_DAY:%Y-%m} to this month."
+            md(
+                "Which period? Use `/change report week`, `month` or a month like `2026-10`, "
+                "from {} to this month.",
+                f"{EARLIEST_DAY:%Y-%m}",
+            )
         )
     await ctx.service.request_report(span=span, channel=command.channel or ctx.policy.channels.changes)
-    return help_blocks(f"Posting *{escaped_clip(span.title, 100)}* here, with its chart.")[:1]
+    return help_blocks(md("Posting *{}* here, with its chart.", escaped_clip(span.title, 100)))[:1]
 
 
 async def help_answer(ctx: AppContext, command: Command) -> Blocks:
@@ -209,10 +217,10 @@ async def help_answer(ctx: AppContext, command: Command) -> Blocks:
 
 
 async def unknown(ctx: AppContext, command: Command) -> Blocks:
-    return help_blocks(f"I don't know `/change {escaped_clip(command.name, 40)}`. Here is what I do:")
+    return help_blocks(md("I don't know `/change {}`. Here is what I do:", escaped_clip(command.name, 40)))
 
 
-MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[str | None]]] = {
+MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[Mrkdwn | None]]] = {
     "new": open_new,
     "emergency": open_emergency,
     "reschedule": open_reschedule,

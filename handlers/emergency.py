@@ -18,6 +18,7 @@ from modals.emergency import EmergencyMetadata, emergency_modal, message_permali
 from modals.ids import ActionId, CallbackId
 from modals.intake import new_change_modal
 from modals.metadata import RejectMetadata
+from modals.text import md
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
@@ -27,7 +28,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         channel = str((body.get("channel") or {}).get("id") or "")
         user = str((body.get("user") or {}).get("id"))
         if ctx.policy.channels.incidents and channel != ctx.policy.channels.incidents:
-            text = f"Declare emergencies from a message in <#{ctx.policy.channels.incidents}>."
+            text = md("Declare emergencies from a message in <#{}>.", ctx.policy.channels.incidents)
             await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
             return
         message = body.get("message") or {}
@@ -76,9 +77,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             outcome = await ctx.service.post_decide(
                 change_id=change_id, user=user, decision=Decision.APPROVE, team_id=team
             )
-            text = f"Not recorded: {REFUSAL_TEXT[outcome.refusal]}." if outcome.refusal else None
+            text = md("Not recorded: {}.", REFUSAL_TEXT[outcome.refusal]) if outcome.refusal else None
         except (ChangeNotFound, DecisionConflict) as exc:
-            text = f"Not recorded: {exc}."
+            text = md("Not recorded: {}.", str(exc))
         if text:
             await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
 
@@ -95,7 +96,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                 )
                 await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
                 return
-            text = f"Not recorded: {REFUSAL_TEXT[refusal]}."
+            text = md("Not recorded: {}.", REFUSAL_TEXT[refusal])
         except ChangeNotFound as exc:
-            text = f"Not recorded: {exc}."
+            text = md("Not recorded: {}.", str(exc))
         await ctx.gateway.ephemeral(channel=channel, user=user, text=text)

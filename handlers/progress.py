@@ -14,6 +14,7 @@ from domain.service import NOTES_REQUIRED, ChangeNotFound, DecisionConflict, Pro
 from handlers.approvals import clicked
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import ProgressMetadata
+from modals.text import md, with_mentions
 from modals.timeline import field_value, notes_modal
 
 BUTTONS = {
@@ -41,9 +42,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             outcome = await ctx.service.record_progress(
                 change_id=change_id, user=user, action=step, team_id=team
             )
-            text = f"Not done: {outcome.refusal}." if outcome.refusal else None
+            text = md("Not done: {}.", with_mentions(outcome.refusal)) if outcome.refusal else None
         except (ChangeNotFound, DecisionConflict) as exc:
-            text = f"Not done: {exc}."
+            text = md("Not done: {}.", str(exc))
         if text:
             await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
 

@@ -13,6 +13,7 @@ from domain.service import ChangeNotFound
 from handlers.approvals import clicked
 from modals.ids import ActionId, CallbackId
 from modals.review import ReviewMetadata, parse_review, review_modal
+from modals.text import md
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
@@ -23,7 +24,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             change = await ctx.service.get_change(change_id=change_id)
         except ChangeNotFound as exc:
-            await ctx.gateway.ephemeral(channel=channel, user=user, text=f"{exc}.")
+            await ctx.gateway.ephemeral(channel=channel, user=user, text=md("{}.", str(exc)))
             return
         view = review_modal(change, ctx.policy.review.checklist)
         await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)

@@ -10,11 +10,8 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
 )
 from slack_sdk.models.views import View
 
@@ -24,7 +21,20 @@ from domain.model import AuditAction, Change
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import RejectMetadata
-from modals.text import clip, escaped_clip, mention, role_label, slack_date
+from modals.text import (
+    Mrkdwn,
+    clip,
+    clip_md,
+    context,
+    escaped_clip,
+    join_md,
+    md,
+    mention,
+    role_label,
+    section,
+    section_fields,
+    slack_date,
+)
 
 STATUS_LABELS = {
     Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
@@ -45,11 +55,13 @@ def _blocks(blocks: Sequence[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
 
-def card_fallback(change: Change) -> str:
-    return clip(f"{change.id}: {change.draft.title} ({change.status.value.replace('_', ' ')})", 300)
+def card_fallback(change: Change) -> Mrkdwn:
+    """The notification text: Slack parses it as mrkdwn too, so the title is escaped."""
+    status = change.status.value.replace("_", " ")
+    return md("{}: {} ({})", change.id, escaped_clip(change.draft.title, 250), status)
 
 
-def approval_lines(change: Change) -> list[str]:
+def approval_lines(change: Change) -> list[Mrkdwn]:
     counts = quorum.approvals_per_step(change.steps, change.approvals)
     lines = []
     for index, step in enumerate(change.steps):
@@ -60,12 +72,14 @@ def approval_lines(change: Change) -> list[str]:
             if a.step_index == index and a.decision is Decision.APPROVE
         ]
         mark = ":white_check_mark:" if done else ":hourglass_flowing_sand:"
-        names = f": {', '.join(who)}" if who else ""
+        names = md(": {}", join_md(", ", who)) if who else ""
         label = role_label(step.role) + (" (exception)" if step.purpose == "exception" else "")
-        lines.append(f"{mark} {label} {counts[index]}/{step.count}{names}")
+        lines.append(md("{} {} {}/{}{}", mark, label, str(counts[index]), str(step.count), names))
     for entry in change.approvals:
         if entry.decision is Decision.REJECT:
-            lines.append(f":no_entry: Rejected by {mention(entry.user)}: {escaped_clip(entry.reason, 500)}")
+            lines.append(
+                md(":no_entry: Rejected by {}: {}", mention(entry.user), escaped_clip(entry.reason, 500))
+            )
     return lines
 
 
@@ -75,54 +89,25 @@ def change_card(
     """The CR card. Approvers' DM copies carry only the approval buttons; the channel
     copy also carries the implementation buttons once the change is approved."""
     draft = change.draft
-    services = ", ".join(draft.services)
-    fields = [
-        MarkdownTextObject(
-            text=f"*Category*\n{draft.category.value.capitalize()}"
-            + (f" ({escaped_clip(draft.catalog_id, 80)})" if draft.catalog_id else "")
-        ),
-        MarkdownTextObject(
-            text=f"*Risk*\n{change.risk.value.capitalize()} "
-            f"(impact {draft.impact.value}, likelihood {draft.likelihood.value})"
-        ),
-        MarkdownTextObject(text=f"*Status*\n{STATUS_LABELS[change.status]}"),
-        MarkdownTextObject(text=f"*Requester*\n{mention(change.requester)}"),
-        MarkdownTextObject(
-            text=f"*Window*\n{slack_date(draft.starts_at, zone)} →\n{slack_date(draft.ends_at, zone)}"
-        ),
-        MarkdownTextObject(text=f"*Services*\n{escaped_clip(services, 900)}"),
-    ]
-    if draft.downtime_minutes:
-        fields.append(MarkdownTextObject(text=f"*Downtime*\n{draft.downtime_minutes} min"))
-    if draft.severity:
-        fields.append(MarkdownTextObject(text=f"*Severity*\n{escaped_clip(draft.severity, 20)}"))
-    if draft.incident_ref:
-        fields.append(MarkdownTextObject(text=f"*Incident*\n{incident_link(draft.incident_ref)}"))
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
-        SectionBlock(fields=fields),
+        section_fields(_fields(change, zone)),
     ]
     if draft.description:
-        blocks.append(SectionBlock(text=escaped_clip(draft.description, SECTION_LIMIT - 10)))
+        blocks.append(section(escaped_clip(draft.description, SECTION_LIMIT - 10)))
     if draft.rollback_plan:
-        blocks.append(SectionBlock(text="*Rollback plan*\n" + escaped_clip(draft.rollback_plan, 1500)))
+        blocks.append(section(md("*Rollback plan*\n{}", escaped_clip(draft.rollback_plan, 1500))))
     if change.conflicts:
-        blocks.append(
-            SectionBlock(
-                text=clip(
-                    ":warning: *Overlaps* "
-                    + ", ".join(change.conflicts)
-                    + " on the same or dependent services.",
-                    3000,
-                )
-            )
-        )
+        overlaps = escaped_clip(", ".join(change.conflicts), 2900)
+        blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
     lines = approval_lines(change)
     exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
     if exception is not None:
         lines.append(
-            ":warning: Outside its windows or in a blackout; exception requested: "
-            + escaped_clip(str(exception.details.get("reason", "")), 500)
+            md(
+                ":warning: Outside its windows or in a blackout; exception requested: {}",
+                escaped_clip(str(exception.details.get("reason", "")), 500),
+            )
         )
     lines += override_lines(change)
     from modals.review import review_lines  # the review module builds on this one
@@ -132,16 +117,16 @@ def change_card(
     if on_call:
         lines.insert(0, on_call)
     if lines:
-        blocks.append(SectionBlock(text=clip("*Approvals*\n" + "\n".join(lines), SECTION_LIMIT)))
+        blocks.append(section(clip_md(md("*Approvals*\n{}", join_md("\n", lines)), SECTION_LIMIT)))
     elif change.status is Status.APPROVED:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Pre-approved: no sign-off needed.")]))
+        blocks.append(context(Mrkdwn("Pre-approved: no sign-off needed.")))
     post = post_lines(change, zone)
     if post:
-        blocks.append(SectionBlock(text=clip("*Post-approval*\n" + "\n".join(post), SECTION_LIMIT)))
+        blocks.append(section(clip_md(md("*Post-approval*\n{}", join_md("\n", post)), SECTION_LIMIT)))
         if with_actions and change.post_approval_open:
             blocks.append(post_actions(change))
     if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_progress_line(change, zone))]))
+        blocks.append(context(_progress_line(change, zone)))
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
     if with_actions and change.status is Status.PENDING_APPROVAL:
@@ -158,63 +143,82 @@ def change_card(
                 ],
             )
         )
-    blocks.append(
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=f"Updated {slack_date(change.updated_at, zone)} · version {change.version}"
-                )
-            ]
-        )
-    )
+    updated = slack_date(change.updated_at, zone)
+    blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return _blocks(blocks)
+
+
+def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
+    draft = change.draft
+    catalog = md(" ({})", escaped_clip(draft.catalog_id, 80)) if draft.catalog_id else ""
+    fields = [
+        md("*Category*\n{}{}", draft.category.value.capitalize(), catalog),
+        md(
+            "*Risk*\n{} (impact {}, likelihood {})",
+            change.risk.value.capitalize(),
+            draft.impact.value,
+            draft.likelihood.value,
+        ),
+        md("*Status*\n{}", STATUS_LABELS[change.status]),
+        md("*Requester*\n{}", mention(change.requester)),
+        md("*Window*\n{} →\n{}", slack_date(draft.starts_at, zone), slack_date(draft.ends_at, zone)),
+        md("*Services*\n{}", escaped_clip(", ".join(draft.services), 900)),
+    ]
+    if draft.downtime_minutes:
+        fields.append(md("*Downtime*\n{} min", str(draft.downtime_minutes)))
+    if draft.severity:
+        fields.append(md("*Severity*\n{}", escaped_clip(draft.severity, 20)))
+    if draft.incident_ref:
+        fields.append(md("*Incident*\n{}", incident_link(draft.incident_ref)))
+    return fields
 
 
 IMPLEMENTATION_STATUSES = frozenset({Status.APPROVED, Status.IN_PROGRESS})
 
 
-def incident_link(ref: str) -> str:
+def incident_link(ref: str) -> Mrkdwn:
     """A URL stays a link (Slack renders bare URLs); anything else is escaped text."""
     if ref.startswith("https://") and not any(c in ref for c in "<>| "):
-        return f"<{ref}|{escaped_clip(ref.rsplit('/', 1)[-1] or ref, 60)}>"
+        return md("<{}|{}>", ref, escaped_clip(ref.rsplit("/", 1)[-1] or ref, 60))
     return escaped_clip(ref, 300)
 
 
-def override_lines(change: Change) -> list[str]:
+def override_lines(change: Change) -> list[Mrkdwn]:
     """A start outside the approved window or in a freeze: who let it, why, what it broke."""
     return [
-        f":rotating_light: Started anyway by {mention(entry.actor)} "
-        f"({escaped_clip(str(entry.details.get('blocked', '')), 300)}): "
-        + escaped_clip(str(entry.details.get("reason", "")), 500)
+        md(
+            ":rotating_light: Started anyway by {} ({}): {}",
+            mention(entry.actor),
+            escaped_clip(str(entry.details.get("blocked", "")), 300),
+            escaped_clip(str(entry.details.get("reason", "")), 500),
+        )
         for entry in change.audit
         if entry.action is AuditAction.START_OVERRIDDEN
     ]
 
 
-def on_call_line(change: Change) -> str | None:
+def on_call_line(change: Change) -> Mrkdwn | None:
     resolved = [e for e in change.audit if e.action is AuditAction.ON_CALL_RESOLVED]
     if not resolved:
         return None
     details = resolved[-1].details
-    users = ", ".join(mention(str(u)) for u in details.get("users") or []) or "nobody"
-    line = f":pager: On call: {users}"
+    users = join_md(", ", [mention(str(u)) for u in details.get("users") or []]) or Mrkdwn("nobody")
     if details.get("source") == "fallback":
-        line += f" (fallback: {escaped_clip(str(details.get('reason')), 200)})"
-    else:
-        line += " (from PagerDuty)"
-    return line
+        reason = escaped_clip(str(details.get("reason")), 200)
+        return md(":pager: On call: {} (fallback: {})", users, reason)
+    return md(":pager: On call: {} (from PagerDuty)", users)
 
 
 CLOSABLE = frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 
-def _progress_line(change: Change, zone: ZoneInfo) -> str:
-    parts = [f"Implementer {mention(change.implementer)}"]
+def _progress_line(change: Change, zone: ZoneInfo) -> Mrkdwn:
+    parts = [md("Implementer {}", mention(change.implementer))]
     if change.started_at:
-        parts.append(f"started {slack_date(change.started_at, zone)}")
+        parts.append(md("started {}", slack_date(change.started_at, zone)))
     if change.finished_at:
-        parts.append(f"finished {slack_date(change.finished_at, zone)}")
-    return " · ".join(parts)
+        parts.append(md("finished {}", slack_date(change.finished_at, zone)))
+    return join_md(" · ", parts)
 
 
 def implementation_actions(change: Change) -> ActionsBlock:
@@ -254,61 +258,77 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
         ("Test plan", change.draft.test_plan),
     ):
         if text:
-            extra.append(SectionBlock(text=f"*{label}*\n" + escaped_clip(text, SECTION_LIMIT - 40)))
+            extra.append(section(md("*{}*\n{}", label, escaped_clip(text, SECTION_LIMIT - 40))))
     from modals.review import review_detail
 
     if review_detail(change):
-        extra.append(SectionBlock(text=review_detail(change)))
+        extra.append(section(review_detail(change)))
     if change.audit:
         trail = [
-            f"{slack_date(e.at, zone)} · {mention(e.actor) if e.actor.startswith(('U', 'W')) else e.actor}"
-            f" · {e.action.value.replace('_', ' ')}"
+            md(
+                "{} · {} · {}",
+                slack_date(e.at, zone),
+                mention(e.actor) if e.actor.startswith(("U", "W")) else e.actor,
+                e.action.value.replace("_", " "),
+            )
             for e in change.audit[-15:]
         ]
         extra += [
             DividerBlock(),
-            SectionBlock(text=clip("*Audit trail*\n" + "\n".join(trail), SECTION_LIMIT)),
+            section(clip_md(md("*Audit trail*\n{}", join_md("\n", trail)), SECTION_LIMIT)),
         ]
     return blocks[:-1] + _blocks(extra) + blocks[-1:]
 
 
 def change_list(changes: Sequence[Change], *, heading: str, zone: ZoneInfo) -> list[dict[str, Any]]:
     if not changes:
-        return _blocks([SectionBlock(text=f"*{heading}*\nNothing here.")])
+        return _blocks([section(md("*{}*\nNothing here.", heading))])
     lines = [
-        f"*{c.id}* {escaped_clip(c.draft.title, 80)} · {STATUS_LABELS[c.status]} · "
-        f"{c.risk.value} risk · {slack_date(c.draft.starts_at, zone)}"
+        md(
+            "*{}* {} · {} · {} risk · {}",
+            c.id,
+            escaped_clip(c.draft.title, 80),
+            STATUS_LABELS[c.status],
+            c.risk.value,
+            slack_date(c.draft.starts_at, zone),
+        )
         for c in changes
     ]
-    blocks: list[Block] = [SectionBlock(text=f"*{heading}*")]
-    chunk: list[str] = []
+    blocks: list[Block] = [section(md("*{}*", heading))]
+    chunk: list[Mrkdwn] = []
     for line in lines:
         if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 50:
-            blocks.append(SectionBlock(text="\n".join(chunk)))
+            blocks.append(section(join_md("\n", chunk)))
             chunk = []
         chunk.append(line)
-    blocks.append(SectionBlock(text="\n".join(chunk)))
+    blocks.append(section(join_md("\n", chunk)))
     return _blocks(blocks[:50])
 
 
-def filed_message(change: Change) -> str:
+def filed_message(change: Change) -> Mrkdwn:
     title = escaped_clip(change.draft.title, 150)
     if change.status is Status.APPROVED:
-        return f":white_check_mark: Your change *{change.id}* {title} is approved: no sign-off needed."
+        return md(":white_check_mark: Your change *{}* {} is approved: no sign-off needed.", change.id, title)
     needed = ", ".join(f"{role_label(s.role)} ×{s.count}" for s in change.steps)
-    return f":inbox_tray: Your change *{change.id}* {title} was filed and waits for approval: {needed}."
+    return md(
+        ":inbox_tray: Your change *{}* {} was filed and waits for approval: {}.", change.id, title, needed
+    )
 
 
-def decided_message(change: Change, payload: dict[str, Any]) -> str:
+def decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     verb = "approved" if payload.get("decision") == Decision.APPROVE.value else "rejected"
-    text = (
-        f"{mention(str(payload.get('by')))} {verb} your change *{change.id}* "
-        f"{escaped_clip(change.draft.title, 150)} as {role_label(str(payload.get('role')))}."
+    text = md(
+        "{} {} your change *{}* {} as {}.",
+        mention(str(payload.get("by"))),
+        verb,
+        change.id,
+        escaped_clip(change.draft.title, 150),
+        role_label(str(payload.get("role"))),
     )
     if payload.get("reason"):
-        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
     status = Status(str(payload.get("status")))
-    return text + f" Status: {STATUS_LABELS[status]}."
+    return md("{} Status: {}.", text, STATUS_LABELS[status])
 
 
 def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:
@@ -320,7 +340,7 @@ def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:
         close="Cancel",
         private_metadata=metadata.model_dump_json(),
         blocks=[
-            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
             _reason_input(),
         ],
     )
@@ -344,7 +364,7 @@ def parse_reason(view: dict[str, Any]) -> str:
     return reason if isinstance(reason, str) else ""
 
 
-HELP_TEXT = (
+HELP_TEXT = Mrkdwn(
     "*changebot: change requests in Slack*\n"
     "• `/change new`: file a change request\n"
     "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
@@ -362,9 +382,9 @@ HELP_TEXT = (
 )
 
 
-def help_blocks(prefix: str | None = None) -> list[dict[str, Any]]:
+def help_blocks(prefix: Mrkdwn | None = None) -> list[dict[str, Any]]:
     blocks: list[Block] = []
     if prefix:
-        blocks.append(SectionBlock(text=prefix))
-    blocks.append(SectionBlock(text=HELP_TEXT))
+        blocks.append(section(prefix))
+    blocks.append(section(HELP_TEXT))
     return _blocks(blocks)

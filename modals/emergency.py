@@ -25,7 +25,18 @@ from domain.enums import Decision
 from domain.model import Change, PostState
 from domain.policy import Policy
 from modals.ids import ActionId, CallbackId
-from modals.text import clip, escaped_clip, mention, role_label, slack_date
+from modals.text import (
+    Mrkdwn,
+    clip,
+    clip_md,
+    escaped_clip,
+    join_md,
+    md,
+    mention,
+    role_label,
+    section,
+    slack_date,
+)
 
 POST_STATE_LABELS = {
     PostState.PENDING: ":hourglass_flowing_sand: post-approval due",
@@ -50,6 +61,17 @@ def message_permalink(*, team_domain: str | None, channel: str, message_ts: str)
     if not team_domain or not channel or not message_ts:
         return None
     return f"https://{team_domain}.slack.com/archives/{channel}/p{message_ts.replace('.', '')}"
+
+
+def _intro(policy: Policy) -> SectionBlock:
+    hours = str(int(policy.emergency.post_approval.within.total_seconds() // 3600))
+    return section(
+        md(
+            ":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
+            "post-approves within {} h.",
+            hours,
+        )
+    )
 
 
 def emergency_modal(
@@ -85,11 +107,7 @@ def emergency_modal(
         )
 
     blocks: list[Block] = [
-        SectionBlock(
-            text=":rotating_light: *Fix first, document now.* The on-call is told, and a manager "
-            "post-approves within "
-            f"{int(policy.emergency.post_approval.within.total_seconds() // 3600)} h."
-        ),
+        _intro(policy),
         text("title", "Title", multiline=False, max_length=policy.limits.title),
         InputBlock(
             block_id="severity",
@@ -175,72 +193,74 @@ def post_actions(change: Change) -> ActionsBlock:
     )
 
 
-def post_lines(change: Change, zone: Any) -> list[str]:
+def post_lines(change: Change, zone: Any) -> list[Mrkdwn]:
     if change.post_state is None:
         return []
     due = (
-        f" by {slack_date(change.post_due_at, zone)}"
+        md(" by {}", slack_date(change.post_due_at, zone))
         if change.post_due_at and change.post_approval_open
         else ""
     )
-    lines = [f"{POST_STATE_LABELS[change.post_state]}{due}"]
+    lines = [md("{}{}", POST_STATE_LABELS[change.post_state], due)]
     for step in change.post_steps:
-        lines.append(f"{role_label(step.role)} ×{step.count}")
+        lines.append(md("{} ×{}", role_label(step.role), str(step.count)))
     for entry in change.post_approvals:
         verb = "post-approved" if entry.decision is Decision.APPROVE else "refused"
-        reason = f": {escaped_clip(entry.reason, 300)}" if entry.reason else ""
-        lines.append(f"{mention(entry.user)} {verb}{reason}")
+        reason = md(": {}", escaped_clip(entry.reason, 300)) if entry.reason else ""
+        lines.append(md("{} {}{}", mention(entry.user), verb, reason))
     return lines
 
 
-def on_call_text(change: Change, payload: dict[str, Any]) -> str:
-    users = ", ".join(mention(str(u)) for u in payload.get("users") or []) or "nobody"
+def on_call_text(change: Change, payload: dict[str, Any]) -> Mrkdwn:
+    users = join_md(", ", [mention(str(u)) for u in payload.get("users") or []]) or Mrkdwn("nobody")
     go_ahead = change.steps and change.steps[0].role == "on_call"
     ask = (
         " Your go-ahead is needed before the change starts: see your DM."
         if go_ahead
         else " For your information."
     )
-    text = f":pager: On call for *{change.id}*: {users}.{ask}"
+    text = md(":pager: On call for *{}*: {}.{}", change.id, users, ask)
     if payload.get("source") == "fallback":
         reason = escaped_clip(str(payload.get("reason")), 300)
-        text += f"\n:warning: Sent to the fallback responders because {reason}."
+        text = md("{}\n:warning: Sent to the fallback responders because {}.", text, reason)
     return text
 
 
 def post_chase_message(
     change: Change, payload: dict[str, Any], zone: Any
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     deadline = payload.get("key") == POST_DEADLINE
-    title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
+    title = md("*{}* {}", change.id, escaped_clip(change.draft.title, 150))
     if deadline:
-        text = (
-            f":rotating_light: Post-approval OVERDUE for emergency {title}: it was due "
-            f"{slack_date(datetime.fromisoformat(str(payload['due_at'])), zone)}."
+        text = md(
+            ":rotating_light: Post-approval OVERDUE for emergency {}: it was due {}.",
+            title,
+            slack_date(datetime.fromisoformat(str(payload["due_at"])), zone),
         )
     else:
         due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
-        text = f":hourglass_flowing_sand: Reminder: emergency {title} needs post-approval by {due}."
-    blocks: list[Block] = [SectionBlock(text=clip(text, 3000))]
+        text = md(":hourglass_flowing_sand: Reminder: emergency {} needs post-approval by {}.", title, due)
+    blocks: list[Block] = [section(clip_md(text, 3000))]
     if change.post_approval_open:
         blocks.append(post_actions(change))
-    return clip(text, 300), [b.to_dict() for b in blocks]
+    return clip_md(text, 300), [b.to_dict() for b in blocks]
 
 
-def post_decided_message(change: Change, payload: dict[str, Any]) -> str:
+def post_decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     verb = (
         "post-approved" if payload.get("decision") == Decision.APPROVE.value else "refused post-approval of"
     )
     title = escaped_clip(change.draft.title, 150)
-    text = f"{mention(str(payload.get('by')))} {verb} emergency *{change.id}* {title}."
+    text = md("{} {} emergency *{}* {}.", mention(str(payload.get("by"))), verb, change.id, title)
     if payload.get("reason"):
-        text += f" Reason: {escaped_clip(str(payload['reason']), 1000)}"
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
     return text
 
 
-def review_requested_message(change: Change) -> str:
-    return (
-        f":memo: Post-approval of emergency *{change.id}* {escaped_clip(change.draft.title, 150)}"
-        " was refused. "
-        "A post-incident review is required: record what happened, why, and what changes now."
+def review_requested_message(change: Change) -> Mrkdwn:
+    return md(
+        ":memo: Post-approval of emergency *{}* {} was refused. "
+        "A post-incident review is required: record what happened, why, and what changes now.",
+        change.id,
+        escaped_clip(change.draft.title, 150),
     )

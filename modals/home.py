@@ -9,11 +9,8 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
 )
 from slack_sdk.models.views import View
 
@@ -23,15 +20,19 @@ from domain.service import HomeView
 from modals.cards import STATUS_LABELS
 from modals.emergency import post_actions
 from modals.ids import ActionId
-from modals.text import escaped_clip, mention, slack_date
+from modals.text import Mrkdwn, context, escaped_clip, join_md, md, mention, section, slack_date
 
 NEW_CHANGE_ACTION = "home_new_change"
 
 
-def _line(change: Change, zone: ZoneInfo) -> str:
-    return (
-        f"*{change.id}* {escaped_clip(change.draft.title, 80)} · {STATUS_LABELS[change.status]} · "
-        f"{change.risk.value} risk · {slack_date(change.draft.starts_at, zone)}"
+def _line(change: Change, zone: ZoneInfo) -> Mrkdwn:
+    return md(
+        "*{}* {} · {} · {} risk · {}",
+        change.id,
+        escaped_clip(change.draft.title, 80),
+        STATUS_LABELS[change.status],
+        change.risk.value,
+        slack_date(change.draft.starts_at, zone),
     )
 
 
@@ -62,42 +63,37 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
                 ),
             ],
         ),
-        SectionBlock(text=f"*Waiting for you* ({len(home.awaiting_me)})"),
+        section(md("*Waiting for you* ({})", str(len(home.awaiting_me)))),
     ]
     if not home.awaiting_me:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Nothing to approve. :tada:")]))
+        blocks.append(context(Mrkdwn("Nothing to approve. :tada:")))
     for change in home.awaiting_me[:12]:
         note = " · post-approval" if change.status is not Status.PENDING_APPROVAL else ""
-        blocks.append(SectionBlock(text=_line(change, zone) + note + f" · by {mention(change.requester)}"))
+        blocks.append(section(md("{}{} · by {}", _line(change, zone), note, mention(change.requester))))
         blocks.append(_decision_buttons(change))
-    blocks += [DividerBlock(), SectionBlock(text=f"*Your change requests* ({len(home.mine)})")]
-    blocks += [SectionBlock(text=_line(c, zone)) for c in home.mine[:15]] or [
-        ContextBlock(elements=[MarkdownTextObject(text="None yet: `/change new` files one.")])
+    blocks += [DividerBlock(), section(md("*Your change requests* ({})", str(len(home.mine))))]
+    blocks += [section(_line(c, zone)) for c in home.mine[:15]] or [
+        context(Mrkdwn("None yet: `/change new` files one."))
     ]
-    blocks += [DividerBlock(), SectionBlock(text="*The next 7 days*")]
-    blocks += [SectionBlock(text=_line(c, zone)) for c in home.upcoming[:20]] or [
-        ContextBlock(elements=[MarkdownTextObject(text="No changes scheduled.")])
+    blocks += [DividerBlock(), section(Mrkdwn("*The next 7 days*"))]
+    blocks += [section(_line(c, zone)) for c in home.upcoming[:20]] or [
+        context(Mrkdwn("No changes scheduled."))
     ]
     periods = [
-        f":no_entry_sign: {escaped_clip(f.reason or 'Change freeze', 100)} (freeze, until lifted)"
+        md(":no_entry_sign: {} (freeze, until lifted)", escaped_clip(f.reason or "Change freeze", 100))
         for f in home.freezes
         if f.ended_at is None
     ]
     periods += [
-        f":no_entry_sign: {escaped_clip(b.name, 80)}: {slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
+        md(
+            ":no_entry_sign: {}: {} → {}",
+            escaped_clip(b.name, 80),
+            slack_date(b.start, zone),
+            slack_date(b.end, zone),
+        )
         for b in home.blackouts[:10]
     ]
-    blocks += [
-        DividerBlock(),
-        SectionBlock(
-            text="*Blackouts and freezes, next 14 days*\n" + ("\n".join(periods) if periods else "None.")
-        ),
-    ]
-    blocks.append(
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(text=f"Updated {slack_date(home.now, zone)} · times in your time zone")
-            ]
-        )
-    )
+    listed = join_md("\n", periods) if periods else Mrkdwn("None.")
+    blocks += [DividerBlock(), section(md("*Blackouts and freezes, next 14 days*\n{}", listed))]
+    blocks.append(context(md("Updated {} · times in your time zone", slack_date(home.now, zone))))
     return View(type="home", blocks=blocks[:100]).to_dict()

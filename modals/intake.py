@@ -30,7 +30,7 @@ from domain.enums import Category, Impact, Likelihood
 from domain.intake import ChangeForm
 from domain.policy import Policy
 from modals.ids import CallbackId, Field
-from modals.text import clip, escaped_clip, slack_date
+from modals.text import clip, clip_md, escaped_clip, join_md, md, section, slack_date
 
 CATEGORY_LABELS = {
     Category.STANDARD: "Standard: pre-approved procedure",
@@ -95,19 +95,22 @@ class IntakeMetadata(BaseModel):
 
 def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBlock:
     lines = [
-        f"• *{c.change_id}* {escaped_clip(c.title, 80)} ({', '.join(c.services)}), "
-        f"{slack_date(c.starts_at, zone)} → {slack_date(c.ends_at, zone)}"
+        md(
+            "• *{}* {} ({}), {} → {}",
+            c.change_id,
+            escaped_clip(c.title, 80),
+            ", ".join(c.services),
+            slack_date(c.starts_at, zone),
+            slack_date(c.ends_at, zone),
+        )
         for c in conflicts[:10]
     ]
-    return SectionBlock(
-        block_id="conflicts",
-        text=clip(
-            ":warning: *This window overlaps open changes on the same or dependent services:*\n"
-            + "\n".join(lines)
-            + "\nChange the window, or press Submit again to file it anyway.",
-            3000,
-        ),
+    text = md(
+        ":warning: *This window overlaps open changes on the same or dependent services:*\n{}"
+        "\nChange the window, or press Submit again to file it anyway.",
+        join_md("\n", lines),
     )
+    return section(clip_md(text, 3000), block_id="conflicts")
 
 
 # (policy id, default start) -> (the policy, kept alive so its id is not reused; the form)
@@ -276,9 +279,12 @@ def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Co
             max_length=1000,
             optional=True,
         ),
-        SectionBlock(
-            text=f"Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
-            f"are checked in {policy.timezone}."
+        section(
+            md(
+                "Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
+                "are checked in {}.",
+                policy.timezone,
+            )
         ),
     ]
     view = View(

@@ -9,16 +9,14 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     Block,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
 from domain.enums import Category, Status
 from domain.metrics import Metrics, TargetCheck, Verdict
-from modals.text import clip
+from modals.text import Mrkdwn, clip, clip_md, context, join_md, md, section
 
 SECTION_LIMIT = 3000
 VERDICT_MARK = {
@@ -74,7 +72,8 @@ def target_line(check: TargetCheck) -> str:
 
 
 def _section(heading: str, lines: list[str]) -> SectionBlock:
-    return SectionBlock(text=clip(f"*{heading}*\n" + "\n".join(lines), SECTION_LIMIT))
+    """Report lines are our own text (no tokens): escaping them changes nothing shown."""
+    return section(clip_md(md("*{}*\n{}", heading, join_md("\n", lines)), SECTION_LIMIT))
 
 
 def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -129,11 +128,7 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
         review = "no review came due"
     blocks: list[Block] = [
         HeaderBlock(text=clip(title, 150)),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(text=f"{first:%a %d %b %Y} – {last:%a %d %b %Y} · times in {zone.key}")
-            ]
-        ),
+        context(md("{} – {} · times in {}", f"{first:%a %d %b %Y}", f"{last:%a %d %b %Y}", zone.key)),
         _section("Summary", summary),
         _section("By category", categories),
         _section("Targets", [target_line(check) for check in m.checks]),
@@ -142,25 +137,23 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
         _section("Incidents", incidents),
         _section("Performance", performance),
         _section("Post-implementation reviews", [f"• {review}"]),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=(
-                        f"As of {m.as_of.astimezone(zone):%d %b %Y %H:%M %Z}. Changes counted by window "
-                        "start. Rates are over finished changes (completed, failed, rolled back; closed "
-                        "ones by how they ended)."
-                    )
-                )
-            ]
+        context(
+            md(
+                "As of {}. Changes counted by window start. Rates are over finished changes "
+                "(completed, failed, rolled back; closed ones by how they ended).",
+                f"{m.as_of.astimezone(zone):%d %b %Y %H:%M %Z}",
+            )
         ),
     ]
     return [block.to_dict() for block in blocks]
 
 
-def report_text(metrics: Metrics, *, title: str) -> str:
+def report_text(metrics: Metrics, *, title: str) -> Mrkdwn:
     """The notification / fallback text that goes with the blocks."""
-    return clip(
-        f"{title}: {metrics.total} changes, success {format_rate(metrics.success_rate)}, "
-        f"rollback {format_rate(metrics.rollback_rate)}",
-        300,
+    return md(
+        "{}: {} changes, success {}, rollback {}",
+        clip(title, 150),
+        str(metrics.total),
+        format_rate(metrics.success_rate),
+        format_rate(metrics.rollback_rate),
     )

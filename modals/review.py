@@ -15,7 +15,6 @@ from slack_sdk.models.blocks import (
     InputBlock,
     Option,
     PlainTextInputElement,
-    SectionBlock,
     StaticSelectElement,
 )
 from slack_sdk.models.views import View
@@ -25,7 +24,7 @@ from domain.service import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
 from modals.cards import STATUS_LABELS
 from modals.ids import ActionId, CallbackId
-from modals.text import clip, escaped_clip, mention, slack_date
+from modals.text import Mrkdwn, clip, clip_md, escaped_clip, join_md, md, mention, section, slack_date
 
 RESULTS = ("Successful", "Successful with issues", "Failed", "Rolled back")
 QUESTIONS = (
@@ -54,36 +53,41 @@ def review_button(change: Change) -> ActionsBlock:
     )
 
 
-def review_request_message(change: Change, zone: ZoneInfo) -> tuple[str, list[dict[str, Any]]]:
+def review_request_message(change: Change, zone: ZoneInfo) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     review = change.review
     due = slack_date(review.due_at, zone) if review else "soon"
-    why = f" ({escaped_clip(review.reason, 100)})" if review else ""
-    text = (
-        f":memo: Please write the post-implementation review of *{change.id}* "
-        f"{escaped_clip(change.draft.title, 150)}{why} by {due}."
+    why = md(" ({})", escaped_clip(review.reason, 100)) if review else ""
+    text = md(
+        ":memo: Please write the post-implementation review of *{}* {}{} by {}.",
+        change.id,
+        escaped_clip(change.draft.title, 150),
+        why,
+        due,
     )
-    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+    return clip_md(text, 300), [section(text).to_dict(), review_button(change).to_dict()]
 
 
 def review_chase_message(
     change: Change, payload: dict[str, Any], zone: ZoneInfo
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     due = slack_date(change.review.due_at, zone) if change.review else "now"
     if payload.get("key") == REVIEW_DEADLINE:
-        text = (
-            f":rotating_light: The review of *{change.id}* {escaped_clip(change.draft.title, 150)}"
-            " is overdue "
-            f"(it was due {due}). {mention(change.implementer)}, please write it."
+        text = md(
+            ":rotating_light: The review of *{}* {} is overdue (it was due {}). {}, please write it.",
+            change.id,
+            escaped_clip(change.draft.title, 150),
+            due,
+            mention(change.implementer),
         )
     else:
-        text = f":hourglass_flowing_sand: Reminder: the review of *{change.id}* is due {due}."
-    return clip(text, 300), [SectionBlock(text=text).to_dict(), review_button(change).to_dict()]
+        text = md(":hourglass_flowing_sand: Reminder: the review of *{}* is due {}.", change.id, due)
+    return clip_md(text, 300), [section(text).to_dict(), review_button(change).to_dict()]
 
 
 def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:
     blocks: list[Block] = [
-        SectionBlock(
-            text=f"*{change.id}* {escaped_clip(change.draft.title, 200)} · {STATUS_LABELS[change.status]}"
+        section(
+            md("*{}* {} · {}", change.id, escaped_clip(change.draft.title, 200), STATUS_LABELS[change.status])
         ),
         InputBlock(
             block_id="result",
@@ -151,55 +155,55 @@ def parse_review(view: dict[str, Any], checklist: list[str]) -> dict[str, str]:
     return answers
 
 
-def review_lines(change: Change, zone: ZoneInfo) -> list[str]:
+def review_lines(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
     lines = []
     if change.caused_incident:
-        lines.append(f":boom: Caused incident: {escaped_clip(change.caused_incident, 200)}")
+        lines.append(md(":boom: Caused incident: {}", escaped_clip(change.caused_incident, 200)))
     review = change.review
     if review is not None:
         if review.done and review.submitted_by and review.submitted_at:
             result = escaped_clip(str((review.answers or {}).get("result", "")), 60)
-            lines.append(
-                f":memo: Review by {mention(review.submitted_by)} "
-                f"{slack_date(review.submitted_at, zone)}: {result}"
-            )
+            by, at = mention(review.submitted_by), slack_date(review.submitted_at, zone)
+            lines.append(md(":memo: Review by {} {}: {}", by, at, result))
         else:
-            lines.append(
-                f":memo: Review due {slack_date(review.due_at, zone)} ({escaped_clip(review.reason, 80)})"
-            )
+            due = slack_date(review.due_at, zone)
+            lines.append(md(":memo: Review due {} ({})", due, escaped_clip(review.reason, 80)))
     return lines
 
 
-def review_detail(change: Change) -> str:
+def review_detail(change: Change) -> Mrkdwn:
     review = change.review
     if review is None or not review.done:
-        return ""
+        return Mrkdwn("")
     answers = review.answers or {}
-    parts = [f"*Result:* {escaped_clip(str(answers.get('result', '')), 60)}"]
+    parts = [md("*Result:* {}", escaped_clip(str(answers.get("result", "")), 60))]
     parts += [
-        f"*{label}:* {escaped_clip(str(answers[key]), 600)}" for key, label in QUESTIONS if answers.get(key)
+        md("*{}:* {}", label, escaped_clip(str(answers[key]), 600))
+        for key, label in QUESTIONS
+        if answers.get(key)
     ]
     if answers.get("checklist"):
-        parts.append(f"*Checklist:* {escaped_clip(str(answers['checklist']), 600)}")
-    return clip("*Post-implementation review*\n" + "\n".join(parts), 3000)
+        parts.append(md("*Checklist:* {}", escaped_clip(str(answers["checklist"]), 600)))
+    return clip_md(md("*Post-implementation review*\n{}", join_md("\n", parts)), 3000)
 
 
 def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, Any]]:
-    def line(change: Change) -> str:
-        return (
-            f"*{change.id}* {escaped_clip(change.draft.title, 80)} · {change.draft.category.value} · "
-            f"{change.risk.value} risk · {slack_date(change.draft.starts_at, zone)} · "
-            f"{mention(change.requester)}"
+    def line(change: Change) -> Mrkdwn:
+        return md(
+            "*{}* {} · {} · {} risk · {} · {}",
+            change.id,
+            escaped_clip(change.draft.title, 80),
+            change.draft.category.value,
+            change.risk.value,
+            slack_date(change.draft.starts_at, zone),
+            mention(change.requester),
         )
 
     blocks: list[Block] = [HeaderBlock(text=f"CAB agenda, {agenda.now.astimezone(zone):%a %d %b %Y}")]
-    blocks.append(
-        SectionBlock(
-            text=f"*1. Awaiting approval* ({len(agenda.awaiting)})" + ("" if agenda.awaiting else "\nNone.")
-        )
-    )
+    none = "" if agenda.awaiting else "\nNone."
+    blocks.append(section(md("*1. Awaiting approval* ({}){}", str(len(agenda.awaiting)), none)))
     for change in agenda.awaiting[:15]:
-        blocks.append(SectionBlock(text=line(change)))
+        blocks.append(section(line(change)))
         blocks.append(
             ActionsBlock(
                 block_id=f"cab-decide:{change.id}",
@@ -218,6 +222,7 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
         ("3. Failed or rolled back last week", agenda.ended_badly),
         ("4. Overdue reviews", agenda.overdue_reviews),
     ):
-        text = "\n".join(f"• {line(c)} · {STATUS_LABELS[c.status]}" for c in changes[:20]) or "None."
-        blocks.append(SectionBlock(text=clip(f"*{heading}* ({len(changes)})\n{text}", 3000)))
+        text = join_md("\n", [md("• {} · {}", line(c), STATUS_LABELS[c.status]) for c in changes[:20]])
+        count = str(len(changes))
+        blocks.append(section(clip_md(md("*{}* ({})\n{}", heading, count, text or Mrkdwn("None.")), 3000)))
     return [b.to_dict() for b in blocks[:100]]

@@ -8,13 +8,10 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     Block,
-    ContextBlock,
     DateTimePickerElement,
     HeaderBlock,
     InputBlock,
-    MarkdownTextObject,
     PlainTextInputElement,
-    SectionBlock,
 )
 from slack_sdk.models.views import View
 
@@ -27,7 +24,18 @@ from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
 from modals.cards import STATUS_LABELS, implementation_actions
 from modals.ids import CallbackId, Field
 from modals.metadata import ProgressMetadata, RescheduleMetadata
-from modals.text import clip, escaped_clip, mention, slack_date
+from modals.text import (
+    Mrkdwn,
+    clip,
+    clip_md,
+    context,
+    escaped_clip,
+    join_md,
+    md,
+    mention,
+    section,
+    slack_date,
+)
 
 SECTION_LIMIT = 3000
 
@@ -38,58 +46,58 @@ def _dump(blocks: list[Block]) -> list[dict[str, Any]]:
 
 def notice_message(
     change: Change, *, key: str, late: bool, due_at: datetime, policy: Policy, actions: bool
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     """The text of one timeline notice, with the implementer mentioned where action is due."""
     zone = policy.zone
-    title = f"*{change.id}* {escaped_clip(change.draft.title, 150)}"
-    window = f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}"
+    title = md("*{}* {}", change.id, escaped_clip(change.draft.title, 150))
+    window = md("{} → {}", slack_date(change.draft.starts_at, zone), slack_date(change.draft.ends_at, zone))
     spec = spec_for(policy.timeline, key)
     if key == SHORT_NOTICE:
-        label, body = (
-            "Short notice",
-            "Approved less than a day before its window: the usual heads-up could not go out.",
-        )
+        label = "Short notice"
+        body = Mrkdwn("Approved less than a day before its window: the usual heads-up could not go out.")
     elif key == OVERRUN:
         label = "Overrun"
-        body = (
-            f":rotating_light: The window ended {slack_date(change.draft.ends_at, zone)} but the change "
-            f"is still {STATUS_LABELS[change.status].split(' ', 1)[1].lower()}. "
-            f"{mention(change.implementer)}, complete it, or report it failed or rolled back."
+        body = md(
+            ":rotating_light: The window ended {} but the change is still {}. "
+            "{}, complete it, or report it failed or rolled back.",
+            slack_date(change.draft.ends_at, zone),
+            STATUS_LABELS[change.status].split(" ", 1)[1].lower(),
+            mention(change.implementer),
         )
     elif key == MONITORING_END:
         label = "Monitoring done"
-        body = (
-            f"The monitoring period after completion is over. {mention(change.implementer)}, "
-            "if all is well, close the change."
+        body = md(
+            "The monitoring period after completion is over. {}, if all is well, close the change.",
+            mention(change.implementer),
         )
     else:
         label = format_offset(spec.at) if spec else key
         body = escaped_clip(spec.text if spec else key, 500)
         if spec and (spec.buttons == "implementation" or spec.check_readiness):
-            body += f" {mention(change.implementer)}"
+            body = md("{} {}", body, mention(change.implementer))
         if spec and spec.check_readiness:
-            body += "\n" + readiness(change)
+            body = md("{}\n{}", body, readiness(change))
     if late:
-        body += f"\n:hourglass: Sent late: this was due {slack_date(due_at, zone)}."
+        body = md("{}\n:hourglass: Sent late: this was due {}.", body, slack_date(due_at, zone))
     if policy.timeline.rollback_triggers and key in ("t_0", "t_minus_1h"):
-        triggers = "; ".join(escaped_clip(t, 100) for t in policy.timeline.rollback_triggers)
-        body += f"\nRoll back if: {triggers}."
-    text = clip(f"{label} · {title} · {window}\n{body}", SECTION_LIMIT)
-    blocks: list[Block] = [SectionBlock(text=text)]
+        triggers = join_md("; ", [escaped_clip(t, 100) for t in policy.timeline.rollback_triggers])
+        body = md("{}\nRoll back if: {}.", body, triggers)
+    text = clip_md(md("{} · {} · {}\n{}", label, title, window, body), SECTION_LIMIT)
+    blocks: list[Block] = [section(text)]
     if actions and (key in (OVERRUN, MONITORING_END, SHORT_NOTICE) or (spec and spec.buttons != "none")):
         blocks.append(implementation_actions(change))
-    fallback = clip(f"{label}: {change.id} {change.draft.title}", 300)
+    fallback = md("{}: {} {}", label, change.id, escaped_clip(change.draft.title, 250))
     return fallback, _dump(blocks)
 
 
-def readiness(change: Change) -> str:
+def readiness(change: Change) -> Mrkdwn:
     approved = change.status is Status.APPROVED or change.status is Status.IN_PROGRESS
     checks = [
         (approved, "approvals complete"),
         (bool(change.draft.rollback_plan), "rollback plan documented"),
         (bool(change.draft.test_plan), "test plan documented"),
     ]
-    return " · ".join(f"{':white_check_mark:' if ok else ':warning:'} {what}" for ok, what in checks)
+    return join_md(" · ", [f"{':white_check_mark:' if ok else ':warning:'} {what}" for ok, what in checks])
 
 
 PROGRESS_WORDS = {
@@ -102,38 +110,52 @@ PROGRESS_WORDS = {
 }
 
 
-def progress_message(change: Change, payload: dict[str, Any]) -> str:
+def progress_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     status = Status(str(payload.get("status")))
-    text = (
-        f"{mention(str(payload.get('by')))} {PROGRESS_WORDS.get(status, status.value)} "
-        f"*{change.id}* {escaped_clip(change.draft.title, 150)}."
+    text = md(
+        "{} {} *{}* {}.",
+        mention(str(payload.get("by"))),
+        PROGRESS_WORDS.get(status, status.value),
+        change.id,
+        escaped_clip(change.draft.title, 150),
     )
     if payload.get("notes"):
-        text += f"\n> {escaped_clip(str(payload['notes']), 1500)}"
-    return clip(text, SECTION_LIMIT)
-
-
-def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> str:
-    moved_from = ""
-    if isinstance(payload.get("from"), list) and len(payload["from"]) == 2:
-        start, end = (datetime.fromisoformat(str(moment)) for moment in payload["from"])
-        moved_from = f"from {slack_date(start, zone)} → {slack_date(end, zone)} "
-    text = (
-        f":calendar: {mention(str(payload.get('by')))} moved *{change.id}* {moved_from}to "
-        f"{slack_date(change.draft.starts_at, zone)} → {slack_date(change.draft.ends_at, zone)}."
-    )
-    if payload.get("reapproval"):
-        text += " Its approvals were for the old window, so it needs approval again."
+        text = md("{}\n> {}", text, escaped_clip(str(payload["notes"]), 1500))
     return text
 
 
-def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[str]:
+def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> Mrkdwn:
+    moved_from = Mrkdwn("")
+    if isinstance(payload.get("from"), list) and len(payload["from"]) == 2:
+        start, end = (datetime.fromisoformat(str(moment)) for moment in payload["from"])
+        moved_from = md("from {} → {} ", slack_date(start, zone), slack_date(end, zone))
+    text = md(
+        ":calendar: {} moved *{}* {}to {} → {}.",
+        mention(str(payload.get("by"))),
+        change.id,
+        moved_from,
+        slack_date(change.draft.starts_at, zone),
+        slack_date(change.draft.ends_at, zone),
+    )
+    if payload.get("reapproval"):
+        text = md("{} Its approvals were for the old window, so it needs approval again.", text)
+    return text
+
+
+def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
         out.append(
-            f"• {when} *{change.id}* {escaped_clip(change.draft.title, 80)} · "
-            f"{change.draft.category.value} · {change.risk.value} risk · {STATUS_LABELS[change.status]}"
+            md(
+                "• {} *{}* {} · {} · {} risk · {}",
+                when,
+                change.id,
+                escaped_clip(change.draft.title, 80),
+                change.draft.category.value,
+                change.risk.value,
+                STATUS_LABELS[change.status],
+            )
         )
     return out
 
@@ -149,37 +171,38 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
     ]
     for heading, lines in sections:
         if not lines:
-            blocks.append(SectionBlock(text=f"*{heading}*\nNone."))
+            blocks.append(section(md("*{}*\nNone.", heading)))
             continue
-        chunk = f"*{heading}* ({len(lines)})"
+        chunk = [md("*{}* ({})", heading, str(len(lines)))]
         for line in lines:
-            if len(chunk) + len(line) + 1 > SECTION_LIMIT - 20:
-                blocks.append(SectionBlock(text=chunk))
-                chunk = ""
-            chunk += "\n" + line
-        blocks.append(SectionBlock(text=chunk.strip()))
+            if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 20:
+                blocks.append(section(join_md("\n", chunk)))
+                chunk = []
+            chunk.append(line)
+        blocks.append(section(join_md("\n", chunk)))
     periods = [
-        f"• :no_entry_sign: {escaped_clip(f.reason or 'Change freeze', 100)} "
-        f"(freeze by {mention(f.started_by)}"
-        f"{', until lifted' if f.ended_at is None else ''})"
+        md(
+            "• :no_entry_sign: {} (freeze by {}{})",
+            escaped_clip(f.reason or "Change freeze", 100),
+            mention(f.started_by),
+            ", until lifted" if f.ended_at is None else "",
+        )
         for f in view.freezes
     ]
     periods += [
-        f"• :no_entry_sign: {escaped_clip(b.name, 100)}: "
-        f"{slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
+        md(
+            "• :no_entry_sign: {}: {} → {}",
+            escaped_clip(b.name, 100),
+            slack_date(b.start, zone),
+            slack_date(b.end, zone),
+        )
         for b in view.blackouts[:20]
     ]
     if periods:
         blocks.append(
-            SectionBlock(text=clip("*Blackouts and freezes*\n" + "\n".join(periods), SECTION_LIMIT))
+            section(clip_md(md("*Blackouts and freezes*\n{}", join_md("\n", periods)), SECTION_LIMIT))
         )
-    blocks.append(
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(text=f"As of {slack_date(view.now, zone)} · times in your time zone")
-            ]
-        )
-    )
+    blocks.append(context(md("As of {} · times in your time zone", slack_date(view.now, zone))))
     return _dump(blocks[:50])
 
 
@@ -194,7 +217,7 @@ def notes_modal(change: Change, metadata: ProgressMetadata) -> dict[str, Any]:
         close="Cancel",
         private_metadata=metadata.model_dump_json(),
         blocks=[
-            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
             InputBlock(
                 block_id=Field.NOTES.value,
                 label="What happened?",
@@ -213,7 +236,7 @@ def reschedule_modal(change: Change) -> dict[str, Any]:
         close="Cancel",
         private_metadata=RescheduleMetadata(change_id=change.id).model_dump_json(),
         blocks=[
-            SectionBlock(text=f"*{change.id}* {escaped_clip(change.draft.title, 200)}"),
+            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
             InputBlock(
                 block_id=Field.STARTS_AT.value,
                 label="Starts",

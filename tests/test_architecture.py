@@ -3,7 +3,8 @@
 * domain/ is pure: no Slack, database, scheduler or HTTP library, and none of the outer packages;
 * modals/ only builds Slack payloads: no database, storage, HTTP server or wiring;
 * the wall clock is read in domain/clock.py only; everything else is handed a Clock;
-* Slack listeners stay thin (at most 40 lines each) and delegate to the service.
+* Slack listeners stay thin (at most 40 lines each) and delegate to the service;
+* mrkdwn (`Mrkdwn`) is made only from literals, escaped user text being the only other input.
 """
 
 from __future__ import annotations
@@ -326,3 +327,94 @@ def test_listener_decorators_are_slack_ones() -> None:
                     if inner is not node and isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
                         for decorator in inner.decorator_list:
                             assert is_listener_decorator(decorator), f"{rel(path)}: {inner.name}"
+
+
+# --------------------------------------------------------------------------- mrkdwn
+MRKDWN_HOME = "modals/text.py"
+# The template (or separator) argument of these must be a string literal: a template is
+# markup, so user text there would be sent unescaped.
+LITERAL_FIRST = frozenset({"Mrkdwn", "md", "join_md"})
+
+
+# Block Kit's mrkdwn text objects take any str; modals/text.py wraps them to take Mrkdwn.
+RAW_MRKDWN_BUILDERS = frozenset({"SectionBlock", "MarkdownTextObject", "ContextBlock"})
+
+
+# What makes Mrkdwn: inside an f-string its result turns back into an untyped str, which
+# the next md() escapes a second time (or a builder sends as it is).
+MRKDWN_MAKERS = frozenset(
+    {"mention", "slack_date", "escape", "escaped_clip", "md", "join_md", "clip_md", "incident_link"}
+)
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
+def mrkdwn_forgeries(source: str) -> list[str]:
+    """Mrkdwn made from a non-literal or inside an f-string; Block Kit mrkdwn built
+    around the typed wrappers."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.JoinedStr):
+            made = {_call_name(inner) for inner in ast.walk(node)} & MRKDWN_MAKERS
+            found += [f"line {node.lineno}: {name}() inside an f-string" for name in sorted(made)]
+        if isinstance(node, ast.Dict) and any(
+            isinstance(k, ast.Constant)
+            and k.value == "type"
+            and isinstance(v, ast.Constant)
+            and v.value == "mrkdwn"
+            for k, v in zip(node.keys, node.values, strict=True)
+        ):
+            found.append(f"line {node.lineno}: a raw mrkdwn text object")
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in RAW_MRKDWN_BUILDERS:
+            found.append(f"line {node.lineno}: {name}() outside {MRKDWN_HOME}")
+        if name not in LITERAL_FIRST:
+            continue
+        first = node.args[0] if node.args else None
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            found.append(f"line {node.lineno}: {name}() of a non-literal")
+    return found
+
+
+def test_mrkdwn_checker_detects_forgeries() -> None:
+    assert mrkdwn_forgeries('Mrkdwn("Help")\nmd("*{}*", title)\njoin_md(", ", xs)\nsection(md("x"))') == []
+    assert len(mrkdwn_forgeries('Mrkdwn(f"*{title}*")\nmd(title)\ntext.md(x + "!")')) == 3
+    raw = 'SectionBlock(text=title)\nblocks.ContextBlock(elements=[])\nx = {"type": "mrkdwn", "text": t}'
+    assert len(mrkdwn_forgeries(raw)) == 3
+    assert len(mrkdwn_forgeries('f"by {mention(user)}: {escaped_clip(reason, 9)}"\nf"{change.id}"')) == 2
+
+
+# Helpers that trust their input, and the one place each may be used.
+TRUSTING = {"reloaded": "bot/gateway.py", "with_mentions": "handlers/progress.py"}
+
+
+def test_trusting_mrkdwn_helpers_stay_where_they_are_safe() -> None:
+    """`reloaded` revives text the gateway gated when it was queued; `with_mentions` keeps
+    the mentions of a domain refusal. Neither may meet user text, so each stays in its file."""
+    bad = [
+        f"{rel(path)}: {name}()"
+        for path in py_files(*APP_PACKAGES)
+        if rel(path) != MRKDWN_HOME
+        for name in {_call_name(node) for node in ast.walk(ast.parse(path.read_text()))} & set(TRUSTING)
+        if TRUSTING[name] != rel(path)
+    ]
+    assert bad == []
+
+
+def test_mrkdwn_is_made_from_literals_only() -> None:
+    """Outside modals/text.py, mrkdwn comes from literals and the escaping helpers only."""
+    bad = [
+        f"{rel(path)} {problem}"
+        for path in py_files(*APP_PACKAGES)
+        if rel(path) != MRKDWN_HOME
+        for problem in mrkdwn_forgeries(path.read_text())
+    ]
+    assert bad == [], "\n".join(bad)
