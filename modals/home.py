@@ -21,6 +21,7 @@ from domain.enums import Status
 from domain.model import Change
 from domain.service import HomeView
 from modals.cards import STATUS_LABELS
+from modals.counts import list_command, more_line, total_label
 from modals.emergency import post_actions
 from modals.ids import ActionId
 from modals.text import escaped_clip, mention, slack_date
@@ -51,6 +52,11 @@ def _decision_buttons(change: Change) -> ActionsBlock:
     return post_actions(change)
 
 
+def _more(line: str | None) -> list[Block]:
+    """The "… and N more: where" line under a capped section, if any."""
+    return [ContextBlock(elements=[MarkdownTextObject(text=line)])] if line else []
+
+
 def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
     blocks: list[Block] = [
         HeaderBlock(text="Change management"),
@@ -62,7 +68,7 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
                 ),
             ],
         ),
-        SectionBlock(text=f"*Waiting for you* ({len(home.awaiting_me)})"),
+        SectionBlock(text=f"*Waiting for you* ({total_label(home.awaiting_me)})"),
     ]
     if not home.awaiting_me:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Nothing to approve. :tada:")]))
@@ -70,14 +76,17 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         note = " · post-approval" if change.status is not Status.PENDING_APPROVAL else ""
         blocks.append(SectionBlock(text=_line(change, zone) + note + f" · by {mention(change.requester)}"))
         blocks.append(_decision_buttons(change))
-    blocks += [DividerBlock(), SectionBlock(text=f"*Your change requests* ({len(home.mine)})")]
+    blocks += _more(more_line(home.awaiting_me, 12, list_command("pending")))
+    blocks += [DividerBlock(), SectionBlock(text=f"*Your change requests* ({total_label(home.mine)})")]
     blocks += [SectionBlock(text=_line(c, zone)) for c in home.mine[:15]] or [
         ContextBlock(elements=[MarkdownTextObject(text="None yet: `/change new` files one.")])
     ]
-    blocks += [DividerBlock(), SectionBlock(text="*The next 7 days*")]
+    blocks += _more(more_line(home.mine, 15, list_command("mine")))
+    blocks += [DividerBlock(), SectionBlock(text=f"*The next 7 days* ({total_label(home.upcoming)})")]
     blocks += [SectionBlock(text=_line(c, zone)) for c in home.upcoming[:20]] or [
         ContextBlock(elements=[MarkdownTextObject(text="No changes scheduled.")])
     ]
+    blocks += _more(more_line(home.upcoming, 20, list_command("upcoming")))
     periods = [
         f":no_entry_sign: {escaped_clip(f.reason or 'Change freeze', 100)} (freeze, until lifted)"
         for f in home.freezes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,8 +12,10 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     CheckboxesElement,
+    ContextBlock,
     HeaderBlock,
     InputBlock,
+    MarkdownTextObject,
     Option,
     PlainTextInputElement,
     SectionBlock,
@@ -20,12 +23,17 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.listing import Counted
 from domain.model import Change
 from domain.service import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
 from modals.cards import STATUS_LABELS
+from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import ActionId, CallbackId
 from modals.text import clip, escaped_clip, mention, slack_date
+
+CAB_BUTTONS = 15  # changes awaiting approval shown with their buttons
+CAB_LINES = 20  # changes shown in each other agenda item
 
 RESULTS = ("Successful", "Successful with issues", "Failed", "Rolled back")
 QUESTIONS = (
@@ -195,10 +203,11 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
     blocks: list[Block] = [HeaderBlock(text=f"CAB agenda, {agenda.now.astimezone(zone):%a %d %b %Y}")]
     blocks.append(
         SectionBlock(
-            text=f"*1. Awaiting approval* ({len(agenda.awaiting)})" + ("" if agenda.awaiting else "\nNone.")
+            text=f"*1. Awaiting approval* ({total_label(agenda.awaiting)})"
+            + ("" if agenda.awaiting else "\nNone.")
         )
     )
-    for change in agenda.awaiting[:15]:
+    for change in agenda.awaiting[:CAB_BUTTONS]:
         blocks.append(SectionBlock(text=line(change)))
         blocks.append(
             ActionsBlock(
@@ -213,11 +222,23 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
                 ],
             )
         )
-    for heading, changes in (
-        ("2. High-risk changes in the coming week", agenda.high_risk),
-        ("3. Failed or rolled back last week", agenda.ended_badly),
-        ("4. Overdue reviews", agenda.overdue_reviews),
-    ):
-        text = "\n".join(f"• {line(c)} · {STATUS_LABELS[c.status]}" for c in changes[:20]) or "None."
-        blocks.append(SectionBlock(text=clip(f"*{heading}* ({len(changes)})\n{text}", 3000)))
+    more = more_line(agenda.awaiting, CAB_BUTTONS, list_command("pending"))
+    if more:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]))
+
+    def unnamed_reviews(shown: int) -> str:  # no list holds overdue reviews: name them
+        return clip(", ".join(agenda.overdue_review_ids[shown:]), 600)
+
+    items: list[tuple[str, Counted, Callable[[int], str]]] = [
+        ("2. High-risk changes in the coming week", agenda.high_risk, lambda _: list_command("upcoming")),
+        ("3. Failed or rolled back last week", agenda.ended_badly, lambda _: ICS_FEED),
+        ("4. Overdue reviews", agenda.overdue_reviews, unnamed_reviews),
+    ]
+    for heading, changes, rest in items:
+        lines = [f"• {line(c)} · {STATUS_LABELS[c.status]}" for c in changes[:CAB_LINES]]
+        while len("\n".join(lines)) > 2200:  # whole lines only, and room left for the tail
+            lines.pop()
+        tail = more_line(changes, len(lines), rest(len(lines)))
+        text = "\n".join(lines + ([tail] if tail else [])) or "None."
+        blocks.append(SectionBlock(text=f"*{heading}* ({total_label(changes)})\n{text}"))
     return [b.to_dict() for b in blocks[:100]]
