@@ -58,6 +58,7 @@ MAX_REASON = 1000
 MAX_NOTES = 2500
 UPCOMING_DAYS = 14
 CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
+FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
 # Settling a notice is a database write, no Slack call: if its claimer has not finished in
 # 15 s it died, and another replica takes the notice over.
@@ -215,7 +216,7 @@ class Report:
 class FeedData:
     now: datetime
     until: datetime
-    changes: list[Change]
+    changes: Counted
     blackouts: list[BlackoutHit]
     freezes: list[Freeze]
 
@@ -1691,7 +1692,7 @@ class ChangeService:
         """What the ICS feed carries: the last month and the next six."""
         now = self._clock.now()
         start, end = now - timedelta(days=31), now + timedelta(days=183)
-        changes = await self._repo.list_changes(ChangeQuery(starts_from=start, starts_before=end, limit=5000))
+        changes = await self._counted(ChangeQuery(starts_from=start, starts_before=end, limit=FEED_LIMIT))
         return FeedData(
             now,
             end,

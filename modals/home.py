@@ -21,7 +21,7 @@ from domain.enums import Status
 from domain.model import Change
 from domain.service import HomeView
 from modals.cards import STATUS_LABELS
-from modals.counts import list_command, more_line, total_label
+from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.emergency import post_actions
 from modals.ids import ActionId
 from modals.text import escaped_clip, mention, slack_date
@@ -96,6 +96,8 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         f":no_entry_sign: {escaped_clip(b.name, 80)}: {slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
         for b in home.blackouts[:10]
     ]
+    if len(home.blackouts) > 10:
+        periods.append(f"… and {len(home.blackouts) - 10:,} more: {ICS_FEED}")
     blocks += [
         DividerBlock(),
         SectionBlock(

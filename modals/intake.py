@@ -99,6 +99,8 @@ def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBl
         f"{slack_date(c.starts_at, zone)} → {slack_date(c.ends_at, zone)}"
         for c in conflicts[:10]
     ]
+    if len(conflicts) > 10:
+        lines.append(f"… and {len(conflicts) - 10:,} more overlapping changes.")
     return SectionBlock(
         block_id="conflicts",
         text=clip(

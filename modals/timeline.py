@@ -173,6 +173,8 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         f"{slack_date(b.start, zone)} → {slack_date(b.end, zone)}"
         for b in view.blackouts[:20]
     ]
+    if len(view.blackouts) > 20:
+        periods.append(f"… and {len(view.blackouts) - 20:,} more blackout periods: {ICS_FEED}")
     if periods:
         blocks.append(
             SectionBlock(text=clip("*Blackouts and freezes*\n" + "\n".join(periods), SECTION_LIMIT))

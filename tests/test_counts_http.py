@@ -10,7 +10,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import icalendar
 from conftest import Db, Harness
+from slack_requests import change_form_state
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.model import ChangeDraft, NewChange, StepSnapshot
@@ -173,3 +175,28 @@ async def test_counts_are_one_count_query_matching_the_list(db: Db) -> None:
     pages = [await db.repo.list_changes(ChangeQuery(risks=(Risk.HIGH,), limit=7, offset=o)) for o in (0, 7)]
     everything = await db.repo.list_changes(ChangeQuery(risks=(Risk.HIGH,), limit=100))
     assert [c.id for c in pages[0] + pages[1]] == [c.id for c in everything[:14]]
+
+
+async def test_a_capped_ics_feed_says_how_many_it_left_out(harness: Harness, db: Db) -> None:
+    await seed(db, 5003, first_start=harness.clock.now() + timedelta(hours=1), every=timedelta(minutes=30))
+    token = await harness.bot.context.gateway.repository.feed_token(now=harness.clock.now())
+    response = await harness.http.get(f"/calendar.ics?token={token}")
+    assert response.status == 200
+    calendar = icalendar.Calendar.from_ical(await response.read())
+    changes = [e for e in calendar.walk("VEVENT") if str(e["uid"]).startswith("CR-")]
+    assert len(changes) == 5000
+    assert str(calendar["x-wr-caldesc"]) == (
+        "Only the 5,000 earliest of 5,003 changes in this period; /change calendar in Slack shows any day."
+    )
+
+
+async def test_the_overlap_warning_counts_the_conflicts_it_does_not_list(harness: Harness, db: Db) -> None:
+    fields = harness.form()  # api-server, two days ahead, for an hour
+    await seed(
+        db, 13, first_start=datetime.fromtimestamp(fields["starts_at"], UTC), every=timedelta(minutes=1)
+    )
+    answer = await harness.submit(
+        "change_new", change_form_state(**fields), user="UREQ", confirm_conflicts=False
+    )
+    warning = answer["view"]["blocks"][0]["text"]["text"]
+    assert warning.count("• *CR-") == 10 and "… and 3 more overlapping changes." in warning
