@@ -8,6 +8,7 @@ from datetime import datetime
 
 from domain.calendar_policy import BlackoutHit, Freeze
 from domain.enums import Status
+from domain.listing import Counted
 from domain.model import Change
 
 ICS_STATUS = {
@@ -42,6 +43,12 @@ def render_ics(
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", "Change calendar")
     calendar.add("x-published-ttl", "PT15M")
+    if isinstance(changes, Counted) and changes.more:  # the feed is capped: say so, and by how much
+        calendar.add(
+            "x-wr-caldesc",
+            f"Only the {len(changes):,} earliest of {changes.total:,} changes in this period; "
+            f"/change calendar in Slack shows any day.",
+        )
     link = f"https://slack.com/app_redirect?channel={changes_channel}"
     for change in changes:
         event = Event()

@@ -29,6 +29,7 @@ from domain.emergency import (
 from domain.enums import Category, Decision, Risk, Status
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
+from domain.listing import PAGE_SIZE, Counted, Page, page_offset
 from domain.metrics import Metrics, WeekPoint, compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
@@ -58,7 +59,9 @@ from domain.timeline import (
 MAX_REASON = 1000
 MAX_NOTES = 2500
 UPCOMING_DAYS = 14
-CALENDAR_LIMIT = 100
+CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
+FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
+CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
 # Settling a notice is a database write, no Slack call: if its claimer has not finished in
 # 15 s it died, and another replica takes the notice over.
 NOTICE_LEASE = timedelta(seconds=15)
@@ -74,6 +77,9 @@ class ListScope(StrEnum):
     MINE = "mine"
     PENDING = "pending"
     UPCOMING = "upcoming"
+    IN_PROGRESS = "in-progress"
+    OVERDUE = "overdue"
+    POST_OVERDUE = "post-overdue"
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,9 @@ class ChangeQuery:
     ends_before: datetime | None = None
     ends_after: datetime | None = None
     post_states: tuple[PostState, ...] = ()
+    risks: tuple[Risk, ...] = ()
     limit: int = 20
+    offset: int = 0
     with_approvals: bool = True  # False: the CRs' approvals are not needed (cheaper)
 
 
@@ -182,11 +190,11 @@ class ActionOutcome:
 class CalendarView:
     range: CalendarRange
     now: datetime
-    scheduled: list[Change]
-    awaiting_approval: list[Change]
-    in_progress: list[Change]
-    overdue: list[Change]
-    post_approval_overdue: list[Change] = field(default_factory=list)
+    scheduled: Counted
+    awaiting_approval: Counted
+    in_progress: Counted
+    overdue: Counted
+    post_approval_overdue: Counted = field(default_factory=lambda: Counted((), 0))
     freezes: list[Freeze] = field(default_factory=list)
     blackouts: list[BlackoutHit] = field(default_factory=list)
 
@@ -194,10 +202,11 @@ class CalendarView:
 @dataclass(frozen=True)
 class CabAgenda:
     now: datetime
-    awaiting: list[Change]
-    high_risk: list[Change]
-    ended_badly: list[Change]
-    overdue_reviews: list[Change]
+    awaiting: Counted
+    high_risk: Counted
+    ended_badly: Counted
+    overdue_reviews: Counted
+    overdue_review_ids: tuple[str, ...] = ()  # all of them: the agenda names those it cannot show
 
 
 @dataclass(frozen=True)
@@ -211,7 +220,7 @@ class Report:
 class FeedData:
     now: datetime
     until: datetime
-    changes: list[Change]
+    changes: Counted
     blackouts: list[BlackoutHit]
     freezes: list[Freeze]
 
@@ -220,9 +229,9 @@ class FeedData:
 class HomeView:
     user: str
     now: datetime
-    mine: list[Change]
-    awaiting_me: list[Change]  # approvals (and post-approvals) the user can give now
-    upcoming: list[Change]
+    mine: Counted
+    awaiting_me: Counted  # approvals (and post-approvals) the user can give now
+    upcoming: Counted
     blackouts: list[BlackoutHit]
     freezes: list[Freeze]
 
@@ -321,6 +330,10 @@ class ChangeRepository(Protocol):
     ) -> Freeze | None: ...
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]: ...
+
+    async def count_changes(self, query: ChangeQuery) -> int:
+        """How many CRs match (limit and offset ignored): a COUNT, nothing loaded."""
+        ...
 
 
 class Directory(Protocol):
@@ -1531,25 +1544,29 @@ class ChangeService:
 
     async def cab_agenda(self) -> CabAgenda:
         now = self._clock.now()
-        pending = await self._repo.list_changes(
-            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
-        )
+        pending_query = scope_query(ListScope.PENDING, user="", now=now, limit=CALENDAR_LIMIT)
         role = self.policy.cab.role
         if role:
-            pending = [
-                c
-                for c in pending
-                if any(c.steps[i].role == role for i in quorum.open_steps(c.steps, c.approvals))
-            ]
-        coming = await self._repo.list_changes(
+            read = await self._repo.list_changes(pending_query)
+            pending = Counted.of(
+                [
+                    c
+                    for c in read
+                    if any(c.steps[i].role == role for i in quorum.open_steps(c.steps, c.approvals))
+                ],
+                complete=len(read) < CALENDAR_LIMIT,  # past the cap, more of the role's may wait
+            )
+        else:
+            pending = await self._counted(pending_query)
+        high = await self._counted(
             ChangeQuery(
                 statuses=(Status.PENDING_APPROVAL, Status.APPROVED),
                 starts_from=now,
                 starts_before=now + timedelta(days=7),
+                risks=(Risk.HIGH, Risk.CRITICAL),
                 limit=CALENDAR_LIMIT,
             )
         )
-        high = [c for c in coming if c.risk in (Risk.HIGH, Risk.CRITICAL)]
         ended = await self._repo.list_changes(
             ChangeQuery(
                 statuses=(Status.FAILED, Status.ROLLED_BACK, Status.CLOSED),
@@ -1558,14 +1575,25 @@ class ChangeService:
                 limit=CALENDAR_LIMIT,
             )
         )
-        ended = [
-            c
-            for c in ended
-            if c.status is not Status.CLOSED
-            or (c.outcome_notes and c.finished_at and c.finished_at >= now - timedelta(days=7))
-        ]
-        overdue = [await self._require(i) for i in (await self._repo.overdue_reviews(now=now))[:20]]
-        return CabAgenda(now, pending, high, ended, overdue)
+        ended_badly = Counted.of(
+            [
+                c
+                for c in ended
+                if c.status is not Status.CLOSED
+                or (c.outcome_notes and c.finished_at and c.finished_at >= now - timedelta(days=7))
+            ],
+            complete=len(ended) < CALENDAR_LIMIT,
+        )
+        overdue_ids = await self._repo.overdue_reviews(now=now)
+        overdue = [await self._require(i) for i in overdue_ids[:CAB_SHOWN]]
+        return CabAgenda(
+            now,
+            pending,
+            high,
+            ended_badly,
+            Counted.of(overdue, total=len(overdue_ids)),
+            overdue_review_ids=tuple(overdue_ids),
+        )
 
     async def run_monthly_report(self) -> bool:
         """On the policy's day of the month, post last month's report once."""
@@ -1697,7 +1725,7 @@ class ChangeService:
     async def calendar(self, *, span: CalendarRange) -> CalendarView:
         now = self._clock.now()
         active = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
-        scheduled = await self._repo.list_changes(
+        scheduled = await self._counted(
             ChangeQuery(
                 statuses=(*active, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK),
                 starts_from=span.start,
@@ -1705,18 +1733,11 @@ class ChangeService:
                 limit=CALENDAR_LIMIT,
             )
         )
-        awaiting = await self._repo.list_changes(
-            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
-        )
-        in_progress = await self._repo.list_changes(
-            ChangeQuery(statuses=(Status.IN_PROGRESS,), limit=CALENDAR_LIMIT)
-        )
-        overdue = await self._repo.list_changes(
-            ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now, limit=CALENDAR_LIMIT)
-        )
-        post_overdue = await self._repo.list_changes(
-            ChangeQuery(post_states=(PostState.OVERDUE,), limit=CALENDAR_LIMIT)
-        )
+        # The other sections are `/change list` scopes, so "the rest" is one command away.
+        awaiting, in_progress, overdue, post_overdue = [
+            await self._counted(scope_query(scope, user="", now=now, limit=CALENDAR_LIMIT))
+            for scope in (ListScope.PENDING, ListScope.IN_PROGRESS, ListScope.OVERDUE, ListScope.POST_OVERDUE)
+        ]
         return CalendarView(
             span,
             now,
@@ -1756,7 +1777,7 @@ class ChangeService:
         """What the ICS feed carries: the last month and the next six."""
         now = self._clock.now()
         start, end = now - timedelta(days=31), now + timedelta(days=183)
-        changes = await self._repo.list_changes(ChangeQuery(starts_from=start, starts_before=end, limit=5000))
+        changes = await self._counted(ChangeQuery(starts_from=start, starts_before=end, limit=FEED_LIMIT))
         return FeedData(
             now,
             end,
@@ -1768,9 +1789,9 @@ class ChangeService:
     async def home(self, *, user: str) -> HomeView:
         """The App Home: my changes, what waits for me, the week ahead, blackouts."""
         now = self._clock.now()
-        mine = await self._repo.list_changes(ChangeQuery(requester=user, limit=15))
+        mine = await self._counted(scope_query(ListScope.MINE, user=user, now=now, limit=15))
         pending = await self._repo.list_changes(
-            ChangeQuery(statuses=(Status.PENDING_APPROVAL,), limit=CALENDAR_LIMIT)
+            scope_query(ListScope.PENDING, user=user, now=now, limit=CALENDAR_LIMIT)
         )
         post_open = await self._repo.list_changes(
             ChangeQuery(post_states=(PostState.PENDING, PostState.OVERDUE), limit=CALENDAR_LIMIT)
@@ -1785,7 +1806,7 @@ class ChangeService:
                 and await self.check_post_decision(change_id=change.id, user=user) is None
             ):
                 awaiting.append(change)
-        upcoming = await self._repo.list_changes(
+        upcoming = await self._counted(
             ChangeQuery(
                 statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
                 starts_from=now,
@@ -1794,11 +1815,13 @@ class ChangeService:
             )
         )
         horizon = now + timedelta(days=14)
+        # Only the first CALENDAR_LIMIT open CRs are checked: past that, "at least" so many.
+        checked_all = len(pending) < CALENDAR_LIMIT and len(post_open) < CALENDAR_LIMIT
         return HomeView(
             user,
             now,
             mine,
-            awaiting[:20],
+            Counted.of(awaiting, complete=checked_all).shown(20),
             upcoming,
             self._blackouts_between(now, horizon),
             await self._repo.freezes(start=now, end=horizon),
@@ -1852,19 +1875,25 @@ class ChangeService:
         """The CR; `history=False` when only rendering a card or message (no full audit trail)."""
         return await self._require(change_id, history=history)
 
-    async def list_changes(self, *, scope: ListScope, user: str) -> list[Change]:
-        now = self._clock.now()
-        if scope is ListScope.MINE:
-            return await self._repo.list_changes(ChangeQuery(requester=user))
-        if scope is ListScope.PENDING:
-            return await self._repo.list_changes(ChangeQuery(statuses=(Status.PENDING_APPROVAL,)))
-        return await self._repo.list_changes(
-            ChangeQuery(
-                statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
-                starts_from=now - timedelta(hours=1),
-                starts_before=now + timedelta(days=UPCOMING_DAYS),
-            )
-        )
+    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
+        """One page of a list and its true total, counted in storage (nothing else loaded)."""
+        page = max(page, 1)
+        query = scope_query(scope, user=user, now=self._clock.now(), offset=page_offset(page))
+        if page == 1:
+            items = await self._repo.list_changes(query)
+            total = len(items) if len(items) < PAGE_SIZE else await self._repo.count_changes(query)
+            return Page(tuple(items), page, total)
+        total = await self._repo.count_changes(query)
+        if query.offset >= total:
+            return Page((), page, total)
+        return Page(tuple(await self._repo.list_changes(query)), page, total)
+
+    async def _counted(self, query: ChangeQuery) -> Counted:
+        """The first `query.limit` CRs and their true total (a COUNT only when the cap is hit)."""
+        items = await self._repo.list_changes(query)
+        if len(items) < query.limit:
+            return Counted.of(items)
+        return Counted.of(items, total=await self._repo.count_changes(query))
 
     async def approvers_to_notify(self, *, change_id: str) -> list[str]:
         """Everyone who can still sign an open step, except the requester."""
@@ -1891,6 +1920,29 @@ class ChangeService:
         if change is None:
             raise ChangeNotFound(change_id)
         return change
+
+
+def scope_query(
+    scope: ListScope, *, user: str, now: datetime, limit: int = PAGE_SIZE, offset: int = 0
+) -> ChangeQuery:
+    """What a `/change list` scope holds; the calendar's sections are these lists too."""
+    if scope is ListScope.MINE:
+        query = ChangeQuery(requester=user)
+    elif scope is ListScope.PENDING:
+        query = ChangeQuery(statuses=(Status.PENDING_APPROVAL,))
+    elif scope is ListScope.IN_PROGRESS:
+        query = ChangeQuery(statuses=(Status.IN_PROGRESS,))
+    elif scope is ListScope.OVERDUE:
+        query = ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now)
+    elif scope is ListScope.POST_OVERDUE:
+        query = ChangeQuery(post_states=(PostState.OVERDUE,))
+    else:
+        query = ChangeQuery(
+            statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
+            starts_from=now - timedelta(hours=1),
+            starts_before=now + timedelta(days=UPCOMING_DAYS),
+        )
+    return replace(query, limit=limit, offset=offset)
 
 
 def _overlapping(start: datetime, end: datetime) -> ChangeQuery:

@@ -15,6 +15,7 @@ from domain.calendar import parse_calendar_range, report_range
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict, ListScope, ProgressAction
 from modals.cards import change_detail, change_list, help_blocks
+from modals.counts import page_footer, past_end
 from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
 from modals.text import Mrkdwn, escaped_clip, md
@@ -25,7 +26,11 @@ LIST_HEADINGS = {
     ListScope.MINE: "Your change requests",
     ListScope.PENDING: "Changes waiting for approval",
     ListScope.UPCOMING: "Changes in the next two weeks",
+    ListScope.IN_PROGRESS: "Changes in progress",
+    ListScope.OVERDUE: "Overdue changes: window ended, not completed",
+    ListScope.POST_OVERDUE: "Emergencies with post-approval overdue",
 }
+PAGE_NUMBER = re.compile(r"^[1-9]\d{0,8}$")
 Blocks = list[dict[str, Any]]
 
 
@@ -106,13 +111,39 @@ async def show(ctx: AppContext, command: Command) -> Blocks:
     return change_detail(change, zone=ctx.policy.zone)
 
 
+def parse_list(args: tuple[str, ...]) -> tuple[ListScope, int] | Blocks:
+    """`[scope] [--page N]` (or `--page=N`), else the one-line answer saying how."""
+    words = [w for a in args for w in (a.split("=", 1) if a.lower().startswith("--page=") else [a])]
+    page = "1"
+    if "--page" in (w.lower() for w in words):
+        at = [w.lower() for w in words].index("--page")
+        page = words[at + 1] if at + 1 < len(words) else ""
+        words = words[:at] + words[at + 2 :]
+    if len(words) > 1 or (words and words[0].lower() not in {s.value for s in ListScope}):
+        scopes = "`, `".join(ListScope)
+        return help_blocks(md("List what? Use `/change list` with `{}`, and `--page 2` for more.", scopes))
+    scope = ListScope(words[0].lower()) if words else ListScope.MINE
+    if not PAGE_NUMBER.match(page):
+        example = md("Which page? Use a page number from 1, like `/change list {} --page 2`.", scope)
+        return help_blocks(example)[:1]
+    return scope, int(page)
+
+
 async def list_changes(ctx: AppContext, command: Command) -> Blocks:
-    try:
-        scope = ListScope(command.args[0].lower()) if command.args else ListScope.MINE
-    except ValueError:
-        return help_blocks(Mrkdwn("List what? Use `/change list mine`, `pending` or `upcoming`."))
-    changes = await ctx.service.list_changes(scope=scope, user=command.user)
-    return change_list(changes, heading=LIST_HEADINGS[scope], zone=ctx.policy.zone)
+    parsed = parse_list(command.args)
+    if isinstance(parsed, list):
+        return parsed
+    scope, number = parsed
+    page = await ctx.service.list_changes(scope=scope, user=command.user, page=number)
+    where = f"/change list {scope}"
+    if page.past_end:
+        return help_blocks(past_end(page, command=where))[:1]
+    return change_list(
+        page.items,
+        heading=LIST_HEADINGS[scope],
+        zone=ctx.policy.zone,
+        footer=page_footer(page, command=where),
+    )
 
 
 async def cancel(ctx: AppContext, command: Command) -> Blocks:

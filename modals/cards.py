@@ -280,7 +280,10 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     return blocks[:-1] + _blocks(extra) + blocks[-1:]
 
 
-def change_list(changes: Sequence[Change], *, heading: str, zone: ZoneInfo) -> list[dict[str, Any]]:
+def change_list(
+    changes: Sequence[Change], *, heading: str, zone: ZoneInfo, footer: Mrkdwn | None = None
+) -> list[dict[str, Any]]:
+    """One page of a list; `footer` says which page of how many, and the next page's command."""
     if not changes:
         return _blocks([section(md("*{}*\nNothing here.", heading))])
     lines = [
@@ -302,6 +305,8 @@ def change_list(changes: Sequence[Change], *, heading: str, zone: ZoneInfo) -> l
             chunk = []
         chunk.append(line)
     blocks.append(section(join_md("\n", chunk)))
+    if footer:
+        blocks.append(context(footer))
     return _blocks(blocks[:50])
 
 
@@ -368,8 +373,9 @@ HELP_TEXT = Mrkdwn(
     "*changebot: change requests in Slack*\n"
     "• `/change new`: file a change request\n"
     "• `/change show CR-2026-0001`: a change, its approvals and audit trail\n"
-    "• `/change list [mine|pending|upcoming]`: your changes, changes awaiting approval, "
-    "or the next two weeks\n"
+    "• `/change list [mine|pending|upcoming|in-progress|overdue|post-overdue] [--page N]`: "
+    "your changes, changes awaiting approval, the next two weeks, in progress, overdue, "
+    "emergencies with post-approval overdue; 20 a page\n"
     "• `/change emergency [incident]`: declare an emergency change (fix first, post-approve later)\n"
     "• `/change calendar [today|week|2026-12-01]`: the change calendar\n"
     "• `/change freeze start [reason]` / `/change freeze end`: an ad-hoc change freeze\n"

@@ -18,6 +18,7 @@ from domain.enums import Status
 from domain.model import Change
 from domain.service import HomeView
 from modals.cards import STATUS_LABELS
+from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.emergency import post_actions
 from modals.ids import ActionId
 from modals.text import Mrkdwn, context, escaped_clip, join_md, md, mention, section, slack_date
@@ -52,6 +53,11 @@ def _decision_buttons(change: Change) -> ActionsBlock:
     return post_actions(change)
 
 
+def _more(line: Mrkdwn | None) -> list[Block]:
+    """The "… and N more: where" line under a capped section, if any."""
+    return [context(line)] if line else []
+
+
 def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
     blocks: list[Block] = [
         HeaderBlock(text="Change management"),
@@ -63,7 +69,7 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
                 ),
             ],
         ),
-        section(md("*Waiting for you* ({})", str(len(home.awaiting_me)))),
+        section(md("*Waiting for you* ({})", total_label(home.awaiting_me))),
     ]
     if not home.awaiting_me:
         blocks.append(context(Mrkdwn("Nothing to approve. :tada:")))
@@ -71,14 +77,17 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         note = " · post-approval" if change.status is not Status.PENDING_APPROVAL else ""
         blocks.append(section(md("{}{} · by {}", _line(change, zone), note, mention(change.requester))))
         blocks.append(_decision_buttons(change))
-    blocks += [DividerBlock(), section(md("*Your change requests* ({})", str(len(home.mine))))]
+    blocks += _more(more_line(home.awaiting_me, 12, list_command("pending")))
+    blocks += [DividerBlock(), section(md("*Your change requests* ({})", total_label(home.mine)))]
     blocks += [section(_line(c, zone)) for c in home.mine[:15]] or [
         context(Mrkdwn("None yet: `/change new` files one."))
     ]
-    blocks += [DividerBlock(), section(Mrkdwn("*The next 7 days*"))]
+    blocks += _more(more_line(home.mine, 15, list_command("mine")))
+    blocks += [DividerBlock(), section(md("*The next 7 days* ({})", total_label(home.upcoming)))]
     blocks += [section(_line(c, zone)) for c in home.upcoming[:20]] or [
         context(Mrkdwn("No changes scheduled."))
     ]
+    blocks += _more(more_line(home.upcoming, 20, list_command("upcoming")))
     periods = [
         md(":no_entry_sign: {} (freeze, until lifted)", escaped_clip(f.reason or "Change freeze", 100))
         for f in home.freezes
@@ -93,6 +102,8 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         )
         for b in home.blackouts[:10]
     ]
+    if len(home.blackouts) > 10:
+        periods.append(md("… and {} more: {}", f"{len(home.blackouts) - 10:,}", ICS_FEED))
     listed = join_md("\n", periods) if periods else Mrkdwn("None.")
     blocks += [DividerBlock(), section(md("*Blackouts and freezes, next 14 days*\n{}", listed))]
     blocks.append(context(md("Updated {} · times in your time zone", slack_date(home.now, zone))))

@@ -105,6 +105,8 @@ def conflict_warning(conflicts: Sequence[Conflict], zone: ZoneInfo) -> SectionBl
         )
         for c in conflicts[:10]
     ]
+    if len(conflicts) > 10:
+        lines.append(md("… and {} more overlapping changes.", f"{len(conflicts) - 10:,}"))
     text = md(
         ":warning: *This window overlaps open changes on the same or dependent services:*\n{}"
         "\nChange the window, or press Submit again to file it anyway.",

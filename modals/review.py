@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +20,28 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.listing import Counted
 from domain.model import Change
 from domain.service import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
 from modals.cards import STATUS_LABELS
+from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import ActionId, CallbackId
-from modals.text import Mrkdwn, clip, clip_md, escaped_clip, join_md, md, mention, section, slack_date
+from modals.text import (
+    Mrkdwn,
+    clip,
+    clip_md,
+    context,
+    escaped_clip,
+    join_md,
+    md,
+    mention,
+    section,
+    slack_date,
+)
+
+CAB_BUTTONS = 15  # changes awaiting approval shown with their buttons
+CAB_LINES = 20  # changes shown in each other agenda item
 
 RESULTS = ("Successful", "Successful with issues", "Failed", "Rolled back")
 QUESTIONS = (
@@ -201,8 +218,8 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
 
     blocks: list[Block] = [HeaderBlock(text=f"CAB agenda, {agenda.now.astimezone(zone):%a %d %b %Y}")]
     none = "" if agenda.awaiting else "\nNone."
-    blocks.append(section(md("*1. Awaiting approval* ({}){}", str(len(agenda.awaiting)), none)))
-    for change in agenda.awaiting[:15]:
+    blocks.append(section(md("*1. Awaiting approval* ({}){}", total_label(agenda.awaiting), none)))
+    for change in agenda.awaiting[:CAB_BUTTONS]:
         blocks.append(section(line(change)))
         blocks.append(
             ActionsBlock(
@@ -217,12 +234,23 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
                 ],
             )
         )
-    for heading, changes in (
-        ("2. High-risk changes in the coming week", agenda.high_risk),
-        ("3. Failed or rolled back last week", agenda.ended_badly),
-        ("4. Overdue reviews", agenda.overdue_reviews),
-    ):
-        text = join_md("\n", [md("• {} · {}", line(c), STATUS_LABELS[c.status]) for c in changes[:20]])
-        count = str(len(changes))
-        blocks.append(section(clip_md(md("*{}* ({})\n{}", heading, count, text or Mrkdwn("None.")), 3000)))
+    more = more_line(agenda.awaiting, CAB_BUTTONS, list_command("pending"))
+    if more:
+        blocks.append(context(more))
+
+    def unnamed_reviews(shown: int) -> Mrkdwn:  # no list holds overdue reviews: name them
+        return escaped_clip(", ".join(agenda.overdue_review_ids[shown:]), 600)
+
+    items: list[tuple[str, Counted, Callable[[int], Mrkdwn]]] = [
+        ("2. High-risk changes in the coming week", agenda.high_risk, lambda _: list_command("upcoming")),
+        ("3. Failed or rolled back last week", agenda.ended_badly, lambda _: ICS_FEED),
+        ("4. Overdue reviews", agenda.overdue_reviews, unnamed_reviews),
+    ]
+    for heading, changes, rest in items:
+        lines = [md("• {} · {}", line(c), STATUS_LABELS[c.status]) for c in changes[:CAB_LINES]]
+        while len("\n".join(lines)) > 2200:  # whole lines only, and room left for the tail
+            lines.pop()
+        tail = more_line(changes, len(lines), rest(len(lines)))
+        text = join_md("\n", lines + ([tail] if tail else [])) or Mrkdwn("None.")
+        blocks.append(section(md("*{}* ({})\n{}", heading, total_label(changes), text)))
     return [b.to_dict() for b in blocks[:100]]

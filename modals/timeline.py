@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,7 @@ from domain.policy import Policy
 from domain.service import CalendarView, ProgressAction
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
 from modals.cards import STATUS_LABELS, implementation_actions
+from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
 from modals.metadata import ProgressMetadata, RescheduleMetadata
 from modals.text import (
@@ -142,7 +144,7 @@ def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo)
     return text
 
 
-def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:
+def _lines(changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
@@ -162,19 +164,29 @@ def _lines(changes: list[Change], zone: ZoneInfo, *, show_end: bool = False) -> 
 
 def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     blocks: list[Block] = [HeaderBlock(text=clip(view.range.title, 150))]
+    first_day = f"{view.range.start.astimezone(zone):%Y-%m-%d}"
+    day = md("`/change calendar {}` for one day, or {}", first_day, ICS_FEED)
+    scheduled_rest = day if view.range.end - view.range.start > timedelta(hours=25) else ICS_FEED
     sections = [
-        ("Scheduled", _lines(view.scheduled, zone)),
-        ("Waiting for approval", _lines(view.awaiting_approval, zone)),
-        ("In progress", _lines(view.in_progress, zone)),
-        ("Overdue: window ended, not completed", _lines(view.overdue, zone, show_end=True)),
-        ("Emergencies with post-approval overdue", _lines(view.post_approval_overdue, zone)),
+        ("Scheduled", view.scheduled, scheduled_rest, False),
+        ("Waiting for approval", view.awaiting_approval, list_command("pending"), False),
+        ("In progress", view.in_progress, list_command("in-progress"), False),
+        ("Overdue: window ended, not completed", view.overdue, list_command("overdue"), True),
+        (
+            "Emergencies with post-approval overdue",
+            view.post_approval_overdue,
+            list_command("post-overdue"),
+            False,
+        ),
     ]
-    for heading, lines in sections:
+    for heading, counted, rest, show_end in sections:
+        lines = _lines(counted, zone, show_end=show_end)
         if not lines:
             blocks.append(section(md("*{}*\nNone.", heading)))
             continue
-        chunk = [md("*{}* ({})", heading, str(len(lines)))]
-        for line in lines:
+        more = more_line(counted, len(lines), rest)
+        chunk = [md("*{}* ({})", heading, total_label(counted))]
+        for line in lines + ([more] if more else []):
             if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 20:
                 blocks.append(section(join_md("\n", chunk)))
                 chunk = []
@@ -198,6 +210,8 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         )
         for b in view.blackouts[:20]
     ]
+    if len(view.blackouts) > 20:
+        periods.append(md("… and {} more blackout periods: {}", f"{len(view.blackouts) - 20:,}", ICS_FEED))
     if periods:
         blocks.append(
             section(clip_md(md("*Blackouts and freezes*\n{}", join_md("\n", periods)), SECTION_LIMIT))

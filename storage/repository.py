@@ -736,6 +736,10 @@ class SqlChangeRepository:
         async with self._reads() as session:
             return await _list_changes(session, query)
 
+    async def count_changes(self, query: ChangeQuery) -> int:
+        async with self._reads() as session:
+            return await _count_changes(session, query)
+
     async def card_copies(self, change_id: str) -> list[CardCopyRow]:
         async with self._reads() as session:
             result = await session.execute(
@@ -807,9 +811,9 @@ async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, 
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Change]:
+def _matching(statement: Any, query: ChangeQuery) -> Any:
+    """The query's filters, shared by the list and its COUNT so the total is the list's."""
     table = _CHANGE_TABLE
-    statement = sa.select(table)
     if query.requester:
         statement = statement.where(table.c.requester == query.requester)
     if query.statuses:
@@ -824,11 +828,24 @@ async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Chang
         statement = statement.where(table.c.ends_at < query.ends_before)
     if query.starts_before:
         statement = statement.where(table.c.starts_at < query.starts_before)
+    if query.risks:
+        statement = statement.where(table.c.risk.in_([r.value for r in query.risks]))
+    return statement
+
+
+async def _count_changes(session: AsyncSession, query: ChangeQuery) -> int:
+    statement = _matching(sa.select(sa.func.count()).select_from(_CHANGE_TABLE), query)
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Change]:
+    table = _CHANGE_TABLE
+    statement = _matching(sa.select(table), query)
     if query.requester and not query.starts_from:
-        statement = statement.order_by(table.c.created_at.desc())
+        statement = statement.order_by(table.c.created_at.desc(), table.c.id.desc())
     else:
-        statement = statement.order_by(table.c.starts_at)
-    rows = (await session.execute(statement.limit(query.limit))).all()
+        statement = statement.order_by(table.c.starts_at, table.c.id)  # id: pages never overlap
+    rows = (await session.execute(statement.limit(query.limit).offset(query.offset or None))).all()
     if not rows or not query.with_approvals:
         return [to_change(row, [], []) for row in rows]
     approvals = await session.execute(
