@@ -42,6 +42,7 @@ from domain.model import (
     StepSnapshot,
 )
 from domain.policy import Policy
+from domain.refusal_limit import RefusalLimiter
 from domain.risk import assess_risk
 from domain.timeline import (
     MONITORING_END,
@@ -376,6 +377,7 @@ class ChangeService:
         self._notifier = notifier
         self._clock = clock
         self.policy = policy
+        self._refusals = RefusalLimiter(clock=clock)
 
     # --- intake -----------------------------------------------------------------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
@@ -529,6 +531,15 @@ class ChangeService:
             intents.append(Intent(IntentKind.DM_APPROVERS, change_id, dedupe_key=f"{change_id}:dm-approvers"))
         return intents
 
+    async def _audit_refusal(self, change_id: str, entry: AuditEntry, *, what: str) -> None:
+        """A refused click is audited at most once a minute per user, CR and action, so a
+        bystander cannot flood a trail; the repeats are counted in the next entry."""
+        repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
+        if repeats is None:
+            return
+        details = {**entry.details, "repeats_not_written": repeats} if repeats else entry.details
+        await self._repo.append_audit(change_id, replace(entry, details=details))
+
     # --- decisions --------------------------------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
         """Would a decision by `user` be accepted right now? (Asked before the reason modal.)"""
@@ -572,7 +583,7 @@ class ChangeService:
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
                 if verdict in AUDITED_REFUSALS:
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,
@@ -580,6 +591,7 @@ class ChangeService:
                             now,
                             {"decision": decision.value, "refusal": verdict.value, "team_id": team_id},
                         ),
+                        what=decision.value,
                     )
                 return DecisionOutcome(change, verdict)
             step = change.steps[verdict.step_index]
@@ -650,7 +662,7 @@ class ChangeService:
             refusal = self._progress_refusal(change, user, allowed_from, action)
             if refusal:
                 if user not in (change.implementer, change.requester):
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,
@@ -658,6 +670,7 @@ class ChangeService:
                             now,
                             {"action": action.value, "refusal": refusal, "team_id": team_id},
                         ),
+                        what=action.value,
                     )
                 return ActionOutcome(change, refusal)
             audit = []
@@ -1133,7 +1146,7 @@ class ChangeService:
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
                 if verdict in AUDITED_REFUSALS:
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,
@@ -1146,6 +1159,7 @@ class ChangeService:
                                 "team_id": team_id,
                             },
                         ),
+                        what=f"post_{decision.value}",
                     )
                 return DecisionOutcome(change, verdict)
             step = change.post_steps[verdict.step_index]
