@@ -531,9 +531,10 @@ class ChangeService:
             intents.append(Intent(IntentKind.DM_APPROVERS, change_id, dedupe_key=f"{change_id}:dm-approvers"))
         return intents
 
-    async def _audit_refusal(self, change_id: str, entry: AuditEntry, *, what: str) -> None:
+    async def _audit_refusal(self, change_id: str, entry: AuditEntry) -> None:
         """A refused click is audited at most once a minute per user, CR and action, so a
         bystander cannot flood a trail; the repeats are counted in the next entry."""
+        what = ":".join(str(entry.details.get(k, "")) for k in ("phase", "decision", "action"))
         repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
         if repeats is None:
             return
@@ -591,7 +592,6 @@ class ChangeService:
                             now,
                             {"decision": decision.value, "refusal": verdict.value, "team_id": team_id},
                         ),
-                        what=decision.value,
                     )
                 return DecisionOutcome(change, verdict)
             step = change.steps[verdict.step_index]
@@ -670,7 +670,6 @@ class ChangeService:
                             now,
                             {"action": action.value, "refusal": refusal, "team_id": team_id},
                         ),
-                        what=action.value,
                     )
                 return ActionOutcome(change, refusal)
             audit = []
@@ -1159,7 +1158,6 @@ class ChangeService:
                                 "team_id": team_id,
                             },
                         ),
-                        what=f"post_{decision.value}",
                     )
                 return DecisionOutcome(change, verdict)
             step = change.post_steps[verdict.step_index]
