@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Harness
+from conftest import START, Db, Harness
 from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET, change_form_state
 from test_cli import CHANGEBOT, clean_env, run
@@ -29,9 +29,12 @@ from bot.app import build_changebot
 from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
+from domain.model import AuditAction, AuditEntry
 from domain.policy_loader import parse_policy
-from storage.database import create_engine
+from storage.audit_chain import ChainReport, verify_chains
+from storage.database import create_engine, session_factory
 from storage.migrate import alembic_config, upgrade
+from storage.repository import SqlChangeRepository
 
 CR = "CR-2026-0001"
 
@@ -325,3 +328,22 @@ async def test_audit_export_out_bad_paths_get_one_line(harness: Harness, tmp_pat
     finally:
         locked.chmod(0o755)
         shutil.rmtree(base)
+
+
+async def test_two_replicas_appending_at_once_keep_every_chain_whole(db: Db, database_url: str) -> None:
+    """Two processes' worth of connections append to the same chains concurrently: no
+    fork (the unique prev_hash would refuse one), no lost entry, and verify passes."""
+    other_engine = create_engine(database_url)
+    other = SqlChangeRepository(session_factory(other_engine))
+    now = START
+
+    async def append(repo: SqlChangeRepository, i: int) -> None:
+        change_id = (CR, "CR-2026-0002", None)[i % 3]
+        await repo.append_audit(change_id, AuditEntry(f"U{i}", AuditAction.ACTION_REFUSED, now, {"i": i}))
+
+    try:
+        await asyncio.gather(*(append(db.repo if i % 2 else other, i) for i in range(60)))
+    finally:
+        await other_engine.dispose()
+    report = await verify_chains(db.sessions)
+    assert report == ChainReport(entries=60, chains=3, broken=None)
