@@ -66,6 +66,7 @@ from domain.policy_loader import parse_policy
 from domain.risk import assess_risk
 from domain.timeline import plan_notices, spec_for
 from modals.timeline import calendar_blocks
+from storage.audit_chain import chain_start, entry_hash
 from storage.database import create_engine
 from storage.migrate import upgrade
 from storage.models import (
@@ -363,14 +364,16 @@ def bulk_rows(
                 "decided_at": approved,
             }
         )
+        head = chain_start(cid)
         for actor, action, at in (
             (requester, "submitted", created),
             ("ULEAD1", "approval_recorded", approved),
             ("changebot", "approved", approved),
         ):
-            tables[AuditRow].append(
-                {"change_id": cid, "actor": actor, "action": action, "at": at, "details": {"bench": True}}
-            )
+            entry = {"change_id": cid, "actor": actor, "action": action, "at": at, "details": {"bench": True}}
+            entry.update(prev_hash=head, hash=entry_hash(entry, head))
+            head = entry["hash"]
+            tables[AuditRow].append(entry)
         ts = f"{int(created.timestamp())}.{k:06d}"
         tables[CardCopyRow].append({"change_id": cid, "channel": CHANNEL, "ts": ts, "user_id": None})
         tables[CardCopyRow].append({"change_id": cid, "channel": "D_ULEAD1", "ts": ts, "user_id": "ULEAD1"})

@@ -22,7 +22,7 @@ from bot.context import AppContext
 from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
-from bot.ics import render_ics
+from bot.ics import feed_body
 from bot.outbox import PARALLEL_LANES, DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.priority import AckFirst
@@ -247,15 +247,7 @@ async def calendar_feed(
     """The ICS feed for a valid token, else None."""
     if not await repository.feed_token_valid(token):
         return None
-    data = await service.calendar_feed()
-    return render_ics(
-        changes=data.changes,
-        blackouts=data.blackouts,
-        freezes=data.freezes,
-        now=data.now,
-        changes_channel=policy.channels.changes,
-        until=data.until,
-    )
+    return await feed_body(service, policy)
 
 
 class SchemaOutOfDate(Exception):

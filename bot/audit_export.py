@@ -12,7 +12,7 @@ from typing import Any, Literal, TextIO
 
 from storage.reports import AuditRecord, Sessions, iter_audit_events
 
-COLUMNS = ("id", "at", "change_id", "actor", "action", "details")
+COLUMNS = ("id", "at", "change_id", "actor", "action", "details", "prev_hash", "hash")
 ExportFormat = Literal["csv", "json"]
 
 
@@ -28,6 +28,8 @@ def _row(record: AuditRecord) -> dict[str, Any]:
         "actor": record["actor"],
         "action": record["action"],
         "details": record["details"],
+        "prev_hash": record["prev_hash"],
+        "hash": record["hash"],
     }
 
 
@@ -36,7 +38,8 @@ async def export_audit(
 ) -> int:
     """Write every audit event with `at` in [since, until), ordered by (at, id); returns how
     many. Times are ISO 8601 UTC. CSV carries `details` as a JSON string and an empty
-    `change_id` for events of no single change; JSON carries them as an object and null."""
+    `change_id` for events of no single change; JSON carries them as an object and null.
+    Each row's prev_hash and hash let an auditor check the chains (`changebot audit verify`)."""
     if fmt not in ("csv", "json"):
         raise ValueError(f"unknown export format {fmt!r} (use csv or json)")
     count = 0
@@ -53,6 +56,8 @@ async def export_audit(
                     row["actor"],
                     row["action"],
                     _details(row["details"]),
+                    row["prev_hash"],
+                    row["hash"],
                 ]
             )
             count += 1

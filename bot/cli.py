@@ -14,12 +14,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from aiohttp import web
 
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_log_settings, load_settings
+from bot.safe_output import OutputError, output_file
+from bot.settings import DatabaseSettings, Settings, SettingsError, load_log_settings, load_settings
 from domain.bounds import period_problem
 from domain.clock import SystemClock
 from domain.model import Change
@@ -51,6 +52,11 @@ def _settings(*require: str) -> Settings:
         return load_settings(require=require)
     except SettingsError as exc:
         raise StartupError(str(exc)) from None
+
+
+def _database_url() -> str:
+    """For the commands that only read or write the database: no Slack credentials needed."""
+    return DatabaseSettings().database_url
 
 
 async def _serve(host: str, port: int) -> None:
@@ -142,8 +148,7 @@ async def _show_change(change_id: str, as_json: bool) -> int:
     from storage.database import create_engine, session_factory
     from storage.repository import SqlChangeRepository
 
-    settings = _settings()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(_database_url())
     try:
         change = await SqlChangeRepository(session_factory(engine)).get_change(change_id.strip().upper())
     finally:
@@ -182,16 +187,16 @@ async def _audit_export(args: argparse.Namespace) -> int:
     problem = period_problem(since, until, now=SystemClock().now())
     if problem:
         raise StartupError(f"{problem} (ISO dates or times like 2026-11-01 or 2026-11-01T09:00)")
-    engine = create_engine(_settings().database_url)
+    engine = create_engine(_database_url())
     try:
         if args.out == "-":
             count = await export_audit(
                 session_factory(engine), since=since, until=until, fmt=args.format, out=sys.stdout
             )
         else:
-            with open(args.out, "w", encoding="utf-8", newline="") as out:
+            with output_file(args.out, force=args.force) as out:
                 count = await export_audit(
-                    session_factory(engine), since=since, until=until, fmt=args.format, out=out
+                    session_factory(engine), since=since, until=until, fmt=args.format, out=cast(TextIO, out)
                 )
     finally:
         await engine.dispose()
@@ -199,35 +204,40 @@ async def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit_verify() -> int:
+    """Exit 0 when every chain holds; 1 naming the first entry that does not fit."""
+    from storage.audit_chain import verify_chains
+    from storage.database import create_engine, session_factory
+
+    engine = create_engine(_database_url())
+    try:
+        report = await verify_chains(session_factory(engine))
+    finally:
+        await engine.dispose()
+    if report.broken is None:
+        print(f"audit trail intact: {report.entries} entries on {report.chains} chains")
+        return 0
+    broken = report.broken
+    print(
+        f"audit entry {broken.id} ({broken.change_id or 'no change'}) is broken: {broken.problem}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 async def _calendar(args: argparse.Namespace) -> int:
     """Token handling and export work on the database alone; no Slack connection is made."""
-    from bot.app import build_changebot, calendar_feed
+    from bot.calendar_cli import calendar_export_command, feed_token_command
 
-    settings = _settings()
-    policy = load_policy(settings.changebot_policy)
-    bot = build_changebot(settings, policy)
-    repository = bot.context.gateway.repository
-    try:
-        token = await repository.feed_token(
-            now=bot.context.clock.now(), rotate=args.action == "token" and args.rotate
+    if args.action == "token":
+        return await feed_token_command(
+            database_url=_database_url(), rotate=args.rotate, base_url=args.base_url
         )
-        if args.action == "token":
-            print(f"{args.base_url.rstrip('/')}/calendar.ics?token={token}")
-            if args.rotate:
-                print(
-                    "The old token no longer works: re-subscribe calendars with the new URL.", file=sys.stderr
-                )
-            return 0
-        body = await calendar_feed(bot.context.service, repository, policy, token)
-        assert body is not None
-        if args.out == "-":
-            sys.stdout.buffer.write(body)
-        else:
-            Path(args.out).write_bytes(body)
-            print(f"wrote {args.out}")
-        return 0
-    finally:
-        await bot.engine.dispose()
+    settings = DatabaseSettings()
+    policy = load_policy(settings.changebot_policy)
+    return await calendar_export_command(
+        database_url=settings.database_url, policy=policy, out=args.out, force=args.force
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,11 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     calendar = sub.add_parser("calendar", help="the ICS change calendar").add_subparsers(
         dest="action", required=True
     )
-    token = calendar.add_parser("token", help="print the feed's secret URL (created on first use)")
+    token = calendar.add_parser("token", help="make the feed's secret URL (shown once)")
     token.add_argument("--rotate", action="store_true", help="revoke the old token, make a new one")
     token.add_argument("--base-url", default="https://YOUR-HOST", help="where changebot serve is reachable")
     export = calendar.add_parser("export", help="write the calendar as an .ics file")
     export.add_argument("--out", required=True, help="file to write ('-' for standard output)")
+    export.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
     audit_export = audit.add_parser("export", help="write every audit event in a period")
     audit_export.add_argument(
@@ -264,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit_export.add_argument("--until", required=True, help="ISO date or time, exclusive")
     audit_export.add_argument("--format", choices=["csv", "json"], default="csv")
     audit_export.add_argument("--out", default="-", help="file to write ('-' for standard output)")
+    audit_export.add_argument("--force", action="store_true", help="replace the --out file if it exists")
+    audit.add_parser("verify", help="check the audit trail's hash chains; name the first broken entry")
     demo = sub.add_parser("demo", help="play the change process against an emulated Slack (no workspace)")
     demo.add_argument("--interactive", action="store_true", help="keep running for your own commands")
     demo.add_argument("--state", help="where to write the URLs and secret `slack send` reads")
@@ -300,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "db":
             from storage.migrate import upgrade
 
-            upgrade(_settings().database_url)
+            upgrade(_database_url())
             print("database schema is current")
         elif args.command == "policy":
             path = (
@@ -311,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             load_policy(path)
             print(f"{path}: policy is valid")
         elif args.command == "audit":
-            return asyncio.run(_audit_export(args))
+            return asyncio.run(_audit_verify() if args.action == "verify" else _audit_export(args))
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
         elif args.command == "demo":
@@ -329,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             except SendError as exc:
                 print(str(exc), file=sys.stderr)
                 return 1
-    except StartupError as exc:
+    except (StartupError, OutputError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,6 +10,8 @@ from domain.calendar_policy import BlackoutHit, Freeze
 from domain.enums import Status
 from domain.listing import Counted
 from domain.model import Change
+from domain.policy import Policy
+from domain.service import ChangeService
 
 ICS_STATUS = {
     Status.PENDING_APPROVAL: "TENTATIVE",
@@ -22,6 +24,19 @@ ICS_STATUS = {
     Status.REJECTED: "CANCELLED",
     Status.CANCELLED: "CANCELLED",
 }
+
+
+async def feed_body(service: ChangeService, policy: Policy) -> bytes:
+    """The whole feed: changes from a month ago to six months ahead, blackouts, freezes."""
+    data = await service.calendar_feed()
+    return render_ics(
+        changes=data.changes,
+        blackouts=data.blackouts,
+        freezes=data.freezes,
+        now=data.now,
+        changes_channel=policy.channels.changes,
+        until=data.until,
+    )
 
 
 def render_ics(

@@ -31,13 +31,21 @@ class LogSettings(BaseSettings):
         return word.lower() if word.lower() in LOG_FORMATS else value
 
 
-class Settings(LogSettings):
+class DatabaseSettings(BaseSettings):
+    """What the database-only commands (`changes show`, `audit`, `calendar`, `db upgrade`)
+    need: no Slack credentials."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./changebot.db"
+    changebot_policy: str = "./policy.yml"
+
+
+class Settings(DatabaseSettings, LogSettings):
     slack_bot_token: str = Field(min_length=1)
     slack_signing_secret: str = ""
     slack_app_token: str = ""
     slack_api_url: str = DEFAULT_SLACK_API_URL
-    database_url: str = "sqlite+aiosqlite:///./changebot.db"
-    changebot_policy: str = "./policy.yml"
     pagerduty_api_token: str = ""
     pagerduty_api_url: str = "https://api.pagerduty.com"
     pagerduty_events_url: str = "https://events.pagerduty.com"

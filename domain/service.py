@@ -44,6 +44,7 @@ from domain.model import (
     StepSnapshot,
 )
 from domain.policy import Policy
+from domain.refusal_limit import RefusalLimiter
 from domain.risk import assess_risk
 from domain.start_rules import gate_start
 from domain.timeline import (
@@ -399,6 +400,7 @@ class ChangeService:
         self._notifier = notifier
         self._clock = clock
         self.policy = policy
+        self._refusals = RefusalLimiter(clock=clock)
 
     # --- intake -----------------------------------------------------------------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
@@ -553,6 +555,16 @@ class ChangeService:
             intents.append(Intent(IntentKind.DM_APPROVERS, change_id, dedupe_key=f"{change_id}:dm-approvers"))
         return intents
 
+    async def _audit_refusal(self, change_id: str, entry: AuditEntry) -> None:
+        """A refused click is audited at most once a minute per user, CR and action, so a
+        bystander cannot flood a trail; the repeats are counted in the next entry."""
+        what = ":".join(str(entry.details.get(k, "")) for k in ("phase", "decision", "action"))
+        repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
+        if repeats is None:
+            return
+        details = {**entry.details, "repeats_not_written": repeats} if repeats else entry.details
+        await self._repo.append_audit(change_id, replace(entry, details=details))
+
     # --- decisions --------------------------------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
         """Would a decision by `user` be accepted right now? (Asked before the reason modal.)"""
@@ -598,7 +610,7 @@ class ChangeService:
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
                 if verdict in AUDITED_REFUSALS:
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,
@@ -686,7 +698,7 @@ class ChangeService:
             refusal = refusal or gated
             if refusal:
                 if gated or user not in (change.implementer, change.requester):
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,
@@ -886,7 +898,7 @@ class ChangeService:
             )
             if refusal:
                 details = {"action": "link_incident", "refusal": refusal, "incident": incident}
-                await self._repo.append_audit(
+                await self._audit_refusal(
                     change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details)
                 )
                 return ActionOutcome(change, refusal)
@@ -1225,7 +1237,7 @@ class ChangeService:
             now = self._clock.now()
             if isinstance(verdict, quorum.Refusal):
                 if verdict in AUDITED_REFUSALS:
-                    await self._repo.append_audit(
+                    await self._audit_refusal(
                         change_id,
                         AuditEntry(
                             user,

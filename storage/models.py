@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,7 +112,9 @@ class ApprovalRow(SQLModel, table=True):
 
 
 class AuditRow(SQLModel, table=True):
-    """Append-only: the code has no update or delete path for this table."""
+    """Append-only: the code has no update or delete path for this table; on PostgreSQL a
+    trigger refuses both. Tamper-evident: each entry is hash-chained to the one before it
+    on its CR's chain (storage/audit_chain.py)."""
 
     __tablename__ = "audit_event"
 
@@ -121,6 +124,8 @@ class AuditRow(SQLModel, table=True):
     action: str = Field(max_length=40)
     at: datetime = utc_column(index=True)
     details: dict[str, Any] = json_column()
+    prev_hash: str = Field(max_length=64, unique=True, index=True)
+    hash: str = Field(max_length=64)
 
 
 class CardCopyRow(SQLModel, table=True):
@@ -230,8 +235,14 @@ class FreezeRow(SQLModel, table=True):
     ended_at: datetime | None = utc_column(nullable=True, index=True)
 
 
+def feed_token_hash(token: str) -> str:
+    """What is stored of a feed token: a sha256 of 256 random bits needs no salt or stretching."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class FeedTokenRow(SQLModel, table=True):
-    """The secret in the ICS feed URL; rotating it revokes every old subscription."""
+    """The secret in the ICS feed URL; rotating it revokes every old subscription.
+    `token` holds feed_token_hash(token), never the token itself."""
 
     __tablename__ = "feed_token"
 

@@ -32,6 +32,8 @@ class AuditRecord(TypedDict):
     actor: str
     action: str
     details: dict[str, Any]
+    prev_hash: str
+    hash: str
 
 
 def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
@@ -102,6 +104,8 @@ async def iter_audit_events(
                 actor=row.actor,
                 action=row.action,
                 details=dict(row.details or {}),
+                prev_hash=row.prev_hash,
+                hash=row.hash,
             )
         if len(rows) < batch:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ from domain.model import (
 )
 from domain.service import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
 from domain.timeline import PlannedNotice
+from storage.audit_chain import insert_audit
 from storage.batching import Batcher
 from storage.database import read_only
 from storage.models import (
@@ -49,6 +51,7 @@ from storage.models import (
     OutboxRow,
     ReviewRow,
     UtcDateTime,
+    feed_token_hash,
 )
 
 
@@ -266,8 +269,7 @@ class SqlChangeRepository:
                 for row, c in zip(rows, creations, strict=True)
                 for entry in c.audit
             ]
-            if audit:
-                await session.execute(sa.insert(_AUDIT_TABLE), audit)
+            await insert_audit(session, audit, new_chains=True)
             await insert_outbox(
                 session,
                 [
@@ -417,8 +419,7 @@ class SqlChangeRepository:
                     )
                 await add_notices(session, change_id, update.replace_notices or (), update.at)
                 await add_notices(session, change_id, update.add_notices, update.at)
-                for audit_entry in audit:
-                    await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, audit_entry)))
+                await insert_audit(session, [audit_values(change_id, entry) for entry in audit])
                 await enqueue(session, intents, update.at)
         except IntegrityError:
             return False
@@ -480,14 +481,14 @@ class SqlChangeRepository:
                     settled += 1
                     audit_rows += [audit_values(settlement.change_id, entry) for entry in settlement.audit]
                     intents += settlement.intents
-            if audit_rows:
-                await session.execute(sa.insert(AuditRow), audit_rows)
+            await insert_audit(session, audit_rows)
             await enqueue(session, intents, now)
         return settled
 
     # --- calendar feed tokens and App Home viewers --------------------------------
-    async def feed_token(self, *, now: datetime, rotate: bool = False) -> str:
-        """The current ICS feed token; a new one if none exists or `rotate` (old ones stop working)."""
+    async def feed_token(self, *, now: datetime, rotate: bool = False) -> str | None:
+        """A new ICS feed token if none is live or `rotate` (old ones stop working), else None:
+        only its hash is stored, so a token is shown once, when made."""
         async with self._sessions() as session, session.begin():
             current = (
                 (await session.execute(sa.select(FeedTokenRow).where(col(FeedTokenRow.revoked_at).is_(None))))
@@ -495,11 +496,11 @@ class SqlChangeRepository:
                 .all()
             )
             if current and not rotate:
-                return current[0].token
+                return None
             for row in current:
                 row.revoked_at = now
-            token = secrets.token_urlsafe(24)
-            session.add(FeedTokenRow(token=token, created_at=now))
+            token = secrets.token_urlsafe(32)
+            session.add(FeedTokenRow(token=feed_token_hash(token), created_at=now))
             return token
 
     async def feed_token_valid(self, token: str) -> bool:
@@ -515,7 +516,8 @@ class SqlChangeRepository:
                 .scalars()
                 .all()
             )
-        return any(secrets.compare_digest(token, row) for row in rows)
+        digest = feed_token_hash(token)
+        return any(hmac.compare_digest(digest, row) for row in rows)
 
     async def home_opened(self, *, user: str, now: datetime, intents: Sequence[Intent]) -> None:
         async with self._sessions() as session, session.begin():
@@ -564,8 +566,7 @@ class SqlChangeRepository:
             if updated.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
                 return False
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
+            await insert_audit(session, [audit_values(change_id, entry) for entry in audit])
             await enqueue(session, intents, now)
         return True
 
@@ -667,8 +668,7 @@ class SqlChangeRepository:
             row = FreezeRow(reason=reason, started_by=user, started_at=now)
             session.add(row)
             await session.flush()
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await insert_audit(session, [audit_values(None, entry) for entry in audit])
             await enqueue(session, intents, now)
             return Freeze(row.id or 0, reason, user, now)
 
@@ -685,8 +685,7 @@ class SqlChangeRepository:
             if row is None:
                 return None
             row.ended_at, row.ended_by = now, user
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await insert_audit(session, [audit_values(None, entry) for entry in audit])
             await enqueue(session, intents, now)
             return Freeze(row.id or 0, row.reason, row.started_by, row.started_at, now)
 
@@ -708,8 +707,7 @@ class SqlChangeRepository:
             )
             if not inserted.rowcount:  # type: ignore[attr-defined]
                 return False
-            for entry in audit:
-                await session.execute(sa.insert(AuditRow).values(**audit_values(None, entry)))
+            await insert_audit(session, [audit_values(None, entry) for entry in audit])
             await enqueue(session, intents, now)
             return True
 
@@ -730,7 +728,7 @@ class SqlChangeRepository:
 
     async def append_audit(self, change_id: str | None, entry: AuditEntry) -> None:
         async with self._sessions() as session, session.begin():
-            await session.execute(sa.insert(AuditRow).values(**audit_values(change_id, entry)))
+            await insert_audit(session, [audit_values(change_id, entry)])
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]:
         async with self._reads() as session:

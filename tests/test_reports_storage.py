@@ -296,13 +296,15 @@ async def test_export_audit_csv_and_json_round_trip(db: Db) -> None:
             "actor": e["actor"],
             "action": e["action"],
             "details": e["details"],
+            "prev_hash": e["prev_hash"],
+            "hash": e["hash"],
         }
         for e in events
     ]
     out = io.StringIO()
     assert await export_audit(db.sessions, since=NOV, until=DEC, fmt="csv", out=out) == 17
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert out.getvalue().startswith("id,at,change_id,actor,action,details\n")
+    assert out.getvalue().startswith("id,at,change_id,actor,action,details,prev_hash,hash\n")
     parsed = [
         {
             "id": int(r["id"]),
@@ -311,6 +313,8 @@ async def test_export_audit_csv_and_json_round_trip(db: Db) -> None:
             "actor": r["actor"],
             "action": r["action"],
             "details": json.loads(r["details"]),
+            "prev_hash": r["prev_hash"],
+            "hash": r["hash"],
         }
         for r in rows
     ]
@@ -322,7 +326,7 @@ async def test_export_audit_csv_and_json_round_trip(db: Db) -> None:
     assert await export_audit(db.sessions, since=NOV, until=DEC, fmt="json", out=out) == 17
     assert json.loads(out.getvalue()) == expected
 
-    for fmt, empty in (("csv", "id,at,change_id,actor,action,details\n"), ("json", "[]\n")):
+    for fmt, empty in (("csv", "id,at,change_id,actor,action,details,prev_hash,hash\n"), ("json", "[]\n")):
         out = io.StringIO()
         assert await export_audit(db.sessions, since=DEC, until=at(2, month=12), fmt=fmt, out=out) == 0  # type: ignore[arg-type]
         assert out.getvalue() == empty

@@ -1,7 +1,7 @@
 """processed requests: replays and double submits act once
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 08:30:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import storage.models
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
