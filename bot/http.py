@@ -13,7 +13,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.listener_errors import outage_response
+from bot.listener_errors import INPUT_ERRORS, outage_response
 from bot.log_limit import LogLimiter
 from bot.outage import DatabaseOutage
 from bot.priority import AckFirst
@@ -84,12 +84,21 @@ def slack_events_handler(
         if problem:
             malformed.log(logging.WARNING, "rejected malformed Slack request: %s", problem)
             return web.json_response({"error": "malformed request"}, status=400)
-        bolt_request = AsyncBoltRequest(
-            body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
-        )
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=body.decode("utf-8"), query=request.query_string, headers=dict(request.headers)
+            )
+        except Exception as error:  # Bolt reads ids from places the shape check leaves alone
+            malformed.log(logging.WARNING, "rejected malformed Slack request: %s", type(error).__name__)
+            return web.json_response({"error": "malformed request"}, status=400)
         try:
             return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
         except Exception as error:  # Bolt answers listener errors itself; this is what escapes it
+            if isinstance(error, INPUT_ERRORS) and not is_unavailable(error):
+                malformed.log(
+                    logging.WARNING, "rejected malformed Slack request: %s in Bolt", type(error).__name__
+                )
+                return web.json_response({"error": "malformed request"}, status=400)
             if not is_unavailable(error):
                 raise
             outage.answered_during(error, "request")

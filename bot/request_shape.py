@@ -93,6 +93,8 @@ def _check_interaction(payload: dict[str, Any]) -> None:
 def _check_view(view: Any, kind: str) -> None:
     if not isinstance(view, dict) or not isinstance(view.get("callback_id"), str):
         raise Malformed(f"{kind} without a view callback_id")
+    if view.get("type") not in ("modal", "home"):  # Bolt reads a workflow_step view further
+        raise Malformed(f"{kind} of a view of type {str(view.get('type'))[:40]!r}")
     if not isinstance(view.get("private_metadata", ""), str):
         raise Malformed("private_metadata is not a string")
     if not isinstance(view.get("blocks", []), list):
@@ -116,6 +118,8 @@ def _check_envelope(envelope: dict[str, Any]) -> None:
         event = envelope.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise Malformed("event_callback without an event type")
+        if event["type"] == "workflow_step_execute":  # Bolt reads its step; we have none
+            raise Malformed("workflow_step_execute event")
         if not isinstance(envelope.get("event_id", ""), str):
             raise Malformed("event_id is not a string")
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from conftest import Harness
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from slack_requests import block_action, change_form_state, sign, view_submission
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -166,3 +168,43 @@ async def test_a_button_nobody_listens_to_is_one_short_line(
     assert response.status == 404
     lines = [r.getMessage() for r in caplog.records if r.name.startswith(("bot.", "slack_bolt"))]
     assert lines == ["no listener for a block_actions request (nope)"]
+
+
+KEYS = [
+    "type", "user", "id", "team", "channel", "container", "message", "view", "actions", "action_id",
+    "callback_id", "state", "values", "event", "enterprise", "authorizations", "trigger_id", "channel_id",
+    "user_id", "team_id", "enterprise_id", "private_metadata", "blocks", "block_id", "value", "ts",
+]  # fmt: skip
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["", "x", "U1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=12,
+)
+payloads = st.builds(
+    lambda kind, extra, user, first: {**extra, "type": kind, "user": user, **first},
+    st.sampled_from(["block_actions", "view_submission", "view_closed", "shortcut", "message_action", "x"]),
+    st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8),
+    st.one_of(json_values, st.fixed_dictionaries({"id": st.sampled_from(["UREQ", "UAPP1"])}, optional={"team_id": json_values})),
+    st.one_of(
+        st.just({}),
+        st.fixed_dictionaries({"actions": st.lists(st.fixed_dictionaries({"action_id": st.sampled_from(["change_approve", "change_reject", "change_start"])}, optional={"value": json_values}), max_size=2)}),
+        st.fixed_dictionaries({"view": st.fixed_dictionaries({"callback_id": st.sampled_from(["change_new", "reject_reason", "x"]), "type": st.sampled_from(["modal", "modal", "workflow_step"]), "state": st.fixed_dictionaries({"values": st.dictionaries(st.sampled_from(["title", "reason"]), json_values, max_size=2)})}, optional={"private_metadata": json_values, "blocks": json_values})}),
+    ),
+)  # fmt: skip
+
+
+@SQLITE
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=payloads)
+async def test_fuzzed_signed_payloads_are_never_a_500_or_a_traceback(
+    harness: Harness, caplog: pytest.LogCaptureFixture, payload: dict[str, Any]
+) -> None:
+    caplog.clear()
+    response = await harness.post(interaction(payload), content_type=FORM)
+    assert response.status in (200, 400, 404), await response.text()
+    await harness.settle()
+    assert not loud(caplog), [r.getMessage() for r in loud(caplog)]
