@@ -18,6 +18,7 @@ INTERACTIONS = frozenset(
     {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion"}
 )
 EVENT_ENVELOPES = frozenset({"url_verification", "event_callback", "app_rate_limited"})
+MAX_ID = 40  # Slack ids are about 11 characters; ours end up in 40-character columns
 # Keys Slack sends as objects (or null); listeners call .get() on them.
 OBJECTS = ("team", "channel", "container", "message", "view", "enterprise", "event")
 
@@ -66,6 +67,7 @@ def _check_form(text: str) -> None:
             raise Malformed("command does not start with /")
         if not fields.get("user_id", [""])[0]:
             raise Malformed("command without user_id")
+        _check_ids({key: values[0] for key, values in fields.items()}, "user_id", "channel_id")
     else:
         raise Malformed("form body with neither payload nor command")
 
@@ -78,6 +80,9 @@ def _check_interaction(payload: dict[str, Any]) -> None:
     user = payload.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
         raise Malformed(f"{kind} without a user id")
+    _check_ids(user, "id")
+    _check_ids(payload.get("channel") or {}, "id")
+    _check_ids(payload.get("container") or {}, "channel_id")
     if kind == "block_actions":
         actions = payload.get("actions")
         if not isinstance(actions, list) or not actions:
@@ -120,8 +125,25 @@ def _check_envelope(envelope: dict[str, Any]) -> None:
             raise Malformed("event_callback without an event type")
         if event["type"] == "workflow_step_execute":  # Bolt reads its step; we have none
             raise Malformed("workflow_step_execute event")
+        if event["type"] in ("app_mention", "app_home_opened", "message"):
+            _check_ids(event, "user", "channel")
+            _check_strings(event, "text", "ts", "thread_ts", "tab")
         if not isinstance(envelope.get("event_id", ""), str):
             raise Malformed("event_id is not a string")
+
+
+def _check_ids(body: dict[str, Any], *keys: str) -> None:
+    """Ids become channels of queued messages: a dict or a novel there would jam the queue."""
+    for key in keys:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_ID):
+            raise Malformed(f"{key} is not a Slack id")
+
+
+def _check_strings(body: dict[str, Any], *keys: str) -> None:
+    for key in keys:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise Malformed(f"{key} is not a string")
 
 
 def _check_objects(body: dict[str, Any]) -> None:

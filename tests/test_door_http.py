@@ -118,6 +118,13 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     "field block not an object": (interaction(submission(state={"values": {"title": "x"}})), FORM),
     "unknown payload type": (interaction({**click(), "type": "dance"}), FORM),
     "event null": (json.dumps({"type": "event_callback", "event_id": "Ev1", "event": None}).encode(), JSON),
+    "mention in a channel object": (
+        json.dumps(
+            {"type": "event_callback", "event": {"type": "app_mention", "channel": {"id": "C1"}}}
+        ).encode(),
+        JSON,
+    ),
+    "overlong user id": (interaction(click(user={"id": "U" * 300})), FORM),
     "event without type": (
         json.dumps({"type": "event_callback", "event_id": "Ev1", "event": {}}).encode(),
         JSON,
@@ -205,6 +212,30 @@ async def test_fuzzed_signed_payloads_are_never_a_500_or_a_traceback(
 ) -> None:
     caplog.clear()
     response = await harness.post(interaction(payload), content_type=FORM)
+    assert response.status in (200, 400, 404), await response.text()
+    await harness.settle()
+    assert not loud(caplog), [r.getMessage() for r in loud(caplog)]
+
+
+events = st.builds(
+    lambda extra, event: {**extra, "type": "event_callback", "event": event},
+    st.dictionaries(st.sampled_from(["event_id", "team_id", "authorizations", "enterprise", "api_app_id"]), json_values),
+    st.builds(
+        lambda kind, extra: {**extra, "type": kind},
+        st.sampled_from(["app_mention", "app_home_opened", "message", "x"]),
+        st.dictionaries(st.sampled_from(["user", "channel", "text", "tab", "ts", "thread_ts", "bot_id"]), json_values),
+    ),
+)  # fmt: skip
+
+
+@SQLITE
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(envelope=events)
+async def test_fuzzed_signed_events_are_never_a_500_or_a_traceback(
+    harness: Harness, caplog: pytest.LogCaptureFixture, envelope: dict[str, Any]
+) -> None:
+    caplog.clear()
+    response = await harness.post(json.dumps(envelope).encode(), content_type=JSON)
     assert response.status in (200, 400, 404), await response.text()
     await harness.settle()
     assert not loud(caplog), [r.getMessage() for r in loud(caplog)]
