@@ -7,6 +7,7 @@ anything else (a bug: the traceback, once)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -25,6 +26,10 @@ from storage.health import is_unavailable
 
 log = logging.getLogger(__name__)
 INPUT_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError, ValidationError)
+# Bolt polls for a listener's ack every 10 ms and, when a listener fails after acking,
+# overwrites the ack it has not seen yet with None once this handler returns: Slack then
+# gets a 404 for a click that was acked. Waiting longer than one poll lets it see the ack.
+BOLT_ACK_POLL_SECONDS = 0.05
 ErrorHandler = Callable[..., Awaitable[BoltResponse | None]]
 
 
@@ -36,6 +41,8 @@ def error_handler(*, gateway: SlackGateway, outage: DatabaseOutage, clock: Clock
         error: Exception, body: dict[str, Any], response: BoltResponse | None
     ) -> BoltResponse | None:
         """`response` is None once the listener has acked: Slack has had its answer."""
+        if response is None:
+            await asyncio.sleep(BOLT_ACK_POLL_SECONDS)
         kind = str(body.get("type") or ("command" if "command" in body else "request"))
         if isinstance(error, BoltUnhandledRequestError):  # Bolt has set the 404
             unhandled.log(logging.INFO, "no listener for a %s request (%s)", kind, _listener_key(body))

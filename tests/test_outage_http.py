@@ -86,6 +86,7 @@ async def test_while_postgres_is_down_slack_is_told_to_try_again(
         event = await harness.post(mention, content_type="application/json")
         assert event.status == 503  # Slack delivers it again later
 
+        assert (await harness.http.get("/calendar.ics?token=abc")).status == 503
         health = await harness.http.get("/healthz")
         assert health.status == 503 and (await health.json())["database"] is False
         assert await metric(harness, "changebot_database_up") == 0
