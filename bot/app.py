@@ -23,6 +23,8 @@ from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
 from bot.ics import feed_body
+from bot.listener_errors import error_handler
+from bot.outage import DatabaseOutage
 from bot.outbox import PARALLEL_LANES, DeferredWaker, OutboxDispatcher
 from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.priority import AckFirst
@@ -96,8 +98,9 @@ class Changebot:
 
     async def health(self) -> dict[str, bool]:
         try:
-            async with self.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
-                await asyncio.wait_for(connection.execute(sa.text("SELECT 1")), timeout=2)
+            async with asyncio.timeout(2):  # connecting included: a dead host may never answer
+                async with self.engine.execution_options(**{READ_ONLY: True}).connect() as connection:
+                    await connection.execute(sa.text("SELECT 1"))
             database = True
         except Exception:
             database = False
@@ -178,7 +181,8 @@ def build_changebot(
     )
     waker.target = dispatcher
     context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
-    bolt = build_bolt(client=client, context=context, sessions_engine=engine)
+    outage = DatabaseOutage(clock=clock)
+    bolt = build_bolt(client=client, context=context, sessions_engine=engine, outage=outage)
     scheduler, notices = build_scheduler(
         dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
     )
@@ -201,16 +205,19 @@ def build_changebot(
         health=bot.health,
         ack_first=ack_first,
         replays=ReplayGuard(store=ProcessedRequests(sessions), clock=clock),
+        outage=outage,
     )
     return bot
 
 
-def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: AsyncEngine) -> AsyncApp:
+def build_bolt(
+    *, client: AsyncWebClient, context: AppContext, sessions_engine: AsyncEngine, outage: DatabaseOutage
+) -> AsyncApp:
     bolt = AsyncApp(
         client=client,
         request_verification_enabled=False,  # done in front of Bolt, where bad headers get a 401
         process_before_response=False,
-        raise_error_for_unhandled_request=False,
+        raise_error_for_unhandled_request=True,  # to the error handler: one short line, not Bolt's essay
     )
     sessions = session_factory(sessions_engine)
 
@@ -232,10 +239,7 @@ def build_bolt(*, client: AsyncWebClient, context: AppContext, sessions_engine: 
                 return BoltResponse(status=200, body="")
         return await next()
 
-    @bolt.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("unhandled error for %s: %s", body.get("type"), error, exc_info=error)
-
+    bolt.error(error_handler(gateway=context.gateway, outage=outage, clock=context.clock))
     for module in (commands, approvals, intake, events, progress, reschedule, emergency, home, review):
         module.register(bolt, context)
     return bolt

@@ -170,6 +170,13 @@ class SlackGateway:
                 return False
         return False
 
+    async def ephemeral_now(self, *, channel: str, user: str, text: str) -> None:
+        """Straight to Slack: for saying the database (so the outbox) is unreachable."""
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except Exception as exc:
+            log.warning("chat.postEphemeral failed: %s", getattr(classify(exc), "error", exc))
+
     # --- outbox path ------------------------------------------------------------
     async def ephemeral(self, *, channel: str, user: str, text: Mrkdwn) -> None:
         """A reply only `user` sees, e.g. why a click was refused."""

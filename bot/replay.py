@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt.response import BoltResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from domain.clock import Clock
+from storage.health import is_unavailable
 from storage.replays import ProcessedRequests, StoredAnswer
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ KEPT_FOR = timedelta(minutes=11)
 # A repeat that arrives while the first is still being handled waits for its answer, but
 # not past Slack's 3-second deadline.
 WAIT_STEPS, WAIT_STEP_SECONDS = 50, 0.05
-DATABASE_DOWN = (SQLAlchemyError, OSError)
 
 
 def request_key(body: bytes, signature: str) -> str | None:
@@ -78,10 +77,11 @@ class ReplayGuard:
         now = self._clock.now()
         try:
             first = await self._store.claim(key, now=now, prune_before=self._prune_cutoff(now))
-        except DATABASE_DOWN as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             # Without the database nothing can be written twice anyway; help and other
-            # answers that need no database keep working.
-            log.warning("could not check for a repeated request (%s); handling it", type(exc).__name__)
+            # answers that need no database keep working. The door logs the outage once.
             return await dispatch()
         if first:
             response = await dispatch()
@@ -89,8 +89,9 @@ class ReplayGuard:
             answer = StoredAnswer(status=response.status, content_type=content_type, body=response.body)
             try:
                 await self._store.finish(key, answer)
-            except DATABASE_DOWN as exc:
-                log.warning("could not store the answer to a request (%s)", type(exc).__name__)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
             return response
         log.info("%s repeated (replay or double submit); answered as the first, not acted on", _kind(key))
         return await self._first_answer(key)
@@ -99,7 +100,9 @@ class ReplayGuard:
         for _ in range(WAIT_STEPS):
             try:
                 answer = await self._store.answer(key)
-            except DATABASE_DOWN:
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
                 break
             if answer is not None:
                 headers: dict[str, Any] = {"content-type": answer.content_type} if answer.content_type else {}
