@@ -36,6 +36,7 @@ COPY handlers ./handlers
 COPY modals ./modals
 COPY scheduler ./scheduler
 COPY storage ./storage
+COPY tooling ./tooling
 
 # changebot-*.whl plus a wheel for every dependency, so the final stage installs offline.
 RUN python -m pip wheel --wheel-dir /wheels . \

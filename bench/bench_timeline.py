@@ -4,7 +4,7 @@
     python bench/bench_timeline.py [--db sqlite|postgres|both] [--changes 10000] [--quick]
 
 What it measures, on SQLite and on a throwaway PostgreSQL (tests/pg_server.py), against
-the in-process Slack emulator (bot/emulator.py), with the real bot wiring
+the in-process Slack emulator (tooling/emulator.py), with the real bot wiring
 (build_changebot + start, APScheduler ticking every second) and a real-time clock:
 
 1. notice dispatch lag in a DB of 10,000 approved scheduled CRs (~40k+ pending notices,
@@ -56,7 +56,6 @@ import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Changebot, build_changebot, migrate
-from bot.emulator import Call, SlackEmulator
 from bot.settings import Settings
 from domain.calendar import days_range, parse_calendar_range
 from domain.enums import Category, Impact, Likelihood, Status
@@ -77,6 +76,7 @@ from storage.models import (
     NoticeRow,
     OutboxRow,
 )
+from tooling.emulator import Call, SlackEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"

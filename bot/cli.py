@@ -307,11 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
         elif args.command == "demo":
-            from bot.demo import demo_main
+            from tooling.demo import demo_main
 
             return demo_main(interactive=args.interactive, state_path=args.state)
         elif args.command == "slack":
-            from bot.slack_send import SendError, send_main
+            from tooling.slack_send import SendError, send_main
 
             try:
                 sending = send_main(

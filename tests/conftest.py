@@ -34,13 +34,13 @@ from slack_requests import (
 )
 
 from bot.app import Changebot, build_changebot
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
 from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.repository import SqlChangeRepository
+from tooling.emulator import SlackEmulator
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # before the 09:00 digest
 _pg: ThrowawayPostgres | None = None

@@ -14,8 +14,8 @@ from pagerduty_fake import PagerDutyFake
 from policy_fixture import TEST_POLICY
 from test_emergency_http import CR, declare, rendered
 
-from bot.emulator import SlackEmulator
 from domain.enums import Status
+from tooling.emulator import SlackEmulator
 
 PD_POLICY = TEST_POLICY.replace(
     "emergency:\n  fallback: [UFALLBACK]",

@@ -15,7 +15,6 @@ import pytest
 from pagerduty_fake import PagerDutyFake
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator
 from bot.pagerduty import (
     OnCallResult,
     PagerDutyChangeEvents,
@@ -24,6 +23,7 @@ from bot.pagerduty import (
     PagerDutyTransient,
 )
 from domain.clock import FakeClock
+from tooling.emulator import SlackEmulator
 
 TOKEN = "pd-test-token"
 ROUTING_KEY = "R" * 32

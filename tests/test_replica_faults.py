@@ -24,12 +24,12 @@ from test_cli import clean_env, free_port, spawn_serve
 from test_restart import wait_healthy
 
 from bot.app import build_changebot
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import SystemClock
 from domain.intake import ChangeForm
 from domain.policy_loader import parse_policy
 from storage.database import create_engine
+from tooling.emulator import SlackEmulator
 
 pytestmark = pytest.mark.postgres
 CHANGES = 250  # x 4 notices (three timeline notices and the overrun alert) = 1,000

@@ -15,7 +15,7 @@ from policy_fixture import TEST_POLICY
 from slack_requests import SIGNING_SECRET, change_form_state, interaction_body, sign, view_submission
 from test_cli import clean_env, free_port, spawn_serve
 
-from bot.emulator import SlackEmulator
+from tooling.emulator import SlackEmulator
 
 FAST_TIMELINE = """
 timeline:

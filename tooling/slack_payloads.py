@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.emulator import APP_ID, TEAM_ID
+from tooling.emulator import APP_ID, TEAM_ID
 
 TEAM = {"id": TEAM_ID, "domain": "emulated"}
 NO_RESPONSE_URL = "http://127.0.0.1:9/response/none"
