@@ -172,7 +172,7 @@ def _moment(text: str) -> datetime:
 
 
 async def _audit_export(args: argparse.Namespace) -> int:
-    from bot.audit_export import export_audit
+    from adapters.audit_export import export_audit
     from storage.database import create_engine, session_factory
 
     since, until = _moment(args.since), _moment(args.until)

@@ -15,7 +15,7 @@ import pytest
 from pagerduty_fake import PagerDutyFake
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.pagerduty import (
+from adapters.pagerduty import (
     OnCallResult,
     PagerDutyChangeEvents,
     PagerDutyOnCall,

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from conftest import Db
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.audit_export import export_audit
-from bot.charts import render_report_chart
-from bot.prometheus import SlackErrorCounter, collect_families, metrics_text
+from adapters.audit_export import export_audit
+from adapters.charts import render_report_chart
+from adapters.prometheus import SlackErrorCounter, collect_families, metrics_text
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.metrics import Targets, WeekPoint, compute_metrics, weekly_series
