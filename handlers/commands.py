@@ -9,10 +9,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.calendar import parse_calendar_range, report_range
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict, ListScope
+from handlers.context import AppContext
 from modals.cards import change_detail, change_list, help_blocks
 from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
