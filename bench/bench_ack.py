@@ -72,10 +72,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
-for _p in (str(ROOT), str(TESTS)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if str(ROOT) not in sys.path:  # the tests' helpers: tests.support.<module>
+    sys.path.insert(0, str(ROOT))
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -363,10 +361,9 @@ async def serve_role(args: argparse.Namespace) -> None:
     sql: dict[str, float] = {}
 
     if args.kind == "changebot":
-        from policy_fixture import TEST_POLICY
-
         from bot.app import build_changebot, migrate
         from domain.policy_loader import parse_policy
+        from tests.support.policy_fixture import TEST_POLICY
 
         timings["import_s"] = time.perf_counter() - t_import
         settings = Settings(
@@ -889,7 +886,7 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
     if db == "sqlite":
         url = f"sqlite+aiosqlite:///{work / 'changebot.db'}"
     else:
-        from pg_server import ThrowawayPostgres
+        from tests.support.pg_server import ThrowawayPostgres
 
         pg = ThrowawayPostgres().start()
         pg.create_database("bench")

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from pagerduty_fake import PagerDutyFake
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.pagerduty import (
@@ -23,6 +22,7 @@ from adapters.pagerduty import (
     PagerDutyTransient,
 )
 from domain.clock import FakeClock
+from tests.support.pagerduty_fake import PagerDutyFake
 from tooling.emulator import SlackEmulator
 
 TOKEN = "pd-test-token"

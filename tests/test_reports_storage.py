@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import matplotlib.image
 import pytest
 import sqlalchemy as sa
-from conftest import Db
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.audit_export import export_audit
@@ -40,6 +39,7 @@ from domain.timeline import PlannedNotice
 from modals.report import report_blocks
 from storage import reports
 from storage.outbox import OutboxStore
+from tests.support.harness import Db
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
