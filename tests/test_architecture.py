@@ -475,3 +475,16 @@ def test_listener_decorators_are_slack_ones() -> None:
                     if inner is not node and isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef):
                         for decorator in inner.decorator_list:
                             assert is_listener_decorator(decorator), f"{rel(path)}: {inner.name}"
+
+
+def test_tests_share_helpers_through_support_not_sys_path() -> None:
+    """Shared helpers are imported as tests.support.<module>: no path edits, no importing conftest."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        source = path.read_text()
+        if "sys.path" in source and path.name != "test_architecture.py":
+            wrong.append(f"{rel(path)}: edits sys.path")
+        for line, name in imported_top_levels(source):
+            if name == "conftest" or (ROOT / "tests" / "support" / f"{name}.py").is_file():
+                wrong.append(f"{rel(path)}:{line}: imports {name} by bare name")
+    assert wrong == [], "\n".join(wrong)
