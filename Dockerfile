@@ -36,6 +36,8 @@ COPY handlers ./handlers
 COPY modals ./modals
 COPY scheduler ./scheduler
 COPY storage ./storage
+COPY tooling ./tooling
+COPY adapters ./adapters
 
 # changebot-*.whl plus a wheel for every dependency, so the final stage installs offline.
 RUN python -m pip wheel --wheel-dir /wheels . \

@@ -11,7 +11,7 @@ Results and findings: bench/ACK.md.
 
 Three interactions, each sent N times by `--concurrency` closed-loop clients (one aiohttp
 ClientSession, keep-alive, one request in flight per client) over real loopback HTTP,
-signed exactly as Slack signs them (bot/slack_payloads.py):
+signed exactly as Slack signs them (tooling/slack_payloads.py):
 
   (a) `/change new`          slash command: ack, then views.open
   (b) Approve click          block_actions: ack, then the decision is stored and the card
@@ -19,7 +19,7 @@ signed exactly as Slack signs them (bot/slack_payloads.py):
   (c) CR modal submission    view_submission: validated and stored *before* the ack
 
 Two servers, each in its own Python process, served by aiohttp (web.AppRunner + TCPSite on
-a free loopback port), talking to the same SlackEmulator (bot/emulator.py), which runs in
+a free loopback port), talking to the same SlackEmulator (tooling/emulator.py), which runs in
 the orchestrating process:
 
   changebot  build_changebot(settings, policy) (SystemClock, outbox pace 0 so the
@@ -72,10 +72,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
-for _p in (str(ROOT), str(TESTS)):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if str(ROOT) not in sys.path:  # the tests' helpers: tests.support.<module>
+    sys.path.insert(0, str(ROOT))
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -363,10 +361,9 @@ async def serve_role(args: argparse.Namespace) -> None:
     sql: dict[str, float] = {}
 
     if args.kind == "changebot":
-        from policy_fixture import TEST_POLICY
-
         from bot.app import build_changebot, migrate
         from domain.policy_loader import parse_policy
+        from tests.support.policy_fixture import TEST_POLICY
 
         timings["import_s"] = time.perf_counter() - t_import
         settings = Settings(
@@ -504,7 +501,7 @@ async def load_role(args: argparse.Namespace) -> None:
     """Send the prepared bodies with `concurrency` closed-loop clients; write the results."""
     import aiohttp
 
-    from bot.slack_payloads import sign
+    from tooling.slack_payloads import sign
 
     spec = json.loads(Path(args.spec).read_text())
     bodies = [b.encode() for b in spec["bodies"]]
@@ -689,7 +686,7 @@ async def run_load(url: str, bodies: list[bytes], concurrency: int, work: Path, 
 
 
 class Bodies:
-    """Signed-request bodies shaped like Slack's, from bot/slack_payloads.py."""
+    """Signed-request bodies shaped like Slack's, from tooling/slack_payloads.py."""
 
     def __init__(self, run_tag: str) -> None:
         self.run_tag = run_tag
@@ -698,18 +695,18 @@ class Bodies:
         self.card_blocks: list[Any] = []  # a card's blocks, sent back in block_actions
 
     def trigger(self, user: str) -> str:
-        from bot.slack_payloads import trigger_id
+        from tooling.slack_payloads import trigger_id
 
         return trigger_id(user, next(self.serial)) + f"-{self.run_tag}"
 
     def command(self, user: str) -> tuple[bytes, str]:
-        from bot.slack_payloads import command_body
+        from tooling.slack_payloads import command_body
 
         trigger = self.trigger(user)
         return command_body("new", user=user, trigger=trigger), trigger
 
     def click(self, change_id: str, user: str, channel: str, message_ts: str) -> bytes:
-        from bot.slack_payloads import block_action, interaction_body
+        from tooling.slack_payloads import block_action, interaction_body
 
         payload = block_action(
             "change_approve",
@@ -724,7 +721,7 @@ class Bodies:
         return interaction_body(payload)
 
     def submission(self, title: str, user: str, start: datetime) -> bytes:
-        from bot.slack_payloads import change_form_state, interaction_body, view_submission
+        from tooling.slack_payloads import change_form_state, interaction_body, view_submission
 
         begins = int(start.timestamp())
         state = change_form_state(
@@ -889,7 +886,7 @@ async def bench_database(db: str, args: argparse.Namespace, emulator: Any, work:
     if db == "sqlite":
         url = f"sqlite+aiosqlite:///{work / 'changebot.db'}"
     else:
-        from pg_server import ThrowawayPostgres
+        from tests.support.pg_server import ThrowawayPostgres
 
         pg = ThrowawayPostgres().start()
         pg.create_database("bench")
@@ -1293,7 +1290,7 @@ def _strip(obj: Any) -> Any:
 
 
 async def orchestrate(args: argparse.Namespace) -> None:
-    from bot.emulator import SlackEmulator
+    from tooling.emulator import SlackEmulator
 
     t0 = time.monotonic()
     args.loadavg = " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -3,8 +3,8 @@
 
     python bench/bench_timeline.py [--db sqlite|postgres|both] [--changes 10000] [--quick]
 
-What it measures, on SQLite and on a throwaway PostgreSQL (tests/pg_server.py), against
-the in-process Slack emulator (bot/emulator.py), with the real bot wiring
+What it measures, on SQLite and on a throwaway PostgreSQL (tests/support/pg_server.py), against
+the in-process Slack emulator (tooling/emulator.py), with the real bot wiring
 (build_changebot + start, APScheduler ticking every second) and a real-time clock:
 
 1. notice dispatch lag in a DB of 10,000 approved scheduled CRs (~40k+ pending notices,
@@ -56,7 +56,6 @@ import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Changebot, build_changebot, migrate
-from bot.emulator import Call, SlackEmulator
 from bot.settings import Settings
 from domain.calendar import days_range, parse_calendar_range
 from domain.enums import Category, Impact, Likelihood, Status
@@ -78,9 +77,9 @@ from storage.models import (
     NoticeRow,
     OutboxRow,
 )
+from tooling.emulator import Call, SlackEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
 BENCH = Path(__file__).resolve().parent
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 07:00 Europe/London: before the 09:00 digest
@@ -97,12 +96,12 @@ log = logging.getLogger("bench")
 
 
 def _tests_module(name: str) -> Any:
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    return importlib.import_module(name)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"tests.support.{name}")
 
 
-# The tests' policy (tests/policy_fixture.py) with the default timeline (T-24h, T-1h, T-0,
+# The tests' policy (tests/support/policy_fixture.py) with the default timeline (T-24h, T-1h, T-0,
 # T+15m, overrun) and no stakeholder channels: every timeline message goes to the thread
 # of the CR card in #changes and, for T-1h/T-0/T+15m/overrun, to the implementer's DM.
 # Kept here, not imported, so the numbers do not move when the test fixture changes.

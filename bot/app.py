@@ -18,17 +18,17 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.ics import feed_body
+from adapters.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
+from adapters.prometheus import metrics_text
 from bot.context import AppContext
 from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
 from bot.http import build_web_app
-from bot.ics import feed_body
 from bot.listener_errors import error_handler
 from bot.outage import DatabaseOutage
 from bot.outbox import PARALLEL_LANES, DeferredWaker, OutboxDispatcher
-from bot.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from bot.priority import AckFirst
-from bot.prometheus import metrics_text
 from bot.replay import ReplayGuard
 from bot.settings import Settings
 from domain.clock import Clock, SystemClock

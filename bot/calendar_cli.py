@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bot.ics import feed_body
+from adapters.ics import feed_body
 from bot.safe_output import output_file
 from domain.clock import SystemClock
 from domain.policy import Policy

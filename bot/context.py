@@ -1,4 +1,4 @@
-"""What handlers and jobs are given: the use cases and the Slack door, nothing else."""
+"""The context the composition root builds; listeners see it as handlers.context.AppContext."""
 
 from __future__ import annotations
 

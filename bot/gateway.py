@@ -17,8 +17,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient
-from bot.prometheus import SlackErrorCounter
+from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient
+from adapters.prometheus import SlackErrorCounter
 from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
@@ -348,7 +348,7 @@ class SlackGateway:
                 unfurl_links=False,
             )
             posted = (str(response["channel"]), str(response["ts"]))
-        from bot.charts import render_report_chart  # matplotlib loads on the first report
+        from adapters.charts import render_report_chart  # matplotlib loads on the first report
 
         chart = await asyncio.to_thread(
             render_report_chart, report.series, title=report.title, zone=self._policy.zone

@@ -9,10 +9,10 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from bot.alarm import Alarm
 from bot.gateway import Delivered, RetryLater, SlackGateway
 from bot.priority import AckFirst
 from domain.clock import Clock
+from scheduler.alarm import Alarm
 from storage.models import OutboxRow
 from storage.outbox import OutboxStore
 

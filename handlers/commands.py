@@ -9,11 +9,11 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.bounds import EARLIEST_DAY, last_calendar_day
 from domain.calendar import parse_calendar_range, report_range
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict, ListScope, ProgressAction
+from handlers.context import AppContext
 from modals.cards import change_detail, change_list, help_blocks
 from modals.counts import page_footer, past_end
 from modals.emergency import EmergencyMetadata, emergency_modal

@@ -7,12 +7,12 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.enums import Decision
 from domain.intake import IntakeRejected
 from domain.quorum import REFUSAL_TEXT
 from domain.service import ChangeNotFound, DecisionConflict
 from handlers.approvals import clicked
+from handlers.context import AppContext
 from modals.cards import reject_modal
 from modals.emergency import EmergencyMetadata, emergency_modal, message_permalink, parse_emergency_form
 from modals.ids import ActionId, CallbackId

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.context import AppContext
+from handlers.context import AppContext
 from modals.cards import HELP_TEXT
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
+from handlers.context import AppContext
 from modals.home import NEW_CHANGE_ACTION
 from modals.intake import new_change_modal
 

@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.intake import IntakeRejected
 from domain.service import NOTES_REQUIRED, ChangeNotFound, DecisionConflict, ProgressAction
 from handlers.approvals import clicked
+from handlers.context import AppContext
 from modals.ids import ActionId, CallbackId, Field
 from modals.metadata import ProgressMetadata
 from modals.text import md, with_mentions

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound, DecisionConflict
+from handlers.context import AppContext
 from modals.ids import CallbackId, Field
 from modals.metadata import RescheduleMetadata
 from modals.timeline import field_value

@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import AppContext
 from domain.intake import IntakeRejected
 from domain.service import ChangeNotFound
 from handlers.approvals import clicked
+from handlers.context import AppContext
 from modals.ids import ActionId, CallbackId
 from modals.review import ReviewMetadata, parse_review, review_modal
 from modals.text import md

@@ -7,16 +7,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.alarm import Alarm
-from bot.outbox import OutboxDispatcher
 from domain.policy import Policy
 from domain.service import ChangeService
+from scheduler.alarm import Alarm
 
 log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """What the scheduler needs of the outbox dispatcher (bot/ wires it in): its tick."""
+
+    async def tick(self) -> None: ...
+
 
 DISPATCH_JOB = "dispatch_outbox"
 NOTICES_JOB = "due_notices"
@@ -90,7 +97,7 @@ class NoticeTicker:
 
 
 def build_scheduler(
-    *, dispatcher: OutboxDispatcher, service: ChangeService, policy: Policy, tick_seconds: float = 1.0
+    *, dispatcher: Dispatcher, service: ChangeService, policy: Policy, tick_seconds: float = 1.0
 ) -> tuple[AsyncIOScheduler, NoticeTicker]:
     """The scheduler, and the notice ticker whose passes a shutdown waits for."""
     scheduler = AsyncIOScheduler(timezone="UTC")

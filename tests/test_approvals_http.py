@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import Harness
-from slack_requests import view_submission
-
 from domain.enums import Decision, Status
+from tests.support.harness import Harness
+from tests.support.slack_requests import view_submission
 
 
 def ephemerals_for(harness: Harness, user: str) -> list[str]:

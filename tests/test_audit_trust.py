@@ -20,13 +20,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import START, Db, Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET, change_form_state
 from test_cli import CHANGEBOT, clean_env, run
 
 from bot.app import build_changebot
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.model import AuditAction, AuditEntry
@@ -35,6 +31,10 @@ from storage.audit_chain import ChainReport, verify_chains
 from storage.database import create_engine, session_factory
 from storage.migrate import alembic_config, upgrade
 from storage.repository import SqlChangeRepository
+from tests.support.harness import START, Db, Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import SIGNING_SECRET, change_form_state
+from tooling.emulator import SlackEmulator
 
 CR = "CR-2026-0001"
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import change_form_state
 
 from domain.enums import Status
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import change_form_state
 
 CR = "CR-2026-0001"
 AUTHZ_POLICY = (

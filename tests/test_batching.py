@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Db
 from sqlalchemy.exc import IntegrityError
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
@@ -23,6 +22,7 @@ from domain.service import ChangeQuery
 from domain.timeline import PlannedNotice
 from storage.batching import Batcher
 from storage.models import AuditRow, NoticeRow, OutboxRow
+from tests.support.harness import Db
 
 # --------------------------------------------------------------------------- the batcher
 

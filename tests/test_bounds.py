@@ -9,11 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import START, Harness
 from hypothesis import given
 from hypothesis import strategies as st
-from policy_fixture import TEST_POLICY
-from slack_requests import change_form_state
 from test_timeline_http import approved_change
 
 from domain.bounds import EARLIEST_DAY, period_problem
@@ -21,6 +18,9 @@ from domain.calendar import parse_calendar_range, report_range
 from domain.policy import PolicyError
 from domain.policy_loader import parse_policy
 from domain.service import ChangeNotFound
+from tests.support.harness import START, Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import change_form_state
 
 CR = "CR-2026-0001"
 YEAR_9999 = int(datetime(9999, 6, 1, tzinfo=UTC).timestamp())

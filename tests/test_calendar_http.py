@@ -10,11 +10,11 @@ from typing import Any
 
 import icalendar
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import change_form_state
 
 from domain.enums import Status
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import change_form_state
 
 CALENDAR_POLICY = (
     TEST_POLICY

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET, command_body, sign
 
 from bot.app import build_changebot, migrate
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import SIGNING_SECRET, command_body, sign
+from tooling.emulator import SlackEmulator
 
 CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
 

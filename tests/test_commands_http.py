@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import Harness
-from slack_requests import command_body, event_body, sign
+
+from tests.support.harness import Harness
+from tests.support.slack_requests import command_body, event_body, sign
 
 
 def section_text(answer: dict) -> str:

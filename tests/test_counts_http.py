@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import icalendar
-from conftest import Db, Harness
-from slack_requests import change_form_state
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.model import ChangeDraft, NewChange, StepSnapshot
 from domain.service import ChangeQuery
+from tests.support.harness import Db, Harness
+from tests.support.slack_requests import change_form_state
 
 LEADS = (StepSnapshot("tech_lead", 1, ("ULEAD1", "ULEAD2")),)
 

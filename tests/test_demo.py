@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.demo import DemoClock
 from bot.http import signature_problem
-from bot.render import Names, blocks_to_text, message_to_text, mrkdwn_to_text, view_to_text
-from bot.slack_payloads import command_body, sign, trigger_id, user_of_trigger
 from modals.cards import help_blocks
+from tooling.demo import DemoClock
+from tooling.render import Names, blocks_to_text, message_to_text, mrkdwn_to_text, view_to_text
+from tooling.slack_payloads import command_body, sign, trigger_id, user_of_trigger
 
 CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
 

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import Harness
-from slack_requests import SIGNING_SECRET
 from test_digest_http import digests
 
 from bot.app import build_changebot
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
+from tests.support.harness import Harness
+from tests.support.slack_requests import SIGNING_SECRET
+from tooling.emulator import SlackEmulator
 
 Run = Callable[[], AbstractAsyncContextManager[Harness]]
 

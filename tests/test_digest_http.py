@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import Harness
-from slack_requests import change_form_state
-
 from domain.enums import Status
 from scheduler.jobs import DIGEST_JOB
+from tests.support.harness import Harness
+from tests.support.slack_requests import change_form_state
 
 
 def digests(harness: Harness) -> list[str]:

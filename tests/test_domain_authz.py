@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_fixture import TEST_POLICY
 
 from domain import quorum
 from domain.authz import deciders_excluded, incident_refusal, voids_approval
@@ -19,6 +18,7 @@ from domain.model import ApprovalEntry, Change, ChangeDraft, Phase, StepSnapshot
 from domain.policy import PolicyError
 from domain.policy_loader import parse_policy
 from domain.start_rules import StartBlockKind, opens_at, start_block
+from tests.support.policy_fixture import TEST_POLICY
 
 FAST = settings(max_examples=200, deadline=None)
 LONDON = ZoneInfo("Europe/London")

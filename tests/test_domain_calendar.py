@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from domain.calendar import days_range, local_midnight, parse_calendar_range, scheduled_moment
 from domain.policy_loader import parse_policy
 from scheduler.jobs import digest_trigger
-from tests.policy_fixture import TEST_POLICY
+from tests.support.policy_fixture import TEST_POLICY
 
 FAST = settings(max_examples=200, deadline=None)
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_fixture import TEST_POLICY
 
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import (
@@ -22,6 +21,7 @@ from domain.intake import (
 )
 from domain.model import ChangeDraft
 from domain.policy_loader import parse_policy
+from tests.support.policy_fixture import TEST_POLICY
 
 POLICY = parse_policy(TEST_POLICY, source="test-policy.yml")
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from policy_fixture import TEST_POLICY
 
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.policy import Policy, PolicyError, PolicyProblem, validate_policy
 from domain.policy_loader import parse_policy
 from domain.risk import DEFAULT_RISK_MATRIX
+from tests.support.policy_fixture import TEST_POLICY
 
 SOURCE = "policy.yml"
 

@@ -10,10 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slack_requests import block_action, change_form_state, sign, view_submission
+
+from tests.support.harness import Harness
+from tests.support.slack_requests import block_action, change_form_state, sign, view_submission
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 FORM = "application/x-www-form-urlencoded"

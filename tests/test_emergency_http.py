@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import interaction_body
 
 from domain.enums import Status
 from domain.model import PostState
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import interaction_body
 
 CR = "CR-2026-0001"
 
@@ -56,7 +56,7 @@ def rendered(call: Any) -> str:
 
 
 async def test_emergency_command_prefills_incident_context_in_the_incidents_channel(harness: Harness) -> None:
-    from slack_requests import command_body
+    from tests.support.slack_requests import command_body
 
     body = command_body("emergency", user="UDEV", channel="CINCIDENTS", trigger_id="t-inc")
     response = await harness.post(

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import Harness
-from pagerduty_fake import PagerDutyFake
-from policy_fixture import TEST_POLICY
 from test_emergency_http import CR, declare, rendered
 
-from bot.emulator import SlackEmulator
 from domain.enums import Status
+from tests.support.harness import Harness
+from tests.support.pagerduty_fake import PagerDutyFake
+from tests.support.policy_fixture import TEST_POLICY
+from tooling.emulator import SlackEmulator
 
 PD_POLICY = TEST_POLICY.replace(
     "emergency:\n  fallback: [UFALLBACK]",
@@ -122,7 +122,7 @@ async def test_change_events_for_every_change_not_only_emergencies(
 ) -> None:
     start = int(harness.clock.now().timestamp()) + 3600
     fields = harness.form(impact="low", likelihood="low", starts_at=start, ends_at=start + 600)
-    from slack_requests import change_form_state
+    from tests.support.slack_requests import change_form_state
 
     assert await harness.submit("change_new", change_form_state(**fields), user="UREQ") == {}
     await harness.click("change_fail", CR, user="UREQ")

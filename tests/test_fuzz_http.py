@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slack_requests import change_form_state, command_body
 
 from modals.intake import new_change_modal
+from tests.support.harness import Harness
+from tests.support.slack_requests import change_form_state, command_body
 
 PINGS = ["<!channel>", "<!here>", "<!everyone>", "<@UFUZZ>", "<#CFUZZ>", "<!subteam^SFUZZ>"]
 pytestmark = pytest.mark.filterwarnings("ignore")

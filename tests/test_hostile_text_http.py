@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import change_form_state
 
 from domain.enums import Status
 from domain.model import PostState
 from modals.text import clip_md, md, mention
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import change_form_state
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Harness
+from tests.support.harness import Harness
 
 
 async def test_change_new_opens_modal(harness: Harness) -> None:
@@ -44,11 +44,11 @@ from datetime import timedelta  # noqa: E402
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from slack_requests import change_form_state  # noqa: E402
 
 from modals.intake import new_change_modal  # noqa: E402
 from storage.database import session_factory  # noqa: E402
 from storage.models import AuditRow, ChangeRow, OutboxRow  # noqa: E402
+from tests.support.slack_requests import change_form_state  # noqa: E402
 
 
 async def table_counts(harness: Harness) -> tuple[int, int, int]:

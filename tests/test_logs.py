@@ -12,13 +12,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET
 from test_cli import clean_env, free_port, run, spawn_serve
 
-from bot.emulator import SlackEmulator
 from bot.logs import JsonFormatter
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import SIGNING_SECRET
+from tooling.emulator import SlackEmulator
 
 IDLE_SECONDS = 3.0  # six scheduler ticks: 12 APScheduler INFO lines before logs were quiet
 

@@ -6,9 +6,8 @@ import asyncio
 import inspect
 import time
 
-from conftest import Harness
-
 from scheduler.jobs import NoticeTicker
+from tests.support.harness import Harness
 
 
 class FakeTimeline:

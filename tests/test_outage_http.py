@@ -9,10 +9,13 @@ import json
 import logging
 from typing import Any
 
-import conftest
 import pytest
-from conftest import Harness
-from slack_requests import (
+
+from bot.outage import OUTAGE_TEXT
+from modals.intake import new_change_modal
+from tests.support import pg_template
+from tests.support.harness import Harness
+from tests.support.slack_requests import (
     block_action,
     change_form_state,
     command_body,
@@ -20,9 +23,6 @@ from slack_requests import (
     interaction_body,
     view_submission,
 )
-
-from bot.outage import OUTAGE_TEXT
-from modals.intake import new_change_modal
 
 pytestmark = pytest.mark.postgres
 FORM = "application/x-www-form-urlencoded"
@@ -52,8 +52,7 @@ async def metric(harness: Harness, name: str) -> float:
 async def test_while_postgres_is_down_slack_is_told_to_try_again(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = conftest._pg
-    assert server is not None
+    server = pg_template.shared_postgres()
     assert await metric(harness, "changebot_database_up") == 1
     blocks = new_change_modal(harness.bot.policy, now=harness.clock.now())["blocks"]
     caplog.set_level(logging.INFO)

@@ -8,12 +8,12 @@ import itertools
 from datetime import timedelta
 
 import sqlalchemy as sa
-from conftest import Harness
 
 from bot.outbox import backoff_seconds
 from domain.intents import Intent, IntentKind
 from storage.database import session_factory
 from storage.models import CardCopyRow, OutboxRow
+from tests.support.harness import Harness
 
 
 async def rows(harness: Harness) -> list[OutboxRow]:

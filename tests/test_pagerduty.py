@@ -12,11 +12,9 @@ from typing import Any
 
 import httpx2
 import pytest
-from pagerduty_fake import PagerDutyFake
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator
-from bot.pagerduty import (
+from adapters.pagerduty import (
     OnCallResult,
     PagerDutyChangeEvents,
     PagerDutyOnCall,
@@ -24,6 +22,8 @@ from bot.pagerduty import (
     PagerDutyTransient,
 )
 from domain.clock import FakeClock
+from tests.support.pagerduty_fake import PagerDutyFake
+from tooling.emulator import SlackEmulator
 
 TOKEN = "pd-test-token"
 ROUTING_KEY = "R" * 32

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pg_server
 import pytest
-from pg_server import (
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.support import pg_server
+from tests.support.pg_server import (
     PostgresCommandError,
     PostgresUnavailable,
     ThrowawayPostgres,
     find_pg_bin,
 )
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 pytestmark = pytest.mark.postgres
 

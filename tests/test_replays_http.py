@@ -9,17 +9,23 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Harness
 from hypothesis import given
 from hypothesis import strategies as st
-from pagerduty_fake import PagerDutyFake
-from slack_requests import change_form_state, command_body, interaction_body, sign, view_submission
 from test_emergency_http import emergency_state, rendered
 from test_emergency_pagerduty import PD_POLICY, ROUTING_KEY, pagerduty  # noqa: F401
 from test_review_report_http import approved, to_window
 
 from bot.replay import request_key
 from domain.service import ChangeNotFound
+from tests.support.harness import Harness
+from tests.support.pagerduty_fake import PagerDutyFake
+from tests.support.slack_requests import (
+    change_form_state,
+    command_body,
+    interaction_body,
+    sign,
+    view_submission,
+)
 
 FORM = "application/x-www-form-urlencoded"
 CR = "CR-2026-0001"

@@ -15,21 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import conftest
 import pytest
 import sqlalchemy as sa
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET
 from test_cli import clean_env, free_port, spawn_serve
 from test_restart import wait_healthy
 
 from bot.app import build_changebot
-from bot.emulator import SlackEmulator
 from bot.settings import Settings
 from domain.clock import SystemClock
 from domain.intake import ChangeForm
 from domain.policy_loader import parse_policy
 from storage.database import create_engine
+from tests.support import pg_template
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import SIGNING_SECRET
+from tooling.emulator import SlackEmulator
 
 pytestmark = pytest.mark.postgres
 CHANGES = 250  # x 4 notices (three timeline notices and the overrun alert) = 1,000
@@ -95,8 +95,8 @@ def clock() -> SystemClock:
 async def test_killing_a_replica_repeatedly_loses_and_duplicates_no_notice(
     tmp_path: Path, emulator: SlackEmulator
 ) -> None:
-    server = await asyncio.to_thread(conftest._postgres)  # may migrate: alembic runs its own loop
-    database = f"k{next(conftest._db_counter)}"
+    server = await asyncio.to_thread(pg_template.shared_postgres)  # may migrate: alembic runs its own loop
+    database = f"k{next(pg_template.db_counter)}"
     server.create_database(database, template="changebot_template")
     url = server.url(database)
     (tmp_path / "policy.yml").write_text(POLICY)

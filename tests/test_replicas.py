@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import conftest
 import pytest
-from conftest import Harness
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET
 
 from bot.app import Changebot, build_changebot
 from bot.settings import Settings
 from domain.enums import Decision, Status
 from domain.intake import ChangeForm
 from domain.policy_loader import parse_policy
+from tests.support import pg_template
+from tests.support.harness import Harness
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import SIGNING_SECRET
 
 pytestmark = pytest.mark.postgres
 SEQUENCES = 1000  # randomised click sequences, each on its own CR
@@ -28,8 +28,8 @@ SEQUENCES = 1000  # randomised click sequences, each on its own CR
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> Any:
-    server = conftest._postgres()
-    name = f"r{next(conftest._db_counter)}"
+    server = pg_template.shared_postgres()
+    name = f"r{next(pg_template.db_counter)}"
     server.create_database(name, template="changebot_template")
     yield server.url(name)
     server.drop_database(name)
@@ -190,11 +190,11 @@ async def test_random_concurrent_clicks_on_two_replicas_match_the_domain_model(
 
 
 async def test_the_bot_rides_out_a_database_restart(harness: Harness) -> None:
-    server = conftest._postgres()
+    server = pg_template.shared_postgres()
     await harness.file_change()
     server.halt("fast")
     try:
-        from slack_requests import command_body
+        from tests.support.slack_requests import command_body
 
         answer = await harness.post(
             command_body("help", user="UREQ"), content_type="application/x-www-form-urlencoded"

@@ -15,12 +15,11 @@ from zoneinfo import ZoneInfo
 import matplotlib.image
 import pytest
 import sqlalchemy as sa
-from conftest import Db
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.audit_export import export_audit
-from bot.charts import render_report_chart
-from bot.prometheus import SlackErrorCounter, collect_families, metrics_text
+from adapters.audit_export import export_audit
+from adapters.charts import render_report_chart
+from adapters.prometheus import SlackErrorCounter, collect_families, metrics_text
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.metrics import Targets, WeekPoint, compute_metrics, weekly_series
@@ -40,6 +39,7 @@ from domain.timeline import PlannedNotice
 from modals.report import report_blocks
 from storage import reports
 from storage.outbox import OutboxStore
+from tests.support.harness import Db
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)

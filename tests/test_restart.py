@@ -11,11 +11,17 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-from policy_fixture import TEST_POLICY
-from slack_requests import SIGNING_SECRET, change_form_state, interaction_body, sign, view_submission
 from test_cli import clean_env, free_port, spawn_serve
 
-from bot.emulator import SlackEmulator
+from tests.support.policy_fixture import TEST_POLICY
+from tests.support.slack_requests import (
+    SIGNING_SECRET,
+    change_form_state,
+    interaction_body,
+    sign,
+    view_submission,
+)
+from tooling.emulator import SlackEmulator
 
 FAST_TIMELINE = """
 timeline:

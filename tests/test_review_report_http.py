@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import Harness
 from prometheus_client.parser import text_string_to_metric_families
-from slack_requests import change_form_state
 
 from domain.enums import Status
+from tests.support.harness import Harness
+from tests.support.slack_requests import change_form_state
 
 CR = "CR-2026-0001"
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import Harness
-from slack_requests import change_form_state
-
 from domain.enums import Status
+from tests.support.harness import Harness
+from tests.support.slack_requests import change_form_state
 
 CR = "CR-2026-0001"
 

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from bot.emulator import Call, SlackEmulator
-from bot.render import Names, message_to_text, view_to_text
-from bot.slack_payloads import user_of_trigger
 from domain.clock import Clock
+from tooling.emulator import Call, SlackEmulator
+from tooling.render import Names, message_to_text, view_to_text
+from tooling.slack_payloads import user_of_trigger
 
 INDENT = " " * 11
 _TITLE_LIMIT = 60

@@ -2,7 +2,7 @@
 
 The demo and `changebot slack send` drive the bot through its real door (signature
 check, Bolt, the handlers) instead of calling use cases, so what they show is what a
-workspace would get. The shapes follow tests/slack_requests.py, which stays the tests'
+workspace would get. The shapes follow tests/support/slack_requests.py, which stays the tests'
 own copy; here every moment comes from the caller's clock.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.emulator import APP_ID, TEAM_ID
+from tooling.emulator import APP_ID, TEAM_ID
 
 TEAM = {"id": TEAM_ID, "domain": "emulated"}
 NO_RESPONSE_URL = "http://127.0.0.1:9/response/none"

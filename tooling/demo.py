@@ -33,12 +33,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from bot.app import Changebot, build_changebot, migrate
-from bot.demo_feed import SlackFeed
-from bot.demo_policy import CHANNELS, DEMO_POLICY, PEOPLE, USER_GROUPS
-from bot.emulator import SlackEmulator
-from bot.render import Names
 from bot.settings import Settings
-from bot.slack_payloads import (
+from domain.clock import FakeClock, SystemClock
+from domain.model import AuditEntry, Change
+from domain.policy_loader import parse_policy
+from storage.database import session_factory
+from storage.models import NoticeRow, UtcDateTime
+from storage.outbox import OutboxStore
+from tooling.demo_feed import SlackFeed
+from tooling.demo_policy import CHANNELS, DEMO_POLICY, PEOPLE, USER_GROUPS
+from tooling.emulator import SlackEmulator
+from tooling.render import Names
+from tooling.slack_payloads import (
     FORM,
     block_action,
     change_form_state,
@@ -49,13 +55,7 @@ from bot.slack_payloads import (
     trigger_id,
     view_submission,
 )
-from bot.slack_send import DemoState, default_state_path, describe_reply, write_state
-from domain.clock import FakeClock, SystemClock
-from domain.model import AuditEntry, Change
-from domain.policy_loader import parse_policy
-from storage.database import session_factory
-from storage.models import NoticeRow, UtcDateTime
-from storage.outbox import OutboxStore
+from tooling.slack_send import DemoState, default_state_path, describe_reply, write_state
 
 # A Monday morning in London (GMT in November), before the 09:00 digest.
 START = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)

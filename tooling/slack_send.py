@@ -19,8 +19,9 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from bot.render import Names, message_to_text
-from bot.slack_payloads import (
+from domain.clock import SystemClock
+from tooling.render import Names, message_to_text
+from tooling.slack_payloads import (
     FORM,
     block_action,
     command_body,
@@ -28,7 +29,6 @@ from bot.slack_payloads import (
     sign,
     trigger_id,
 )
-from domain.clock import SystemClock
 
 STATE_NAME = "changebot-demo.json"
 USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
