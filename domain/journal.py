@@ -45,9 +45,12 @@ def notices_settled(due: Sequence[DueNotice], settlements: Sequence[NoticeSettle
             log.info("%s notice %s skipped: %s", notice.change_id, notice.key, settled.note)
 
 
-def job_run(job: str, period: str, *, claimed: bool, baseline: bool = False) -> None:
-    """A cron period's post queued (this replica won the claim), or a new database's baseline."""
-    if baseline:
-        log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
-    elif claimed:
+def job_run(job: str, period: str, *, claimed: bool) -> None:
+    """A cron period's post queued (this replica won the claim)."""
+    if claimed:
         log.info("%s %s queued", job, period)
+
+
+def job_baseline(job: str, period: str) -> None:
+    """The first start on a new database, within a post's catch-up window: not posted."""
+    log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
