@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from domain.calendar_policy import Freeze
 from domain.enums import Status
 from domain.model import AuditEntry, Change
 
@@ -54,3 +55,17 @@ def job_run(job: str, period: str, *, claimed: bool) -> None:
 def job_baseline(job: str, period: str) -> None:
     """The first start on a new database, within a post's catch-up window: not posted."""
     log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
+
+
+def freeze(freeze: Freeze, *, by: str) -> None:
+    """A change freeze declared or lifted (its reason is user text: left out)."""
+    log.info("freeze %s %s by %s", freeze.id, "started" if freeze.ended_at is None else "ended", by)
+
+
+def review_written(change_id: str, *, by: str, on_time: bool) -> None:
+    log.info("%s review written by %s%s", change_id, by, "" if on_time else " (overdue)")
+
+
+def on_call(change_id: str, users: Sequence[str], *, source: str) -> None:
+    """Who got an emergency, from where (PagerDuty or the fallback); the reason is left out."""
+    log.info("%s on call: %s (%s)", change_id, ", ".join(users) or "nobody", source)

@@ -818,6 +818,7 @@ class ChangeService:
             change_id=change_id, user=user, answers=answers, now=now, audit=audit, intents=intents
         ):
             return ActionOutcome(await self._require(change_id), "its review is already written")
+        journal.review_written(change_id, by=user, on_time=now <= change.review.due_at)
         self._notifier.wake()
         return ActionOutcome(await self._require(change_id))
 
@@ -1103,6 +1104,7 @@ class ChangeService:
                 audit=audit,
                 intents=intents,
             ):
+                journal.on_call(change_id, on_call, source=source)
                 self._notifier.wake()
                 return await self._require(change_id)
         raise DecisionConflict(change_id)
@@ -1590,6 +1592,7 @@ class ChangeService:
         )
         if freeze is None:
             return None, "a change freeze is already on: `/change freeze end` lifts it"
+        journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
 
@@ -1607,6 +1610,7 @@ class ChangeService:
         )
         if freeze is None:
             return None, "there is no change freeze on"
+        journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
 
