@@ -75,11 +75,12 @@ class Changebot:
             self.scheduler.start()
         self._started = True
         # Catch up on what came due while the bot was down: notices (late or skipped,
-        # as the policy says), today's digest if its time passed, then the outbox.
+        # as the policy says), a digest, CAB agenda or report whose time passed (none on a
+        # new database: nothing was missed), then the outbox.
         await self.context.service.process_due_notices()
         await self.context.service.run_digest(catch_up=True)
-        await self.context.service.run_cab_agenda()
-        await self.context.service.run_monthly_report()
+        await self.context.service.run_cab_agenda(catch_up=True)
+        await self.context.service.run_monthly_report(catch_up=True)
         self.context.dispatcher.wake()
 
     async def stop(self) -> None:

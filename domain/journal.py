@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from domain.calendar_policy import Freeze
 from domain.enums import Status
 from domain.model import AuditEntry, Change
 
@@ -45,9 +46,26 @@ def notices_settled(due: Sequence[DueNotice], settlements: Sequence[NoticeSettle
             log.info("%s notice %s skipped: %s", notice.change_id, notice.key, settled.note)
 
 
-def job_run(job: str, period: str, *, claimed: bool, baseline: bool = False) -> None:
-    """A cron period's post queued (this replica won the claim), or a new database's baseline."""
-    if baseline:
-        log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
-    elif claimed:
+def job_run(job: str, period: str, *, claimed: bool) -> None:
+    """A cron period's post queued (this replica won the claim)."""
+    if claimed:
         log.info("%s %s queued", job, period)
+
+
+def job_baseline(job: str, period: str) -> None:
+    """The first start on a new database, within a post's catch-up window: not posted."""
+    log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
+
+
+def freeze(freeze: Freeze, *, by: str) -> None:
+    """A change freeze declared or lifted (its reason is user text: left out)."""
+    log.info("freeze %s %s by %s", freeze.id, "started" if freeze.ended_at is None else "ended", by)
+
+
+def review_written(change_id: str, *, by: str, on_time: bool) -> None:
+    log.info("%s review written by %s%s", change_id, by, "" if on_time else " (overdue)")
+
+
+def on_call(change_id: str, users: Sequence[str], *, source: str) -> None:
+    """Who got an emergency, from where (PagerDuty or the fallback); the reason is left out."""
+    log.info("%s on call: %s (%s)", change_id, ", ".join(users) or "nobody", source)

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from domain import journal, quorum, timeline
+from domain import first_start, journal, quorum, timeline
 from domain.authz import barred_implementer, deciders_excluded, incident_refusal, voided_entry, voids_approval
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
@@ -879,6 +879,7 @@ class ChangeService:
             change_id=change_id, user=user, answers=answers, now=now, audit=audit, intents=intents
         ):
             return ActionOutcome(await self._require(change_id), "its review is already written")
+        journal.review_written(change_id, by=user, on_time=now <= change.review.due_at)
         self._notifier.wake()
         return ActionOutcome(await self._require(change_id))
 
@@ -1199,6 +1200,7 @@ class ChangeService:
                 audit=audit,
                 intents=intents,
             ):
+                journal.on_call(change_id, on_call, source=source)
                 self._notifier.wake()
                 return await self._require(change_id)
         raise DecisionConflict(change_id)
@@ -1520,7 +1522,7 @@ class ChangeService:
         ]
 
     # --- CAB and reports ----------------------------------------------------------
-    async def run_cab_agenda(self) -> bool:
+    async def run_cab_agenda(self, *, catch_up: bool = False) -> bool:
         """Post this week's CAB agenda once, at the policy's day and time."""
         cab = self.policy.cab
         if not cab.enabled:
@@ -1528,10 +1530,12 @@ class ChangeService:
         now = self._clock.now()
         zone = ZoneInfo(cab.timezone)
         today = now.astimezone(zone).date()
-        if DAY_NAMES[today.weekday()] != cab.day:
-            return False
         moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
-        if not moment <= now < moment + DIGEST_GRACE:
+        due = DAY_NAMES[today.weekday()] == cab.day and moment <= now < moment + DIGEST_GRACE
+        period = today.isoformat() if due else None
+        if catch_up and await first_start.baseline(self._repo, job="cab", due=period, now=now):
+            return False
+        if not due:
             return False
         channel = cab.channel or self.policy.channels.changes
         claimed = await self._repo.claim_job_run(
@@ -1607,7 +1611,7 @@ class ChangeService:
             overdue_review_ids=tuple(overdue_ids),
         )
 
-    async def run_monthly_report(self) -> bool:
+    async def run_monthly_report(self, *, catch_up: bool = False) -> bool:
         """On the policy's day of the month, post last month's report once."""
         report = self.policy.report
         if not report.monthly:
@@ -1615,12 +1619,14 @@ class ChangeService:
         now = self._clock.now()
         zone = self.policy.zone
         today = now.astimezone(zone).date()
-        if today.day != report.day:
-            return False
         moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
-        if not moment <= now < moment + DIGEST_GRACE:
-            return False
+        due = today.day == report.day and moment <= now < moment + DIGEST_GRACE
         last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        period = last_month if due else None
+        if catch_up and await first_start.baseline(self._repo, job="report", due=period, now=now):
+            return False
+        if not due:
+            return False
         span = report_range(last_month, now=now, zone=zone)
         assert span is not None
         return await self.request_report(
@@ -1698,6 +1704,7 @@ class ChangeService:
         )
         if freeze is None:
             return None, "a change freeze is already on: `/change freeze end` lifts it"
+        journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
 
@@ -1715,6 +1722,7 @@ class ChangeService:
         )
         if freeze is None:
             return None, "there is no change freeze on"
+        journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
 
@@ -1841,7 +1849,7 @@ class ChangeService:
 
     async def run_digest(self, *, catch_up: bool = False) -> bool:
         """Post today's digest once: the cron job and the start-up catch-up both call this.
-        The catch-up on a new database only records the latest period: nothing was missed."""
+        The catch-up on a new database posts none (see domain/first_start.py)."""
         digest = self.policy.digest
         if not digest.enabled:
             return False
@@ -1849,11 +1857,11 @@ class ChangeService:
         zone = self.policy.zone
         today = now.astimezone(zone).date()
         moment = scheduled_moment(today, digest.hour, digest.minute, zone)
-        latest = (today if moment <= now else today - timedelta(days=1)).isoformat()
-        if catch_up and await self._repo.record_first_job_run(job="digest", period=latest, now=now):
-            journal.job_run("digest", latest, claimed=False, baseline=True)
+        due = moment <= now < moment + DIGEST_GRACE
+        period = today.isoformat() if due else None
+        if catch_up and await first_start.baseline(self._repo, job="digest", due=period, now=now):
             return False
-        if not moment <= now < moment + DIGEST_GRACE:
+        if not due:
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
         payload = {

@@ -51,6 +51,8 @@ KNOWN_MODULE_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
         # the event log names the notice types the service defines (they move to the ports)
         ("domain.journal", "domain.service"),
         ("domain.service", "domain.journal"),
+        ("domain.first_start", "domain.journal"),
+        ("domain.service", "domain.first_start"),
     }
 )
 

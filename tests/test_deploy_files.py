@@ -20,7 +20,7 @@ import pytest
 from pydantic import TypeAdapter
 from ruamel.yaml import YAML
 
-from bot.settings import Settings
+from bot.settings import LogSettings, Settings
 from domain.policy_loader import parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -352,6 +352,15 @@ def test_migration_job_runs_db_upgrade_with_the_same_env() -> None:
     job_labels = spec["template"]["metadata"]["labels"]
     assert not selects(one("Service")["spec"]["selector"], job_labels)
     assert not selects(one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"], job_labels)
+
+
+def test_migration_job_logs_like_the_deployment() -> None:
+    """`db upgrade` honours LOG_LEVEL / LOG_FORMAT too: the Job sets them as the Deployment does."""
+    job_env, serve_env = env_of(container(one("Job"))), env_of(container(one("Deployment")))
+    for name in ("LOG_LEVEL", "LOG_FORMAT"):
+        assert name.lower() in LogSettings.model_fields
+        assert name in serve_env and job_env.get(name) == serve_env[name], name
+    LogSettings.model_validate({"log_level": job_env["LOG_LEVEL"], "log_format": job_env["LOG_FORMAT"]})
 
 
 def test_secret_example_has_every_key_as_a_placeholder() -> None:

@@ -1,8 +1,9 @@
-"""The start-up digest catch-up: a new database has missed nothing; a restart after a real miss
-still posts the digest it missed."""
+"""The start-up catch-up of the digest, CAB agenda and monthly report: a new database has missed
+nothing; a restart after a real miss still posts what it missed."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -78,3 +79,70 @@ async def test_a_first_start_before_the_digest_time_still_catches_up_later(
     async with running() as harness:
         [digest] = digests(harness)
         assert "Change calendar for Mon 23 Nov" in digest
+
+
+def posts(harness: Harness, heading: str) -> list[str]:
+    return [
+        c.params.get("text", "") + json.dumps(c.params.get("blocks") or [])
+        for c in harness.posts_to("CCHANGES")
+        if heading in c.params.get("text", "") + json.dumps(c.params.get("blocks") or [])
+    ]
+
+
+# (heading, the first start within the job's catch-up window, a restart after a real miss)
+WEEKLY_AND_MONTHLY = [
+    pytest.param(
+        "CAB agenda",
+        datetime(2026, 11, 25, 16, 0, tzinfo=UTC),  # Wednesday, an hour after the 15:00 agenda
+        datetime(2026, 12, 2, 16, 0, tzinfo=UTC),  # down over the next Wednesday's
+        id="cab",
+    ),
+    pytest.param(
+        "Change report, November 2026",
+        datetime(2026, 11, 1, 10, 0, tzinfo=UTC),  # the 1st, an hour after the 09:00 report
+        datetime(2026, 12, 1, 10, 0, tzinfo=UTC),  # down over the next month's
+        id="report",
+    ),
+]
+
+
+@pytest.mark.parametrize(("heading", "first", "missed"), WEEKLY_AND_MONTHLY)
+async def test_the_first_start_on_a_new_database_posts_no_missed_agenda_or_report(
+    running: Run, clock: FakeClock, heading: str, first: datetime, missed: datetime
+) -> None:
+    clock.set(first)
+    async with running() as harness:
+        service = harness.bot.context.service
+        assert not await service.run_cab_agenda() and not await service.run_monthly_report()
+        assert not any("CAB agenda" in p or "Change report" in p for p in posts(harness, ""))
+    clock.set(missed)
+    async with running() as harness:
+        assert len(posts(harness, heading)) == 1
+
+
+@pytest.mark.parametrize(
+    ("heading", "before", "after"),
+    [
+        pytest.param(
+            "CAB agenda",
+            datetime(2026, 11, 25, 14, 0, tzinfo=UTC),
+            datetime(2026, 11, 25, 15, 30, tzinfo=UTC),
+            id="cab",
+        ),
+        pytest.param(
+            "Change report, October 2026",
+            datetime(2026, 11, 1, 8, 0, tzinfo=UTC),
+            datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
+            id="report",
+        ),
+    ],
+)
+async def test_a_first_start_before_the_agenda_or_report_time_still_catches_up_later(
+    running: Run, clock: FakeClock, heading: str, before: datetime, after: datetime
+) -> None:
+    clock.set(before)  # the first start, before the time: nothing due, nothing posted
+    async with running() as harness:
+        assert posts(harness, heading) == []
+    clock.set(after)  # stopped before the time, back after it: a real miss
+    async with running() as harness:
+        assert len(posts(harness, heading)) == 1

@@ -13,6 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from test_cli import clean_env, free_port, run, spawn_serve
+from test_emergency_http import declare
+from test_review_report_http import approved, fail, review_state
 
 from bot.logs import JsonFormatter
 from tests.support.harness import Harness
@@ -126,3 +128,29 @@ async def test_each_meaningful_event_is_one_info_line_with_the_cr_id_and_no_user
     assert "CR-2026-0001 started by UREQ: approved -> in_progress" in messages
     assert any(" for CR-2026-0001: retry in 2.0s (429 ratelimited)" in m for m in messages), messages
     assert any(" for CR-2026-0001 undeliverable: 200 channel_not_found" in m for m in messages), messages
+
+
+async def test_freezes_reviews_and_on_call_are_one_info_line_each_with_ids_and_no_user_text(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    secret = "PAYROLL quarter close"
+    await harness.command(f"freeze start {secret}", user="UCTO")
+    await harness.command("freeze end", user="UCTO")
+    await approved(harness)
+    await fail(harness)
+    await harness.click("change_review", "CR-2026-0001", user="UREQ", channel="D_UREQ")
+    view = harness.slack.calls_to("views.open")[-1].params["view"]
+    answers = review_state(result="Failed", issues=secret, improve=secret)
+    assert (
+        await harness.submit(
+            "change_review_submit", answers, user="UREQ", private_metadata=view["private_metadata"]
+        )
+        == {}
+    )
+    assert await declare(harness, title=secret, broken=secret) == {}  # CR-2026-0002, to the fallback on call
+    messages = [r.getMessage() for r in caplog.records if r.name == "changebot.events"]
+    assert all("PAYROLL" not in m for m in messages), messages
+    assert "freeze 1 started by UCTO" in messages and "freeze 1 ended by UCTO" in messages
+    assert "CR-2026-0001 review written by UREQ" in messages
+    assert "CR-2026-0002 on call: UFALLBACK (fallback)" in messages
