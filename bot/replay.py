@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from slack_bolt.response import BoltResponse
 
 from domain.clock import Clock
+from handlers.commands import CHANGES_STATE
 from storage.health import is_unavailable
 from storage.replays import ProcessedRequests, StoredAnswer
 
@@ -39,7 +40,11 @@ WAIT_STEPS, WAIT_STEP_SECONDS = 50, 0.05
 
 
 def request_key(body: bytes, signature: str) -> str | None:
-    """The claim key of a signed request, or None for Events API deliveries. Never raises."""
+    """The claim key of a signed request that changes state, else None. Never raises.
+
+    Only form submissions and `/change` words that change state are claimed: clicks are
+    version-guarded in the domain (a repeated Approve or Start is refused as already done),
+    and reads or modal openings change nothing, so they skip the database round trips."""
     if body.lstrip()[:1] == b"{":
         return None  # JSON: an Events API delivery or a URL check
     try:
@@ -58,6 +63,11 @@ def request_key(body: bytes, signature: str) -> str | None:
         ]
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
         return f"view:{digest}"
+    if payload is not None or "command" not in fields:
+        return None
+    words = (fields.get("text") or [""])[0].split()
+    if not words or words[0].lower() not in CHANGES_STATE:
+        return None
     return "sig:" + hashlib.sha256(signature.encode()).hexdigest()
 
 
@@ -66,6 +76,7 @@ class ReplayGuard:
         self._store = store
         self._clock = clock
         self._pruned_at: datetime | None = None
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def once(
         self, *, body: bytes, signature: str, dispatch: Callable[[], Awaitable[BoltResponse]]
@@ -87,14 +98,20 @@ class ReplayGuard:
             response = await dispatch()
             content_type = (response.headers.get("content-type") or [""])[0]
             answer = StoredAnswer(status=response.status, content_type=content_type, body=response.body)
-            try:
-                await self._store.finish(key, answer)
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
+            # Stored after the answer goes out: a repeat waits for it (_first_answer), the ack does not.
+            task = asyncio.create_task(self._finish(key, answer))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
             return response
         log.info("%s repeated (replay or double submit); answered as the first, not acted on", _kind(key))
         return await self._first_answer(key)
+
+    async def _finish(self, key: str, answer: StoredAnswer) -> None:
+        try:
+            await self._store.finish(key, answer)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                log.exception("could not store the answer to a request")
 
     async def _first_answer(self, key: str) -> BoltResponse:
         for _ in range(WAIT_STEPS):

@@ -251,6 +251,12 @@ async def unknown(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks(md("I don't know `/change {}`. Here is what I do:", escaped_clip(command.name, 40)))
 
 
+# What each `/change` word does to state, for the repeat check at the door (bot/replay.py):
+# a replayed or double-sent request that changes something must act once; one that only
+# reads or opens a form costs no claim (a form's submission is claimed instead).
+CHANGES_STATE = frozenset({"cancel", "freeze", "incident", "start", "report"})
+READS_ONLY = frozenset({"new", "emergency", "reschedule", "show", "list", "calendar", "help"})
+
 MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[Mrkdwn | None]]] = {
     "new": open_new,
     "emergency": open_emergency,

@@ -17,9 +17,11 @@ from test_review_report_http import approved, to_window
 
 from bot.replay import request_key
 from domain.service import ChangeNotFound
+from handlers.commands import ANSWERS, CHANGES_STATE, MODAL_COMMANDS, READS_ONLY
 from tests.support.harness import Harness
 from tests.support.pagerduty_fake import PagerDutyFake
 from tests.support.slack_requests import (
+    block_action,
     change_form_state,
     command_body,
     interaction_body,
@@ -211,3 +213,32 @@ async def test_a_double_clicked_reschedule_moves_and_tells_once(harness: Harness
     await harness.settle()
     actions = [e.action.value for e in (await harness.change(CR)).audit]
     assert actions.count("rescheduled") == 1
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["in-turn", "concurrent"])
+async def test_replayed_clicks_act_once_through_the_domains_guards(harness: Harness, together: bool) -> None:
+    """Clicks are not claimed at the door (no database round trip before their ack): a
+    repeated Approve or Start is refused by the change's state and version guard instead."""
+    await approved(harness)
+    change = await harness.change(CR)
+    if change.status.value == "pending_approval":
+        approve = interaction_body(block_action("change_approve", CR, user="ULEAD1"))
+        await twice(harness, approve, together=together)
+        await harness.settle()
+        change = await harness.change(CR)
+        assert [e.action.value for e in change.audit].count("approval_recorded") == 1
+    await to_window(harness)
+    start = interaction_body(block_action("change_start", CR, user="UREQ"))
+    await twice(harness, start, together=together)
+    await harness.settle()
+    actions = [e.action.value for e in (await harness.change(CR)).audit]
+    assert actions.count("started") == 1
+
+
+def test_every_change_word_says_whether_it_changes_state() -> None:
+    """The door claims only the words that change state: a new word must be classified."""
+    assert set(MODAL_COMMANDS) | set(ANSWERS) == CHANGES_STATE | READS_ONLY
+    assert not CHANGES_STATE & READS_ONLY
+    assert request_key(command_body("list pending", user="U1"), "v0=x") is None
+    assert request_key(command_body("cancel CR-2026-0001", user="U1"), "v0=x") is not None
+    assert request_key(interaction_body(block_action("change_approve", CR, user="U1")), "v0=x") is None
