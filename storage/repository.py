@@ -4,193 +4,41 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from domain.calendar_policy import Freeze
-from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent
 from domain.model import (
-    CARD_AUDIT_ACTIONS,
-    ApprovalEntry,
-    AuditAction,
     AuditEntry,
     Change,
-    ChangeDraft,
-    NewChange,
-    Phase,
     PostState,
-    Review,
-    StepSnapshot,
-    format_change_id,
 )
-from domain.service import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
-from domain.timeline import PlannedNotice
+from domain.service import ChangeQuery, DueNotice, NoticeSettlement
 from storage.audit_chain import insert_audit
 from storage.batching import Batcher
-from storage.database import read_only
+from storage.changes import SqlChanges, count_matching, list_matching
 from storage.models import (
-    ApprovalRow,
-    AuditRow,
     CardCopyRow,
     ChangeRow,
-    ChangeSequence,
     FeedTokenRow,
     FreezeRow,
     HomeViewerRow,
     JobRunRow,
     NoticeRow,
-    OutboxRow,
     ReviewRow,
     UtcDateTime,
     feed_token_hash,
 )
-
-
-def insert_ignoring_conflicts(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return builder(table).values(**values).on_conflict_do_nothing()
-
-
-def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
-    return {
-        "kind": intent.kind.value,
-        "change_id": intent.change_id,
-        "channel": intent.channel,
-        "payload": intent.payload,
-        "dedupe_key": intent.dedupe_key,
-        "state": "pending",
-        "attempts": 0,
-        "recovered": False,
-        "due_at": now,
-        "created_at": now,
-    }
-
-
-async def enqueue(session: AsyncSession, intents: Sequence[Intent], now: datetime) -> None:
-    await insert_outbox(session, [outbox_values(intent, now) for intent in intents])
-
-
-async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """One batched INSERT; a row whose dedupe key is already queued is skipped."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(builder(_OUTBOX_TABLE).on_conflict_do_nothing(), list(rows))
-
-
-def bump_sequence(session: AsyncSession, year: int, count: int = 1) -> Any:
-    """Take the year's next `count` CR numbers in one statement (insert-or-increment,
-    RETURNING the last of them)."""
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = ChangeSequence.__table__  # type: ignore[attr-defined]
-    return (
-        builder(table)
-        .values(year=year, last=count)
-        .on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + count})
-        .returning(table.c.last)
-    )
-
-
-def audit_values(change_id: str | None, entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "change_id": change_id,
-        "actor": entry.actor,
-        "action": entry.action.value,
-        "at": entry.at,
-        "details": entry.details,
-    }
-
-
-# Core tables on the hot paths: executemany inserts and plain row reads, no ORM bookkeeping.
-_CHANGE_TABLE: sa.Table = ChangeRow.__table__  # type: ignore[attr-defined]
-_AUDIT_TABLE: sa.Table = AuditRow.__table__  # type: ignore[attr-defined]
-_OUTBOX_TABLE: sa.Table = OutboxRow.__table__  # type: ignore[attr-defined]
-_NOTICE_TABLE: sa.Table = NoticeRow.__table__  # type: ignore[attr-defined]
-_APPROVAL_TABLE: sa.Table = ApprovalRow.__table__  # type: ignore[attr-defined]
-_REVIEW_TABLE: sa.Table = ReviewRow.__table__  # type: ignore[attr-defined]
-_FREEZE_TABLE: sa.Table = FreezeRow.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class _Creation:
-    change: NewChange
-    audit: tuple[AuditEntry, ...]
-    intents: Callable[[str], Sequence[Intent]]
-    notices: tuple[PlannedNotice, ...]
-
-
-def _change_values(change: NewChange) -> dict[str, Any]:
-    draft = change.draft
-    return {
-        "year": change.created_at.year,
-        "title": draft.title,
-        "category": draft.category.value,
-        "impact": draft.impact.value,
-        "likelihood": draft.likelihood.value,
-        "risk": change.risk.value,
-        "services": list(draft.services),
-        "starts_at": draft.starts_at,
-        "ends_at": draft.ends_at,
-        "description": draft.description,
-        "justification": draft.justification,
-        "implementation_plan": draft.implementation_plan,
-        "rollback_plan": draft.rollback_plan,
-        "test_plan": draft.test_plan,
-        "downtime_minutes": draft.downtime_minutes,
-        "catalog_id": draft.catalog_id,
-        "requester": change.requester,
-        "implementer": draft.implementer,
-        "status": change.status.value,
-        "approved_at": _approved_at(change),
-        "severity": draft.severity,
-        "incident_ref": draft.incident_ref,
-        "post_state": change.post_state.value if change.post_state else None,
-        "post_due_at": change.post_due_at,
-        "post_steps": steps_json(change.post_steps) if change.post_steps else None,
-        "conflicts": list(change.conflicts) or None,
-        "version": 1,
-        "steps": steps_json(change.steps),
-        "created_at": change.created_at,
-        "updated_at": change.created_at,
-    }
-
-
-def _approved_at(change: NewChange) -> datetime | None:
-    return change.created_at if change.status is Status.APPROVED else None
-
-
-def _created(change_id: str, creation: _Creation) -> Change:
-    change = creation.change
-    return Change(
-        id=change_id,
-        draft=change.draft,
-        risk=change.risk,
-        status=change.status,
-        requester=change.requester,
-        version=1,
-        created_at=change.created_at,
-        updated_at=change.created_at,
-        steps=change.steps,
-        audit=creation.audit,
-        approved_at=_approved_at(change),
-        post_state=change.post_state,
-        post_due_at=change.post_due_at,
-        post_steps=change.post_steps,
-        conflicts=change.conflicts,
-    )
+from storage.reports import changes_in_period
+from storage.sql import FREEZE_TABLE, audit_values, bad_row, enqueue, insert_ignoring_conflicts
 
 
 @dataclass(frozen=True)
@@ -223,207 +71,10 @@ def _overlapping_freezes(freezes: Sequence[Freeze], start: datetime, end: dateti
     return [f for f in freezes if f.started_at < end and (f.ended_at is None or f.ended_at > start)]
 
 
-def _bad_row(error: BaseException) -> bool:
-    """A batch that failed on its data is worth retrying item by item; one that lost its
-    connection may have committed, and writing it again could store CRs twice."""
-    return isinstance(error, IntegrityError | DataError)
-
-
-class SqlChangeRepository:
+class SqlChangeRepository(SqlChanges):
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._reads = read_only(sessions)
-        self._creates = Batcher(self._create_changes, retry_alone=_bad_row)
-        self._schedule_reads = Batcher(self._read_schedules, retry_alone=_bad_row)
-        self._change_reads = Batcher(self._read_changes, retry_alone=_bad_row)
-
-    async def create_change(
-        self,
-        change: NewChange,
-        *,
-        audit: Sequence[AuditEntry],
-        intents: Callable[[str], Sequence[Intent]],
-        notices: Sequence[PlannedNotice] = (),
-    ) -> Change:
-        """Store a new CR with its audit entries, outbox rows and notices. Concurrent
-        calls share one transaction (group commit); each CR still gets the next gap-free
-        number of its year."""
-        return await self._creates(_Creation(change, tuple(audit), intents, tuple(notices)))
-
-    async def _create_changes(self, creations: Sequence[_Creation]) -> list[Change]:
-        rows = [_change_values(c.change) for c in creations]
-        # The year's counter row is locked from the bump to the commit, so that stretch is
-        # one statement per table for the whole batch, the numbers taken in arrival order.
-        async with self._sessions() as session, session.begin():
-            by_year: dict[int, list[int]] = {}
-            for index, creation in enumerate(creations):
-                by_year.setdefault(creation.change.created_at.year, []).append(index)
-            for year, indexes in by_year.items():
-                last = (await session.execute(bump_sequence(session, year, len(indexes)))).scalar_one()
-                for offset, index in enumerate(indexes):
-                    sequence = last - len(indexes) + 1 + offset
-                    rows[index].update(id=format_change_id(year, sequence), sequence=sequence)
-            await session.execute(sa.insert(_CHANGE_TABLE), rows)
-            audit = [
-                audit_values(row["id"], entry)
-                for row, c in zip(rows, creations, strict=True)
-                for entry in c.audit
-            ]
-            await insert_audit(session, audit, new_chains=True)
-            await insert_outbox(
-                session,
-                [
-                    outbox_values(intent, c.change.created_at)
-                    for row, c in zip(rows, creations, strict=True)
-                    for intent in c.intents(row["id"])
-                ],
-            )
-            await insert_notices(
-                session,
-                [
-                    notice_values(row["id"], notice, c.change.created_at)
-                    for row, c in zip(rows, creations, strict=True)
-                    for notice in c.notices
-                ],
-            )
-        return [_created(row["id"], c) for row, c in zip(rows, creations, strict=True)]
-
-    async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
-        return (await self.get_changes([change_id], history=history)).get(change_id)
-
-    async def get_changes(self, change_ids: Sequence[str], *, history: bool = False) -> dict[str, Change]:
-        """The CRs by id; `history=False` loads only the audit entries a card shows.
-        Concurrent calls (parallel deliveries, clicks) share one read."""
-        if not change_ids:
-            return {}
-        return await self._change_reads((tuple(change_ids), history))
-
-    async def _read_changes(self, reads: Sequence[tuple[tuple[str, ...], bool]]) -> list[dict[str, Change]]:
-        loaded = {
-            history: await self._load_changes({i for ids, h in reads if h is history for i in ids}, history)
-            for history in {h for _, h in reads}
-        }
-        return [{i: loaded[history][i] for i in ids if i in loaded[history]} for ids, history in reads]
-
-    async def _load_changes(self, change_ids: set[str], history: bool) -> dict[str, Change]:
-        ids = sorted(change_ids)
-        # Core rows, not ORM objects: every card render reads a CR, and identity-map
-        # bookkeeping for rows that are only read costs more than the query.
-        async with self._reads() as session:
-            rows = (await session.execute(sa.select(_CHANGE_TABLE).where(_CHANGE_TABLE.c.id.in_(ids)))).all()
-            approvals = await session.execute(
-                sa.select(_APPROVAL_TABLE)
-                .where(_APPROVAL_TABLE.c.change_id.in_(ids))
-                .order_by(_APPROVAL_TABLE.c.id)
-            )
-            audit_query = sa.select(_AUDIT_TABLE).where(_AUDIT_TABLE.c.change_id.in_(ids))
-            if not history:
-                audit_query = audit_query.where(
-                    _AUDIT_TABLE.c.action.in_(sorted(a.value for a in CARD_AUDIT_ACTIONS))
-                )
-            audit = await session.execute(audit_query.order_by(_AUDIT_TABLE.c.id))
-            reviews = await session.execute(
-                sa.select(_REVIEW_TABLE).where(_REVIEW_TABLE.c.change_id.in_(ids))
-            )
-            by_approvals: dict[str, list[Any]] = {}
-            for approval in approvals:
-                by_approvals.setdefault(approval.change_id, []).append(approval)
-            by_audit: dict[str, list[Any]] = {}
-            for entry in audit:
-                by_audit.setdefault(str(entry.change_id), []).append(entry)
-            by_review = {review.change_id: review for review in reviews}
-        return {
-            row.id: to_change(
-                row, by_approvals.get(row.id, []), by_audit.get(row.id, []), by_review.get(row.id)
-            )
-            for row in rows
-        }
-
-    async def update_change(
-        self,
-        *,
-        change_id: str,
-        expected_version: int,
-        update: ChangeUpdate,
-        audit: Sequence[AuditEntry],
-        intents: Sequence[Intent],
-    ) -> bool:
-        values: dict[str, Any] = {"version": ChangeRow.version + 1, "updated_at": update.at}
-        if update.status is not None:
-            values["status"] = update.status.value
-        if update.post_state is not None:
-            values["post_state"] = update.post_state.value
-        if update.steps is not None:
-            values["steps"] = steps_json(update.steps)
-        if update.conflicts is not None:
-            values["conflicts"] = list(update.conflicts)
-        if update.caused_incident is not None:
-            values["caused_incident"] = update.caused_incident
-        for name in UPDATABLE:
-            value = getattr(update, name)
-            if value is not None:
-                values[name] = value
-        try:
-            async with self._sessions() as session, session.begin():
-                updated = await session.execute(
-                    sa.update(ChangeRow)
-                    .where(
-                        col(ChangeRow.id) == change_id,
-                        col(ChangeRow.version) == expected_version,
-                    )
-                    .values(**values)
-                )
-                if updated.rowcount != 1:  # type: ignore[attr-defined]
-                    await session.rollback()
-                    return False
-                if update.void_approvals:  # the window they approved moved; the audit keeps them
-                    await _void_approvals(session, change_id)
-                if update.approval is not None:
-                    entry = update.approval
-                    await session.execute(
-                        sa.insert(ApprovalRow).values(
-                            change_id=change_id,
-                            user_id=entry.user,
-                            decision=entry.decision.value,
-                            step_index=entry.step_index,
-                            reason=entry.reason,
-                            decided_at=entry.at,
-                            phase=entry.phase.value,
-                        )
-                    )
-                if update.replace_notices is not None or update.drop_notices:
-                    await session.execute(
-                        sa.update(NoticeRow)
-                        .where(
-                            col(NoticeRow.change_id) == change_id,
-                            col(NoticeRow.state) == "pending",
-                            # the post-approval and review chases outlive the change window
-                            ~col(NoticeRow.key).startswith("post_"),
-                            ~col(NoticeRow.key).startswith("review_"),
-                        )
-                        .values(state="cancelled", done_at=update.at)
-                    )
-                if update.request_review is not None:
-                    review = update.request_review
-                    await session.execute(
-                        insert_ignoring_conflicts(
-                            session,
-                            ReviewRow,
-                            {
-                                "change_id": change_id,
-                                "requested_at": review.requested_at,
-                                "due_at": review.due_at,
-                                "reason": review.reason,
-                            },
-                        )
-                    )
-                await add_notices(session, change_id, update.replace_notices or (), update.at)
-                await add_notices(session, change_id, update.add_notices, update.at)
-                await insert_audit(session, [audit_values(change_id, entry) for entry in audit])
-                await enqueue(session, intents, update.at)
-        except IntegrityError:
-            return False
-        return True
+        super().__init__(sessions)
+        self._schedule_reads = Batcher(self._read_schedules, retry_alone=bad_row)
 
     # --- timeline notices -------------------------------------------------------
     async def next_notice_due(self) -> datetime | None:
@@ -541,8 +192,6 @@ class SqlChangeRepository:
 
     async def changes_with_history(self, *, start: datetime, end: datetime) -> list[Change]:
         """Changes whose window starts in [start, end), with approvals and audit (for reports)."""
-        from storage.reports import changes_in_period
-
         return await changes_in_period(self._sessions, start=start, end=end)
 
     # --- reviews ------------------------------------------------------------------
@@ -640,7 +289,7 @@ class SqlChangeRepository:
                     starts_before=_latest([q.starts_before for q in queries]),
                     ends_after=_earliest([q.ends_after for q in queries]),
                 )
-                changes = await _list_changes(session, span)
+                changes = await list_matching(session, span)
                 found[key] = changes if len(queries) == 1 or len(changes) < span.limit else None
             results = []
             for read in reads:
@@ -648,7 +297,7 @@ class SqlChangeRepository:
                 changes = (
                     [c for c in within if _in_window(c, read.others)]
                     if within is not None
-                    else await _list_changes(session, read.others)
+                    else await list_matching(session, read.others)
                 )
                 results.append((_overlapping_freezes(freezes, read.start, read.end), changes))
             return results
@@ -732,11 +381,11 @@ class SqlChangeRepository:
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]:
         async with self._reads() as session:
-            return await _list_changes(session, query)
+            return await list_matching(session, query)
 
     async def count_changes(self, query: ChangeQuery) -> int:
         async with self._reads() as session:
-            return await _count_changes(session, query)
+            return await count_matching(session, query)
 
     async def card_copies(self, change_id: str) -> list[CardCopyRow]:
         async with self._reads() as session:
@@ -769,17 +418,6 @@ class SqlChangeRepository:
             return found.first() is not None
 
 
-async def _void_approvals(session: AsyncSession, change_id: str) -> None:
-    """Back to waiting for approval: no pre-approvals, no approval time."""
-    await session.execute(sa.update(ChangeRow).where(col(ChangeRow.id) == change_id).values(approved_at=None))
-    await session.execute(
-        sa.delete(ApprovalRow).where(col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre")
-    )
-
-
-UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
-
-
 async def _settle_notice_row(session: AsyncSession, settlement: NoticeSettlement, now: datetime) -> bool:
     """The notice is still ours (claimed, lease not taken over): mark it done."""
     updated = await session.execute(
@@ -809,162 +447,11 @@ async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, 
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _matching(statement: Any, query: ChangeQuery) -> Any:
-    """The query's filters, shared by the list and its COUNT so the total is the list's."""
-    table = _CHANGE_TABLE
-    if query.requester:
-        statement = statement.where(table.c.requester == query.requester)
-    if query.statuses:
-        statement = statement.where(table.c.status.in_([s.value for s in query.statuses]))
-    if query.starts_from:
-        statement = statement.where(table.c.starts_at >= query.starts_from)
-    if query.post_states:
-        statement = statement.where(table.c.post_state.in_([s.value for s in query.post_states]))
-    if query.ends_after:
-        statement = statement.where(table.c.ends_at > query.ends_after)
-    if query.ends_before:
-        statement = statement.where(table.c.ends_at < query.ends_before)
-    if query.starts_before:
-        statement = statement.where(table.c.starts_at < query.starts_before)
-    if query.risks:
-        statement = statement.where(table.c.risk.in_([r.value for r in query.risks]))
-    return statement
-
-
-async def _count_changes(session: AsyncSession, query: ChangeQuery) -> int:
-    statement = _matching(sa.select(sa.func.count()).select_from(_CHANGE_TABLE), query)
-    return int((await session.execute(statement)).scalar_one())
-
-
-async def _list_changes(session: AsyncSession, query: ChangeQuery) -> list[Change]:
-    table = _CHANGE_TABLE
-    statement = _matching(sa.select(table), query)
-    if query.requester and not query.starts_from:
-        statement = statement.order_by(table.c.created_at.desc(), table.c.id.desc())
-    else:
-        statement = statement.order_by(table.c.starts_at, table.c.id)  # id: pages never overlap
-    rows = (await session.execute(statement.limit(query.limit).offset(query.offset or None))).all()
-    if not rows or not query.with_approvals:
-        return [to_change(row, [], []) for row in rows]
-    approvals = await session.execute(
-        sa.select(_APPROVAL_TABLE)
-        .where(_APPROVAL_TABLE.c.change_id.in_([row.id for row in rows]))
-        .order_by(_APPROVAL_TABLE.c.id)
-    )
-    by_change: dict[str, list[Any]] = {}
-    for approval in approvals:
-        by_change.setdefault(approval.change_id, []).append(approval)
-    return [to_change(row, by_change.get(row.id, []), []) for row in rows]
-
-
 async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> list[Freeze]:
-    table = _FREEZE_TABLE
+    table = FREEZE_TABLE
     rows = await session.execute(
         sa.select(table.c.id, table.c.reason, table.c.started_by, table.c.started_at, table.c.ended_at)
         .where(table.c.started_at < end, sa.or_(table.c.ended_at.is_(None), table.c.ended_at > start))
         .order_by(table.c.started_at)
     )
     return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
-
-
-async def add_notices(
-    session: AsyncSession, change_id: str, notices: Sequence[PlannedNotice], now: datetime
-) -> None:
-    await insert_notices(session, [notice_values(change_id, notice, now) for notice in notices])
-
-
-def notice_values(change_id: str, notice: PlannedNotice, now: datetime) -> dict[str, Any]:
-    return {
-        "change_id": change_id,
-        "key": notice.key,
-        "due_at": notice.due_at,
-        "expires_at": notice.expires_at,
-        "state": "pending",
-        "late": False,
-        "created_at": now,
-    }
-
-
-async def insert_notices(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(sa.insert(_NOTICE_TABLE), list(rows))
-
-
-def steps_json(steps: Sequence[StepSnapshot]) -> list[dict[str, Any]]:
-    return [
-        {"role": s.role, "count": s.count, "members": list(s.members), "purpose": s.purpose} for s in steps
-    ]
-
-
-def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]:
-    return tuple(
-        StepSnapshot(
-            role=s["role"], count=int(s["count"]), members=tuple(s["members"]), purpose=s.get("purpose", "")
-        )
-        for s in raw or ()
-    )
-
-
-def to_change(
-    row: Any,
-    approvals: Sequence[Any],
-    audit: Sequence[Any],
-    review: Any | None = None,
-) -> Change:
-    """A CR from its row and its approval, audit and review rows: ORM objects or Core
-    rows of the same tables alike (both read by column name)."""
-    entries = [
-        ApprovalEntry(a.user_id, Decision(a.decision), a.step_index, a.decided_at, a.reason, Phase(a.phase))
-        for a in approvals
-    ]
-    return Change(
-        id=row.id,
-        draft=ChangeDraft(
-            title=row.title,
-            category=Category(row.category),
-            impact=Impact(row.impact),
-            likelihood=Likelihood(row.likelihood),
-            services=tuple(row.services),
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            description=row.description,
-            justification=row.justification,
-            implementation_plan=row.implementation_plan,
-            rollback_plan=row.rollback_plan,
-            test_plan=row.test_plan,
-            downtime_minutes=row.downtime_minutes,
-            catalog_id=row.catalog_id,
-            implementer=row.implementer,
-            severity=row.severity,
-            incident_ref=row.incident_ref,
-        ),
-        risk=Risk(row.risk),
-        status=Status(row.status),
-        requester=row.requester,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        steps=steps_from(row.steps),
-        approvals=tuple(e for e in entries if e.phase is Phase.PRE),
-        post_approvals=tuple(e for e in entries if e.phase is Phase.POST),
-        audit=tuple(AuditEntry(a.actor, AuditAction(a.action), a.at, a.details) for a in audit),
-        approved_at=row.approved_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        outcome_notes=row.outcome_notes,
-        post_state=PostState(row.post_state) if row.post_state else None,
-        post_due_at=row.post_due_at,
-        post_steps=steps_from(row.post_steps),
-        conflicts=tuple(row.conflicts or ()),
-        caused_incident=row.caused_incident,
-        review=Review(
-            review.requested_at,
-            review.due_at,
-            review.reason,
-            review.submitted_at,
-            review.submitted_by,
-            review.answers,
-        )
-        if review
-        else None,
-    )
