@@ -17,9 +17,11 @@ from domain.enums import Status
 from domain.intents import Intent
 from domain.model import (
     CARD_AUDIT_ACTIONS,
+    ApprovalEntry,
     AuditEntry,
     Change,
     NewChange,
+    Review,
     format_change_id,
 )
 from domain.service import ChangeQuery, ChangeUpdate
@@ -250,21 +252,6 @@ class SqlChanges(SqlStore):
         audit: Sequence[AuditEntry],
         intents: Sequence[Intent],
     ) -> bool:
-        values: dict[str, Any] = {"version": ChangeRow.version + 1, "updated_at": update.at}
-        if update.status is not None:
-            values["status"] = update.status.value
-        if update.post_state is not None:
-            values["post_state"] = update.post_state.value
-        if update.steps is not None:
-            values["steps"] = steps_json(update.steps)
-        if update.conflicts is not None:
-            values["conflicts"] = list(update.conflicts)
-        if update.caused_incident is not None:
-            values["caused_incident"] = update.caused_incident
-        for name in UPDATABLE:
-            value = getattr(update, name)
-            if value is not None:
-                values[name] = value
         try:
             async with self._sessions() as session, session.begin():
                 updated = await session.execute(
@@ -273,59 +260,94 @@ class SqlChanges(SqlStore):
                         col(ChangeRow.id) == change_id,
                         col(ChangeRow.version) == expected_version,
                     )
-                    .values(**values)
+                    .values(**_row_values(update))
                 )
                 if updated.rowcount != 1:  # type: ignore[attr-defined]
                     await session.rollback()
                     return False
-                if update.void_approvals:  # the window they approved moved; the audit keeps them
-                    await _void_approvals(session, change_id)
-                if update.approval is not None:
-                    entry = update.approval
-                    await session.execute(
-                        sa.insert(ApprovalRow).values(
-                            change_id=change_id,
-                            user_id=entry.user,
-                            decision=entry.decision.value,
-                            step_index=entry.step_index,
-                            reason=entry.reason,
-                            decided_at=entry.at,
-                            phase=entry.phase.value,
-                        )
-                    )
-                if update.replace_notices is not None or update.drop_notices:
-                    await session.execute(
-                        sa.update(NoticeRow)
-                        .where(
-                            col(NoticeRow.change_id) == change_id,
-                            col(NoticeRow.state) == "pending",
-                            # the post-approval and review chases outlive the change window
-                            ~col(NoticeRow.key).startswith("post_"),
-                            ~col(NoticeRow.key).startswith("review_"),
-                        )
-                        .values(state="cancelled", done_at=update.at)
-                    )
-                if update.request_review is not None:
-                    review = update.request_review
-                    await session.execute(
-                        insert_ignoring_conflicts(
-                            session,
-                            ReviewRow,
-                            {
-                                "change_id": change_id,
-                                "requested_at": review.requested_at,
-                                "due_at": review.due_at,
-                                "reason": review.reason,
-                            },
-                        )
-                    )
-                await add_notices(session, change_id, update.replace_notices or (), update.at)
-                await add_notices(session, change_id, update.add_notices, update.at)
+                await _write_alongside(session, change_id, update)
                 await insert_audit(session, [audit_values(change_id, entry) for entry in audit])
                 await enqueue(session, intents, update.at)
         except IntegrityError:
             return False
         return True
+
+
+def _row_values(update: ChangeUpdate) -> dict[str, Any]:
+    """The CR row's new columns: every field the update sets, and the next version."""
+    values: dict[str, Any] = {"version": ChangeRow.version + 1, "updated_at": update.at}
+    if update.status is not None:
+        values["status"] = update.status.value
+    if update.post_state is not None:
+        values["post_state"] = update.post_state.value
+    if update.steps is not None:
+        values["steps"] = steps_json(update.steps)
+    if update.conflicts is not None:
+        values["conflicts"] = list(update.conflicts)
+    if update.caused_incident is not None:
+        values["caused_incident"] = update.caused_incident
+    for name in UPDATABLE:
+        value = getattr(update, name)
+        if value is not None:
+            values[name] = value
+    return values
+
+
+async def _write_alongside(session: AsyncSession, change_id: str, update: ChangeUpdate) -> None:
+    """The other tables an update touches, in the CR row's transaction (after its version check)."""
+    if update.void_approvals:  # the window they approved moved; the audit keeps them
+        await _void_approvals(session, change_id)
+    if update.approval is not None:
+        await _insert_approval(session, change_id, update.approval)
+    if update.replace_notices is not None or update.drop_notices:
+        await _cancel_window_notices(session, change_id, update.at)
+    if update.request_review is not None:
+        await _request_review(session, change_id, update.request_review)
+    await add_notices(session, change_id, update.replace_notices or (), update.at)
+    await add_notices(session, change_id, update.add_notices, update.at)
+
+
+async def _insert_approval(session: AsyncSession, change_id: str, entry: ApprovalEntry) -> None:
+    await session.execute(
+        sa.insert(ApprovalRow).values(
+            change_id=change_id,
+            user_id=entry.user,
+            decision=entry.decision.value,
+            step_index=entry.step_index,
+            reason=entry.reason,
+            decided_at=entry.at,
+            phase=entry.phase.value,
+        )
+    )
+
+
+async def _cancel_window_notices(session: AsyncSession, change_id: str, at: datetime) -> None:
+    await session.execute(
+        sa.update(NoticeRow)
+        .where(
+            col(NoticeRow.change_id) == change_id,
+            col(NoticeRow.state) == "pending",
+            # the post-approval and review chases outlive the change window
+            ~col(NoticeRow.key).startswith("post_"),
+            ~col(NoticeRow.key).startswith("review_"),
+        )
+        .values(state="cancelled", done_at=at)
+    )
+
+
+async def _request_review(session: AsyncSession, change_id: str, review: Review) -> None:
+    await session.execute(
+        insert_ignoring_conflicts(
+            session,
+            ReviewRow,
+            {
+                "change_id": change_id,
+                "requested_at": review.requested_at,
+                "due_at": review.due_at,
+                "reason": review.reason,
+            },
+        )
+    )
 
 
 async def _void_approvals(session: AsyncSession, change_id: str) -> None:

@@ -418,3 +418,49 @@ def test_mrkdwn_is_made_from_literals_only() -> None:
         for problem in mrkdwn_forgeries(path.read_text())
     ]
     assert bad == [], "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- module cycles
+def module_imports(path: Path) -> set[str]:
+    """The project modules a file imports (`from pkg import mod` names the module), lazy imports too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def module_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle in `graph` (module -> modules it imports), or [] if there is none."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        for imported in sorted(graph.get(module, set())):
+            if cycle := visit(imported, [*path, module]):
+                return cycle
+        done.add(module)
+        return []
+
+    for module in sorted(graph):
+        if cycle := visit(module, []):
+            return cycle
+    return []
+
+
+def test_module_cycle_checker() -> None:
+    assert module_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert module_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_storage_has_no_module_cycle() -> None:
+    files = [p for p in py_files("storage") if "migrations" not in p.parts]
+    names = {".".join(p.relative_to(ROOT).with_suffix("").parts): p for p in files}
+    graph = {name: module_imports(path) & set(names) for name, path in names.items()}
+    assert module_cycle(graph) == []
