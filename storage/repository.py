@@ -1,140 +1,42 @@
-"""SQL implementation of the domain's ChangeRepository, plus the outbox it writes into."""
+"""SQL implementation of the domain's ChangeRepository, composed of one part per feature."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from domain.calendar_policy import Freeze
 from domain.intents import Intent
 from domain.model import (
     AuditEntry,
     Change,
-    PostState,
 )
-from domain.service import ChangeQuery, DueNotice, NoticeSettlement
+from domain.service import ChangeQuery
 from storage.audit_chain import insert_audit
-from storage.batching import Batcher
 from storage.changes import SqlChanges, count_matching, list_matching
+from storage.freezes import SqlFreezes
 from storage.models import (
     CardCopyRow,
     ChangeRow,
     FeedTokenRow,
-    FreezeRow,
     HomeViewerRow,
     JobRunRow,
-    NoticeRow,
     ReviewRow,
-    UtcDateTime,
     feed_token_hash,
 )
+from storage.notices import SqlNotices
 from storage.reports import changes_in_period
-from storage.sql import FREEZE_TABLE, audit_values, bad_row, enqueue, insert_ignoring_conflicts
+from storage.sql import audit_values, enqueue, insert_ignoring_conflicts
 
 
-@dataclass(frozen=True)
-class _ScheduleRead:
-    start: datetime
-    end: datetime
-    others: ChangeQuery
-
-
-def _unwindowed(query: ChangeQuery) -> ChangeQuery:
-    return replace(query, starts_before=None, ends_after=None)
-
-
-def _latest(moments: Sequence[datetime | None]) -> datetime | None:
-    """The latest bound, None (no bound) if any is None."""
-    return None if None in moments else max(m for m in moments if m is not None)
-
-
-def _earliest(moments: Sequence[datetime | None]) -> datetime | None:
-    return None if None in moments else min(m for m in moments if m is not None)
-
-
-def _in_window(change: Change, query: ChangeQuery) -> bool:
-    return (query.starts_before is None or change.draft.starts_at < query.starts_before) and (
-        query.ends_after is None or change.draft.ends_at > query.ends_after
-    )
-
-
-def _overlapping_freezes(freezes: Sequence[Freeze], start: datetime, end: datetime) -> list[Freeze]:
-    return [f for f in freezes if f.started_at < end and (f.ended_at is None or f.ended_at > start)]
-
-
-class SqlChangeRepository(SqlChanges):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions)
-        self._schedule_reads = Batcher(self._read_schedules, retry_alone=bad_row)
-
-    # --- timeline notices -------------------------------------------------------
-    async def next_notice_due(self) -> datetime | None:
-        earliest = sa.type_coerce(sa.func.min(NoticeRow.due_at), UtcDateTime())
-        async with self._reads() as session:
-            found = await session.execute(
-                sa.select(earliest).where(NoticeRow.state == "pending")  # type: ignore[arg-type]
-            )
-            return found.scalar_one_or_none()
-
-    async def claim_due_notices(self, *, now: datetime, limit: int, lease: timedelta) -> list[DueNotice]:
-        table = NoticeRow.__table__  # type: ignore[attr-defined]
-        due = sa.or_(
-            sa.and_(table.c.state == "pending", table.c.due_at <= now),
-            sa.and_(table.c.state == "sending", table.c.lease_until < now),
-        )
-        async with self._sessions() as session, session.begin():
-            candidates = sa.select(table.c.id).where(due).order_by(table.c.due_at, table.c.id).limit(limit)
-            if session.get_bind().dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True, of=table)
-            rows = (
-                await session.execute(
-                    sa.update(table)
-                    .where(table.c.id.in_(candidates.scalar_subquery()))
-                    .values(state="sending", lease_until=now + lease)
-                    .returning(table.c.id, table.c.change_id, table.c.key, table.c.due_at, table.c.expires_at)
-                )
-            ).all()
-        return sorted(
-            (DueNotice(row.id, row.change_id, row.key, row.due_at, row.expires_at) for row in rows),
-            key=lambda notice: (notice.due_at, notice.id),
-        )
-
-    async def settle_notices(self, settlements: Sequence[NoticeSettlement], *, now: datetime) -> int:
-        if not settlements:
-            return 0
-        settled = 0
-        audit_rows: list[dict[str, Any]] = []
-        intents: list[Intent] = []
-        async with self._sessions() as session, session.begin():
-            for settlement in settlements:
-                if settlement.post_state is None:
-                    done = await _settle_notice_row(session, settlement, now)
-                else:
-                    # Two guarded writes that stand or fall together.
-                    savepoint = await session.begin_nested()
-                    done = await _move_post_state(session, settlement, now) and await _settle_notice_row(
-                        session, settlement, now
-                    )
-                    if done:
-                        await savepoint.commit()
-                    else:
-                        await savepoint.rollback()
-                if done:
-                    settled += 1
-                    audit_rows += [audit_values(settlement.change_id, entry) for entry in settlement.audit]
-                    intents += settlement.intents
-            await insert_audit(session, audit_rows)
-            await enqueue(session, intents, now)
-        return settled
+class SqlChangeRepository(SqlChanges, SqlNotices, SqlFreezes):
+    """The domain's ChangeRepository: the changes, notices and freezes parts, and the rest below."""
 
     # --- calendar feed tokens and App Home viewers --------------------------------
     async def feed_token(self, *, now: datetime, rotate: bool = False) -> str | None:
@@ -256,95 +158,6 @@ class SqlChangeRepository(SqlChanges):
             )
             return list(rows.scalars().all())
 
-    # --- freezes -----------------------------------------------------------------
-    async def freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
-        """Freezes overlapping [start, end), open-ended ones included."""
-        async with self._reads() as session:
-            return await _freezes(session, start=start, end=end)
-
-    async def schedule_context(
-        self, *, start: datetime, end: datetime, others: ChangeQuery
-    ) -> tuple[list[Freeze], list[Change]]:
-        """What a new window is checked against (freezes, the CRs it may conflict with),
-        in one read; concurrent calls share it."""
-        return await self._schedule_reads(_ScheduleRead(start, end, others))
-
-    async def _read_schedules(
-        self, reads: Sequence[_ScheduleRead]
-    ) -> list[tuple[list[Freeze], list[Change]]]:
-        """One query per table over the span of all the windows; each caller's rows are
-        picked out here. Where a span's answer is cut by its limit, each caller of it
-        gets its own query, so nobody misses a CR."""
-        async with self._reads() as session:
-            freezes = await _freezes(
-                session, start=min(r.start for r in reads), end=max(r.end for r in reads)
-            )
-            spans: dict[ChangeQuery, list[ChangeQuery]] = {}
-            for read in reads:
-                spans.setdefault(_unwindowed(read.others), []).append(read.others)
-            found: dict[ChangeQuery, list[Change] | None] = {}
-            for key, queries in spans.items():
-                span = replace(
-                    key,
-                    starts_before=_latest([q.starts_before for q in queries]),
-                    ends_after=_earliest([q.ends_after for q in queries]),
-                )
-                changes = await list_matching(session, span)
-                found[key] = changes if len(queries) == 1 or len(changes) < span.limit else None
-            results = []
-            for read in reads:
-                within = found[_unwindowed(read.others)]
-                changes = (
-                    [c for c in within if _in_window(c, read.others)]
-                    if within is not None
-                    else await list_matching(session, read.others)
-                )
-                results.append((_overlapping_freezes(freezes, read.start, read.end), changes))
-            return results
-
-    async def start_freeze(
-        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
-    ) -> Freeze | None:
-        """None when a freeze is already on."""
-        async with self._sessions() as session, session.begin():
-            active = await session.execute(
-                sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None)).with_for_update()
-                if session.get_bind().dialect.name == "postgresql"
-                else sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None))
-            )
-            if active.first() is not None:
-                return None
-            row = FreezeRow(reason=reason, started_by=user, started_at=now)
-            session.add(row)
-            await session.flush()
-            await insert_audit(session, [audit_values(None, entry) for entry in audit])
-            await enqueue(session, intents, now)
-            return Freeze(row.id or 0, reason, user, now)
-
-    async def end_freeze(
-        self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
-    ) -> Freeze | None:
-        """None when no freeze is on."""
-        async with self._sessions() as session, session.begin():
-            row = (
-                (await session.execute(sa.select(FreezeRow).where(col(FreezeRow.ended_at).is_(None))))
-                .scalars()
-                .first()
-            )
-            if row is None:
-                return None
-            row.ended_at, row.ended_by = now, user
-            await insert_audit(session, [audit_values(None, entry) for entry in audit])
-            await enqueue(session, intents, now)
-            return Freeze(row.id or 0, row.reason, row.started_by, row.started_at, now)
-
-    async def notices(self, change_id: str) -> list[NoticeRow]:
-        async with self._reads() as session:
-            result = await session.execute(
-                sa.select(NoticeRow).where(col(NoticeRow.change_id) == change_id).order_by(col(NoticeRow.id))
-            )
-            return list(result.scalars().all())
-
     async def claim_job_run(
         self, *, job: str, period: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
     ) -> bool:
@@ -416,42 +229,3 @@ class SqlChangeRepository(SqlChanges):
                 )
             )
             return found.first() is not None
-
-
-async def _settle_notice_row(session: AsyncSession, settlement: NoticeSettlement, now: datetime) -> bool:
-    """The notice is still ours (claimed, lease not taken over): mark it done."""
-    updated = await session.execute(
-        sa.update(NoticeRow)
-        .where(col(NoticeRow.id) == settlement.notice_id, col(NoticeRow.state) == "sending")
-        .values(
-            state="sent" if settlement.sent else "skipped",
-            late=settlement.late,
-            note=settlement.note,
-            done_at=now,
-            lease_until=None,
-        )
-    )
-    return bool(updated.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def _move_post_state(session: AsyncSession, settlement: NoticeSettlement, now: datetime) -> bool:
-    """Only while post-approval is still pending: a decision meanwhile wins."""
-    assert settlement.post_state is not None
-    moved = await session.execute(
-        sa.update(ChangeRow)
-        .where(
-            col(ChangeRow.id) == settlement.change_id, col(ChangeRow.post_state) == PostState.PENDING.value
-        )
-        .values(post_state=settlement.post_state.value, version=ChangeRow.version + 1, updated_at=now)
-    )
-    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> list[Freeze]:
-    table = FREEZE_TABLE
-    rows = await session.execute(
-        sa.select(table.c.id, table.c.reason, table.c.started_by, table.c.started_at, table.c.ended_at)
-        .where(table.c.started_at < end, sa.or_(table.c.ended_at.is_(None), table.c.ended_at > start))
-        .order_by(table.c.started_at)
-    )
-    return [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
