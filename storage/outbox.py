@@ -14,7 +14,7 @@ from sqlmodel import col
 from domain.intents import Intent
 from storage.database import read_only
 from storage.models import ChannelPaceRow, OutboxRow, UtcDateTime
-from storage.repository import enqueue, insert_ignoring_conflicts
+from storage.sql import enqueue, insert_ignoring_conflicts
 
 PENDING = "pending"
 SENDING = "sending"

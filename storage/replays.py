@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from storage.models import ProcessedRequestRow
-from storage.repository import insert_ignoring_conflicts
+from storage.sql import insert_ignoring_conflicts
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from sqlmodel import col
 from domain.enums import Category, Decision, Status
 from domain.model import AuditAction, Change
 from storage.database import read_only
+from storage.mapping import to_change
 from storage.models import ApprovalRow, AuditRow, ChangeRow, NoticeRow, OutboxRow
 from storage.outbox import DEAD, PENDING, SENDING, SENT
-from storage.repository import to_change
 
 Sessions = async_sessionmaker[AsyncSession]
 ID_CHUNK = 500  # ids per IN (…): far below SQLite's and asyncpg's parameter limits
