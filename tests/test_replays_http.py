@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,8 @@ from test_review_report_http import approved, to_window
 from bot.replay import request_key
 from domain.service import ChangeNotFound
 from handlers.commands import ANSWERS, CHANGES_STATE, MODAL_COMMANDS, READS_ONLY
-from tests.support.harness import Harness
+from storage.replays import ProcessedRequests, StoredAnswer
+from tests.support.harness import Db, Harness
 from tests.support.pagerduty_fake import PagerDutyFake
 from tests.support.slack_requests import (
     block_action,
@@ -242,3 +243,17 @@ def test_every_change_word_says_whether_it_changes_state() -> None:
     assert request_key(command_body("list pending", user="U1"), "v0=x") is None
     assert request_key(command_body("cancel CR-2026-0001", user="U1"), "v0=x") is not None
     assert request_key(interaction_body(block_action("change_approve", CR, user="U1")), "v0=x") is None
+
+
+async def test_concurrent_claims_share_one_insert_and_each_key_wins_once(db: Db) -> None:
+    """A burst of submissions claims in one statement; a key twice in a burst wins once."""
+    store = ProcessedRequests(db.sessions)
+    now = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+    keys = ["view:a", "view:a", "view:b", "view:a", "sig:c", "view:b"]
+    firsts = await asyncio.gather(*(store.claim(k, now=now) for k in keys))
+    assert sorted(k for k, first in zip(keys, firsts, strict=True) if first) == ["sig:c", "view:a", "view:b"]
+    assert sum(1 for s in db.statements if "INSERT INTO processed_request" in s) <= 2
+    await asyncio.gather(*(store.finish(k, StoredAnswer(200, "text/plain", k)) for k in ("view:a", "view:b")))
+    assert await store.answer("view:b") == StoredAnswer(200, "text/plain", "view:b")
+    assert await store.answer("sig:c") is None  # still being handled
+    assert await store.claim("view:a", now=now) is False
