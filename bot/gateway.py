@@ -23,7 +23,8 @@ from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
 from domain.policy import Policy
-from domain.service import ChangeService, Notifier
+from domain.ports import Notifier
+from domain.service import ChangeService
 from modals.cards import card_fallback, change_card, decided_message, filed_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
 from modals.home import home_view

@@ -12,7 +12,7 @@ from domain.enums import Status
 from domain.model import AuditEntry, Change
 
 if TYPE_CHECKING:
-    from domain.service import DueNotice, NoticeSettlement
+    from domain.ports import DueNotice, NoticeSettlement
 
 log = logging.getLogger("changebot.events")
 

@@ -8,9 +8,9 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from domain.enums import Decision
+from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
 from domain.quorum import REFUSAL_TEXT
-from domain.service import ChangeNotFound, DecisionConflict
 from handlers.context import AppContext
 from modals.cards import parse_reason, reject_modal
 from modals.ids import ActionId, CallbackId, Field

@@ -11,8 +11,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from domain.bounds import EARLIEST_DAY, last_calendar_day
 from domain.calendar import parse_calendar_range, report_range
+from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
-from domain.service import ChangeNotFound, DecisionConflict, ListScope, ProgressAction
+from domain.ports import ListScope
+from domain.read_models import ProgressAction
 from handlers.context import AppContext
 from modals.cards import change_detail, change_list, help_blocks
 from modals.counts import page_footer, past_end

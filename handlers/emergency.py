@@ -8,9 +8,9 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from domain.enums import Decision
+from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
 from domain.quorum import REFUSAL_TEXT
-from domain.service import ChangeNotFound, DecisionConflict
 from handlers.approvals import clicked
 from handlers.context import AppContext
 from modals.cards import reject_modal

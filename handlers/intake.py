@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from domain.errors import ConflictsFound
 from domain.intake import IntakeRejected
-from domain.service import ConflictsFound
 from handlers.context import AppContext
 from modals.ids import CallbackId
 from modals.intake import inline_errors, new_change_modal, parse_change_form

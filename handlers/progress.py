@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
-from domain.service import NOTES_REQUIRED, ChangeNotFound, DecisionConflict, ProgressAction
+from domain.read_models import ProgressAction
+from domain.service import NOTES_REQUIRED
 from handlers.approvals import clicked
 from handlers.context import AppContext
 from modals.ids import ActionId, CallbackId, Field

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
-from domain.service import ChangeNotFound, DecisionConflict
 from handlers.context import AppContext
 from modals.ids import CallbackId, Field
 from modals.metadata import RescheduleMetadata

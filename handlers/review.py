@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from domain.errors import ChangeNotFound
 from domain.intake import IntakeRejected
-from domain.service import ChangeNotFound
 from handlers.approvals import clicked
 from handlers.context import AppContext
 from modals.ids import ActionId, CallbackId

@@ -16,7 +16,7 @@ from slack_sdk.models.views import View
 
 from domain.enums import Status
 from domain.model import Change
-from domain.service import HomeView
+from domain.read_models import HomeView
 from modals.cards import STATUS_LABELS
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.emergency import post_actions

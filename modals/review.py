@@ -22,7 +22,7 @@ from slack_sdk.models.views import View
 
 from domain.listing import Counted
 from domain.model import Change
-from domain.service import CabAgenda
+from domain.read_models import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
 from modals.cards import STATUS_LABELS
 from modals.counts import ICS_FEED, list_command, more_line, total_label

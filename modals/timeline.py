@@ -20,7 +20,7 @@ from domain.durations import format_offset
 from domain.enums import Status
 from domain.model import Change
 from domain.policy import Policy
-from domain.service import CalendarView, ProgressAction
+from domain.read_models import CalendarView, ProgressAction
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
 from modals.cards import STATUS_LABELS, implementation_actions
 from modals.counts import ICS_FEED, list_command, more_line, total_label

@@ -24,7 +24,7 @@ from domain.model import (
     Review,
     format_change_id,
 )
-from domain.service import ChangeQuery, ChangeUpdate
+from domain.ports import ChangeQuery, ChangeUpdate
 from domain.timeline import PlannedNotice
 from storage.audit_chain import insert_audit
 from storage.batching import Batcher

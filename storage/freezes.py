@@ -16,7 +16,7 @@ from domain.model import (
     AuditEntry,
     Change,
 )
-from domain.service import ChangeQuery
+from domain.ports import ChangeQuery
 from storage.audit_chain import insert_audit
 from storage.batching import Batcher
 from storage.changes import list_matching

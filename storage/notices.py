@@ -14,7 +14,7 @@ from domain.intents import Intent
 from domain.model import (
     PostState,
 )
-from domain.service import DueNotice, NoticeSettlement
+from domain.ports import DueNotice, NoticeSettlement
 from storage.audit_chain import insert_audit
 from storage.models import (
     ChangeRow,

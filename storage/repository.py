@@ -17,7 +17,7 @@ from domain.model import (
     AuditEntry,
     Change,
 )
-from domain.service import ChangeQuery
+from domain.ports import ChangeQuery
 from storage.audit_chain import insert_audit
 from storage.changes import SqlChanges, count_matching, list_matching
 from storage.freezes import SqlFreezes

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, NewChange
-from domain.service import ChangeQuery
+from domain.ports import ChangeQuery
 from domain.timeline import PlannedNotice
 from storage.batching import Batcher
 from storage.models import AuditRow, NoticeRow, OutboxRow

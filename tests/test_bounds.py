@@ -15,9 +15,9 @@ from test_timeline_http import approved_change
 
 from domain.bounds import EARLIEST_DAY, period_problem
 from domain.calendar import parse_calendar_range, report_range
+from domain.errors import ChangeNotFound
 from domain.policy import PolicyError
 from domain.policy_loader import parse_policy
-from domain.service import ChangeNotFound
 from tests.support.harness import START, Harness
 from tests.support.policy_fixture import TEST_POLICY
 from tests.support.slack_requests import change_form_state

@@ -14,7 +14,7 @@ import icalendar
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.model import ChangeDraft, NewChange, StepSnapshot
-from domain.service import ChangeQuery
+from domain.ports import ChangeQuery
 from tests.support.harness import Db, Harness
 from tests.support.slack_requests import change_form_state
 

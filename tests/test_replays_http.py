@@ -16,7 +16,7 @@ from test_emergency_pagerduty import PD_POLICY, ROUTING_KEY, pagerduty  # noqa: 
 from test_review_report_http import approved, to_window
 
 from bot.replay import request_key
-from domain.service import ChangeNotFound
+from domain.errors import ChangeNotFound
 from handlers.commands import ANSWERS, CHANGES_STATE, MODAL_COMMANDS, READS_ONLY
 from storage.replays import ProcessedRequests, StoredAnswer
 from tests.support.harness import Db, Harness

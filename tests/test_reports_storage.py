@@ -34,7 +34,7 @@ from domain.model import (
     Phase,
     PostState,
 )
-from domain.service import ChangeUpdate, NoticeSettlement
+from domain.ports import ChangeUpdate, NoticeSettlement
 from domain.timeline import PlannedNotice
 from modals.report import report_blocks
 from storage import reports
