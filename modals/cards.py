@@ -20,7 +20,9 @@ from domain.enums import Decision, Status
 from domain.model import AuditAction, Change
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
+from modals.labels import STATUS_LABELS
 from modals.metadata import RejectMetadata
+from modals.review import review_detail, review_lines
 from modals.text import (
     Mrkdwn,
     clip,
@@ -36,17 +38,6 @@ from modals.text import (
     slack_date,
 )
 
-STATUS_LABELS = {
-    Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
-    Status.APPROVED: ":white_check_mark: Approved",
-    Status.REJECTED: ":no_entry: Rejected",
-    Status.CANCELLED: ":heavy_multiplication_x: Cancelled",
-    Status.IN_PROGRESS: ":construction: In progress",
-    Status.COMPLETED: ":tada: Completed",
-    Status.FAILED: ":x: Failed",
-    Status.ROLLED_BACK: ":leftwards_arrow_with_hook: Rolled back",
-    Status.CLOSED: ":lock: Closed",
-}
 SECTION_LIMIT = 3000
 
 
@@ -110,8 +101,6 @@ def change_card(
             )
         )
     lines += override_lines(change)
-    from modals.review import review_lines  # the review module builds on this one
-
     lines += review_lines(change, zone)
     on_call = on_call_line(change)
     if on_call:
@@ -259,8 +248,6 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     ):
         if text:
             extra.append(section(md("*{}*\n{}", label, escaped_clip(text, SECTION_LIMIT - 40))))
-    from modals.review import review_detail
-
     if review_detail(change):
         extra.append(section(review_detail(change)))
     if change.audit:

@@ -17,10 +17,10 @@ from slack_sdk.models.views import View
 from domain.enums import Status
 from domain.model import Change
 from domain.read_models import HomeView
-from modals.cards import STATUS_LABELS
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.emergency import post_actions
 from modals.ids import ActionId
+from modals.labels import STATUS_LABELS
 from modals.text import Mrkdwn, context, escaped_clip, join_md, md, mention, section, slack_date
 
 NEW_CHANGE_ACTION = "home_new_change"

@@ -24,9 +24,9 @@ from domain.listing import Counted
 from domain.model import Change
 from domain.read_models import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
-from modals.cards import STATUS_LABELS
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import ActionId, CallbackId
+from modals.labels import STATUS_LABELS
 from modals.text import (
     Mrkdwn,
     clip,

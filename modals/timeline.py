@@ -22,9 +22,10 @@ from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
-from modals.cards import STATUS_LABELS, implementation_actions
+from modals.cards import implementation_actions
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
+from modals.labels import STATUS_LABELS
 from modals.metadata import ProgressMetadata, RescheduleMetadata
 from modals.text import (
     Mrkdwn,

@@ -37,16 +37,6 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
 # the command, so nothing in bot/ loads it at import time.
 LAZY_UPWARD: frozenset[tuple[str, str]] = frozenset({("bot/cli.py", "tooling")})
 
-# Import cycles among a package's own modules, as (importer, imported) edges that close them.
-# Being reworked elsewhere at the moment; remove each edge once it is gone (the test fails on a
-# stale entry, so this list can only shrink).
-KNOWN_MODULE_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("modals.cards", "modals.review"),
-        ("modals.review", "modals.cards"),
-    }
-)
-
 DOMAIN_FORBIDDEN = frozenset(
     {
         "slack_bolt",
@@ -424,10 +414,9 @@ def test_no_import_cycle_among_a_packages_modules() -> None:
     found: set[tuple[str, str]] = set()
     for package in APP_PACKAGES:
         found |= cycle_edges(module_graph(package))
-    new = sorted(found - KNOWN_MODULE_CYCLE_EDGES)
-    assert new == [], "import cycle among a package's modules:\n" + "\n".join(f"{a} -> {b}" for a, b in new)
-    stale = KNOWN_MODULE_CYCLE_EDGES - found
-    assert not stale, f"fixed, so remove from KNOWN_MODULE_CYCLE_EDGES: {sorted(stale)}"
+    assert not found, "import cycle among a package's modules:\n" + "\n".join(
+        f"{a} -> {b}" for a, b in sorted(found)
+    )
 
 
 def test_wall_clock_is_read_only_in_domain_clock() -> None:
