@@ -29,6 +29,14 @@ class EmergencyForm:
     severity: str | None = None
 
 
+def required_declaration_channel(policy: Policy, *, channel: str) -> str | None:
+    """The channel an emergency must be declared from when `channel` is not it, else None.
+    Emergencies come from the incident they fix: with an incidents channel set, a message
+    elsewhere cannot start one (its link would not be the incident's)."""
+    incidents = policy.channels.incidents
+    return incidents if incidents and channel != incidents else None
+
+
 def validate_emergency(form: EmergencyForm, *, policy: Policy, now: datetime, requester: str) -> ChangeDraft:
     """Only what an engineer mid-incident can tell: everything else is filled in."""
     errors: dict[str, str] = {}

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from domain.emergency import required_declaration_channel
 from domain.enums import Decision
 from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
@@ -27,8 +28,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         await ack()
         channel = str((body.get("channel") or {}).get("id") or "")
         user = str((body.get("user") or {}).get("id"))
-        if ctx.policy.channels.incidents and channel != ctx.policy.channels.incidents:
-            text = md("Declare emergencies from a message in <#{}>.", ctx.policy.channels.incidents)
+        required = required_declaration_channel(ctx.policy, channel=channel)
+        if required:
+            text = md("Declare emergencies from a message in <#{}>.", required)
             await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
             return
         message = body.get("message") or {}
