@@ -14,6 +14,9 @@ OVERRUN = "overrun"
 MONITORING_END = "monitoring_end"
 REVIEW_REMINDER = "review_reminder"
 REVIEW_DEADLINE = "review_deadline"
+# Notices that chase people rather than mark the window (emergency post-approval, reviews):
+# moving or re-approving a change keeps them; its window's notices are replanned.
+OUTLIVE_THE_WINDOW = ("post_", "review_")
 
 ACTIVE = frozenset({Status.APPROVED, Status.IN_PROGRESS})
 

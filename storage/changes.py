@@ -25,7 +25,7 @@ from domain.model import (
     format_change_id,
 )
 from domain.ports import ChangeQuery, ChangeUpdate
-from domain.timeline import PlannedNotice
+from domain.timeline import OUTLIVE_THE_WINDOW, PlannedNotice
 from storage.audit_chain import insert_audit
 from storage.batching import Batcher
 from storage.mapping import steps_json, to_change
@@ -327,9 +327,7 @@ async def _cancel_window_notices(session: AsyncSession, change_id: str, at: date
         .where(
             col(NoticeRow.change_id) == change_id,
             col(NoticeRow.state) == "pending",
-            # the post-approval and review chases outlive the change window
-            ~col(NoticeRow.key).startswith("post_"),
-            ~col(NoticeRow.key).startswith("review_"),
+            *(~col(NoticeRow.key).startswith(prefix) for prefix in OUTLIVE_THE_WINDOW),
         )
         .values(state="cancelled", done_at=at)
     )

@@ -344,3 +344,14 @@ def test_verdict_property(status: Status, key: str, delay: int, lifetime: int | 
         assert isinstance(result, Skip)
     else:
         assert result == Send(late=now - due > LATE_AFTER)
+
+
+def test_a_reschedule_keeps_the_chases_and_replans_the_window_notices() -> None:
+    """Which notices outlive a moved window is a domain rule the repository applies."""
+    from domain.emergency import POST_DEADLINE, POST_REMINDER
+    from domain.timeline import OUTLIVE_THE_WINDOW, REVIEW_DEADLINE, REVIEW_REMINDER
+
+    for chase in (POST_REMINDER, POST_DEADLINE, REVIEW_REMINDER, REVIEW_DEADLINE):
+        assert chase.startswith(OUTLIVE_THE_WINDOW), chase
+    window = plan_notices(Timeline(), starts_at=START, ends_at=END, approved_at=START - timedelta(days=3))
+    assert window and not any(n.key.startswith(OUTLIVE_THE_WINDOW) for n in window)
