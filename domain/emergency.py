@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import IntakeRejected
+from domain.limits import MAX_INCIDENT
 from domain.model import ChangeDraft
 from domain.policy import Emergency, Policy
 from domain.timeline import PlannedNotice
@@ -14,7 +15,6 @@ from domain.timeline import PlannedNotice
 POST_REMINDER = "post_reminder"
 POST_DEADLINE = "post_deadline"
 ON_CALL_ROLE = "on_call"
-MAX_INCIDENT = 300
 SEVERITY_IMPACT = (Impact.CRITICAL, Impact.HIGH, Impact.MEDIUM)
 
 

@@ -10,13 +10,13 @@ from typing import TypeVar
 
 from domain.bounds import window_bound_errors
 from domain.enums import Category, Impact, Likelihood
+from domain.limits import MAX_DOWNTIME_MINUTES
 from domain.model import ChangeDraft
 from domain.policy import Limits, Policy
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-MAX_DOWNTIME_MINUTES = 7 * 24 * 60
 
 LONG_TEXT_FIELDS = (
     "description",

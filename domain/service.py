@@ -28,6 +28,7 @@ from domain.enums import Category, Decision, Risk, Status
 from domain.errors import ChangeNotFound, ConflictsFound, DecisionConflict
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
+from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
 from domain.listing import PAGE_SIZE, Counted, Page, page_offset
 from domain.metrics import compute_metrics, weekly_series
 from domain.model import (
@@ -76,8 +77,6 @@ from domain.timeline import (
     plan_notices,
 )
 
-MAX_REASON = 1000
-MAX_NOTES = 2500
 UPCOMING_DAYS = 14
 CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
@@ -600,7 +599,9 @@ class ChangeService:
             return ActionOutcome(change, "no review was asked for this change")
         if change.review.done:
             return ActionOutcome(change, "its review is already written")
-        errors = {k: "Keep it to 2500 characters." for k, v in answers.items() if len(v) > 2500}
+        errors = {
+            k: f"Keep it to {MAX_ANSWER} characters." for k, v in answers.items() if len(v) > MAX_ANSWER
+        }
         if not (answers.get("result") or "").strip():
             errors["result"] = "Say how the change went."
         if errors:

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 from domain.calendar_policy import Blackout, Freeze, blackout_hits
 from domain.enums import Category
 from domain.intake import IntakeRejected
+from domain.limits import MAX_REASON
 from domain.model import AuditAction, AuditEntry, Change
 from domain.policy import Policy
 
 INSTANT = timedelta(seconds=1)
-MAX_OVERRIDE = 1000
 
 
 class StartBlockKind(StrEnum):
@@ -119,7 +119,7 @@ def gate_start(
         return (f"{block.reason}; {roles} can start it anyway with {how}" if roles else block.reason), None
     if not allowed:
         return f"{block.reason}; only {roles or 'nobody'} can start it anyway", None
-    if len(override) > MAX_OVERRIDE:
-        raise IntakeRejected({"override": f"Keep the reason to {MAX_OVERRIDE} characters."})
+    if len(override) > MAX_REASON:
+        raise IntakeRejected({"override": f"Keep the reason to {MAX_REASON} characters."})
     details = {"blocked": block.reason, "kind": block.kind.value, "reason": override}
     return None, AuditEntry(user, AuditAction.START_OVERRIDDEN, now, details)

@@ -17,6 +17,7 @@ from slack_sdk.models.views import View
 
 from domain import quorum
 from domain.enums import Decision, Status
+from domain.limits import MAX_REASON
 from domain.model import AuditAction, Change
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
@@ -318,7 +319,7 @@ def decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
         role_label(str(payload.get("role"))),
     )
     if payload.get("reason"):
-        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), MAX_REASON))
     status = Status(str(payload.get("status")))
     return md("{} Status: {}.", text, STATUS_LABELS[status])
 
@@ -345,7 +346,7 @@ def _reason_input() -> Block:
     return InputBlock(
         block_id=Field.REASON.value,
         label="Why do you reject it?",
-        element=PlainTextInputElement(action_id=Field.REASON.value, multiline=True, max_length=1000),
+        element=PlainTextInputElement(action_id=Field.REASON.value, multiline=True, max_length=MAX_REASON),
     )
 
 

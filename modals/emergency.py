@@ -22,6 +22,7 @@ from slack_sdk.models.views import View
 
 from domain.emergency import POST_DEADLINE, EmergencyForm
 from domain.enums import Decision
+from domain.limits import MAX_INCIDENT, MAX_REASON
 from domain.model import Change, PostState
 from domain.policy import Policy
 from modals.ids import ActionId, CallbackId
@@ -139,7 +140,7 @@ def emergency_modal(
             multiline=False,
             optional=True,
             initial=incident,
-            max_length=300,
+            max_length=MAX_INCIDENT,
         ),
     ]
     return View(
@@ -253,7 +254,7 @@ def post_decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
     title = escaped_clip(change.draft.title, 150)
     text = md("{} {} emergency *{}* {}.", mention(str(payload.get("by"))), verb, change.id, title)
     if payload.get("reason"):
-        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), 1000))
+        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), MAX_REASON))
     return text
 
 

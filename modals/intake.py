@@ -28,6 +28,7 @@ from slack_sdk.models.views import View
 from domain.conflicts import Conflict
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import ChangeForm
+from domain.limits import MAX_DOWNTIME_MINUTES, MAX_REASON
 from domain.policy import Policy
 from modals.ids import CallbackId, Field
 from modals.text import clip, clip_md, escaped_clip, join_md, md, section, slack_date
@@ -261,7 +262,10 @@ def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Co
             label="Expected downtime (minutes)",
             optional=True,
             element=NumberInputElement(
-                action_id=Field.DOWNTIME.value, is_decimal_allowed=False, min_value=0, max_value=10080
+                action_id=Field.DOWNTIME.value,
+                is_decimal_allowed=False,
+                min_value=0,
+                max_value=MAX_DOWNTIME_MINUTES,
             ),
         ),
         InputBlock(
@@ -278,7 +282,7 @@ def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Co
             "Why it cannot wait",
             hint="Only with an exception request.",
             multiline=True,
-            max_length=1000,
+            max_length=MAX_REASON,
             optional=True,
         ),
         section(

@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from domain.limits import MAX_ANSWER
 from domain.listing import Counted
 from domain.model import Change
 from domain.read_models import CabAgenda
@@ -121,7 +122,7 @@ def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:
             block_id=key,
             label=label,
             optional=key != "issues",
-            element=PlainTextInputElement(action_id=key, multiline=True, max_length=2500),
+            element=PlainTextInputElement(action_id=key, multiline=True, max_length=MAX_ANSWER),
         )
         for key, label in QUESTIONS
     ]

@@ -18,6 +18,7 @@ from slack_sdk.models.views import View
 
 from domain.durations import format_offset
 from domain.enums import Status
+from domain.limits import MAX_NOTES
 from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
@@ -236,7 +237,9 @@ def notes_modal(change: Change, metadata: ProgressMetadata) -> dict[str, Any]:
             InputBlock(
                 block_id=Field.NOTES.value,
                 label="What happened?",
-                element=PlainTextInputElement(action_id=Field.NOTES.value, multiline=True, max_length=2500),
+                element=PlainTextInputElement(
+                    action_id=Field.NOTES.value, multiline=True, max_length=MAX_NOTES
+                ),
             ),
         ],
     ).to_dict()

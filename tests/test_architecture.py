@@ -576,3 +576,15 @@ def test_storage_and_modals_see_ports_and_read_models_not_the_use_cases() -> Non
             if isinstance(node, ast.ImportFrom) and node.module == "domain.service":
                 wrong.append(f"{rel(path)}:{node.lineno}")
     assert wrong == [], wrong
+
+
+def test_form_limits_come_from_the_domain() -> None:
+    """A form's max_length or max_value is the domain's limit, imported, never typed again:
+    otherwise the form and the use case's check drift apart."""
+    wrong = []
+    for path in py_files("modals"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            limit = isinstance(node, ast.keyword) and node.arg in {"max_length", "max_value"}
+            if limit and isinstance(node.value, ast.Constant):
+                wrong.append(f"{rel(path)}:{node.value.lineno}: {node.arg}={node.value.value!r}")
+    assert wrong == [], wrong

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import (
     LONG_TEXT_FIELDS,
-    MAX_DOWNTIME_MINUTES,
     START_GRACE,
     ChangeForm,
     IntakeRejected,
     validate_form,
 )
+from domain.limits import MAX_DOWNTIME_MINUTES
 from domain.model import ChangeDraft
 from domain.policy_loader import parse_policy
 from tests.support.policy_fixture import TEST_POLICY
