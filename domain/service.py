@@ -25,7 +25,7 @@ from domain.emergency import (
     validate_emergency,
 )
 from domain.enums import Category, Decision, Risk, Status
-from domain.errors import ChangeNotFound, ConflictsFound, DecisionConflict
+from domain.errors import ChangeNotFound, ConflictsFound
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
@@ -65,6 +65,7 @@ from domain.read_models import (
     Report,
 )
 from domain.refusal_limit import RefusalLimiter
+from domain.retry import until_stored
 from domain.risk import assess_risk
 from domain.start_rules import gate_start
 from domain.timeline import (
@@ -338,7 +339,8 @@ class ChangeService:
             raise IntakeRejected({"reason": "Say why you reject the change."})
         if len(reason) > MAX_REASON:
             raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
-        for _attempt in range(8):
+
+        async def attempt() -> DecisionOutcome | None:
             change = await self._require(change_id)
             verdict = quorum.decide(
                 status=change.status,
@@ -406,7 +408,9 @@ class ChangeService:
             ]
             if await self._commit(change, update, audit, intents):
                 return DecisionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     # --- implementation ---------------------------------------------------------
     async def record_progress(
@@ -428,7 +432,8 @@ class ChangeService:
         if len(notes) > MAX_NOTES:
             raise IntakeRejected({"notes": f"Keep the notes to {MAX_NOTES} characters."})
         allowed_from, target, audit_action = PROGRESS[action]
-        for _attempt in range(8):
+
+        async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
             # An override role may start someone else's change; everyone else is checked first.
@@ -485,7 +490,9 @@ class ChangeService:
                 update = self._with_review(update, review, change, audit, intents)
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     async def _start_gate(
         self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
@@ -633,7 +640,8 @@ class ChangeService:
         incident = incident.strip()
         if not incident or len(incident) > 300:
             raise IntakeRejected({"incident": "Give the incident id or link (up to 300 characters)."})
-        for _attempt in range(8):
+
+        async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
             refusal = incident_refusal(
@@ -660,7 +668,9 @@ class ChangeService:
                 update = self._with_review(update, review, change, audit, intents)
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     def _progress_refusal(
         self, change: Change, user: str, allowed_from: frozenset[Status], action: ProgressAction
@@ -700,7 +710,7 @@ class ChangeService:
         return intents
 
     async def cancel(self, *, change_id: str, user: str, reason: str = "") -> ActionOutcome:
-        for _attempt in range(8):
+        async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
             if user not in (change.requester, change.implementer):
@@ -722,14 +732,17 @@ class ChangeService:
             update = ChangeUpdate(at=now, status=Status.CANCELLED, drop_notices=True)
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     async def reschedule(
         self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
     ) -> ActionOutcome:
         """Move the window; pending notices are planned again for the new times."""
         window = validate_window(starts_at, ends_at, now=self._clock.now(), limits=self.policy.limits)
-        for _attempt in range(8):
+
+        async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
             if user not in (change.requester, change.implementer):
@@ -796,7 +809,9 @@ class ChangeService:
                 )
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     # --- emergencies ------------------------------------------------------------
     async def declare_emergency(
@@ -892,7 +907,8 @@ class ChangeService:
         self, *, change_id: str, users: Sequence[str], source: str, reason: str | None
     ) -> Change:
         """Record who is on call; with `go_ahead: on_call` they become the approvers."""
-        for _attempt in range(8):
+
+        async def attempt() -> Change | None:
             change = await self._require(change_id)
             now = self._clock.now()
             on_call = tuple(u for u in users if u != change.requester) or tuple(users)
@@ -948,7 +964,9 @@ class ChangeService:
                 journal.on_call(change_id, on_call, source=source)
                 self._notifier.wake()
                 return await self._require(change_id)
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
 
     async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
         change = await self._require(change_id)
@@ -978,7 +996,8 @@ class ChangeService:
             raise IntakeRejected({"reason": "Say why you reject the emergency change."})
         if len(reason) > MAX_REASON:
             raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
-        for _attempt in range(8):
+
+        async def attempt() -> DecisionOutcome | None:
             change = await self._require(change_id)
             verdict = await self._post_verdict(change, user, decision)
             now = self._clock.now()
@@ -1037,31 +1056,9 @@ class ChangeService:
                 ),
                 Intent(IntentKind.MESSAGE, change_id, change.requester, payload),
             ]
-            if new_state is PostState.REJECTED:
-                for who in dict.fromkeys((change.requester, change.implementer)):
-                    intents.append(
-                        Intent(
-                            IntentKind.MESSAGE,
-                            change_id,
-                            who,
-                            {"template": "review_requested"},
-                            dedupe_key=f"{change_id}:review-requested:{who}",
-                        )
-                    )
             review = None
-            if new_state is PostState.REJECTED and change.review is None:
-                review = Review(
-                    now, now + self.policy.review.due_within_emergency, "its post-approval was refused"
-                )
-                audit.append(
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.REVIEW_REQUESTED,
-                        now,
-                        {"reason": review.reason, "due_at": review.due_at.isoformat()},
-                    )
-                )
-                intents.append(self._review_request_intent(change))
+            if new_state is PostState.REJECTED:
+                review = self._post_rejection_review(change, now, audit, intents)
             update = ChangeUpdate(
                 at=now,
                 request_review=review,
@@ -1071,7 +1068,32 @@ class ChangeService:
             )
             if await self._commit(change, update, audit, intents):
                 return DecisionOutcome(await self._require(change_id))
-        raise DecisionConflict(change_id)
+            return None  # the CR moved meanwhile: decide again on its fresh state
+
+        return await until_stored(change_id, attempt)
+
+    def _post_rejection_review(
+        self, change: Change, now: datetime, audit: list[AuditEntry], intents: list[Intent]
+    ) -> Review | None:
+        """A refused post-approval asks its people for a review (once): adds the messages
+        and audit to those given, and returns the review to request, if any."""
+        for who in dict.fromkeys((change.requester, change.implementer)):
+            intents.append(
+                Intent(
+                    IntentKind.MESSAGE,
+                    change.id,
+                    who,
+                    {"template": "review_requested"},
+                    dedupe_key=f"{change.id}:review-requested:{who}",
+                )
+            )
+        if change.review is not None:
+            return None
+        review = Review(now, now + self.policy.review.due_within_emergency, "its post-approval was refused")
+        details = {"reason": review.reason, "due_at": review.due_at.isoformat()}
+        audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.REVIEW_REQUESTED, now, details))
+        intents.append(self._review_request_intent(change))
+        return review
 
     async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
         change = await self._require(change_id)
