@@ -8,7 +8,15 @@ import itertools
 import json
 import time
 from typing import Any
-from urllib.parse import urlencode
+
+# The form state and the form encoding are the tooling's own: one fake Slack for the demo
+# and the tests. Re-exported for the tests that build requests from here.
+from tooling.slack_payloads import datetime_value as datetime_value
+from tooling.slack_payloads import form_body as form_body
+from tooling.slack_payloads import interaction_body as interaction_body
+from tooling.slack_payloads import multi_value as multi_value
+from tooling.slack_payloads import select_value as select_value
+from tooling.slack_payloads import text_value as text_value
 
 SIGNING_SECRET = "test-signing-secret"
 TEAM = {"id": "T0001", "domain": "emulated"}
@@ -19,10 +27,6 @@ def sign(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> dict[str,
     base = b"v0:" + str(timestamp).encode() + b":" + body
     signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature}
-
-
-def form_body(fields: dict[str, Any]) -> bytes:
-    return urlencode(fields).encode()
 
 
 def command_body(text: str, *, user: str, channel: str = "CCHANGES", trigger_id: str = "trig-1") -> bytes:
@@ -42,10 +46,6 @@ def command_body(text: str, *, user: str, channel: str = "CCHANGES", trigger_id:
             "trigger_id": trigger_id,
         }
     )
-
-
-def interaction_body(payload: dict[str, Any]) -> bytes:
-    return form_body({"payload": json.dumps(payload)})
 
 
 def block_action(
@@ -118,28 +118,6 @@ def event_body(event: dict[str, Any], *, event_id: str) -> bytes:
 
 
 # --- form state as Slack sends it --------------------------------------------------
-def text_value(value: str | None) -> dict[str, Any]:
-    return {"type": "plain_text_input", "value": value}
-
-
-def select_value(value: str | None) -> dict[str, Any]:
-    return {
-        "type": "static_select",
-        "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}} if value else None,
-    }
-
-
-def multi_value(values: list[str]) -> dict[str, Any]:
-    return {
-        "type": "multi_static_select",
-        "selected_options": [{"value": v, "text": {"type": "plain_text", "text": v}} for v in values],
-    }
-
-
-def datetime_value(epoch: int | None) -> dict[str, Any]:
-    return {"type": "datetimepicker", "selected_date_time": epoch}
-
-
 def change_form_state(**fields: Any) -> dict[str, Any]:
     """Form state for the CR modal: each block id maps to {action_id: value}."""
     builders = {
