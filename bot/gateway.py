@@ -180,7 +180,11 @@ class SlackGateway:
 
     # --- outbox path ------------------------------------------------------------
     async def ephemeral(self, *, channel: str, user: str, text: Mrkdwn) -> None:
-        """A reply only `user` sees, e.g. why a click was refused."""
+        """A reply only `user` sees, e.g. why a click was refused. A click in App Home or a
+        modal comes from no channel: the reply goes to the user's DM with the bot instead."""
+        if not channel:
+            await self.message(channel=user, text=text)
+            return
         payload = {"user": user, "text": gated(text)}
         await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, payload))
 

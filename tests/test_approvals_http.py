@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+
+import pytest
 
 from domain.enums import Decision, Status
 from tests.support.harness import Harness
-from tests.support.slack_requests import view_submission
+from tests.support.slack_requests import block_action, interaction_body, view_submission
 
 
 def ephemerals_for(harness: Harness, user: str) -> list[str]:
@@ -197,3 +200,20 @@ async def test_click_on_decided_change_is_refused(harness: Harness) -> None:
 
 async def test_unused_helper_is_importable() -> None:
     assert view_submission("x", {}, user="U1")["view"]["callback_id"] == "x"
+
+
+async def test_a_refusal_of_a_click_from_app_home_reaches_the_user_by_dm(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An App Home click comes from no channel: an ephemeral would be undeliverable there."""
+    await harness.file_change()
+    payload = block_action("change_approve", "CR-2026-0001", user="USTRANGER")
+    del payload["channel"]
+    payload["container"] = {"type": "view", "view_id": "VHOME"}
+    caplog.set_level(logging.WARNING)
+    response = await harness.post(interaction_body(payload), content_type="application/x-www-form-urlencoded")
+    assert response.status == 200
+    await harness.settle()
+    [dm] = [c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"] == "USTRANGER"]
+    assert "not an approver" in str(dm.params["text"])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
