@@ -19,6 +19,7 @@ from storage.database import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.repository import SqlChangeRepository
 from tests.support.harness import START, Db, Harness
+from tests.support.pagerduty_fake import ROUTING_KEY, PagerDutyFake
 from tests.support.pg_template import db_counter, shared_postgres, stop_shared_postgres
 from tests.support.policy_fixture import MANAGERS, TEST_POLICY
 from tests.support.slack_requests import SIGNING_SECRET
@@ -111,3 +112,18 @@ async def harness(
     finally:
         await http.close()
         await bot.stop()
+
+
+@pytest.fixture
+async def pagerduty(monkeypatch: pytest.MonkeyPatch, emulator: SlackEmulator) -> AsyncIterator[PagerDutyFake]:
+    server = PagerDutyFake(api_token="pd-token", routing_key=ROUTING_KEY)
+    await server.start()
+    monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    server.add_user("PALICE", email="alice@example.com")
+    server.add_user("PBOB", email="bob@example.com")
+    server.add_oncall("PALICE", level=1)
+    server.add_oncall("PBOB", level=2)
+    emulator.users = {"UALICE": {"email": "alice@example.com"}, "UBOB": {"email": "bob@example.com"}}
+    yield server
+    await server.stop()

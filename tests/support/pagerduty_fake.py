@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.policy_fixture import TEST_POLICY
+
 JSONDict = dict[str, Any]
 
 _CERTS: tuple[str, str, str] | None = None  # (ca.pem, server chain .pem, server .key)
@@ -382,3 +384,10 @@ class PagerDutyFake:
                 "total": len(matching) if query.get("total") == "true" else None,
             }
         )
+
+
+PD_POLICY = TEST_POLICY.replace(
+    "emergency:\n  fallback: [UFALLBACK]",
+    "emergency:\n  fallback: [UFALLBACK]\n  go_ahead: on_call\noncall:\n  escalation_policy_ids: [PEP1]",
+)
+ROUTING_KEY = "R0UTINGKEY0000000000000000000000"

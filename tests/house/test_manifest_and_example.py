@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from domain.enums import Category, Risk
 from domain.policy import Policy
 from domain.policy_loader import parse_policy
 from domain.risk import DEFAULT_RISK_MATRIX
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICY_FILE = ROOT / "policy.example.yml"
 MANIFEST_FILE = ROOT / "manifest.yml"
 

@@ -22,8 +22,8 @@ from ruamel.yaml import YAML
 
 from bot.settings import LogSettings, Settings
 from domain.policy_loader import parse_policy
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 K8S = ROOT / "deploy" / "kubernetes"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
-from test_cli import free_port
 
 from storage.database import create_engine
 from storage.health import is_unavailable
+from tests.support.processes import free_port
 
 
 async def raised(url: str, sql: str, **engine_args: object) -> BaseException:

@@ -8,7 +8,6 @@ import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,11 +39,12 @@ from modals.report import report_blocks
 from storage import reports
 from storage.outbox import OutboxStore
 from tests.support.harness import Db
+from tests.support.paths import ROOT
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "changebot-dashboard.json"
+DASHBOARD = ROOT / "deploy" / "grafana" / "changebot-dashboard.json"
 
 
 def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 11) -> datetime:

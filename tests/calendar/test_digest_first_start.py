@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from test_digest_http import digests
 
 from bot.app import build_changebot
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
+from tests.support.flows import digests
 from tests.support.harness import Harness
 from tests.support.slack_requests import SIGNING_SECRET
 from tooling.emulator import SlackEmulator

@@ -11,14 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_timeline_http import approved_change
 
 from domain.bounds import EARLIEST_DAY, period_problem
 from domain.calendar import parse_calendar_range, report_range
 from domain.errors import ChangeNotFound
 from domain.policy import PolicyError
 from domain.policy_loader import parse_policy
+from tests.support.flows import approved_change
 from tests.support.harness import START, Harness
+from tests.support.paths import ROOT
 from tests.support.policy_fixture import TEST_POLICY
 from tests.support.slack_requests import change_form_state
 
@@ -113,7 +114,7 @@ def test_policy_limits_have_ceilings_and_the_emergency_window_must_fit() -> None
 
 
 def test_the_example_policy_sets_the_defaults() -> None:
-    example = parse_policy((Path(__file__).parent.parent / "policy.example.yml").read_text())
+    example = parse_policy((ROOT / "policy.example.yml").read_text())
     assert example.limits.max_ahead == timedelta(days=730)
     assert example.limits.max_duration == timedelta(days=30)
 

@@ -4,55 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from domain.enums import Status
 from domain.model import PostState
+from tests.support.flows import (
+    CR,
+    declare,
+    emergency_state,
+    rendered,
+)
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
 from tests.support.slack_requests import interaction_body
-
-CR = "CR-2026-0001"
-
-
-def emergency_state(**overrides: Any) -> dict[str, Any]:
-    fields = {
-        "title": "Roll back checkout 4.2",
-        "severity": "P1",
-        "services": ["api-server"],
-        "broken": "Checkout returns 500s since the 4.2 deploy",
-        "fix": "Roll back to 4.1",
-        "rollback": "Redeploy 4.2",
-        "incident": "INC-42",
-    }
-    fields.update(overrides)
-    state: dict[str, Any] = {}
-    for key in ("title", "broken", "fix", "rollback", "incident"):
-        if fields.get(key) is not None:
-            state[key] = {key: {"type": "plain_text_input", "value": fields[key]}}
-    if fields.get("severity"):
-        state["severity"] = {
-            "severity": {"type": "static_select", "selected_option": {"value": fields["severity"]}}
-        }
-    state["services"] = {
-        "services": {
-            "type": "multi_static_select",
-            "selected_options": [{"value": s} for s in fields["services"]],
-        }
-    }
-    return state
-
-
-async def declare(harness: Harness, *, user: str = "UDEV", **overrides: Any) -> dict[str, Any]:
-    answer = await harness.submit("change_emergency", emergency_state(**overrides), user=user)
-    await harness.tick()
-    return answer
-
-
-def rendered(call: Any) -> str:
-    return call.params["text"] + json.dumps(call.params.get("blocks") or [])
 
 
 async def test_emergency_command_prefills_incident_context_in_the_incidents_channel(harness: Harness) -> None:

@@ -11,9 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-from test_cli import clean_env, free_port, spawn_serve
 
 from tests.support.policy_fixture import TEST_POLICY
+from tests.support.processes import clean_env, free_port, spawn_serve, wait_healthy
 from tests.support.slack_requests import (
     SIGNING_SECRET,
     change_form_state,
@@ -41,19 +41,6 @@ async def start_bot(tmp_path: Path, port: int, emulator: SlackEmulator) -> async
         SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=emulator.base_url
     )
     return await spawn_serve(tmp_path, port, env, stdout=log.open("ab"), own_session=True)
-
-
-async def wait_healthy(http: aiohttp.ClientSession, base: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            async with http.get(f"{base}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("bot never became healthy")
 
 
 async def test_sigkill_with_notices_pending_loses_and_duplicates_nothing(

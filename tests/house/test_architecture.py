@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 APP_PACKAGES = ("bot", "handlers", "modals", "storage", "scheduler", "domain", "adapters", "tooling")
 
 # Which of our top-level packages each one may import. Imports point down: the listeners

@@ -12,13 +12,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from test_cli import clean_env, free_port, run, spawn_serve
-from test_emergency_http import declare
-from test_review_report_http import approved, fail, review_state
 
 from bot.logs import JsonFormatter
+from tests.support.flows import (
+    approved,
+    declare,
+    fail,
+    review_state,
+)
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
+from tests.support.processes import clean_env, free_port, run, spawn_serve
 from tests.support.slack_requests import SIGNING_SECRET
 from tooling.emulator import SlackEmulator
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -20,24 +16,9 @@ from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
+from tests.support.processes import CHANGEBOT, clean_env, free_port, run, spawn_serve
 from tests.support.slack_requests import SIGNING_SECRET, command_body, sign
 from tooling.emulator import SlackEmulator
-
-CHANGEBOT = str(Path(sys.executable).with_name("changebot"))
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHANGEBOT_", "DATABASE_"))}
-    env.update(extra)
-    return env
-
-
-async def run(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        CHANGEBOT, *args, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_missing_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
@@ -71,31 +52,6 @@ async def test_bad_policy_names_key_and_line(tmp_path: Path) -> None:
     assert "policy.yml:15: approvals.by_risk.high[0].count:" in err
     code, _out, _err = await run("policy", "check", env=env, cwd=tmp_path)
     assert code == 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def spawn_serve(
-    cwd: Path, port: int, env: dict[str, str], *, stdout: Any, own_session: bool = False
-) -> asyncio.subprocess.Process:
-    """`changebot serve` on loopback as its own process (own_session: killable as a group)."""
-    return await asyncio.create_subprocess_exec(
-        CHANGEBOT,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=cwd,
-        stdout=stdout,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=own_session,
-    )
 
 
 async def test_serve_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:

@@ -4,7 +4,6 @@ time in the policy's zone (across DST), against the documented example policy.""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -29,12 +28,12 @@ from domain.calendar_policy import (
 )
 from domain.enums import Category
 from domain.policy import Policy
+from tests.support.paths import ROOT
 
 FAST = settings(max_examples=150, deadline=None)
 
 LONDON = ZoneInfo("Europe/London")
 UTC_ZONE = ZoneInfo("UTC")
-ROOT = Path(__file__).resolve().parent.parent
 
 SPRING_FORWARD = date(2026, 3, 29)  # London: 01:00 GMT -> 02:00 BST
 FALL_BACK = date(2026, 10, 25)  # London: 02:00 BST -> 01:00 GMT

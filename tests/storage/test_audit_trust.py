@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
-from test_cli import CHANGEBOT, clean_env, run
 
 from bot.app import build_changebot
 from bot.settings import Settings
@@ -33,6 +32,7 @@ from storage.migrate import alembic_config, upgrade
 from storage.repository import SqlChangeRepository
 from tests.support.harness import START, Db, Harness
 from tests.support.policy_fixture import TEST_POLICY
+from tests.support.processes import CHANGEBOT, clean_env, run
 from tests.support.slack_requests import SIGNING_SECRET, change_form_state
 from tooling.emulator import SlackEmulator
 

@@ -17,8 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 import sqlalchemy as sa
-from test_cli import clean_env, free_port, spawn_serve
-from test_restart import wait_healthy
 
 from bot.app import build_changebot
 from bot.settings import Settings
@@ -28,6 +26,7 @@ from domain.policy_loader import parse_policy
 from storage.database import create_engine
 from tests.support import pg_template
 from tests.support.policy_fixture import TEST_POLICY
+from tests.support.processes import clean_env, free_port, spawn_serve, wait_healthy
 from tests.support.slack_requests import SIGNING_SECRET
 from tooling.emulator import SlackEmulator
 

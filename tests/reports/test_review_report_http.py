@@ -13,53 +13,16 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.enums import Status
+from tests.support.flows import (
+    CR,
+    approved,
+    fail,
+    rendered,
+    review_state,
+    to_window,
+)
 from tests.support.harness import Harness
-from tests.support.slack_requests import change_form_state
-
-CR = "CR-2026-0001"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def approved(harness: Harness, **overrides: Any) -> None:
-    start = int((harness.clock.now() + timedelta(hours=2)).timestamp())
-    fields = {"impact": "low", "likelihood": "low", "starts_at": start, "ends_at": start + 3600, **overrides}
-    if fields.get("category") == "major":
-        fields["implementation_plan"] = "Blue/green."
-    assert await harness.submit("change_new", change_form_state(**harness.form(**fields)), user="UREQ") == {}
-
-
-async def to_window(harness: Harness, change_id: str = CR) -> None:
-    """Move time to the change's window: an approved change only starts there."""
-    await harness.advance_to((await harness.change(change_id)).draft.starts_at)
-
-
-async def fail(harness: Harness, change_id: str = CR) -> None:
-    await harness.click("change_fail", change_id, user="UREQ")
-    meta = harness.slack.calls_to("views.open")[-1].params["view"]["private_metadata"]
-    assert (
-        await harness.submit(
-            "change_progress_notes",
-            {"notes": {"notes": {"value": "Timeouts"}}},
-            user="UREQ",
-            private_metadata=meta,
-        )
-        == {}
-    )
-
-
-def review_state(**answers: str) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    if "result" in answers:
-        state["result"] = {
-            "result": {"type": "static_select", "selected_option": {"value": answers.pop("result")}}
-        }
-    for key, value in answers.items():
-        state[key] = {key: {"type": "plain_text_input", "value": value}}
-    return state
-
-
-def rendered(call: Any) -> str:
-    return call.params.get("text", "") + json.dumps(call.params.get("blocks") or [])
+from tests.support.paths import ROOT
 
 
 async def test_a_failed_change_asks_for_a_review_that_is_stored_and_linked(harness: Harness) -> None:

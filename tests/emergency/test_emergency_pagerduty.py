@@ -4,39 +4,19 @@ Change Events for every change's start and end, through the outbox."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from test_emergency_http import CR, declare, rendered
 
 from domain.enums import Status
-from tests.support.harness import Harness
-from tests.support.pagerduty_fake import PagerDutyFake
-from tests.support.policy_fixture import TEST_POLICY
-from tooling.emulator import SlackEmulator
-
-PD_POLICY = TEST_POLICY.replace(
-    "emergency:\n  fallback: [UFALLBACK]",
-    "emergency:\n  fallback: [UFALLBACK]\n  go_ahead: on_call\noncall:\n  escalation_policy_ids: [PEP1]",
+from tests.support.flows import (
+    CR,
+    declare,
+    rendered,
 )
-ROUTING_KEY = "R0UTINGKEY0000000000000000000000"
-
-
-@pytest.fixture
-async def pagerduty(monkeypatch: pytest.MonkeyPatch, emulator: SlackEmulator) -> AsyncIterator[PagerDutyFake]:
-    server = PagerDutyFake(api_token="pd-token", routing_key=ROUTING_KEY)
-    await server.start()
-    monkeypatch.setenv("SSL_CERT_FILE", server.ca_file)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    server.add_user("PALICE", email="alice@example.com")
-    server.add_user("PBOB", email="bob@example.com")
-    server.add_oncall("PALICE", level=1)
-    server.add_oncall("PBOB", level=2)
-    emulator.users = {"UALICE": {"email": "alice@example.com"}, "UBOB": {"email": "bob@example.com"}}
-    yield server
-    await server.stop()
+from tests.support.harness import Harness
+from tests.support.pagerduty_fake import PD_POLICY, ROUTING_KEY, PagerDutyFake
 
 
 @pytest.fixture

@@ -23,10 +23,9 @@ from domain.enums import Status
 from domain.model import PostState
 from modals.text import clip_md, md, mention
 from tests.support.harness import Harness
+from tests.support.paths import ROOT
 from tests.support.policy_fixture import TEST_POLICY
 from tests.support.slack_requests import change_form_state
-
-ROOT = Path(__file__).resolve().parent.parent
 
 HOSTILE = "<!channel> <!here> <@U123> <#C123> <https://evil.example|ZZFORGED> &lt;ZZPRE *b*"
 RAW = ("<!channel", "<!here", "<@U123", "<#C123", "<https://evil", "ZZFORGED>")

@@ -7,18 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from domain.enums import Status
 from scheduler.jobs import DIGEST_JOB
+from tests.support.flows import digests
 from tests.support.harness import Harness
 from tests.support.slack_requests import change_form_state
-
-
-def digests(harness: Harness) -> list[str]:
-    return [
-        json.dumps(c.params["blocks"])
-        for c in harness.posts_to("CCHANGES")
-        if c.params.get("blocks")
-        and c.params["blocks"][0]["type"] == "header"
-        and "calendar" in c.params["blocks"][0]["text"]["text"].lower()
-    ]
 
 
 async def file_at(harness: Harness, title: str, start: datetime, **extra: object) -> None:

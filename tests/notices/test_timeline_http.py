@@ -7,38 +7,10 @@ import json
 from datetime import timedelta
 
 from domain.enums import Status
+from tests.support.flows import approved_change
 from tests.support.harness import Harness
-from tests.support.slack_requests import change_form_state
 
 CR = "CR-2026-0001"
-
-
-async def approved_change(
-    harness: Harness,
-    *,
-    starts_in: timedelta = timedelta(days=2),
-    implementer: str | None = "UIMPL",
-    **overrides: object,
-) -> object:
-    start = int((harness.clock.now() + starts_in).timestamp())
-    fields = {
-        "starts_at": start,
-        "ends_at": start + 3600,
-        "impact": "low",
-        "likelihood": "low",
-        "test_plan": "Smoke tests.",
-        **overrides,
-    }
-    if implementer:
-        fields["implementer"] = implementer
-    state = change_form_state(**{k: v for k, v in harness.form(**fields).items() if k != "implementer"})
-    if implementer:
-        state["implementer"] = {"implementer": {"type": "users_select", "selected_user": implementer}}
-    answer = await harness.submit("change_new", state, user="UREQ")
-    assert answer == {}, answer
-    change = await harness.change(CR)
-    assert change.status is Status.APPROVED
-    return change
 
 
 def rendered(call: object) -> str:

@@ -11,16 +11,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_emergency_http import emergency_state, rendered
-from test_emergency_pagerduty import PD_POLICY, ROUTING_KEY, pagerduty  # noqa: F401
-from test_review_report_http import approved, to_window
 
 from bot.replay import request_key
 from domain.errors import ChangeNotFound
 from handlers.commands import ANSWERS, CHANGES_STATE, MODAL_COMMANDS, READS_ONLY
 from storage.replays import ProcessedRequests, StoredAnswer
+from tests.support.flows import (
+    CR,
+    approved,
+    emergency_state,
+    rendered,
+    to_window,
+)
 from tests.support.harness import Db, Harness
-from tests.support.pagerduty_fake import PagerDutyFake
+from tests.support.pagerduty_fake import PD_POLICY, ROUTING_KEY, PagerDutyFake
 from tests.support.slack_requests import (
     block_action,
     change_form_state,
@@ -31,11 +35,10 @@ from tests.support.slack_requests import (
 )
 
 FORM = "application/x-www-form-urlencoded"
-CR = "CR-2026-0001"
 
 
 @pytest.fixture
-def settings_overrides(pagerduty: PagerDutyFake) -> dict[str, Any]:  # noqa: F811
+def settings_overrides(pagerduty: PagerDutyFake) -> dict[str, Any]:
     return {
         "pagerduty_api_token": "pd-token",
         "pagerduty_api_url": pagerduty.base_url,
@@ -84,7 +87,7 @@ async def assert_one_emergency(harness: Harness) -> None:
 @pytest.mark.parametrize("together", [False, True], ids=["in-turn", "concurrent"])
 async def test_a_replayed_emergency_submit_files_and_pages_once(
     harness: Harness,
-    pagerduty: PagerDutyFake,  # noqa: F811
+    pagerduty: PagerDutyFake,
     together: bool,
 ) -> None:
     first, second = await twice(harness, emergency_body(), together=together)
@@ -94,7 +97,7 @@ async def test_a_replayed_emergency_submit_files_and_pages_once(
 
 async def test_a_double_clicked_emergency_submit_files_once(
     harness: Harness,
-    pagerduty: PagerDutyFake,  # noqa: F811
+    pagerduty: PagerDutyFake,
 ) -> None:
     """Two clicks: two requests (new timestamp, new signature), the same view."""
     body = emergency_body()
