@@ -30,6 +30,26 @@ from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_wi
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
 from domain.listing import PAGE_SIZE, Counted, Page, page_offset
+from domain.messages import (
+    CabAgendaPost,
+    CalendarDigest,
+    ChangeEvent,
+    Decided,
+    Filed,
+    FreezeChanged,
+    IncidentLinked,
+    OnCallFound,
+    PostChase,
+    PostDecided,
+    Progress,
+    ReportPost,
+    Rescheduled,
+    ReviewChase,
+    ReviewDone,
+    ReviewRequest,
+    ReviewRequired,
+    TimelineNotice,
+)
 from domain.metrics import compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
@@ -291,7 +311,7 @@ class ChangeService:
                 IntentKind.MESSAGE,
                 change_id,
                 requester,
-                {"template": "filed", "status": status.value},
+                Filed(status=status),
                 dedupe_key=f"{change_id}:filed",
             ),
         ]
@@ -396,14 +416,13 @@ class ChangeService:
                     IntentKind.MESSAGE,
                     change_id,
                     change.requester,
-                    {
-                        "template": "decided",
-                        "by": user,
-                        "decision": decision.value,
-                        "status": verdict.new_status.value,
-                        "role": step.role,
-                        "reason": reason,
-                    },
+                    Decided(
+                        by=user,
+                        decision=decision,
+                        status=verdict.new_status,
+                        role=step.role,
+                        reason=reason,
+                    ),
                 ),
             ]
             if await self._commit(change, update, audit, intents):
@@ -566,7 +585,7 @@ class ChangeService:
         return [*notices, PlannedNotice(REVIEW_DEADLINE, review.due_at, None)]
 
     def _review_chase_intents(self, change: Change, notice: DueNotice) -> list[Intent]:
-        payload = {"template": "review_chase", "key": notice.key}
+        payload = ReviewChase(key=notice.key)
         intents = [
             Intent(
                 IntentKind.MESSAGE,
@@ -582,7 +601,7 @@ class ChangeService:
                     IntentKind.DM_ROLE,
                     change.id,
                     None,
-                    {**payload, "role": self.policy.review.escalate_to},
+                    replace(payload, role=self.policy.review.escalate_to),
                     dedupe_key=f"notice:{notice.id}:escalate",
                 )
             )
@@ -593,7 +612,7 @@ class ChangeService:
             IntentKind.MESSAGE,
             change.id,
             change.implementer,
-            {"template": "review_request"},
+            ReviewRequest(),
             dedupe_key=f"{change.id}:review-request",
         )
 
@@ -622,7 +641,7 @@ class ChangeService:
                 {"on_time": now <= change.review.due_at, "result": answers.get("result")},
             )
         ]
-        payload = {"template": "review_done", "by": user, "thread": True}
+        payload = ReviewDone(by=user, thread=True)
         intents = [
             Intent(IntentKind.REFRESH_CARDS, change_id),
             Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -657,7 +676,7 @@ class ChangeService:
                 )
                 return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
-            payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
+            payload = IncidentLinked(by=user, incident=incident, thread=True)
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -682,7 +701,7 @@ class ChangeService:
         return None
 
     def _progress_intents(self, change: Change, target: Status, user: str, notes: str) -> list[Intent]:
-        payload = {"template": "progress", "status": target.value, "by": user, "notes": notes, "thread": True}
+        payload = Progress(status=target, by=user, notes=notes, thread=True)
         channel = self.policy.channels.changes
         intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
         if self._change_events and target in CHANGE_EVENT_STATUSES:
@@ -692,20 +711,20 @@ class ChangeService:
                     IntentKind.PD_CHANGE_EVENT,
                     change.id,
                     None,
-                    {"status": target.value, "at": at.isoformat(), "by": user, "notes": notes},
+                    ChangeEvent(status=target, at=at, by=user, notes=notes),
                     dedupe_key=f"{change.id}:pd:{target.value}:{at.isoformat()}",
                 )
             )
         if target in (Status.FAILED, Status.ROLLED_BACK):
-            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, {**payload, "thread": False}))
+            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, replace(payload, thread=False)))
         if target is Status.COMPLETED:
             for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
                 intents.append(
-                    Intent(IntentKind.MESSAGE, change.id, stakeholder, {**payload, "thread": False})
+                    Intent(IntentKind.MESSAGE, change.id, stakeholder, replace(payload, thread=False))
                 )
         if target is not Status.IN_PROGRESS and change.requester != user:
             intents.append(
-                Intent(IntentKind.MESSAGE, change.id, change.requester, {**payload, "thread": False})
+                Intent(IntentKind.MESSAGE, change.id, change.requester, replace(payload, thread=False))
             )
         return intents
 
@@ -718,13 +737,12 @@ class ChangeService:
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
-            payload = {
-                "template": "progress",
-                "status": Status.CANCELLED.value,
-                "by": user,
-                "notes": reason.strip()[:MAX_REASON],
-                "thread": True,
-            }
+            payload = Progress(
+                status=Status.CANCELLED,
+                by=user,
+                notes=reason.strip()[:MAX_REASON],
+                thread=True,
+            )
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -784,14 +802,13 @@ class ChangeService:
                 void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
             )
-            moved_from = audit[0].details["from"]
-            payload = {
-                "template": "rescheduled",
-                "by": user,
-                "thread": True,
-                "reapproval": void,
-                "from": moved_from,
-            }
+            moved_from = (change.draft.starts_at, change.draft.ends_at)
+            payload = Rescheduled(
+                by=user,
+                thread=True,
+                reapproval=void,
+                moved_from=moved_from,
+            )
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -803,7 +820,7 @@ class ChangeService:
                         IntentKind.DM_APPROVERS,
                         change_id,
                         None,
-                        {**payload, "thread": False},
+                        replace(payload, thread=False),
                         dedupe_key=f"{change_id}:dm-approvers:{change.version}",
                     )
                 )
@@ -932,7 +949,7 @@ class ChangeService:
                     IntentKind.DM_CARD,
                     change_id,
                     user,
-                    {"on_call": True},
+                    None,
                     dedupe_key=f"{change_id}:dm:{user}",
                 )
                 for user in on_call
@@ -943,13 +960,12 @@ class ChangeService:
                         IntentKind.MESSAGE,
                         change_id,
                         self.policy.channels.incidents,
-                        {
-                            "template": "on_call",
-                            "users": list(on_call),
-                            "source": source,
-                            "reason": reason,
-                            "thread": True,
-                        },
+                        OnCallFound(
+                            users=on_call,
+                            source=source,
+                            reason=reason,
+                            thread=True,
+                        ),
                         dedupe_key=f"{change_id}:on-call-mention",
                     )
                 )
@@ -1042,17 +1058,16 @@ class ChangeService:
             ]
             if new_state is PostState.APPROVED:
                 audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.POST_APPROVED, now, {"quorum": "complete"}))
-            payload = {
-                "template": "post_decided",
-                "by": user,
-                "decision": decision.value,
-                "state": new_state.value,
-                "reason": reason,
-            }
+            payload = PostDecided(
+                by=user,
+                decision=decision,
+                state=new_state,
+                reason=reason,
+            )
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(
-                    IntentKind.MESSAGE, change_id, self.policy.channels.changes, {**payload, "thread": True}
+                    IntentKind.MESSAGE, change_id, self.policy.channels.changes, replace(payload, thread=True)
                 ),
                 Intent(IntentKind.MESSAGE, change_id, change.requester, payload),
             ]
@@ -1083,7 +1098,7 @@ class ChangeService:
                     IntentKind.MESSAGE,
                     change.id,
                     who,
-                    {"template": "review_requested"},
+                    ReviewRequired(),
                     dedupe_key=f"{change.id}:review-requested:{who}",
                 )
             )
@@ -1110,19 +1125,18 @@ class ChangeService:
 
     def _post_notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
         deadline = notice.key == POST_DEADLINE
-        payload = {
-            "template": "post_chase",
-            "key": notice.key,
-            "late": late,
-            "due_at": notice.due_at.isoformat(),
-        }
+        payload = PostChase(
+            key=notice.key,
+            late=late,
+            due_at=notice.due_at,
+        )
         changes = self.policy.channels.changes
         intents = [
             Intent(
                 IntentKind.MESSAGE,
                 change.id,
                 changes,
-                {**payload, "thread": True},
+                replace(payload, thread=True),
                 dedupe_key=f"notice:{notice.id}:thread",
             ),
             Intent(
@@ -1138,7 +1152,7 @@ class ChangeService:
                     IntentKind.DM_ROLE,
                     change.id,
                     None,
-                    {**payload, "role": self.policy.emergency.escalate_to},
+                    replace(payload, role=self.policy.emergency.escalate_to),
                     dedupe_key=f"notice:{notice.id}:escalate",
                 ),
             ]
@@ -1264,28 +1278,28 @@ class ChangeService:
     def _notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
         spec = timeline.spec_for(self.policy.timeline, notice.key)
         audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
-        payload = {"template": "notice", "key": notice.key, "late": late, "due_at": notice.due_at.isoformat()}
+        payload = TimelineNotice(key=notice.key, late=late, due_at=notice.due_at)
         changes = self.policy.channels.changes
-        targets: list[tuple[str, str, dict[str, object]]] = []
+        targets: list[tuple[str, str, TimelineNotice]] = []
         for who in audience:
             if who == "thread":
-                targets.append(("thread", changes, {"thread": True}))
+                targets.append(("thread", changes, replace(payload, thread=True)))
             elif who == "changes":
-                targets.append(("changes", changes, {}))
+                targets.append(("changes", changes, payload))
             elif who == "implementer":
-                targets.append(("implementer", change.implementer, {"actions": True}))
+                targets.append(("implementer", change.implementer, replace(payload, actions=True)))
             elif who == "stakeholders":
                 for channel in self.policy.timeline.stakeholders.get(change.draft.category, []):
-                    targets.append((f"stakeholders:{channel}", channel, {}))
+                    targets.append((f"stakeholders:{channel}", channel, payload))
         return [
             Intent(
                 IntentKind.MESSAGE,
                 change.id,
                 channel,
-                {**payload, **extra},
+                message,
                 dedupe_key=f"notice:{notice.id}:{name}",
             )
-            for name, channel, extra in targets
+            for name, channel, message in targets
         ]
 
     # --- CAB and reports ----------------------------------------------------------
@@ -1315,7 +1329,7 @@ class ChangeService:
                     IntentKind.MESSAGE,
                     None,
                     channel,
-                    {"template": "cab_agenda"},
+                    CabAgendaPost(),
                     dedupe_key=f"cab:{today.isoformat()}",
                 )
             ],
@@ -1405,12 +1419,11 @@ class ChangeService:
     ) -> bool:
         """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
         now = self._clock.now()
-        payload = {
-            "template": "report",
-            "start": span.start.isoformat(),
-            "end": span.end.isoformat(),
-            "title": span.title,
-        }
+        payload = ReportPost(
+            start=span.start,
+            end=span.end,
+            title=span.title,
+        )
         intent = Intent(
             IntentKind.REPORT,
             None,
@@ -1461,7 +1474,7 @@ class ChangeService:
             return None, refusal
         now = self._clock.now()
         reason = reason.strip()[:MAX_REASON]
-        payload = {"template": "freeze", "started": True, "by": user, "reason": reason}
+        payload = FreezeChanged(started=True, by=user, reason=reason)
         freeze = await self._repo.start_freeze(
             reason=reason,
             user=user,
@@ -1480,7 +1493,7 @@ class ChangeService:
         if refusal:
             return None, refusal
         now = self._clock.now()
-        payload = {"template": "freeze", "started": False, "by": user, "reason": ""}
+        payload = FreezeChanged(started=False, by=user, reason="")
         freeze = await self._repo.end_freeze(
             user=user,
             now=now,
@@ -1631,12 +1644,11 @@ class ChangeService:
         if not due:
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
-        payload = {
-            "template": "digest",
-            "start": span.start.isoformat(),
-            "end": span.end.isoformat(),
-            "title": span.title,
-        }
+        payload = CalendarDigest(
+            start=span.start,
+            end=span.end,
+            title=span.title,
+        )
         claimed = await self._repo.claim_job_run(
             job="digest",
             period=today.isoformat(),
