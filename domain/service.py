@@ -41,7 +41,7 @@ from domain.messages import (
     OnCallFound,
     PostChase,
     PostDecided,
-    Progress,
+    ProgressUpdate,
     ReportPost,
     Rescheduled,
     ReviewChase,
@@ -701,7 +701,7 @@ class ChangeService:
         return None
 
     def _progress_intents(self, change: Change, target: Status, user: str, notes: str) -> list[Intent]:
-        payload = Progress(status=target, by=user, notes=notes, thread=True)
+        payload = ProgressUpdate(status=target, by=user, notes=notes, thread=True)
         channel = self.policy.channels.changes
         intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
         if self._change_events and target in CHANGE_EVENT_STATUSES:
@@ -737,7 +737,7 @@ class ChangeService:
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
-            payload = Progress(
+            payload = ProgressUpdate(
                 status=Status.CANCELLED,
                 by=user,
                 notes=reason.strip()[:MAX_REASON],

@@ -23,7 +23,7 @@ from domain.messages import (
     OnCallFound,
     PostChase,
     PostDecided,
-    Progress,
+    ProgressUpdate,
     ReportPost,
     Rescheduled,
     ReviewChase,
@@ -103,7 +103,7 @@ def _change_message(message: ChangeNews, change: Change, policy: Policy) -> Rend
             return filed_message(change), None
         case Decided():
             return decided_message(change, message), None
-        case Progress():
+        case ProgressUpdate():
             return progress_message(change, message), None
         case Rescheduled():
             return rescheduled_message(change, message, zone), None

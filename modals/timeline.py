@@ -19,7 +19,7 @@ from slack_sdk.models.views import View
 from domain.durations import format_offset
 from domain.enums import Status
 from domain.limits import MAX_NOTES
-from domain.messages import FreezeChanged, Progress, Rescheduled
+from domain.messages import FreezeChanged, ProgressUpdate, Rescheduled
 from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
@@ -115,7 +115,7 @@ PROGRESS_WORDS = {
 }
 
 
-def progress_message(change: Change, message: Progress) -> Mrkdwn:
+def progress_message(change: Change, message: ProgressUpdate) -> Mrkdwn:
     status = message.status
     text = md(
         "{} {} *{}* {}.",

@@ -17,7 +17,7 @@ from domain.messages.calendar import CalendarDigest, FreezeChanged
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
 from domain.messages.notices import TimelineNotice
-from domain.messages.progress import ChangeEvent, Progress, Rescheduled
+from domain.messages.progress import ChangeEvent, ProgressUpdate, Rescheduled
 from domain.messages.replies import Ephemeral, Text
 from domain.messages.reports import CabAgendaPost, ReportPost
 from domain.messages.reviews import IncidentLinked, ReviewChase, ReviewDone, ReviewRequest
@@ -26,7 +26,7 @@ from domain.messages.reviews import IncidentLinked, ReviewChase, ReviewDone, Rev
 ChangeNews = (
     Filed
     | Decided
-    | Progress
+    | ProgressUpdate
     | Rescheduled
     | ReviewRequest
     | ReviewChase
@@ -83,7 +83,7 @@ __all__ = [
     "OnCallFound",
     "PostChase",
     "PostDecided",
-    "Progress",
+    "ProgressUpdate",
     "Reply",
     "ReportPost",
     "Rescheduled",

@@ -12,7 +12,7 @@ from domain.messages.base import ChangeMessage, Moment, UserId
 
 
 @dataclass(frozen=True, kw_only=True)
-class Progress(ChangeMessage):
+class ProgressUpdate(ChangeMessage):
     """`by` moved the CR to `status`, with their notes (failures, cancellations)."""
 
     template: Literal["progress"] = "progress"

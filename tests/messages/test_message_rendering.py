@@ -24,7 +24,7 @@ from domain.messages import (
     OnCallFound,
     PostChase,
     PostDecided,
-    Progress,
+    ProgressUpdate,
     ReportPost,
     Rescheduled,
     ReviewChase,
@@ -80,7 +80,7 @@ def change(**overrides: Any) -> Change:
 CHANGE_NEWS: list[ChangeNews] = [
     Filed(status=Status.PENDING_APPROVAL),
     Decided(by="ULEAD1", decision=Decision.REJECT, status=Status.REJECTED, role="tech_lead", reason=HOSTILE),
-    Progress(status=Status.FAILED, by="UDEV", notes=HOSTILE, thread=True),
+    ProgressUpdate(status=Status.FAILED, by="UDEV", notes=HOSTILE, thread=True),
     Rescheduled(by="UREQ", reapproval=True, moved_from=(NOW, NOW + timedelta(hours=1))),
     ReviewRequest(),
     ReviewChase(key=REVIEW_DEADLINE, role="cto"),
@@ -153,7 +153,7 @@ def test_user_text_shows_escaped_not_dropped() -> None:
     text, _ = render_message(IncidentLinked(by="ULEAD1", incident=HOSTILE), SendTime(POLICY, change=change()))
     assert "&lt;!channel&gt;" in text and "<@ULEAD1>" in text
     text, _ = render_message(
-        Progress(status=Status.FAILED, by="UDEV", notes="Disk full"), SendTime(POLICY, change=change())
+        ProgressUpdate(status=Status.FAILED, by="UDEV", notes="Disk full"), SendTime(POLICY, change=change())
     )
     assert text.startswith("<@UDEV> :x: failed *CR-2026-0001*") and text.endswith("> Disk full")
 

@@ -24,7 +24,7 @@ from domain.messages import (
     OnCallFound,
     PostChase,
     PostDecided,
-    Progress,
+    ProgressUpdate,
     ReportPost,
     Rescheduled,
     ReviewChase,
@@ -60,7 +60,7 @@ STORED_BEFORE: list[tuple[IntentKind, Message, dict[str, Any]]] = [
     ),
     (
         MESSAGE,
-        Progress(status=Status.FAILED, by="UREQ", notes="Timeouts", thread=True),
+        ProgressUpdate(status=Status.FAILED, by="UREQ", notes="Timeouts", thread=True),
         {"template": "progress", "status": "failed", "by": "UREQ", "notes": "Timeouts", "thread": True},
     ),
     (
@@ -229,7 +229,7 @@ def test_a_payload_of_no_known_shape_is_refused(payload: dict[str, Any]) -> None
 
 
 def test_messages_are_frozen_values() -> None:
-    message = Progress(status=Status.COMPLETED, by="UDEV")
+    message = ProgressUpdate(status=Status.COMPLETED, by="UDEV")
     with pytest.raises(AttributeError):
         message.by = "USOMEONE"  # type: ignore[misc]
-    assert message == Progress(status=Status.COMPLETED, by="UDEV") and hash(message) is not None
+    assert message == ProgressUpdate(status=Status.COMPLETED, by="UDEV") and hash(message) is not None
