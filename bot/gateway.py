@@ -245,8 +245,10 @@ class SlackGateway:
             users = await self._service.post_approvers_to_notify(change_id=row.change_id)
             await self._fan_out_messages(row, postable(row, message), users)
         elif kind is IntentKind.DM_ROLE:
-            chase = expect(row, message, Escalating)
-            users = await self._service.role_members(role=str(chase.role))
+            role = expect(row, message, Escalating).role
+            if role is None:
+                raise ValueError(f"a {row.kind} row names no role")
+            users = await self._service.role_members(role=role)
             await self._fan_out_messages(row, postable(row, message), users)
         elif kind is IntentKind.HOME:
             home = await self._service.home(user=str(row.channel))
