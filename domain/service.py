@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain import first_start, journal, quorum, timeline
-from domain.authz import barred_implementer, deciders_excluded, incident_refusal, voided_entry, voids_approval
+from domain.authz import barred_implementer, deciders_excluded, incident_refusal
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
-from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
+from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
 from domain.clock import Clock
-from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
 from domain.durations import format_offset
 from domain.emergency import (
     ON_CALL_ROLE,
@@ -25,11 +24,11 @@ from domain.emergency import (
     validate_emergency,
 )
 from domain.enums import Category, Decision, Risk, Status
-from domain.errors import ChangeNotFound, ConflictsFound
-from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
+from domain.errors import ChangeNotFound
+from domain.intake import ChangeForm, IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
-from domain.listing import PAGE_SIZE, Counted, Page, page_offset
+from domain.listing import Counted, Page
 from domain.metrics import compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
@@ -64,7 +63,6 @@ from domain.read_models import (
     ProgressAction,
     Report,
 )
-from domain.refusal_limit import RefusalLimiter
 from domain.retry import until_stored
 from domain.risk import assess_risk
 from domain.start_rules import gate_start
@@ -75,17 +73,16 @@ from domain.timeline import (
     REVIEW_REMINDER,
     SHORT_NOTICE,
     PlannedNotice,
-    plan_notices,
 )
+from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, Deps, UseCase
+from domain.usecases.intake import Intake, intake_intents
+from domain.usecases.queries import Queries, scope_query
 
-UPCOMING_DAYS = 14
-CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
 # Settling a notice is a database write, no Slack call: if its claimer has not finished in
 # 15 s it died, and another replica takes the notice over.
 NOTICE_LEASE = timedelta(seconds=15)
-DIGEST_GRACE = timedelta(hours=6)  # a digest missed by longer (the bot was down) is skipped
 NOTICE_AUDIENCE: dict[str, list[str]] = {
     SHORT_NOTICE: ["thread", "implementer"],
     OVERRUN: ["changes", "implementer"],
@@ -127,7 +124,7 @@ AUDITED_REFUSALS = frozenset(
 )
 
 
-class ChangeService:
+class ChangeService(UseCase):
     def __init__(
         self,
         *,
@@ -138,176 +135,35 @@ class ChangeService:
         policy: Policy,
         change_events: bool = False,
     ) -> None:
-        self._change_events = change_events  # PagerDuty Change Events configured
-        self._repo = repository
-        self._directory = directory
-        self._notifier = notifier
-        self._clock = clock
-        self.policy = policy
-        self._refusals = RefusalLimiter(clock=clock)
+        deps = Deps(
+            repository=repository,
+            directory=directory,
+            notifier=notifier,
+            clock=clock,
+            policy=policy,
+            change_events=change_events,
+        )
+        super().__init__(deps)
+        self._intake = Intake(deps)
+        self._queries = Queries(deps)
 
     # --- intake -----------------------------------------------------------------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
-        """Validate, score, snapshot the approval steps and store the CR with its posts."""
-        now = self._clock.now()
-        draft = validate_form(form, policy=self.policy, now=now)
-        freezes, others = await self._repo.schedule_context(
-            start=draft.starts_at, end=draft.ends_at, others=_overlapping(draft.starts_at, draft.ends_at)
-        )
-        exception_reason = await self._check_schedule(
-            category=draft.category,
-            start=draft.starts_at,
-            end=draft.ends_at,
-            requested=form.exception_requested,
-            reason=form.exception_reason,
-            freezes=freezes,
-        )
-        conflicts = await self._conflicts(
-            services=draft.services, start=draft.starts_at, end=draft.ends_at, others=others
-        )
-        unseen = [c for c in conflicts if c.change_id not in form.acknowledged_conflicts]
-        if unseen:
-            raise ConflictsFound(conflicts)
-        risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
-        steps = tuple(
-            StepSnapshot(role=spec.role, count=spec.count, members=tuple(self.policy.roles[spec.role]))
-            for spec in self.policy.steps_for(category=draft.category, risk=risk)
-        )
-        if exception_reason is not None:
-            spec = self.policy.exceptions
-            steps += (
-                StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
-            )
-        status = Status.PENDING_APPROVAL if steps else Status.APPROVED
-        audit = [
-            AuditEntry(
-                requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            )
-        ]
-        notices: list[PlannedNotice] = []
-        if not steps:
-            why = (
-                f"pre-approved standard change '{draft.catalog_id}'"
-                if draft.catalog_id
-                else f"no approval needed for a {draft.category.value} change of {risk.value} risk"
-            )
-            audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
-            notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
-            NewChange(
-                draft=draft,
-                risk=risk,
-                status=status,
-                requester=requester,
-                created_at=now,
-                steps=steps,
-                conflicts=tuple(c.change_id for c in conflicts),
-            ),
-            audit=audit
-            + (
-                [AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})]
-                if exception_reason is not None
-                else []
-            ),
-            intents=lambda change_id: self._intake_intents(change_id, requester, status),
-            notices=notices,
-        )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
+        return await self._intake.submit_change(form=form, requester=requester, team_id=team_id)
 
-    async def _check_schedule(
-        self,
-        *,
-        category: Category,
-        start: datetime,
-        end: datetime,
-        requested: bool,
-        reason: str | None,
-        freezes: Sequence[Freeze] | None = None,
-    ) -> str | None:
-        """Refuse a window outside the category's windows or touching a blackout, unless an
-        exception is requested with a reason (returned: the CR then needs one more step)."""
-        if freezes is None:
-            freezes = await self._repo.freezes(start=start, end=end)
-        problems = schedule_problems(
-            windows=self.policy.windows,
-            blackouts=self.policy.blackouts,
-            freezes=freezes,
-            category=category,
-            start=start,
-            end=end,
-            zone=self.policy.zone,
-        )
-        if not problems:
-            return None
-        if not requested:
-            raise IntakeRejected(problems)
-        why = (reason or "").strip()
-        if not why:
-            raise IntakeRejected({"exception_reason": "Say why this change cannot wait for an allowed slot."})
-        if len(why) > MAX_REASON:
-            raise IntakeRejected({"exception_reason": f"Keep the reason to {MAX_REASON} characters."})
-        return why
-
-    async def _conflicts(
-        self,
-        *,
-        services: Sequence[str],
-        start: datetime,
-        end: datetime,
-        exclude_id: str | None = None,
-        others: Sequence[Change] | None = None,
-    ) -> list[Conflict]:
-        if others is None:
-            others = await self._repo.list_changes(_overlapping(start, end))
-        return find_conflicts(
-            services=services,
-            start=start,
-            end=end,
-            others=others,
-            dependencies=self.policy.dependencies,
-            exclude_id=exclude_id,
+    async def reschedule(
+        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
+    ) -> ActionOutcome:
+        return await self._intake.reschedule(
+            change_id=change_id, user=user, starts_at=starts_at, ends_at=ends_at
         )
 
-    def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
-        return plan_notices(
-            self.policy.timeline, starts_at=starts_at, ends_at=ends_at, approved_at=approved_at
-        )
+    # --- reading ----------------------------------------------------------------
+    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
+        return await self._queries.get_change(change_id=change_id, history=history)
 
-    def _intake_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
-        channel = self.policy.channels.changes
-        intents = [
-            Intent(IntentKind.POST_CARD, change_id, channel, dedupe_key=f"{change_id}:card:{channel}"),
-            Intent(
-                IntentKind.MESSAGE,
-                change_id,
-                requester,
-                {"template": "filed", "status": status.value},
-                dedupe_key=f"{change_id}:filed",
-            ),
-        ]
-        if status is Status.PENDING_APPROVAL:
-            intents.append(Intent(IntentKind.DM_APPROVERS, change_id, dedupe_key=f"{change_id}:dm-approvers"))
-        return intents
-
-    async def _audit_refusal(self, change_id: str, entry: AuditEntry) -> None:
-        """A refused click is audited at most once a minute per user, CR and action, so a
-        bystander cannot flood a trail; the repeats are counted in the next entry."""
-        what = ":".join(str(entry.details.get(k, "")) for k in ("phase", "decision", "action"))
-        repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
-        if repeats is None:
-            return
-        details = {**entry.details, "repeats_not_written": repeats} if repeats else entry.details
-        await self._repo.append_audit(change_id, replace(entry, details=details))
+    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
+        return await self._queries.list_changes(scope=scope, user=user, page=page)
 
     # --- decisions --------------------------------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
@@ -511,18 +367,6 @@ class ChangeService:
             override=override,
             allowed=allowed,
         )
-
-    async def _commit(
-        self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
-    ) -> bool:
-        """The conditional write every use case ends with: False if the CR moved meanwhile."""
-        stored = await self._repo.update_change(
-            change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
-        )
-        if stored:
-            journal.committed(change, update.status, audit)
-            self._notifier.wake()
-        return stored
 
     def _with_review(
         self,
@@ -736,83 +580,6 @@ class ChangeService:
 
         return await until_stored(change_id, attempt)
 
-    async def reschedule(
-        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
-    ) -> ActionOutcome:
-        """Move the window; pending notices are planned again for the new times."""
-        window = validate_window(starts_at, ends_at, now=self._clock.now(), limits=self.policy.limits)
-
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can reschedule it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
-            new_start, new_end = window
-            if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
-                await self._check_schedule(
-                    category=change.draft.category, start=new_start, end=new_end, requested=False, reason=None
-                )
-            conflicts = await self._conflicts(
-                services=change.draft.services, start=new_start, end=new_end, exclude_id=change.id
-            )
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.RESCHEDULED,
-                    now,
-                    {
-                        "from": [change.draft.starts_at.isoformat(), change.draft.ends_at.isoformat()],
-                        "to": [new_start.isoformat(), new_end.isoformat()],
-                    },
-                )
-            ]
-            void = voids_approval(change, new_start, new_end, self.policy.reschedule.keep_approval_within)
-            replan = (
-                self._plan(new_start, new_end, approved_at=now)
-                if change.status is Status.APPROVED and not void
-                else None
-            )
-            update = ChangeUpdate(
-                at=now,
-                status=Status.PENDING_APPROVAL if void else None,
-                starts_at=new_start,
-                ends_at=new_end,
-                replace_notices=replan,
-                drop_notices=void,
-                void_approvals=void,
-                conflicts=tuple(c.change_id for c in conflicts),
-            )
-            moved_from = audit[0].details["from"]
-            payload = {
-                "template": "rescheduled",
-                "by": user,
-                "thread": True,
-                "reapproval": void,
-                "from": moved_from,
-            }
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-            ]
-            if void:
-                audit.append(voided_entry(change, now))
-                intents.append(  # the approvers get the decision again, told what moved
-                    Intent(
-                        IntentKind.DM_APPROVERS,
-                        change_id,
-                        None,
-                        {**payload, "thread": False},
-                        dedupe_key=f"{change_id}:dm-approvers:{change.version}",
-                    )
-                )
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
     # --- emergencies ------------------------------------------------------------
     async def declare_emergency(
         self,
@@ -890,7 +657,7 @@ class ChangeService:
         return change
 
     def _emergency_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
-        intents = self._intake_intents(change_id, requester, status)
+        intents = intake_intents(self.policy, change_id, requester, status)
         intents = [i for i in intents if i.kind is not IntentKind.DM_APPROVERS]
         incidents = self.policy.channels.incidents
         if incidents:
@@ -1493,12 +1260,6 @@ class ChangeService:
         self._notifier.wake()
         return freeze, None
 
-    async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
-        allowed: set[str] = set()
-        for role in roles:
-            allowed |= await self._directory.expand(self.policy.roles.get(role, []))
-        return user in allowed
-
     async def _freeze_refusal(self, user: str) -> str | None:
         if await self._in_roles(user, self.policy.freeze_roles):
             return None
@@ -1657,31 +1418,6 @@ class ChangeService:
             self._notifier.wake()
         return claimed
 
-    # --- reading ----------------------------------------------------------------
-    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
-        """The CR; `history=False` when only rendering a card or message (no full audit trail)."""
-        return await self._require(change_id, history=history)
-
-    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
-        """One page of a list and its true total, counted in storage (nothing else loaded)."""
-        page = max(page, 1)
-        query = scope_query(scope, user=user, now=self._clock.now(), offset=page_offset(page))
-        if page == 1:
-            items = await self._repo.list_changes(query)
-            total = len(items) if len(items) < PAGE_SIZE else await self._repo.count_changes(query)
-            return Page(tuple(items), page, total)
-        total = await self._repo.count_changes(query)
-        if query.offset >= total:
-            return Page((), page, total)
-        return Page(tuple(await self._repo.list_changes(query)), page, total)
-
-    async def _counted(self, query: ChangeQuery) -> Counted:
-        """The first `query.limit` CRs and their true total (a COUNT only when the cap is hit)."""
-        items = await self._repo.list_changes(query)
-        if len(items) < query.limit:
-            return Counted.of(items)
-        return Counted.of(items, total=await self._repo.count_changes(query))
-
     async def approvers_to_notify(self, *, change_id: str) -> list[str]:
         """Everyone who can still sign an open step, except the requester."""
         change = await self._require(change_id)
@@ -1692,52 +1428,3 @@ class ChangeService:
         for index in quorum.open_steps(change.steps, change.approvals):
             users |= await self._directory.expand(change.steps[index].members)
         return sorted(users - decided - deciders_excluded(change, self.policy))
-
-    async def _eligible_steps(
-        self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None
-    ) -> set[int]:
-        eligible = set()
-        for index, step in enumerate(change.steps if steps is None else steps):
-            if user in step.members or user in await self._directory.expand(step.members):
-                eligible.add(index)
-        return eligible
-
-    async def _require(self, change_id: str, *, history: bool = False) -> Change:
-        change = await self._repo.get_change(change_id.strip().upper(), history=history)
-        if change is None:
-            raise ChangeNotFound(change_id)
-        return change
-
-
-def scope_query(
-    scope: ListScope, *, user: str, now: datetime, limit: int = PAGE_SIZE, offset: int = 0
-) -> ChangeQuery:
-    """What a `/change list` scope holds; the calendar's sections are these lists too."""
-    if scope is ListScope.MINE:
-        query = ChangeQuery(requester=user)
-    elif scope is ListScope.PENDING:
-        query = ChangeQuery(statuses=(Status.PENDING_APPROVAL,))
-    elif scope is ListScope.IN_PROGRESS:
-        query = ChangeQuery(statuses=(Status.IN_PROGRESS,))
-    elif scope is ListScope.OVERDUE:
-        query = ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now)
-    elif scope is ListScope.POST_OVERDUE:
-        query = ChangeQuery(post_states=(PostState.OVERDUE,))
-    else:
-        query = ChangeQuery(
-            statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
-            starts_from=now - timedelta(hours=1),
-            starts_before=now + timedelta(days=UPCOMING_DAYS),
-        )
-    return replace(query, limit=limit, offset=offset)
-
-
-def _overlapping(start: datetime, end: datetime) -> ChangeQuery:
-    """The open CRs whose windows overlap [start, end): the candidates for a conflict."""
-    return ChangeQuery(
-        statuses=OPEN_FOR_CONFLICTS,
-        starts_before=end,
-        ends_after=start,
-        limit=CALENDAR_LIMIT,
-        with_approvals=False,
-    )
