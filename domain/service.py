@@ -4,12 +4,10 @@ Slack and time come in through Protocols so this module stays pure."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain import first_start, journal, quorum, timeline
-from domain.authz import barred_implementer, deciders_excluded, incident_refusal
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
@@ -23,23 +21,20 @@ from domain.emergency import (
     plan_post_approval,
     validate_emergency,
 )
-from domain.enums import Category, Decision, Risk, Status
+from domain.enums import Decision, Risk, Status
 from domain.errors import ChangeNotFound
 from domain.intake import ChangeForm, IntakeRejected
 from domain.intents import Intent, IntentKind
-from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
+from domain.limits import MAX_NOTES, MAX_REASON
 from domain.listing import Counted, Page
 from domain.metrics import compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
-    ApprovalEntry,
     AuditAction,
     AuditEntry,
     Change,
     NewChange,
-    Phase,
     PostState,
-    Review,
     StepSnapshot,
 )
 from domain.policy import Policy
@@ -74,9 +69,11 @@ from domain.timeline import (
     SHORT_NOTICE,
     PlannedNotice,
 )
+from domain.usecases.approvals import Approvals
 from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, Deps, UseCase
 from domain.usecases.intake import Intake, intake_intents
 from domain.usecases.queries import Queries, scope_query
+from domain.usecases.reviews import Reviews, review_chase_intents, review_needed, with_review
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
@@ -118,12 +115,6 @@ START_GATED = frozenset({ProgressAction.START, ProgressAction.COMPLETE})  # both
 CHANGE_EVENT_STATUSES = frozenset({Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
 
 
-# Refusals worth an audit line: someone tried to act without authority.
-AUDITED_REFUSALS = frozenset(
-    {quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST, quorum.Refusal.OWN_IMPLEMENTATION}
-)
-
-
 class ChangeService(UseCase):
     def __init__(
         self,
@@ -146,6 +137,8 @@ class ChangeService(UseCase):
         super().__init__(deps)
         self._intake = Intake(deps)
         self._queries = Queries(deps)
+        self._approvals = Approvals(deps)
+        self._reviews = Reviews(deps)
 
     # --- intake -----------------------------------------------------------------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
@@ -158,28 +151,9 @@ class ChangeService(UseCase):
             change_id=change_id, user=user, starts_at=starts_at, ends_at=ends_at
         )
 
-    # --- reading ----------------------------------------------------------------
-    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
-        return await self._queries.get_change(change_id=change_id, history=history)
-
-    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
-        return await self._queries.list_changes(scope=scope, user=user, page=page)
-
     # --- decisions --------------------------------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        """Would a decision by `user` be accepted right now? (Asked before the reason modal.)"""
-        change = await self._require(change_id)
-        verdict = quorum.decide(
-            status=change.status,
-            requester=change.requester,
-            steps=change.steps,
-            approvals=change.approvals,
-            user=user,
-            eligible_steps=await self._eligible_steps(change, user),
-            decision=Decision.REJECT,
-            implementer=barred_implementer(change, self.policy),
-        )
-        return verdict if isinstance(verdict, quorum.Refusal) else None
+        return await self._approvals.check_decision(change_id=change_id, user=user)
 
     async def decide(
         self,
@@ -190,83 +164,42 @@ class ChangeService(UseCase):
         reason: str = "",
         team_id: str | None = None,
     ) -> DecisionOutcome:
-        reason = reason.strip()
-        if decision is Decision.REJECT and not reason:
-            raise IntakeRejected({"reason": "Say why you reject the change."})
-        if len(reason) > MAX_REASON:
-            raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
+        return await self._approvals.decide(
+            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
+        )
 
-        async def attempt() -> DecisionOutcome | None:
-            change = await self._require(change_id)
-            verdict = quorum.decide(
-                status=change.status,
-                requester=change.requester,
-                steps=change.steps,
-                approvals=change.approvals,
-                user=user,
-                eligible_steps=await self._eligible_steps(change, user),
-                decision=decision,
-                implementer=barred_implementer(change, self.policy),
-            )
-            now = self._clock.now()
-            if isinstance(verdict, quorum.Refusal):
-                if verdict in AUDITED_REFUSALS:
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.DECISION_REFUSED,
-                            now,
-                            {"decision": decision.value, "refusal": verdict.value, "team_id": team_id},
-                        ),
-                    )
-                return DecisionOutcome(change, verdict)
-            step = change.steps[verdict.step_index]
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.APPROVAL_RECORDED if decision is Decision.APPROVE else AuditAction.REJECTED,
-                    now,
-                    {"step": verdict.step_index, "role": step.role, "reason": reason, "team_id": team_id},
-                )
-            ]
-            approved = verdict.new_status is Status.APPROVED
-            if approved:
-                audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.APPROVED, now, {"quorum": "complete"}))
-            update = ChangeUpdate(
-                at=now,
-                status=verdict.new_status,
-                post_state=PostState.NOT_NEEDED
-                if verdict.new_status is Status.REJECTED and change.post_state
-                else None,
-                drop_notices=verdict.new_status is Status.REJECTED,
-                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason),
-                approved_at=now if approved else None,
-                add_notices=self._plan(change.draft.starts_at, change.draft.ends_at, approved_at=now)
-                if approved
-                else (),
-            )
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(
-                    IntentKind.MESSAGE,
-                    change_id,
-                    change.requester,
-                    {
-                        "template": "decided",
-                        "by": user,
-                        "decision": decision.value,
-                        "status": verdict.new_status.value,
-                        "role": step.role,
-                        "reason": reason,
-                    },
-                ),
-            ]
-            if await self._commit(change, update, audit, intents):
-                return DecisionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
+    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
+        return await self._approvals.check_post_decision(change_id=change_id, user=user)
 
-        return await until_stored(change_id, attempt)
+    async def post_decide(
+        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
+    ) -> DecisionOutcome:
+        return await self._approvals.post_decide(
+            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
+        )
+
+    async def approvers_to_notify(self, *, change_id: str) -> list[str]:
+        return await self._approvals.approvers_to_notify(change_id=change_id)
+
+    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
+        return await self._approvals.post_approvers_to_notify(change_id=change_id)
+
+    async def role_members(self, *, role: str) -> list[str]:
+        return await self._approvals.role_members(role=role)
+
+    # --- reviews ----------------------------------------------------------------
+    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
+        return await self._reviews.submit_review(change_id=change_id, user=user, answers=answers)
+
+    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
+        return await self._reviews.link_incident(change_id=change_id, user=user, incident=incident)
+
+    # --- reading ----------------------------------------------------------------
+    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
+        return await self._queries.get_change(change_id=change_id, history=history)
+
+    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
+        return await self._queries.list_changes(scope=scope, user=user, page=page)
 
     # --- implementation ---------------------------------------------------------
     async def record_progress(
@@ -337,13 +270,13 @@ class ChangeService(UseCase):
                 ),
                 drop_notices=target is not Status.IN_PROGRESS,
             )
-            review = self._review_needed(change, target, now)
+            review = review_needed(self.policy, change, target, now)
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 *self._progress_intents(change, target, user, notes),
             ]
             if review is not None:
-                update = self._with_review(update, review, change, audit, intents)
+                update = with_review(self.policy, update, review, change, audit, intents)
             if await self._commit(change, update, audit, intents):
                 return ActionOutcome(await self._require(change_id))
             return None  # the CR moved meanwhile: decide again on its fresh state
@@ -367,154 +300,6 @@ class ChangeService(UseCase):
             override=override,
             allowed=allowed,
         )
-
-    def _with_review(
-        self,
-        update: ChangeUpdate,
-        review: Review,
-        change: Change,
-        audit: list[AuditEntry],
-        intents: list[Intent],
-    ) -> ChangeUpdate:
-        """Ask for a review as part of this write: stored, chased, audited, the implementer told."""
-        audit.append(
-            AuditEntry(
-                SYSTEM_ACTOR,
-                AuditAction.REVIEW_REQUESTED,
-                update.at,
-                {"reason": review.reason, "due_at": review.due_at.isoformat()},
-            )
-        )
-        intents.append(self._review_request_intent(change))
-        return replace(update, request_review=review, add_notices=self._plan_review(review, update.at))
-
-    def _review_needed(self, change: Change, target: Status, now: datetime) -> Review | None:
-        """Failed or rolled back changes, and major or emergency ones when done, get a review."""
-        if change.review is not None:
-            return None
-        policy = self.policy.review
-        if target.value in policy.also_when:
-            reason = f"the change {target.value.replace('_', ' ')}"
-        elif target is Status.COMPLETED and change.draft.category in policy.required_for:
-            reason = f"every {change.draft.category.value} change is reviewed"
-        else:
-            return None
-        within = (
-            policy.due_within_emergency if change.draft.category is Category.EMERGENCY else policy.due_within
-        )
-        return Review(requested_at=now, due_at=now + within, reason=reason)
-
-    def _plan_review(self, review: Review, now: datetime) -> list[PlannedNotice]:
-        reminder = review.due_at - self.policy.review.remind_before
-        notices = [PlannedNotice(REVIEW_REMINDER, reminder, None)] if reminder > now else []
-        return [*notices, PlannedNotice(REVIEW_DEADLINE, review.due_at, None)]
-
-    def _review_chase_intents(self, change: Change, notice: DueNotice) -> list[Intent]:
-        payload = {"template": "review_chase", "key": notice.key}
-        intents = [
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                change.implementer,
-                payload,
-                dedupe_key=f"notice:{notice.id}:implementer",
-            )
-        ]
-        if notice.key == REVIEW_DEADLINE:
-            intents.append(
-                Intent(
-                    IntentKind.DM_ROLE,
-                    change.id,
-                    None,
-                    {**payload, "role": self.policy.review.escalate_to},
-                    dedupe_key=f"notice:{notice.id}:escalate",
-                )
-            )
-        return intents
-
-    def _review_request_intent(self, change: Change) -> Intent:
-        return Intent(
-            IntentKind.MESSAGE,
-            change.id,
-            change.implementer,
-            {"template": "review_request"},
-            dedupe_key=f"{change.id}:review-request",
-        )
-
-    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
-        """The implementer (or requester) writes the review; stored once, audited, linked from the CR."""
-        change = await self._require(change_id)
-        if user not in (change.implementer, change.requester):
-            return ActionOutcome(change, "only the implementer or the requester writes the review")
-        if change.review is None:
-            return ActionOutcome(change, "no review was asked for this change")
-        if change.review.done:
-            return ActionOutcome(change, "its review is already written")
-        errors = {
-            k: f"Keep it to {MAX_ANSWER} characters." for k, v in answers.items() if len(v) > MAX_ANSWER
-        }
-        if not (answers.get("result") or "").strip():
-            errors["result"] = "Say how the change went."
-        if errors:
-            raise IntakeRejected(errors)
-        now = self._clock.now()
-        audit = [
-            AuditEntry(
-                user,
-                AuditAction.REVIEW_SUBMITTED,
-                now,
-                {"on_time": now <= change.review.due_at, "result": answers.get("result")},
-            )
-        ]
-        payload = {"template": "review_done", "by": user, "thread": True}
-        intents = [
-            Intent(IntentKind.REFRESH_CARDS, change_id),
-            Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-        ]
-        if not await self._repo.submit_review(
-            change_id=change_id, user=user, answers=answers, now=now, audit=audit, intents=intents
-        ):
-            return ActionOutcome(await self._require(change_id), "its review is already written")
-        journal.review_written(change_id, by=user, on_time=now <= change.review.due_at)
-        self._notifier.wake()
-        return ActionOutcome(await self._require(change_id))
-
-    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
-        """Record that this change caused an incident: it then counts as a change failure."""
-        incident = incident.strip()
-        if not incident or len(incident) > 300:
-            raise IntakeRejected({"incident": "Give the incident id or link (up to 300 characters)."})
-
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            refusal = incident_refusal(
-                change=change,
-                user=user,
-                in_incident_role=await self._in_roles(user, self.policy.incident_roles),
-                policy=self.policy,
-            )
-            if refusal:
-                details = {"action": "link_incident", "refusal": refusal, "incident": incident}
-                await self._audit_refusal(
-                    change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details)
-                )
-                return ActionOutcome(change, refusal)
-            audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
-            payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-            ]
-            update = ChangeUpdate(at=now, caused_incident=incident)
-            if change.review is None and change.status in (Status.COMPLETED, Status.CLOSED):
-                review = Review(now, now + self.policy.review.due_within, "it caused an incident")
-                update = self._with_review(update, review, change, audit, intents)
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
 
     def _progress_refusal(
         self, change: Change, user: str, allowed_from: frozenset[Status], action: ProgressAction
@@ -735,146 +520,6 @@ class ChangeService(UseCase):
 
         return await until_stored(change_id, attempt)
 
-    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        change = await self._require(change_id)
-        verdict = await self._post_verdict(change, user, Decision.REJECT)
-        return verdict if isinstance(verdict, quorum.Refusal) else None
-
-    async def _post_verdict(
-        self, change: Change, user: str, decision: Decision
-    ) -> quorum.Accepted | quorum.Refusal:
-        return quorum.decide(
-            status=Status.PENDING_APPROVAL if change.post_approval_open else Status.CLOSED,
-            requester=change.requester,
-            steps=change.post_steps,
-            approvals=change.post_approvals,
-            user=user,
-            eligible_steps=await self._eligible_steps(change, user, change.post_steps),
-            decision=decision,
-            implementer=barred_implementer(change, self.policy),
-        )
-
-    async def post_decide(
-        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
-    ) -> DecisionOutcome:
-        """An emergency's post-approval: same rules as every approval, recorded apart."""
-        reason = reason.strip()
-        if decision is Decision.REJECT and not reason:
-            raise IntakeRejected({"reason": "Say why you reject the emergency change."})
-        if len(reason) > MAX_REASON:
-            raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
-
-        async def attempt() -> DecisionOutcome | None:
-            change = await self._require(change_id)
-            verdict = await self._post_verdict(change, user, decision)
-            now = self._clock.now()
-            if isinstance(verdict, quorum.Refusal):
-                if verdict in AUDITED_REFUSALS:
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.DECISION_REFUSED,
-                            now,
-                            {
-                                "phase": "post",
-                                "decision": decision.value,
-                                "refusal": verdict.value,
-                                "team_id": team_id,
-                            },
-                        ),
-                    )
-                return DecisionOutcome(change, verdict)
-            step = change.post_steps[verdict.step_index]
-            if decision is Decision.REJECT:
-                new_state: PostState = PostState.REJECTED
-            elif verdict.new_status is Status.APPROVED:
-                new_state = PostState.APPROVED
-            else:
-                new_state = change.post_state or PostState.PENDING
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.POST_APPROVAL_RECORDED
-                    if decision is Decision.APPROVE
-                    else AuditAction.POST_REJECTED,
-                    now,
-                    {
-                        "role": step.role,
-                        "reason": reason,
-                        "team_id": team_id,
-                        "late": change.post_state is PostState.OVERDUE,
-                    },
-                )
-            ]
-            if new_state is PostState.APPROVED:
-                audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.POST_APPROVED, now, {"quorum": "complete"}))
-            payload = {
-                "template": "post_decided",
-                "by": user,
-                "decision": decision.value,
-                "state": new_state.value,
-                "reason": reason,
-            }
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(
-                    IntentKind.MESSAGE, change_id, self.policy.channels.changes, {**payload, "thread": True}
-                ),
-                Intent(IntentKind.MESSAGE, change_id, change.requester, payload),
-            ]
-            review = None
-            if new_state is PostState.REJECTED:
-                review = self._post_rejection_review(change, now, audit, intents)
-            update = ChangeUpdate(
-                at=now,
-                request_review=review,
-                add_notices=self._plan_review(review, now) if review else (),
-                post_state=new_state,
-                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
-            )
-            if await self._commit(change, update, audit, intents):
-                return DecisionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    def _post_rejection_review(
-        self, change: Change, now: datetime, audit: list[AuditEntry], intents: list[Intent]
-    ) -> Review | None:
-        """A refused post-approval asks its people for a review (once): adds the messages
-        and audit to those given, and returns the review to request, if any."""
-        for who in dict.fromkeys((change.requester, change.implementer)):
-            intents.append(
-                Intent(
-                    IntentKind.MESSAGE,
-                    change.id,
-                    who,
-                    {"template": "review_requested"},
-                    dedupe_key=f"{change.id}:review-requested:{who}",
-                )
-            )
-        if change.review is not None:
-            return None
-        review = Review(now, now + self.policy.review.due_within_emergency, "its post-approval was refused")
-        details = {"reason": review.reason, "due_at": review.due_at.isoformat()}
-        audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.REVIEW_REQUESTED, now, details))
-        intents.append(self._review_request_intent(change))
-        return review
-
-    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
-        change = await self._require(change_id)
-        if not change.post_approval_open:
-            return []
-        decided = {entry.user for entry in change.post_approvals}
-        users: set[str] = set()
-        for index in quorum.open_steps(change.post_steps, change.post_approvals):
-            users |= await self._directory.expand(change.post_steps[index].members)
-        return sorted(users - decided - deciders_excluded(change, self.policy))
-
-    async def role_members(self, *, role: str) -> list[str]:
-        return sorted(await self._directory.expand(self.policy.roles.get(role, [])))
-
     def _post_notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
         deadline = notice.key == POST_DEADLINE
         payload = {
@@ -994,7 +639,7 @@ class ChangeService(UseCase):
                     )
                 )
             if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
-                intents = self._review_chase_intents(change, notice)
+                intents = review_chase_intents(self.policy, change, notice)
                 if notice.key == REVIEW_DEADLINE:
                     audit.append(
                         AuditEntry(
@@ -1417,14 +1062,3 @@ class ChangeService(UseCase):
         if claimed:
             self._notifier.wake()
         return claimed
-
-    async def approvers_to_notify(self, *, change_id: str) -> list[str]:
-        """Everyone who can still sign an open step, except the requester."""
-        change = await self._require(change_id)
-        if change.status is not Status.PENDING_APPROVAL:
-            return []
-        decided = {entry.user for entry in change.approvals}
-        users: set[str] = set()
-        for index in quorum.open_steps(change.steps, change.approvals):
-            users |= await self._directory.expand(change.steps[index].members)
-        return sorted(users - decided - deciders_excluded(change, self.policy))
