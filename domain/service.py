@@ -7,18 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from domain import first_start, journal, quorum, timeline
+from domain import first_start, journal, quorum
 from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
 from domain.clock import Clock
 from domain.emergency import (
-    POST_DEADLINE,
     EmergencyForm,
-    is_post_notice,
 )
 from domain.enums import Decision, Risk, Status
-from domain.errors import ChangeNotFound
 from domain.intake import ChangeForm
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_REASON
@@ -36,9 +33,7 @@ from domain.ports import (
     ChangeQuery,
     ChangeRepository,
     Directory,
-    DueNotice,
     ListScope,
-    NoticeSettlement,
     Notifier,
 )
 from domain.read_models import (
@@ -51,31 +46,17 @@ from domain.read_models import (
     ProgressAction,
     Report,
 )
-from domain.timeline import (
-    MONITORING_END,
-    OVERRUN,
-    REVIEW_DEADLINE,
-    REVIEW_REMINDER,
-    SHORT_NOTICE,
-)
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, Deps, UseCase
-from domain.usecases.emergency import Emergency, post_chase_intents
+from domain.usecases.emergency import Emergency
 from domain.usecases.intake import Intake
+from domain.usecases.notices import Notices
 from domain.usecases.progress import Progress
 from domain.usecases.queries import Queries, scope_query
-from domain.usecases.reviews import Reviews, review_chase_intents
+from domain.usecases.reviews import Reviews
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
-# Settling a notice is a database write, no Slack call: if its claimer has not finished in
-# 15 s it died, and another replica takes the notice over.
-NOTICE_LEASE = timedelta(seconds=15)
-NOTICE_AUDIENCE: dict[str, list[str]] = {
-    SHORT_NOTICE: ["thread", "implementer"],
-    OVERRUN: ["changes", "implementer"],
-    MONITORING_END: ["thread", "implementer"],
-}
 
 
 class ChangeService(UseCase):
@@ -104,6 +85,7 @@ class ChangeService(UseCase):
         self._reviews = Reviews(deps)
         self._progress = Progress(deps)
         self._emergency = Emergency(deps)
+        self._notices = Notices(deps)
 
     # --- intake -----------------------------------------------------------------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
@@ -206,147 +188,10 @@ class ChangeService(UseCase):
 
     # --- the timeline -----------------------------------------------------------
     async def seconds_to_next_notice(self) -> float | None:
-        """How long until the earliest pending notice comes due (None: none pending)."""
-        due = await self._repo.next_notice_due()
-        return None if due is None else (due - self._clock.now()).total_seconds()
+        return await self._notices.seconds_to_next_notice()
 
     async def process_due_notices(self, *, limit: int = 100) -> int:
-        """Claim due notices and turn each into outbox rows (or a skip), exactly once: one
-        read of their CRs, one transaction for the lot."""
-        now = self._clock.now()
-        due = await self._repo.claim_due_notices(now=now, limit=limit, lease=NOTICE_LEASE)
-        changes = await self._repo.get_changes(sorted({notice.change_id for notice in due}))
-        settlements: list[NoticeSettlement] = []
-        for notice in due:
-            change = changes.get(notice.change_id)
-            if change is None:
-                raise ChangeNotFound(notice.change_id)
-            outcome: timeline.Send | timeline.Skip
-            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
-                outcome = (
-                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
-                    if change.review is not None and not change.review.done
-                    else timeline.Skip("the review is written")
-                )
-            elif is_post_notice(notice.key):
-                outcome = (
-                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
-                    if change.post_state is PostState.PENDING
-                    else timeline.Skip(f"post-approval is {(change.post_state or 'not needed')}")
-                )
-            else:
-                outcome = timeline.verdict(
-                    key=notice.key,
-                    due_at=notice.due_at,
-                    expires_at=notice.expires_at,
-                    status=change.status,
-                    now=now,
-                    late_after=self.policy.timeline.late_after,
-                )
-            if isinstance(outcome, timeline.Skip):
-                audit = [
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.NOTICE_SKIPPED,
-                        now,
-                        {"notice": notice.key, "due_at": notice.due_at.isoformat(), "reason": outcome.reason},
-                    )
-                ]
-                settlements.append(
-                    NoticeSettlement(
-                        notice.id,
-                        change.id,
-                        sent=False,
-                        late=False,
-                        note=outcome.reason,
-                        audit=audit,
-                        intents=[],
-                    )
-                )
-                continue
-            audit = (
-                [
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.NOTICE_SENT_LATE,
-                        now,
-                        {"notice": notice.key, "due_at": notice.due_at.isoformat()},
-                    )
-                ]
-                if outcome.late
-                else []
-            )
-            overdue = notice.key == POST_DEADLINE
-            if overdue:
-                audit.append(
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.POST_APPROVAL_OVERDUE,
-                        now,
-                        {"escalated_to": self.policy.emergency.escalate_to},
-                    )
-                )
-            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
-                intents = review_chase_intents(self.policy, change, notice)
-                if notice.key == REVIEW_DEADLINE:
-                    audit.append(
-                        AuditEntry(
-                            SYSTEM_ACTOR,
-                            AuditAction.REVIEW_OVERDUE,
-                            now,
-                            {"escalated_to": self.policy.review.escalate_to},
-                        )
-                    )
-            elif is_post_notice(notice.key):
-                intents = post_chase_intents(self.policy, change, notice, late=outcome.late)
-            else:
-                intents = self._notice_intents(change, notice, late=outcome.late)
-            if overdue:
-                intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
-            settlements.append(
-                NoticeSettlement(
-                    notice.id,
-                    change.id,
-                    sent=True,
-                    late=outcome.late,
-                    note=None,
-                    audit=audit,
-                    intents=intents,
-                    post_state=PostState.OVERDUE if overdue else None,
-                )
-            )
-        await self._repo.settle_notices(settlements, now=now)
-        journal.notices_settled(due, settlements)
-        if due:
-            self._notifier.wake()
-        return len(due)
-
-    def _notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
-        spec = timeline.spec_for(self.policy.timeline, notice.key)
-        audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
-        payload = {"template": "notice", "key": notice.key, "late": late, "due_at": notice.due_at.isoformat()}
-        changes = self.policy.channels.changes
-        targets: list[tuple[str, str, dict[str, object]]] = []
-        for who in audience:
-            if who == "thread":
-                targets.append(("thread", changes, {"thread": True}))
-            elif who == "changes":
-                targets.append(("changes", changes, {}))
-            elif who == "implementer":
-                targets.append(("implementer", change.implementer, {"actions": True}))
-            elif who == "stakeholders":
-                for channel in self.policy.timeline.stakeholders.get(change.draft.category, []):
-                    targets.append((f"stakeholders:{channel}", channel, {}))
-        return [
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                channel,
-                {**payload, **extra},
-                dedupe_key=f"notice:{notice.id}:{name}",
-            )
-            for name, channel, extra in targets
-        ]
+        return await self._notices.process_due_notices(limit=limit)
 
     # --- CAB and reports ----------------------------------------------------------
     async def run_cab_agenda(self, *, catch_up: bool = False) -> bool:

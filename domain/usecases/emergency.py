@@ -4,6 +4,7 @@ chasing its post-approval (the post-approval vote itself is in approvals.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from domain import journal
 from domain.durations import format_offset
@@ -18,10 +19,10 @@ from domain.enums import Status
 from domain.intents import Intent, IntentKind
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, PostState, StepSnapshot
 from domain.policy import Policy
-from domain.ports import ChangeUpdate, DueNotice
+from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.usecases.base import UseCase
+from domain.usecases.base import UseCase, is_late, late_audit, skipped
 from domain.usecases.intake import intake_intents
 
 
@@ -212,3 +213,39 @@ def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, lat
             ),
         ]
     return intents
+
+
+def settle_post_chase(
+    change: Change, notice: DueNotice, *, now: datetime, policy: Policy
+) -> NoticeSettlement:
+    """An emergency's post-approval reminder or deadline: its approvers chased while it is
+    pending; at the deadline it turns overdue and is escalated."""
+    if change.post_state is not PostState.PENDING:
+        return skipped(
+            change, notice, now=now, reason=f"post-approval is {(change.post_state or 'not needed')}"
+        )
+    late = is_late(notice, now=now, policy=policy)
+    audit = late_audit(notice, now=now, late=late)
+    overdue = notice.key == POST_DEADLINE
+    if overdue:
+        audit.append(
+            AuditEntry(
+                SYSTEM_ACTOR,
+                AuditAction.POST_APPROVAL_OVERDUE,
+                now,
+                {"escalated_to": policy.emergency.escalate_to},
+            )
+        )
+    intents = post_chase_intents(policy, change, notice, late=late)
+    if overdue:
+        intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
+    return NoticeSettlement(
+        notice.id,
+        change.id,
+        sent=True,
+        late=late,
+        note=None,
+        audit=audit,
+        intents=intents,
+        post_state=PostState.OVERDUE if overdue else None,
+    )

@@ -14,11 +14,11 @@ from domain.intents import Intent, IntentKind
 from domain.limits import MAX_ANSWER
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, Review
 from domain.policy import Policy
-from domain.ports import ChangeUpdate, DueNotice
+from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
 from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.timeline import REVIEW_DEADLINE, REVIEW_REMINDER, PlannedNotice
-from domain.usecases.base import UseCase
+from domain.usecases.base import UseCase, is_late, late_audit, skipped
 
 REVIEW_NOTICES = (REVIEW_REMINDER, REVIEW_DEADLINE)
 
@@ -173,4 +173,28 @@ def review_request_intent(change: Change) -> Intent:
         change.implementer,
         {"template": "review_request"},
         dedupe_key=f"{change.id}:review-request",
+    )
+
+
+def settle_review_chase(
+    change: Change, notice: DueNotice, *, now: datetime, policy: Policy
+) -> NoticeSettlement:
+    """A review reminder or deadline: the implementer chased (past the deadline, escalated),
+    until the review is written."""
+    if change.review is None or change.review.done:
+        return skipped(change, notice, now=now, reason="the review is written")
+    late = is_late(notice, now=now, policy=policy)
+    audit = late_audit(notice, now=now, late=late)
+    intents = review_chase_intents(policy, change, notice)
+    if notice.key == REVIEW_DEADLINE:
+        audit.append(
+            AuditEntry(
+                SYSTEM_ACTOR,
+                AuditAction.REVIEW_OVERDUE,
+                now,
+                {"escalated_to": policy.review.escalate_to},
+            )
+        )
+    return NoticeSettlement(
+        notice.id, change.id, sent=True, late=late, note=None, audit=audit, intents=intents
     )
