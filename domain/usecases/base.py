@@ -123,6 +123,7 @@ def plan(
 
 # --- settling a due notice (each notice family's function builds on these) ------------
 def is_late(notice: DueNotice, *, now: datetime, policy: Policy) -> bool:
+    """Sent past the policy's lateness allowance (the bot was down, or busy)."""
     return now - notice.due_at > policy.timeline.late_after
 
 

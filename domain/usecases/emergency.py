@@ -183,6 +183,8 @@ class Emergency(UseCase):
 
 
 def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
+    """The post-approval chase: the thread and the approvers; at the deadline also the
+    channel and the escalation role."""
     deadline = notice.key == POST_DEADLINE
     payload = {
         "template": "post_chase",

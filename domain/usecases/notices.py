@@ -95,6 +95,7 @@ def settle_timeline_notice(
 
 
 def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
+    """A window notice to its audience: the thread, the channel, the implementer, stakeholders."""
     spec = timeline.spec_for(policy.timeline, notice.key)
     audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
     payload = {"template": "notice", "key": notice.key, "late": late, "due_at": notice.due_at.isoformat()}

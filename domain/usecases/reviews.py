@@ -137,12 +137,14 @@ def review_needed(policy: Policy, change: Change, target: Status, now: datetime)
 
 
 def plan_review(policy: Policy, review: Review, now: datetime) -> list[PlannedNotice]:
+    """The review's chase: a reminder (if still ahead) and the deadline."""
     reminder = review.due_at - policy.review.remind_before
     notices = [PlannedNotice(REVIEW_REMINDER, reminder, None)] if reminder > now else []
     return [*notices, PlannedNotice(REVIEW_DEADLINE, review.due_at, None)]
 
 
 def review_chase_intents(policy: Policy, change: Change, notice: DueNotice) -> list[Intent]:
+    """The implementer chased; at the deadline the escalation role too."""
     payload = {"template": "review_chase", "key": notice.key}
     intents = [
         Intent(
@@ -167,6 +169,7 @@ def review_chase_intents(policy: Policy, change: Change, notice: DueNotice) -> l
 
 
 def review_request_intent(change: Change) -> Intent:
+    """The implementer asked to write the review (once per CR)."""
     return Intent(
         IntentKind.MESSAGE,
         change.id,
