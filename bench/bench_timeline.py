@@ -572,7 +572,7 @@ def outbox_id(call: Call) -> int | None:
 
 
 def audience(policy: Policy, key: str) -> list[str]:
-    """The outbox targets ChangeService._notice_intents makes for a notice (this policy)."""
+    """The outbox targets timeline_notice_intents (domain/usecases/notices.py) makes for a notice (this policy)."""
     spec = spec_for(policy.timeline, key)
     names: list[str] = []
     for who in spec.audience if spec else ["thread"]:
