@@ -113,7 +113,9 @@ class MemoryChangeRepository:
         self._home_viewers: dict[str, datetime] = {}
         self.outbox: list[OutboxEntry] = []
         self.audit_log: list[AuditRecord] = []
-        self._ids = itertools.count(1)  # one counter for every table: ids only need to grow
+        # One sequence per table, as the database numbers its rows (dedupe keys name notice ids).
+        self._approval_ids, self._audit_ids = itertools.count(1), itertools.count(1)
+        self._notice_ids, self._outbox_ids = itertools.count(1), itertools.count(1)
 
     # --- what tests inspect ------------------------------------------------------
     @property
@@ -138,17 +140,19 @@ class MemoryChangeRepository:
                 if intent.dedupe_key in keys:
                     continue
                 keys.add(intent.dedupe_key)
-            self.outbox.append(OutboxEntry(next(self._ids), intent, now))
+            self.outbox.append(OutboxEntry(next(self._outbox_ids), intent, now))
 
     def _audit(self, change_id: str | None, entries: Iterable[AuditEntry]) -> None:
         for entry in entries:
             stored = replace(entry, details=_json(entry.details))
-            self.audit_log.append(AuditRecord(next(self._ids), change_id, stored))
+            self.audit_log.append(AuditRecord(next(self._audit_ids), change_id, stored))
 
     def _plan(self, change_id: str, notices: Iterable[PlannedNotice], now: datetime) -> None:
         for notice in notices:
             self._notices.append(
-                StoredNotice(next(self._ids), change_id, notice.key, notice.due_at, notice.expires_at, now)
+                StoredNotice(
+                    next(self._notice_ids), change_id, notice.key, notice.due_at, notice.expires_at, now
+                )
             )
 
     # --- changes -------------------------------------------------------------------
@@ -239,7 +243,7 @@ class MemoryChangeRepository:
                 for a in approvals
             ):
                 return False
-            approvals.append(_Approval(next(self._ids), change_id, new))
+            approvals.append(_Approval(next(self._approval_ids), change_id, new))
         details = [_json(entry.details) for entry in audit]  # a bad value fails before any write
         self._approvals = approvals
         self._rows[change_id] = _updated(row, update)
