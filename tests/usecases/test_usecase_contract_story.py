@@ -3,7 +3,7 @@ can be asked (every CR in full, notices, outbox, audit, lists) must be the same.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.clock import FakeClock
@@ -21,7 +21,6 @@ from tests.support.change_forms import (
     make_service,
 )
 from tests.support.contract_backends import Backend, memory_backend
-from tests.support.harness import START
 
 
 async def story(service: ChangeService, clock: FakeClock) -> list[str]:
@@ -74,7 +73,7 @@ async def story(service: ChangeService, clock: FakeClock) -> list[str]:
 
 
 async def everything(
-    backend: Backend, service: ChangeService, ids: list[str], clock: FakeClock
+    backend: Backend, service: ChangeService, ids: list[str], clock: FakeClock, start: datetime
 ) -> dict[str, Any]:
     repo = backend.repo
     return {
@@ -85,24 +84,25 @@ async def everything(
         "audit": await backend.audit(),
         "all": await repo.list_changes(ChangeQuery(limit=100)),
         "mine": await service.list_changes(scope=ListScope.MINE, user=REQUESTER),
-        "history": await repo.changes_with_history(start=START, end=clock.now()),
+        "history": await repo.changes_with_history(start=start, end=clock.now()),
         "reviews": (
-            await repo.review_counts(start=START, end=clock.now()),
+            await repo.review_counts(start=start, end=clock.now()),
             await repo.overdue_reviews(now=clock.now()),
             await repo.caused_incidents(ids),
         ),
-        "freezes": await repo.freezes(start=START, end=clock.now()),
+        "freezes": await repo.freezes(start=start, end=clock.now()),
         "next_notice": await repo.next_notice_due(),
     }
 
 
-async def test_both_repositories_tell_the_same_story(sqlite_backend: Backend) -> None:
+async def test_both_repositories_tell_the_same_story(sqlite_backend: Backend, clock: FakeClock) -> None:
+    start = clock.now()
     told = []
     for backend in (memory_backend(), sqlite_backend):
-        clock = FakeClock(START)
-        service = make_service(backend.repo, clock)
-        ids = await story(service, clock)
-        told.append(await everything(backend, service, ids, clock))
+        own_clock = FakeClock(start)
+        service = make_service(backend.repo, own_clock)
+        ids = await story(service, own_clock)
+        told.append(await everything(backend, service, ids, own_clock, start))
 
     memory, sqlite = told
     assert memory.keys() == sqlite.keys()
