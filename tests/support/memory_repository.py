@@ -166,10 +166,12 @@ class MemoryChangeRepository:
     ) -> Change:
         """The year's next gap-free number, the CR, its audit, intents and notices at once."""
         year = change.created_at.year
-        self._sequences[year] = self._sequences.get(year, 0) + 1
-        change_id = format_change_id(year, self._sequences[year])
-        made = intents(change_id)  # before anything is stored: if it raises, nothing is
-        details = [_json(entry.details) for entry in audit]
+        sequence = self._sequences.get(year, 0) + 1
+        change_id = format_change_id(year, sequence)
+        made = intents(change_id)  # all that can fail comes first: like a rolled-back
+        for entry in audit:  # transaction, a failure leaves no trace (not even a number)
+            _json(entry.details)
+        self._sequences[year] = sequence
         row = Change(
             id=change_id,
             draft=change.draft,
@@ -187,7 +189,7 @@ class MemoryChangeRepository:
             conflicts=change.conflicts,
         )
         self._rows[change_id] = row
-        self._audit(change_id, [replace(e, details=d) for e, d in zip(audit, details, strict=True)])
+        self._audit(change_id, audit)
         self._enqueue(made, change.created_at)
         self._plan(change_id, notices, change.created_at)
         return replace(row, audit=tuple(audit))
@@ -244,7 +246,8 @@ class MemoryChangeRepository:
             ):
                 return False
             approvals.append(_Approval(next(self._approval_ids), change_id, new))
-        details = [_json(entry.details) for entry in audit]  # a bad value fails before any write
+        for entry in audit:  # a value JSON cannot hold fails before anything is written
+            _json(entry.details)
         self._approvals = approvals
         self._rows[change_id] = _updated(row, update)
         if update.replace_notices is not None or update.drop_notices:
@@ -254,7 +257,7 @@ class MemoryChangeRepository:
             self._reviews[change_id] = Review(review.requested_at, review.due_at, review.reason)
         self._plan(change_id, update.replace_notices or (), update.at)
         self._plan(change_id, update.add_notices, update.at)
-        self._audit(change_id, [replace(e, details=d) for e, d in zip(audit, details, strict=True)])
+        self._audit(change_id, audit)
         self._enqueue(intents, update.at)
         return True
 
