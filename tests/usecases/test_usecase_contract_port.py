@@ -8,9 +8,19 @@ from datetime import timedelta
 import pytest
 
 from domain.clock import FakeClock
-from domain.enums import Decision, Risk, Status
+from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
-from domain.model import ApprovalEntry, AuditAction, AuditEntry, Change, Phase, PostState, Review
+from domain.model import (
+    ApprovalEntry,
+    AuditAction,
+    AuditEntry,
+    Change,
+    ChangeDraft,
+    NewChange,
+    Phase,
+    PostState,
+    Review,
+)
 from domain.ports import ChangeQuery, ChangeUpdate, NoticeSettlement
 from domain.service import ChangeService
 from domain.timeline import PlannedNotice
@@ -382,3 +392,30 @@ async def test_reviews_are_written_once_and_counted(
         start=clock.now() - timedelta(days=1), end=clock.now() + timedelta(days=1)
     ) == (2, 0)
     assert await repo.caused_incidents([first.id, "CR-2026-0404", second.id]) == [first.id, second.id]
+
+
+async def test_a_failed_create_leaves_no_trace(
+    backend: Backend, service: ChangeService, clock: FakeClock
+) -> None:
+    draft = ChangeDraft(
+        title="Broken",
+        category=Category.NORMAL,
+        impact=Impact.LOW,
+        likelihood=Likelihood.LOW,
+        services=("api-server",),
+        starts_at=clock.now() + timedelta(days=1),
+        ends_at=clock.now() + timedelta(days=1, hours=1),
+        description="x",
+    )
+    new = NewChange(draft, Risk.LOW, Status.APPROVED, REQUESTER, clock.now(), ())
+
+    def broken(change_id: str) -> list[Intent]:
+        raise RuntimeError(f"no intents for {change_id}")
+
+    with pytest.raises(RuntimeError):
+        await backend.repo.create_change(new, audit=[], intents=broken)
+    change = await service.submit_change(form=low_risk_form(clock), requester=REQUESTER)
+
+    assert change.id == "CR-2026-0001"
+    assert await backend.repo.count_changes(ChangeQuery()) == 1
+    assert len(await backend.outbox()) == 2
