@@ -19,7 +19,7 @@ signed exactly as Slack signs them (tooling/slack_payloads.py):
   (c) CR modal submission    view_submission: validated and stored *before* the ack
 
 Two servers, each in its own Python process, served by aiohttp (web.AppRunner + TCPSite on
-a free loopback port), talking to the same SlackEmulator (tooling/emulator.py), which runs in
+a free loopback port), talking to the same SlackEmulator (tooling/emulator/), which runs in
 the orchestrating process:
 
   changebot  build_changebot(settings, policy) (SystemClock, outbox pace 0 so the

@@ -4,7 +4,7 @@
     python bench/bench_timeline.py [--db sqlite|postgres|both] [--changes 10000] [--quick]
 
 What it measures, on SQLite and on a throwaway PostgreSQL (tests/support/pg_server.py), against
-the in-process Slack emulator (tooling/emulator.py), with the real bot wiring
+the in-process Slack emulator (tooling/emulator/), with the real bot wiring
 (build_changebot + start, APScheduler ticking every second) and a real-time clock:
 
 1. notice dispatch lag in a DB of 10,000 approved scheduled CRs (~40k+ pending notices,
@@ -572,7 +572,7 @@ def outbox_id(call: Call) -> int | None:
 
 
 def audience(policy: Policy, key: str) -> list[str]:
-    """The outbox targets ChangeService._notice_intents makes for a notice (this policy)."""
+    """The outbox targets timeline_notice_intents (domain/usecases/notices.py) makes for a notice (this policy)."""
     spec = spec_for(policy.timeline, key)
     names: list[str] = []
     for who in spec.audience if spec else ["thread"]:

@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.ics import feed_body
 from adapters.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
@@ -118,26 +118,121 @@ def build_changebot(
     pagerduty_client_kwargs: dict[str, Any] | None = None,
     lanes: int = PARALLEL_LANES,
 ) -> Changebot:
+    """Wire the bot in named steps (stores, the Slack client and the use cases, the Slack
+    adapter, the outbox sender, the listeners, the jobs, the HTTP door) so each reads alone."""
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    client = AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[],  # the outbox retries, with Retry-After and backoff
-        timeout=SLACK_TIMEOUT_SECONDS,
-    )
-    repository = SqlChangeRepository(sessions)
-    store = OutboxStore(sessions)
+    stores = _build_stores(engine)
+    client = _slack_client(settings)
     waker = DeferredWaker()
     service = ChangeService(
-        repository=repository,
+        repository=stores.repository,
         directory=SlackDirectory(client=client, clock=clock, ttl_seconds=policy.group_cache_seconds),
         notifier=waker,
         clock=clock,
         policy=policy,
         change_events=bool(settings.pagerduty_routing_key),
     )
+    gateway = _build_gateway(
+        settings,
+        policy,
+        client=client,
+        stores=stores,
+        service=service,
+        clock=clock,
+        waker=waker,
+        pagerduty_client_kwargs=pagerduty_client_kwargs,
+    )
+    ack_first = AckFirst()
+    dispatcher = _build_dispatcher(
+        stores,
+        gateway=gateway,
+        clock=clock,
+        pace=pace,
+        lanes=lanes,
+        tick_seconds=tick_seconds,
+        ack_first=ack_first,
+    )
+    waker.target = dispatcher
+    context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
+    outage = DatabaseOutage(clock=clock)
+    bolt = build_bolt(client=client, context=context, sessions_engine=engine, outage=outage)
+    scheduler, notices = build_scheduler(
+        dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
+    )
+    bot = Changebot(
+        settings=settings,
+        policy=policy,
+        engine=engine,
+        context=context,
+        bolt=bolt,
+        web=web.Application(),
+        scheduler=scheduler,
+        notices=notices,
+    )
+    bot.web = _build_web(bot, stores=stores, ack_first=ack_first, outage=outage)
+    return bot
+
+
+@dataclass(frozen=True)
+class _Stores:
+    """The database side: sessions, the change repository and the outbox."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    repository: SqlChangeRepository
+    outbox: OutboxStore
+
+
+def _build_stores(engine: AsyncEngine) -> _Stores:
+    sessions = session_factory(engine)
+    return _Stores(sessions=sessions, repository=SqlChangeRepository(sessions), outbox=OutboxStore(sessions))
+
+
+def _slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[],  # the outbox retries, with Retry-After and backoff
+        timeout=SLACK_TIMEOUT_SECONDS,
+    )
+
+
+def _build_dispatcher(
+    stores: _Stores,
+    *,
+    gateway: SlackGateway,
+    clock: Clock,
+    pace: timedelta,
+    lanes: int,
+    tick_seconds: float,
+    ack_first: AckFirst,
+) -> OutboxDispatcher:
+    """The outbox's sender: paced lanes per channel, each send within Slack's timeout."""
+    return OutboxDispatcher(
+        store=stores.outbox,
+        gateway=gateway,
+        clock=clock,
+        pace=pace,
+        lanes=lanes,
+        tick=timedelta(seconds=tick_seconds),
+        ack_first=ack_first,
+        send_budget=timedelta(seconds=SLACK_TIMEOUT_SECONDS),
+    )
+
+
+def _build_gateway(
+    settings: Settings,
+    policy: Policy,
+    *,
+    client: AsyncWebClient,
+    stores: _Stores,
+    service: ChangeService,
+    clock: Clock,
+    waker: DeferredWaker,
+    pagerduty_client_kwargs: dict[str, Any] | None,
+) -> SlackGateway:
+    """The Slack adapter, with PagerDuty beside it: on-call for emergencies, and change
+    events when a routing key is set."""
     on_call = PagerDutyOnCall(
         api_token=settings.pagerduty_api_token,
         api_url=settings.pagerduty_api_url,
@@ -158,10 +253,10 @@ def build_changebot(
         if settings.pagerduty_routing_key
         else None
     )
-    gateway = SlackGateway(
+    return SlackGateway(
         client=client,
-        repository=repository,
-        outbox=store,
+        repository=stores.repository,
+        outbox=stores.outbox,
         service=service,
         policy=policy,
         clock=clock,
@@ -169,46 +264,26 @@ def build_changebot(
         on_call=on_call,
         change_events=change_events,
     )
-    ack_first = AckFirst()
-    dispatcher = OutboxDispatcher(
-        store=store,
-        gateway=gateway,
-        clock=clock,
-        pace=pace,
-        lanes=lanes,
-        tick=timedelta(seconds=tick_seconds),
-        ack_first=ack_first,
-        send_budget=timedelta(seconds=SLACK_TIMEOUT_SECONDS),
-    )
-    waker.target = dispatcher
-    context = AppContext(service=service, gateway=gateway, dispatcher=dispatcher, policy=policy, clock=clock)
-    outage = DatabaseOutage(clock=clock)
-    bolt = build_bolt(client=client, context=context, sessions_engine=engine, outage=outage)
-    scheduler, notices = build_scheduler(
-        dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
-    )
-    bot = Changebot(
-        settings=settings,
-        policy=policy,
-        engine=engine,
-        context=context,
-        bolt=bolt,
-        web=web.Application(),
-        scheduler=scheduler,
-        notices=notices,
-    )
-    bot.web = build_web_app(
-        feed=lambda token: calendar_feed(service, repository, policy, token),
-        metrics=lambda: metrics_text(sessions, slack_errors=gateway.errors.snapshot(), now=clock.now()),
-        bolt=bolt,
-        signing_secret=settings.slack_signing_secret,
+
+
+def _build_web(
+    bot: Changebot, *, stores: _Stores, ack_first: AckFirst, outage: DatabaseOutage
+) -> web.Application:
+    """The HTTP door: Slack's events, the calendar feed, metrics and health."""
+    context, policy, clock = bot.context, bot.policy, bot.context.clock
+    return build_web_app(
+        feed=lambda token: calendar_feed(context.service, stores.repository, policy, token),
+        metrics=lambda: metrics_text(
+            stores.sessions, slack_errors=context.gateway.errors.snapshot(), now=clock.now()
+        ),
+        bolt=bot.bolt,
+        signing_secret=bot.settings.slack_signing_secret,
         clock=clock,
         health=bot.health,
         ack_first=ack_first,
-        replays=ReplayGuard(store=ProcessedRequests(sessions), clock=clock),
+        replays=ReplayGuard(store=ProcessedRequests(stores.sessions), clock=clock),
         outage=outage,
     )
-    return bot
 
 
 def build_bolt(

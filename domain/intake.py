@@ -12,7 +12,7 @@ from domain.bounds import window_bound_errors
 from domain.enums import Category, Impact, Likelihood
 from domain.limits import MAX_DOWNTIME_MINUTES
 from domain.model import ChangeDraft
-from domain.policy import Limits, Policy
+from domain.policy import CatalogEntry, Limits, Policy
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
@@ -79,83 +79,22 @@ def _enum(kind: type[E], value: str | None) -> E | None:
 
 
 def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeDraft:
-    """Return the draft, or raise IntakeRejected with one message per bad field."""
+    """Return the draft, or raise IntakeRejected with one message per bad field.
+
+    Each check adds its fields' messages to ``errors`` in form order, so the modal lists
+    them top to bottom; the first problem of a field wins."""
     errors: dict[str, str] = {}
-    title = " ".join(_clean(form.title).split())
-    if not title:
-        errors["title"] = "Give the change a title."
-    elif len(title) > policy.limits.title:
-        errors["title"] = f"Keep the title to {policy.limits.title} characters (it has {len(title)})."
-
-    category = _enum(Category, form.category)
-    if category is None:
-        errors["category"] = "Choose a category: standard, normal, major or emergency."
-
-    catalog_entry = None
-    if category is Category.STANDARD:
-        catalog_entry = policy.catalog_entry(form.catalog) if form.catalog else None
-        if catalog_entry is None:
-            errors["catalog"] = (
-                "A standard change must follow a pre-approved procedure: pick one, "
-                "or file it as a normal change."
-            )
-
-    impact = _enum(Impact, form.impact)
-    likelihood = _enum(Likelihood, form.likelihood)
-    if category is Category.STANDARD:
-        impact = impact or Impact.LOW
-        likelihood = likelihood or Likelihood.LOW
-    if impact is None:
-        errors["impact"] = "Choose the impact if this change goes wrong."
-    if likelihood is None:
-        errors["likelihood"] = "Choose how likely it is to go wrong."
-
-    services = tuple(dict.fromkeys(s.strip() for s in form.services if s and s.strip()))
-    unknown = [s for s in services if s not in policy.services]
-    if not services:
-        errors["services"] = "Pick at least one affected service."
-    elif unknown:
-        errors["services"] = f"Unknown service: {', '.join(unknown)}. Pick from the list."
-    elif catalog_entry is not None and catalog_entry.services:
-        outside = [s for s in services if s not in catalog_entry.services]
-        if outside:
-            errors["services"] = (
-                f"'{catalog_entry.title}' is pre-approved only for "
-                f"{', '.join(catalog_entry.services)}, not {', '.join(outside)}."
-            )
-
+    title = _title(form.title, policy.limits, errors)
+    category = _category(form.category, errors)
+    catalog_entry = _catalog_entry(form.catalog, category, policy, errors)
+    impact, likelihood = _risk(form.impact, form.likelihood, category, errors)
+    services = _services(form.services, policy, catalog_entry, errors)
     starts_at, ends_at = _moment(form.starts_at), _moment(form.ends_at)
     errors.update(_window_errors(starts_at, ends_at, now=now, limits=policy.limits))
-
-    texts = {name: _clean(getattr(form, name)) for name in LONG_TEXT_FIELDS}
-    for name, text in texts.items():
-        if len(text) > policy.limits.text:
-            errors[name] = (
-                f"{LABELS[name]} is {len(text)} characters; keep it to {policy.limits.text} "
-                "and link to a document for the rest."
-            )
-    if category is not Category.STANDARD and not texts["description"] and "description" not in errors:
-        errors["description"] = "Describe what will change."
-    if category in (Category.NORMAL, Category.MAJOR) and not texts["rollback_plan"]:
-        errors.setdefault("rollback_plan", "Normal and major changes need a documented rollback plan.")
-    if category is Category.MAJOR and not texts["implementation_plan"]:
-        errors.setdefault("implementation_plan", "Major changes need an implementation plan.")
-
-    downtime = 0
-    raw_downtime = _clean(form.downtime)
-    if raw_downtime:
-        try:
-            downtime = int(raw_downtime)
-        except ValueError:
-            errors["downtime"] = "Downtime is a whole number of minutes."
-        else:
-            if not 0 <= downtime <= MAX_DOWNTIME_MINUTES:
-                errors["downtime"] = f"Downtime must be between 0 and {MAX_DOWNTIME_MINUTES} minutes."
-
-    implementer = _clean(form.implementer) or None
-    if implementer is not None and not USER_ID.match(implementer):
-        errors["implementer"] = "Pick the implementer from the list of people."
-
+    texts = _long_texts(form, policy.limits, errors)
+    _required_texts(texts, category, errors)
+    downtime = _downtime(form.downtime, errors)
+    implementer = _implementer(form.implementer, errors)
     if errors:
         raise IntakeRejected(errors)
     assert category and impact and likelihood and starts_at and ends_at
@@ -176,6 +115,118 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
         catalog_id=catalog_entry.id if catalog_entry else None,
         implementer=implementer,
     )
+
+
+def _title(raw: str | None, limits: Limits, errors: dict[str, str]) -> str:
+    """The title on one line, required and within the policy's limit."""
+    title = " ".join(_clean(raw).split())
+    if not title:
+        errors["title"] = "Give the change a title."
+    elif len(title) > limits.title:
+        errors["title"] = f"Keep the title to {limits.title} characters (it has {len(title)})."
+    return title
+
+
+def _category(raw: str | None, errors: dict[str, str]) -> Category | None:
+    category = _enum(Category, raw)
+    if category is None:
+        errors["category"] = "Choose a category: standard, normal, major or emergency."
+    return category
+
+
+def _catalog_entry(
+    raw: str | None, category: Category | None, policy: Policy, errors: dict[str, str]
+) -> CatalogEntry | None:
+    """A standard change is one of the policy's pre-approved procedures; others have none."""
+    if category is not Category.STANDARD:
+        return None
+    entry = policy.catalog_entry(raw) if raw else None
+    if entry is None:
+        errors["catalog"] = (
+            "A standard change must follow a pre-approved procedure: pick one, or file it as a normal change."
+        )
+    return entry
+
+
+def _risk(
+    raw_impact: str | None, raw_likelihood: str | None, category: Category | None, errors: dict[str, str]
+) -> tuple[Impact | None, Likelihood | None]:
+    """Impact and likelihood, required except for standard changes (low unless said)."""
+    impact = _enum(Impact, raw_impact)
+    likelihood = _enum(Likelihood, raw_likelihood)
+    if category is Category.STANDARD:
+        impact = impact or Impact.LOW
+        likelihood = likelihood or Likelihood.LOW
+    if impact is None:
+        errors["impact"] = "Choose the impact if this change goes wrong."
+    if likelihood is None:
+        errors["likelihood"] = "Choose how likely it is to go wrong."
+    return impact, likelihood
+
+
+def _services(
+    raw: list[str], policy: Policy, catalog_entry: CatalogEntry | None, errors: dict[str, str]
+) -> tuple[str, ...]:
+    """At least one known service, within the catalog entry's services if it names some."""
+    services = tuple(dict.fromkeys(s.strip() for s in raw if s and s.strip()))
+    unknown = [s for s in services if s not in policy.services]
+    if not services:
+        errors["services"] = "Pick at least one affected service."
+    elif unknown:
+        errors["services"] = f"Unknown service: {', '.join(unknown)}. Pick from the list."
+    elif catalog_entry is not None and catalog_entry.services:
+        outside = [s for s in services if s not in catalog_entry.services]
+        if outside:
+            errors["services"] = (
+                f"'{catalog_entry.title}' is pre-approved only for "
+                f"{', '.join(catalog_entry.services)}, not {', '.join(outside)}."
+            )
+    return services
+
+
+def _long_texts(form: ChangeForm, limits: Limits, errors: dict[str, str]) -> dict[str, str]:
+    """The long texts, trimmed, each within the policy's limit."""
+    texts = {name: _clean(getattr(form, name)) for name in LONG_TEXT_FIELDS}
+    for name, text in texts.items():
+        if len(text) > limits.text:
+            errors[name] = (
+                f"{LABELS[name]} is {len(text)} characters; keep it to {limits.text} "
+                "and link to a document for the rest."
+            )
+    return texts
+
+
+def _required_texts(texts: dict[str, str], category: Category | None, errors: dict[str, str]) -> None:
+    """Which texts a category needs: a description but for standard changes (the catalog
+    has one), a rollback plan for normal and major, an implementation plan for major."""
+    if category is not Category.STANDARD and not texts["description"] and "description" not in errors:
+        errors["description"] = "Describe what will change."
+    if category in (Category.NORMAL, Category.MAJOR) and not texts["rollback_plan"]:
+        errors.setdefault("rollback_plan", "Normal and major changes need a documented rollback plan.")
+    if category is Category.MAJOR and not texts["implementation_plan"]:
+        errors.setdefault("implementation_plan", "Major changes need an implementation plan.")
+
+
+def _downtime(raw: str | None, errors: dict[str, str]) -> int:
+    """Expected downtime in whole minutes; none said is none expected."""
+    raw_downtime = _clean(raw)
+    if not raw_downtime:
+        return 0
+    try:
+        downtime = int(raw_downtime)
+    except ValueError:
+        errors["downtime"] = "Downtime is a whole number of minutes."
+        return 0
+    if not 0 <= downtime <= MAX_DOWNTIME_MINUTES:
+        errors["downtime"] = f"Downtime must be between 0 and {MAX_DOWNTIME_MINUTES} minutes."
+    return downtime
+
+
+def _implementer(raw: str | None, errors: dict[str, str]) -> str | None:
+    implementer = _clean(raw) or None
+    if implementer is not None and not USER_ID.match(implementer):
+        errors["implementer"] = "Pick the implementer from the list of people."
+    return implementer
 
 
 def validate_window(

@@ -239,84 +239,174 @@ def compute_metrics(
         raise ValueError("the period must end after it starts")
     as_of = now or end
     selected = in_period(changes, start, end)
-    total = len(selected)
-    by_category = {category: 0 for category in Category}
-    by_status = {status: 0 for status in Status}
-    counts = {status: 0 for status in OUTCOME_STATUSES}
-    unknown = 0
-    incident_set = set(caused_incident)
-    incident_ids = sorted(c.id for c in selected if c.id in incident_set)
-    failure_count = 0
-    lead_times: list[timedelta] = []
-    implement_times: list[timedelta] = []
-    post_due = post_on_time = 0
-    for change in selected:
-        by_category[change.draft.category] += 1
-        by_status[change.status] += 1
-        outcome = outcome_of(change, outcomes)
-        if outcome is not None:
-            counts[outcome] += 1
-            if outcome is not Status.COMPLETED or change.id in incident_set:
-                failure_count += 1
-        elif change.status is Status.CLOSED:
-            unknown += 1
-        if change.started_at is not None:
-            lead_times.append(change.started_at - change.created_at)
-            if change.finished_at is not None and change.finished_at >= change.started_at:
-                implement_times.append(change.finished_at - change.started_at)
-        judged = post_approval_judgement(change, as_of)
-        if judged is not None:
-            post_due += 1
-            if judged:
-                post_on_time += 1
-    finished = sum(counts.values())
-    weeks = (end - start) / WEEK
-    per_week = total / weeks
-    success_rate = percent(counts[Status.COMPLETED], finished)
-    rollback_rate = percent(counts[Status.ROLLED_BACK], finished)
-    failure_rate = percent(failure_count, finished)
-    checks = [
-        _check("success_rate_min", "Success rate", success_rate, targets.success_rate_min, "min"),
-        _check("rollback_rate_max", "Rollback rate", rollback_rate, targets.rollback_rate_max, "max"),
-        _check("failure_rate_max", "Change failure rate", failure_rate, targets.failure_rate_max, "max"),
-        _check("changes_per_week_min", "Changes per week", per_week, targets.changes_per_week_min, "min"),
-    ]
+    volume = _volume(selected, start, end)
+    results = _outcomes(selected, outcomes, set(caused_incident))
+    compliance = _compliance(
+        selected, as_of, reviews_due=reviews_due, reviews_done_on_time=reviews_done_on_time
+    )
     return Metrics(
         start=start,
         end=end,
         as_of=as_of,
+        **volume._asdict(),
+        **results._asdict(),
+        **_durations(selected)._asdict(),
+        **compliance._asdict(),
+        targets=targets,
+        checks=_target_checks(results, volume, targets),
+    )
+
+
+class _Volume(NamedTuple):
+    """How many changes, of which kinds and states, and how many a week."""
+
+    total: int
+    by_category: dict[Category, int]
+    by_status: dict[Status, int]
+    emergency_count: int
+    emergency_share: float | None
+    weeks: float
+    changes_per_week: float
+
+
+def _volume(selected: Sequence[Change], start: datetime, end: datetime) -> _Volume:
+    by_category = {category: 0 for category in Category}
+    by_status = {status: 0 for status in Status}
+    for change in selected:
+        by_category[change.draft.category] += 1
+        by_status[change.status] += 1
+    total = len(selected)
+    weeks = (end - start) / WEEK
+    return _Volume(
         total=total,
         by_category=by_category,
         by_status=by_status,
+        emergency_count=by_category[Category.EMERGENCY],
+        emergency_share=percent(by_category[Category.EMERGENCY], total),
+        weeks=weeks,
+        changes_per_week=total / weeks,
+    )
+
+
+class _Outcomes(NamedTuple):
+    """How the implementations ended, and the rates over the finished ones."""
+
+    finished: int
+    succeeded: int
+    failed: int
+    rolled_back: int
+    unknown_outcome: int
+    success_rate: float | None
+    rollback_rate: float | None
+    failure_rate_count: int
+    change_failure_rate: float | None
+    incidents_caused: int
+    incident_change_ids: list[str]
+
+
+def _outcomes(
+    selected: Sequence[Change], outcomes: Mapping[str, Status] | None, caused_incident: set[str]
+) -> _Outcomes:
+    counts = {status: 0 for status in OUTCOME_STATUSES}
+    unknown = failure_count = 0
+    for change in selected:
+        outcome = outcome_of(change, outcomes)
+        if outcome is not None:
+            counts[outcome] += 1
+            if outcome is not Status.COMPLETED or change.id in caused_incident:
+                failure_count += 1
+        elif change.status is Status.CLOSED:
+            unknown += 1
+    finished = sum(counts.values())
+    incident_ids = sorted(c.id for c in selected if c.id in caused_incident)
+    return _Outcomes(
         finished=finished,
         succeeded=counts[Status.COMPLETED],
         failed=counts[Status.FAILED],
         rolled_back=counts[Status.ROLLED_BACK],
         unknown_outcome=unknown,
-        success_rate=success_rate,
-        rollback_rate=rollback_rate,
+        success_rate=percent(counts[Status.COMPLETED], finished),
+        rollback_rate=percent(counts[Status.ROLLED_BACK], finished),
         failure_rate_count=failure_count,
-        change_failure_rate=failure_rate,
+        change_failure_rate=percent(failure_count, finished),
         incidents_caused=len(incident_ids),
         incident_change_ids=incident_ids,
-        emergency_count=by_category[Category.EMERGENCY],
-        emergency_share=percent(by_category[Category.EMERGENCY], total),
+    )
+
+
+class _Durations(NamedTuple):
+    """Lead time (created -> started) and time to implement (started -> finished)."""
+
+    lead_time_count: int
+    lead_time_mean: timedelta | None
+    lead_time_p90: timedelta | None
+    implement_count: int
+    implement_time_mean: timedelta | None
+
+
+def _durations(selected: Sequence[Change]) -> _Durations:
+    lead_times: list[timedelta] = []
+    implement_times: list[timedelta] = []
+    for change in selected:
+        if change.started_at is not None:
+            lead_times.append(change.started_at - change.created_at)
+            if change.finished_at is not None and change.finished_at >= change.started_at:
+                implement_times.append(change.finished_at - change.started_at)
+    return _Durations(
         lead_time_count=len(lead_times),
         lead_time_mean=mean(lead_times),
         lead_time_p90=nearest_rank(lead_times, 0.9),
         implement_count=len(implement_times),
         implement_time_mean=mean(implement_times),
-        weeks=weeks,
-        changes_per_week=per_week,
+    )
+
+
+class _Compliance(NamedTuple):
+    """Emergencies post-approved in time, and reviews done in time."""
+
+    post_approval_due: int
+    post_approval_on_time: int
+    post_approval_compliance: float | None
+    reviews_due: int
+    reviews_done_on_time: int
+    review_compliance: float | None
+
+
+def _compliance(
+    selected: Sequence[Change], as_of: datetime, *, reviews_due: int, reviews_done_on_time: int
+) -> _Compliance:
+    judgements = [post_approval_judgement(change, as_of) for change in selected]
+    post_due = sum(1 for judged in judgements if judged is not None)
+    post_on_time = sum(1 for judged in judgements if judged)
+    return _Compliance(
         post_approval_due=post_due,
         post_approval_on_time=post_on_time,
         post_approval_compliance=percent(post_on_time, post_due),
         reviews_due=reviews_due,
         reviews_done_on_time=reviews_done_on_time,
         review_compliance=percent(reviews_done_on_time, reviews_due),
-        targets=targets,
-        checks=checks,
     )
+
+
+def _target_checks(results: _Outcomes, volume: _Volume, targets: Targets) -> list[TargetCheck]:
+    return [
+        _check("success_rate_min", "Success rate", results.success_rate, targets.success_rate_min, "min"),
+        _check("rollback_rate_max", "Rollback rate", results.rollback_rate, targets.rollback_rate_max, "max"),
+        _check(
+            "failure_rate_max",
+            "Change failure rate",
+            results.change_failure_rate,
+            targets.failure_rate_max,
+            "max",
+        ),
+        _check(
+            "changes_per_week_min",
+            "Changes per week",
+            volume.changes_per_week,
+            targets.changes_per_week_min,
+            "min",
+        ),
+    ]
 
 
 def weekly_series(

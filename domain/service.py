@@ -1,79 +1,23 @@
-"""The change use cases. Slack handlers and scheduler jobs both call these; storage,
-Slack and time come in through Protocols so this module stays pure."""
+"""The one entry point to the change use cases. Slack handlers, scheduler jobs, adapters and
+tooling call `ChangeService`; each method hands over to the feature module that holds the
+use case (`domain/usecases/<feature>.py`), all sharing one set of ports, clock and policy."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from domain import first_start, journal, quorum, timeline
-from domain.authz import barred_implementer, deciders_excluded, incident_refusal, voided_entry, voids_approval
-from domain.calendar import CalendarRange, days_range, report_range, scheduled_moment
-from domain.calendar_policy import DAYS as DAY_NAMES
-from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods, schedule_problems
+from domain import quorum
+from domain.calendar import CalendarRange
+from domain.calendar_policy import Freeze
 from domain.clock import Clock
-from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
-from domain.durations import format_offset
-from domain.emergency import (
-    ON_CALL_ROLE,
-    POST_DEADLINE,
-    EmergencyForm,
-    is_post_notice,
-    plan_post_approval,
-    validate_emergency,
-)
-from domain.enums import Category, Decision, Risk, Status
-from domain.errors import ChangeNotFound, ConflictsFound
-from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
-from domain.intents import Intent, IntentKind
-from domain.limits import MAX_ANSWER, MAX_NOTES, MAX_REASON
-from domain.listing import PAGE_SIZE, Counted, Page, page_offset
-from domain.messages import (
-    CabAgendaPost,
-    CalendarDigest,
-    ChangeEvent,
-    Decided,
-    Filed,
-    FreezeChanged,
-    IncidentLinked,
-    OnCallFound,
-    PostChase,
-    PostDecided,
-    ProgressUpdate,
-    ReportPost,
-    Rescheduled,
-    ReviewChase,
-    ReviewDone,
-    ReviewRequest,
-    ReviewRequired,
-    TimelineNotice,
-)
-from domain.metrics import compute_metrics, weekly_series
-from domain.model import (
-    SYSTEM_ACTOR,
-    ApprovalEntry,
-    AuditAction,
-    AuditEntry,
-    Change,
-    NewChange,
-    Phase,
-    PostState,
-    Review,
-    StepSnapshot,
-)
+from domain.emergency import EmergencyForm
+from domain.enums import Decision
+from domain.intake import ChangeForm
+from domain.listing import Page
+from domain.model import Change
 from domain.policy import Policy
-from domain.ports import (
-    ChangeQuery,
-    ChangeRepository,
-    ChangeUpdate,
-    Directory,
-    DueNotice,
-    ListScope,
-    NoticeSettlement,
-    Notifier,
-)
+from domain.ports import ChangeRepository, Directory, ListScope, Notifier
 from domain.read_models import (
     ActionOutcome,
     CabAgenda,
@@ -84,70 +28,21 @@ from domain.read_models import (
     ProgressAction,
     Report,
 )
-from domain.refusal_limit import RefusalLimiter
-from domain.retry import until_stored
-from domain.risk import assess_risk
-from domain.start_rules import gate_start
-from domain.timeline import (
-    MONITORING_END,
-    OVERRUN,
-    REVIEW_DEADLINE,
-    REVIEW_REMINDER,
-    SHORT_NOTICE,
-    PlannedNotice,
-    plan_notices,
-)
-
-UPCOMING_DAYS = 14
-CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
-FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
-CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
-# Settling a notice is a database write, no Slack call: if its claimer has not finished in
-# 15 s it died, and another replica takes the notice over.
-NOTICE_LEASE = timedelta(seconds=15)
-DIGEST_GRACE = timedelta(hours=6)  # a digest missed by longer (the bot was down) is skipped
-NOTICE_AUDIENCE: dict[str, list[str]] = {
-    SHORT_NOTICE: ["thread", "implementer"],
-    OVERRUN: ["changes", "implementer"],
-    MONITORING_END: ["thread", "implementer"],
-}
-
-
-PROGRESS: dict[ProgressAction, tuple[frozenset[Status], Status, AuditAction]] = {
-    ProgressAction.START: (frozenset({Status.APPROVED}), Status.IN_PROGRESS, AuditAction.STARTED),
-    ProgressAction.COMPLETE: (
-        frozenset({Status.APPROVED, Status.IN_PROGRESS}),
-        Status.COMPLETED,
-        AuditAction.COMPLETED,
-    ),
-    ProgressAction.FAIL: (
-        frozenset({Status.APPROVED, Status.IN_PROGRESS}),
-        Status.FAILED,
-        AuditAction.FAILED,
-    ),
-    ProgressAction.ROLLBACK: (
-        frozenset({Status.APPROVED, Status.IN_PROGRESS, Status.FAILED}),
-        Status.ROLLED_BACK,
-        AuditAction.ROLLED_BACK,
-    ),
-    ProgressAction.CLOSE: (
-        frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK}),
-        Status.CLOSED,
-        AuditAction.CLOSED,
-    ),
-}
-NOTES_REQUIRED = frozenset({ProgressAction.FAIL, ProgressAction.ROLLBACK})
-START_GATED = frozenset({ProgressAction.START, ProgressAction.COMPLETE})  # both start an approved CR
-CHANGE_EVENT_STATUSES = frozenset({Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
-
-
-# Refusals worth an audit line: someone tried to act without authority.
-AUDITED_REFUSALS = frozenset(
-    {quorum.Refusal.NOT_ELIGIBLE, quorum.Refusal.OWN_REQUEST, quorum.Refusal.OWN_IMPLEMENTATION}
-)
+from domain.usecases.approvals import Approvals
+from domain.usecases.base import Deps
+from domain.usecases.calendar import Calendar
+from domain.usecases.emergency import Emergency
+from domain.usecases.intake import Intake
+from domain.usecases.notices import Notices
+from domain.usecases.progress import Progress
+from domain.usecases.queries import Queries
+from domain.usecases.reports import Reports
+from domain.usecases.reviews import Reviews
 
 
 class ChangeService:
+    """The use cases behind one door; storage, Slack and time come in through the ports."""
+
     def __init__(
         self,
         *,
@@ -158,192 +53,46 @@ class ChangeService:
         policy: Policy,
         change_events: bool = False,
     ) -> None:
-        self._change_events = change_events  # PagerDuty Change Events configured
+        deps = Deps(
+            repository=repository,
+            directory=directory,
+            notifier=notifier,
+            clock=clock,
+            policy=policy,
+            change_events=change_events,  # PagerDuty Change Events configured
+        )
         self._repo = repository
-        self._directory = directory
-        self._notifier = notifier
-        self._clock = clock
         self.policy = policy
-        self._refusals = RefusalLimiter(clock=clock)
+        self._intake = Intake(deps)
+        self._queries = Queries(deps)
+        self._approvals = Approvals(deps)
+        self._reviews = Reviews(deps)
+        self._progress = Progress(deps)
+        self._emergency = Emergency(deps)
+        self._notices = Notices(deps)
+        self._calendar = Calendar(deps, approvals=self._approvals)
+        self._reports = Reports(deps)
 
-    # --- intake -----------------------------------------------------------------
+    # --- intake (usecases/intake.py) and reading (usecases/queries.py) ---------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
-        """Validate, score, snapshot the approval steps and store the CR with its posts."""
-        now = self._clock.now()
-        draft = validate_form(form, policy=self.policy, now=now)
-        freezes, others = await self._repo.schedule_context(
-            start=draft.starts_at, end=draft.ends_at, others=_overlapping(draft.starts_at, draft.ends_at)
-        )
-        exception_reason = await self._check_schedule(
-            category=draft.category,
-            start=draft.starts_at,
-            end=draft.ends_at,
-            requested=form.exception_requested,
-            reason=form.exception_reason,
-            freezes=freezes,
-        )
-        conflicts = await self._conflicts(
-            services=draft.services, start=draft.starts_at, end=draft.ends_at, others=others
-        )
-        unseen = [c for c in conflicts if c.change_id not in form.acknowledged_conflicts]
-        if unseen:
-            raise ConflictsFound(conflicts)
-        risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
-        steps = tuple(
-            StepSnapshot(role=spec.role, count=spec.count, members=tuple(self.policy.roles[spec.role]))
-            for spec in self.policy.steps_for(category=draft.category, risk=risk)
-        )
-        if exception_reason is not None:
-            spec = self.policy.exceptions
-            steps += (
-                StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
-            )
-        status = Status.PENDING_APPROVAL if steps else Status.APPROVED
-        audit = [
-            AuditEntry(
-                requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            )
-        ]
-        notices: list[PlannedNotice] = []
-        if not steps:
-            why = (
-                f"pre-approved standard change '{draft.catalog_id}'"
-                if draft.catalog_id
-                else f"no approval needed for a {draft.category.value} change of {risk.value} risk"
-            )
-            audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
-            notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
-            NewChange(
-                draft=draft,
-                risk=risk,
-                status=status,
-                requester=requester,
-                created_at=now,
-                steps=steps,
-                conflicts=tuple(c.change_id for c in conflicts),
-            ),
-            audit=audit
-            + (
-                [AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})]
-                if exception_reason is not None
-                else []
-            ),
-            intents=lambda change_id: self._intake_intents(change_id, requester, status),
-            notices=notices,
-        )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
+        return await self._intake.submit_change(form=form, requester=requester, team_id=team_id)
 
-    async def _check_schedule(
-        self,
-        *,
-        category: Category,
-        start: datetime,
-        end: datetime,
-        requested: bool,
-        reason: str | None,
-        freezes: Sequence[Freeze] | None = None,
-    ) -> str | None:
-        """Refuse a window outside the category's windows or touching a blackout, unless an
-        exception is requested with a reason (returned: the CR then needs one more step)."""
-        if freezes is None:
-            freezes = await self._repo.freezes(start=start, end=end)
-        problems = schedule_problems(
-            windows=self.policy.windows,
-            blackouts=self.policy.blackouts,
-            freezes=freezes,
-            category=category,
-            start=start,
-            end=end,
-            zone=self.policy.zone,
-        )
-        if not problems:
-            return None
-        if not requested:
-            raise IntakeRejected(problems)
-        why = (reason or "").strip()
-        if not why:
-            raise IntakeRejected({"exception_reason": "Say why this change cannot wait for an allowed slot."})
-        if len(why) > MAX_REASON:
-            raise IntakeRejected({"exception_reason": f"Keep the reason to {MAX_REASON} characters."})
-        return why
-
-    async def _conflicts(
-        self,
-        *,
-        services: Sequence[str],
-        start: datetime,
-        end: datetime,
-        exclude_id: str | None = None,
-        others: Sequence[Change] | None = None,
-    ) -> list[Conflict]:
-        if others is None:
-            others = await self._repo.list_changes(_overlapping(start, end))
-        return find_conflicts(
-            services=services,
-            start=start,
-            end=end,
-            others=others,
-            dependencies=self.policy.dependencies,
-            exclude_id=exclude_id,
+    async def reschedule(
+        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
+    ) -> ActionOutcome:
+        return await self._intake.reschedule(
+            change_id=change_id, user=user, starts_at=starts_at, ends_at=ends_at
         )
 
-    def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
-        return plan_notices(
-            self.policy.timeline, starts_at=starts_at, ends_at=ends_at, approved_at=approved_at
-        )
+    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
+        return await self._queries.get_change(change_id=change_id, history=history)
 
-    def _intake_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
-        channel = self.policy.channels.changes
-        intents = [
-            Intent(IntentKind.POST_CARD, change_id, channel, dedupe_key=f"{change_id}:card:{channel}"),
-            Intent(
-                IntentKind.MESSAGE,
-                change_id,
-                requester,
-                Filed(status=status),
-                dedupe_key=f"{change_id}:filed",
-            ),
-        ]
-        if status is Status.PENDING_APPROVAL:
-            intents.append(Intent(IntentKind.DM_APPROVERS, change_id, dedupe_key=f"{change_id}:dm-approvers"))
-        return intents
+    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
+        return await self._queries.list_changes(scope=scope, user=user, page=page)
 
-    async def _audit_refusal(self, change_id: str, entry: AuditEntry) -> None:
-        """A refused click is audited at most once a minute per user, CR and action, so a
-        bystander cannot flood a trail; the repeats are counted in the next entry."""
-        what = ":".join(str(entry.details.get(k, "")) for k in ("phase", "decision", "action"))
-        repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
-        if repeats is None:
-            return
-        details = {**entry.details, "repeats_not_written": repeats} if repeats else entry.details
-        await self._repo.append_audit(change_id, replace(entry, details=details))
-
-    # --- decisions --------------------------------------------------------------
+    # --- decisions (usecases/approvals.py) -------------------------------------
     async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        """Would a decision by `user` be accepted right now? (Asked before the reason modal.)"""
-        change = await self._require(change_id)
-        verdict = quorum.decide(
-            status=change.status,
-            requester=change.requester,
-            steps=change.steps,
-            approvals=change.approvals,
-            user=user,
-            eligible_steps=await self._eligible_steps(change, user),
-            decision=Decision.REJECT,
-            implementer=barred_implementer(change, self.policy),
-        )
-        return verdict if isinstance(verdict, quorum.Refusal) else None
+        return await self._approvals.check_decision(change_id=change_id, user=user)
 
     async def decide(
         self,
@@ -354,84 +103,30 @@ class ChangeService:
         reason: str = "",
         team_id: str | None = None,
     ) -> DecisionOutcome:
-        reason = reason.strip()
-        if decision is Decision.REJECT and not reason:
-            raise IntakeRejected({"reason": "Say why you reject the change."})
-        if len(reason) > MAX_REASON:
-            raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
+        return await self._approvals.decide(
+            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
+        )
 
-        async def attempt() -> DecisionOutcome | None:
-            change = await self._require(change_id)
-            verdict = quorum.decide(
-                status=change.status,
-                requester=change.requester,
-                steps=change.steps,
-                approvals=change.approvals,
-                user=user,
-                eligible_steps=await self._eligible_steps(change, user),
-                decision=decision,
-                implementer=barred_implementer(change, self.policy),
-            )
-            now = self._clock.now()
-            if isinstance(verdict, quorum.Refusal):
-                if verdict in AUDITED_REFUSALS:
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.DECISION_REFUSED,
-                            now,
-                            {"decision": decision.value, "refusal": verdict.value, "team_id": team_id},
-                        ),
-                    )
-                return DecisionOutcome(change, verdict)
-            step = change.steps[verdict.step_index]
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.APPROVAL_RECORDED if decision is Decision.APPROVE else AuditAction.REJECTED,
-                    now,
-                    {"step": verdict.step_index, "role": step.role, "reason": reason, "team_id": team_id},
-                )
-            ]
-            approved = verdict.new_status is Status.APPROVED
-            if approved:
-                audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.APPROVED, now, {"quorum": "complete"}))
-            update = ChangeUpdate(
-                at=now,
-                status=verdict.new_status,
-                post_state=PostState.NOT_NEEDED
-                if verdict.new_status is Status.REJECTED and change.post_state
-                else None,
-                drop_notices=verdict.new_status is Status.REJECTED,
-                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason),
-                approved_at=now if approved else None,
-                add_notices=self._plan(change.draft.starts_at, change.draft.ends_at, approved_at=now)
-                if approved
-                else (),
-            )
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(
-                    IntentKind.MESSAGE,
-                    change_id,
-                    change.requester,
-                    Decided(
-                        by=user,
-                        decision=decision,
-                        status=verdict.new_status,
-                        role=step.role,
-                        reason=reason,
-                    ),
-                ),
-            ]
-            if await self._commit(change, update, audit, intents):
-                return DecisionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
+    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
+        return await self._approvals.check_post_decision(change_id=change_id, user=user)
 
-        return await until_stored(change_id, attempt)
+    async def post_decide(
+        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
+    ) -> DecisionOutcome:
+        return await self._approvals.post_decide(
+            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
+        )
 
-    # --- implementation ---------------------------------------------------------
+    async def approvers_to_notify(self, *, change_id: str) -> list[str]:
+        return await self._approvals.approvers_to_notify(change_id=change_id)
+
+    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
+        return await self._approvals.post_approvers_to_notify(change_id=change_id)
+
+    async def role_members(self, *, role: str) -> list[str]:
+        return await self._approvals.role_members(role=role)
+
+    # --- implementation (usecases/progress.py) ---------------------------------
     async def record_progress(
         self,
         *,
@@ -442,395 +137,21 @@ class ChangeService:
         team_id: str | None = None,
         override: str = "",
     ) -> ActionOutcome:
-        """Start / complete / fail / roll back / close, by the implementer or requester.
-
-        `override`: the reason an override role starts it outside its window or in a freeze."""
-        notes, override = notes.strip(), override.strip()
-        if action in NOTES_REQUIRED and not notes:
-            raise IntakeRejected({"notes": "Say what happened, for the record and the review."})
-        if len(notes) > MAX_NOTES:
-            raise IntakeRejected({"notes": f"Keep the notes to {MAX_NOTES} characters."})
-        allowed_from, target, audit_action = PROGRESS[action]
-
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            # An override role may start someone else's change; everyone else is checked first.
-            refusal = None if override else self._progress_refusal(change, user, allowed_from, action)
-            gated, overridden = (
-                (None, None) if refusal else await self._start_gate(change, user, action, override, now)
-            )
-            if not (refusal or gated or overridden):
-                refusal = self._progress_refusal(change, user, allowed_from, action)
-            refusal = refusal or gated
-            if refusal:
-                if gated or user not in (change.implementer, change.requester):
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.ACTION_REFUSED,
-                            now,
-                            {"action": action.value, "refusal": refusal, "team_id": team_id},
-                        ),
-                    )
-                return ActionOutcome(change, refusal)
-            audit = [overridden] if overridden else []
-            started_at = None
-            if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
-                audit.append(
-                    AuditEntry(user, AuditAction.STARTED, now, {"implicit": True, "team_id": team_id})
-                )
-                started_at = now
-            elif target is Status.IN_PROGRESS:
-                started_at = now
-            audit.append(AuditEntry(user, audit_action, now, {"notes": notes, "team_id": team_id}))
-            finishing = target in (Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK)
-            monitoring = self.policy.timeline.monitoring.get(change.draft.category)
-            update = ChangeUpdate(
-                at=now,
-                status=target,
-                started_at=started_at,
-                finished_at=now if finishing else None,
-                outcome_notes=notes or None,
-                replace_notices=(
-                    [PlannedNotice(MONITORING_END, now + monitoring, None)]
-                    if target is Status.COMPLETED and monitoring
-                    else None
-                ),
-                drop_notices=target is not Status.IN_PROGRESS,
-            )
-            review = self._review_needed(change, target, now)
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                *self._progress_intents(change, target, user, notes),
-            ]
-            if review is not None:
-                update = self._with_review(update, review, change, audit, intents)
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    async def _start_gate(
-        self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
-    ) -> tuple[str | None, AuditEntry | None]:
-        """Starting (or completing unstarted) an approved change is held to its window and freezes."""
-        if change.status is not Status.APPROVED or action not in START_GATED:
-            return None, None
-        freezes = await self._repo.freezes(start=now, end=now + timedelta(seconds=1))
-        allowed = bool(override) and await self._in_roles(user, self.policy.start_override_roles)
-        return gate_start(
-            change=change,
-            user=user,
-            now=now,
-            policy=self.policy,
-            freezes=freezes,
-            override=override,
-            allowed=allowed,
+        return await self._progress.record_progress(
+            change_id=change_id, user=user, action=action, notes=notes, team_id=team_id, override=override
         )
-
-    async def _commit(
-        self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
-    ) -> bool:
-        """The conditional write every use case ends with: False if the CR moved meanwhile."""
-        stored = await self._repo.update_change(
-            change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
-        )
-        if stored:
-            journal.committed(change, update.status, audit)
-            self._notifier.wake()
-        return stored
-
-    def _with_review(
-        self,
-        update: ChangeUpdate,
-        review: Review,
-        change: Change,
-        audit: list[AuditEntry],
-        intents: list[Intent],
-    ) -> ChangeUpdate:
-        """Ask for a review as part of this write: stored, chased, audited, the implementer told."""
-        audit.append(
-            AuditEntry(
-                SYSTEM_ACTOR,
-                AuditAction.REVIEW_REQUESTED,
-                update.at,
-                {"reason": review.reason, "due_at": review.due_at.isoformat()},
-            )
-        )
-        intents.append(self._review_request_intent(change))
-        return replace(update, request_review=review, add_notices=self._plan_review(review, update.at))
-
-    def _review_needed(self, change: Change, target: Status, now: datetime) -> Review | None:
-        """Failed or rolled back changes, and major or emergency ones when done, get a review."""
-        if change.review is not None:
-            return None
-        policy = self.policy.review
-        if target.value in policy.also_when:
-            reason = f"the change {target.value.replace('_', ' ')}"
-        elif target is Status.COMPLETED and change.draft.category in policy.required_for:
-            reason = f"every {change.draft.category.value} change is reviewed"
-        else:
-            return None
-        within = (
-            policy.due_within_emergency if change.draft.category is Category.EMERGENCY else policy.due_within
-        )
-        return Review(requested_at=now, due_at=now + within, reason=reason)
-
-    def _plan_review(self, review: Review, now: datetime) -> list[PlannedNotice]:
-        reminder = review.due_at - self.policy.review.remind_before
-        notices = [PlannedNotice(REVIEW_REMINDER, reminder, None)] if reminder > now else []
-        return [*notices, PlannedNotice(REVIEW_DEADLINE, review.due_at, None)]
-
-    def _review_chase_intents(self, change: Change, notice: DueNotice) -> list[Intent]:
-        payload = ReviewChase(key=notice.key)
-        intents = [
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                change.implementer,
-                payload,
-                dedupe_key=f"notice:{notice.id}:implementer",
-            )
-        ]
-        if notice.key == REVIEW_DEADLINE:
-            intents.append(
-                Intent(
-                    IntentKind.DM_ROLE,
-                    change.id,
-                    None,
-                    replace(payload, role=self.policy.review.escalate_to),
-                    dedupe_key=f"notice:{notice.id}:escalate",
-                )
-            )
-        return intents
-
-    def _review_request_intent(self, change: Change) -> Intent:
-        return Intent(
-            IntentKind.MESSAGE,
-            change.id,
-            change.implementer,
-            ReviewRequest(),
-            dedupe_key=f"{change.id}:review-request",
-        )
-
-    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
-        """The implementer (or requester) writes the review; stored once, audited, linked from the CR."""
-        change = await self._require(change_id)
-        if user not in (change.implementer, change.requester):
-            return ActionOutcome(change, "only the implementer or the requester writes the review")
-        if change.review is None:
-            return ActionOutcome(change, "no review was asked for this change")
-        if change.review.done:
-            return ActionOutcome(change, "its review is already written")
-        errors = {
-            k: f"Keep it to {MAX_ANSWER} characters." for k, v in answers.items() if len(v) > MAX_ANSWER
-        }
-        if not (answers.get("result") or "").strip():
-            errors["result"] = "Say how the change went."
-        if errors:
-            raise IntakeRejected(errors)
-        now = self._clock.now()
-        audit = [
-            AuditEntry(
-                user,
-                AuditAction.REVIEW_SUBMITTED,
-                now,
-                {"on_time": now <= change.review.due_at, "result": answers.get("result")},
-            )
-        ]
-        payload = ReviewDone(by=user, thread=True)
-        intents = [
-            Intent(IntentKind.REFRESH_CARDS, change_id),
-            Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-        ]
-        if not await self._repo.submit_review(
-            change_id=change_id, user=user, answers=answers, now=now, audit=audit, intents=intents
-        ):
-            return ActionOutcome(await self._require(change_id), "its review is already written")
-        journal.review_written(change_id, by=user, on_time=now <= change.review.due_at)
-        self._notifier.wake()
-        return ActionOutcome(await self._require(change_id))
-
-    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
-        """Record that this change caused an incident: it then counts as a change failure."""
-        incident = incident.strip()
-        if not incident or len(incident) > 300:
-            raise IntakeRejected({"incident": "Give the incident id or link (up to 300 characters)."})
-
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            refusal = incident_refusal(
-                change=change,
-                user=user,
-                in_incident_role=await self._in_roles(user, self.policy.incident_roles),
-                policy=self.policy,
-            )
-            if refusal:
-                details = {"action": "link_incident", "refusal": refusal, "incident": incident}
-                await self._audit_refusal(
-                    change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details)
-                )
-                return ActionOutcome(change, refusal)
-            audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
-            payload = IncidentLinked(by=user, incident=incident, thread=True)
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-            ]
-            update = ChangeUpdate(at=now, caused_incident=incident)
-            if change.review is None and change.status in (Status.COMPLETED, Status.CLOSED):
-                review = Review(now, now + self.policy.review.due_within, "it caused an incident")
-                update = self._with_review(update, review, change, audit, intents)
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    def _progress_refusal(
-        self, change: Change, user: str, allowed_from: frozenset[Status], action: ProgressAction
-    ) -> str | None:
-        if user not in (change.implementer, change.requester):
-            return f"only the implementer <@{change.implementer}> or the requester can do that"
-        if change.status not in allowed_from:
-            return f"the change is {change.status.value.replace('_', ' ')}, so it cannot {action.value}"
-        return None
-
-    def _progress_intents(self, change: Change, target: Status, user: str, notes: str) -> list[Intent]:
-        payload = ProgressUpdate(status=target, by=user, notes=notes, thread=True)
-        channel = self.policy.channels.changes
-        intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
-        if self._change_events and target in CHANGE_EVENT_STATUSES:
-            at = self._clock.now()
-            intents.append(
-                Intent(
-                    IntentKind.PD_CHANGE_EVENT,
-                    change.id,
-                    None,
-                    ChangeEvent(status=target, at=at, by=user, notes=notes),
-                    dedupe_key=f"{change.id}:pd:{target.value}:{at.isoformat()}",
-                )
-            )
-        if target in (Status.FAILED, Status.ROLLED_BACK):
-            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, replace(payload, thread=False)))
-        if target is Status.COMPLETED:
-            for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
-                intents.append(
-                    Intent(IntentKind.MESSAGE, change.id, stakeholder, replace(payload, thread=False))
-                )
-        if target is not Status.IN_PROGRESS and change.requester != user:
-            intents.append(
-                Intent(IntentKind.MESSAGE, change.id, change.requester, replace(payload, thread=False))
-            )
-        return intents
 
     async def cancel(self, *, change_id: str, user: str, reason: str = "") -> ActionOutcome:
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can cancel it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
-            audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
-            payload = ProgressUpdate(
-                status=Status.CANCELLED,
-                by=user,
-                notes=reason.strip()[:MAX_REASON],
-                thread=True,
-            )
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-            ]
-            update = ChangeUpdate(at=now, status=Status.CANCELLED, drop_notices=True)
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
+        return await self._progress.cancel(change_id=change_id, user=user, reason=reason)
 
-        return await until_stored(change_id, attempt)
+    # --- reviews (usecases/reviews.py) -----------------------------------------
+    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
+        return await self._reviews.submit_review(change_id=change_id, user=user, answers=answers)
 
-    async def reschedule(
-        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
-    ) -> ActionOutcome:
-        """Move the window; pending notices are planned again for the new times."""
-        window = validate_window(starts_at, ends_at, now=self._clock.now(), limits=self.policy.limits)
+    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
+        return await self._reviews.link_incident(change_id=change_id, user=user, incident=incident)
 
-        async def attempt() -> ActionOutcome | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can reschedule it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
-            new_start, new_end = window
-            if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
-                await self._check_schedule(
-                    category=change.draft.category, start=new_start, end=new_end, requested=False, reason=None
-                )
-            conflicts = await self._conflicts(
-                services=change.draft.services, start=new_start, end=new_end, exclude_id=change.id
-            )
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.RESCHEDULED,
-                    now,
-                    {
-                        "from": [change.draft.starts_at.isoformat(), change.draft.ends_at.isoformat()],
-                        "to": [new_start.isoformat(), new_end.isoformat()],
-                    },
-                )
-            ]
-            void = voids_approval(change, new_start, new_end, self.policy.reschedule.keep_approval_within)
-            replan = (
-                self._plan(new_start, new_end, approved_at=now)
-                if change.status is Status.APPROVED and not void
-                else None
-            )
-            update = ChangeUpdate(
-                at=now,
-                status=Status.PENDING_APPROVAL if void else None,
-                starts_at=new_start,
-                ends_at=new_end,
-                replace_notices=replan,
-                drop_notices=void,
-                void_approvals=void,
-                conflicts=tuple(c.change_id for c in conflicts),
-            )
-            moved_from = (change.draft.starts_at, change.draft.ends_at)
-            payload = Rescheduled(
-                by=user,
-                thread=True,
-                reapproval=void,
-                moved_from=moved_from,
-            )
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
-            ]
-            if void:
-                audit.append(voided_entry(change, now))
-                intents.append(  # the approvers get the decision again, told what moved
-                    Intent(
-                        IntentKind.DM_APPROVERS,
-                        change_id,
-                        None,
-                        replace(payload, thread=False),
-                        dedupe_key=f"{change_id}:dm-approvers:{change.version}",
-                    )
-                )
-            if await self._commit(change, update, audit, intents):
-                return ActionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    # --- emergencies ------------------------------------------------------------
+    # --- emergencies (usecases/emergency.py) -----------------------------------
     async def declare_emergency(
         self,
         *,
@@ -839,917 +160,66 @@ class ChangeService:
         team_id: str | None = None,
         source_link: str | None = None,
     ) -> Change:
-        """Fix first, document concurrently: store the emergency, announce it, find the
-        on-call (after the ack: PagerDuty may be slow) and start the post-approval chase."""
-        now = self._clock.now()
-        if source_link and not (form.incident or "").strip():
-            form.incident = source_link
-        draft = validate_emergency(form, policy=self.policy, now=now, requester=requester)
-        risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
-        emergency = self.policy.emergency
-        post = emergency.post_approval
-        go_ahead = emergency.go_ahead == "on_call"
-        steps = (StepSnapshot(ON_CALL_ROLE, 1, ()),) if go_ahead else ()
-        status = Status.PENDING_APPROVAL if go_ahead else Status.APPROVED
-        audit = [
-            AuditEntry(
-                requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            ),
-            AuditEntry(
-                requester,
-                AuditAction.EMERGENCY_DECLARED,
-                now,
-                {
-                    "severity": draft.severity,
-                    "incident": draft.incident_ref,
-                    "source": source_link,
-                    "go_ahead": emergency.go_ahead,
-                },
-            ),
-        ]
-        notices = plan_post_approval(emergency, declared_at=now)
-        if not go_ahead:
-            audit.append(
-                AuditEntry(
-                    SYSTEM_ACTOR,
-                    AuditAction.AUTO_APPROVED,
-                    now,
-                    {"reason": f"emergency: fix first, post-approve within {format_offset(post.within)[2:]}"},
-                )
-            )
-            notices += self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
-            NewChange(
-                draft=draft,
-                risk=risk,
-                status=status,
-                requester=requester,
-                created_at=now,
-                steps=steps,
-                post_state=PostState.PENDING,
-                post_due_at=now + post.within,
-                post_steps=(StepSnapshot(post.role, post.count, tuple(self.policy.roles[post.role])),),
-            ),
-            audit=audit,
-            intents=lambda change_id: self._emergency_intents(change_id, requester, status),
-            notices=notices,
+        return await self._emergency.declare_emergency(
+            form=form, requester=requester, team_id=team_id, source_link=source_link
         )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
-
-    def _emergency_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
-        intents = self._intake_intents(change_id, requester, status)
-        intents = [i for i in intents if i.kind is not IntentKind.DM_APPROVERS]
-        incidents = self.policy.channels.incidents
-        if incidents:
-            intents.insert(
-                1,
-                Intent(
-                    IntentKind.POST_CARD, change_id, incidents, dedupe_key=f"{change_id}:card:{incidents}"
-                ),
-            )
-        intents.append(Intent(IntentKind.ON_CALL, change_id, dedupe_key=f"{change_id}:on-call"))
-        return intents
 
     async def assign_on_call(
         self, *, change_id: str, users: Sequence[str], source: str, reason: str | None
     ) -> Change:
-        """Record who is on call; with `go_ahead: on_call` they become the approvers."""
-
-        async def attempt() -> Change | None:
-            change = await self._require(change_id)
-            now = self._clock.now()
-            on_call = tuple(u for u in users if u != change.requester) or tuple(users)
-            steps = None
-            if (
-                change.status is Status.PENDING_APPROVAL
-                and change.steps
-                and change.steps[0].role == ON_CALL_ROLE
-            ):
-                steps = (StepSnapshot(ON_CALL_ROLE, 1, on_call), *change.steps[1:])
-            audit = [
-                AuditEntry(
-                    SYSTEM_ACTOR,
-                    AuditAction.ON_CALL_RESOLVED,
-                    now,
-                    {"users": list(on_call), "source": source, "reason": reason},
-                )
-            ]
-            intents = [
-                Intent(
-                    IntentKind.DM_CARD,
-                    change_id,
-                    user,
-                    None,
-                    dedupe_key=f"{change_id}:dm:{user}",
-                )
-                for user in on_call
-            ]
-            if self.policy.channels.incidents:
-                intents.append(
-                    Intent(
-                        IntentKind.MESSAGE,
-                        change_id,
-                        self.policy.channels.incidents,
-                        OnCallFound(
-                            users=on_call,
-                            source=source,
-                            reason=reason,
-                            thread=True,
-                        ),
-                        dedupe_key=f"{change_id}:on-call-mention",
-                    )
-                )
-            intents.append(Intent(IntentKind.REFRESH_CARDS, change_id))
-            if await self._repo.update_change(
-                change_id=change_id,
-                expected_version=change.version,
-                update=ChangeUpdate(at=now, steps=steps),
-                audit=audit,
-                intents=intents,
-            ):
-                journal.on_call(change_id, on_call, source=source)
-                self._notifier.wake()
-                return await self._require(change_id)
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        change = await self._require(change_id)
-        verdict = await self._post_verdict(change, user, Decision.REJECT)
-        return verdict if isinstance(verdict, quorum.Refusal) else None
-
-    async def _post_verdict(
-        self, change: Change, user: str, decision: Decision
-    ) -> quorum.Accepted | quorum.Refusal:
-        return quorum.decide(
-            status=Status.PENDING_APPROVAL if change.post_approval_open else Status.CLOSED,
-            requester=change.requester,
-            steps=change.post_steps,
-            approvals=change.post_approvals,
-            user=user,
-            eligible_steps=await self._eligible_steps(change, user, change.post_steps),
-            decision=decision,
-            implementer=barred_implementer(change, self.policy),
+        return await self._emergency.assign_on_call(
+            change_id=change_id, users=users, source=source, reason=reason
         )
 
-    async def post_decide(
-        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
-    ) -> DecisionOutcome:
-        """An emergency's post-approval: same rules as every approval, recorded apart."""
-        reason = reason.strip()
-        if decision is Decision.REJECT and not reason:
-            raise IntakeRejected({"reason": "Say why you reject the emergency change."})
-        if len(reason) > MAX_REASON:
-            raise IntakeRejected({"reason": f"Keep the reason to {MAX_REASON} characters."})
-
-        async def attempt() -> DecisionOutcome | None:
-            change = await self._require(change_id)
-            verdict = await self._post_verdict(change, user, decision)
-            now = self._clock.now()
-            if isinstance(verdict, quorum.Refusal):
-                if verdict in AUDITED_REFUSALS:
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.DECISION_REFUSED,
-                            now,
-                            {
-                                "phase": "post",
-                                "decision": decision.value,
-                                "refusal": verdict.value,
-                                "team_id": team_id,
-                            },
-                        ),
-                    )
-                return DecisionOutcome(change, verdict)
-            step = change.post_steps[verdict.step_index]
-            if decision is Decision.REJECT:
-                new_state: PostState = PostState.REJECTED
-            elif verdict.new_status is Status.APPROVED:
-                new_state = PostState.APPROVED
-            else:
-                new_state = change.post_state or PostState.PENDING
-            audit = [
-                AuditEntry(
-                    user,
-                    AuditAction.POST_APPROVAL_RECORDED
-                    if decision is Decision.APPROVE
-                    else AuditAction.POST_REJECTED,
-                    now,
-                    {
-                        "role": step.role,
-                        "reason": reason,
-                        "team_id": team_id,
-                        "late": change.post_state is PostState.OVERDUE,
-                    },
-                )
-            ]
-            if new_state is PostState.APPROVED:
-                audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.POST_APPROVED, now, {"quorum": "complete"}))
-            payload = PostDecided(
-                by=user,
-                decision=decision,
-                state=new_state,
-                reason=reason,
-            )
-            intents = [
-                Intent(IntentKind.REFRESH_CARDS, change_id),
-                Intent(
-                    IntentKind.MESSAGE, change_id, self.policy.channels.changes, replace(payload, thread=True)
-                ),
-                Intent(IntentKind.MESSAGE, change_id, change.requester, payload),
-            ]
-            review = None
-            if new_state is PostState.REJECTED:
-                review = self._post_rejection_review(change, now, audit, intents)
-            update = ChangeUpdate(
-                at=now,
-                request_review=review,
-                add_notices=self._plan_review(review, now) if review else (),
-                post_state=new_state,
-                approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
-            )
-            if await self._commit(change, update, audit, intents):
-                return DecisionOutcome(await self._require(change_id))
-            return None  # the CR moved meanwhile: decide again on its fresh state
-
-        return await until_stored(change_id, attempt)
-
-    def _post_rejection_review(
-        self, change: Change, now: datetime, audit: list[AuditEntry], intents: list[Intent]
-    ) -> Review | None:
-        """A refused post-approval asks its people for a review (once): adds the messages
-        and audit to those given, and returns the review to request, if any."""
-        for who in dict.fromkeys((change.requester, change.implementer)):
-            intents.append(
-                Intent(
-                    IntentKind.MESSAGE,
-                    change.id,
-                    who,
-                    ReviewRequired(),
-                    dedupe_key=f"{change.id}:review-requested:{who}",
-                )
-            )
-        if change.review is not None:
-            return None
-        review = Review(now, now + self.policy.review.due_within_emergency, "its post-approval was refused")
-        details = {"reason": review.reason, "due_at": review.due_at.isoformat()}
-        audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.REVIEW_REQUESTED, now, details))
-        intents.append(self._review_request_intent(change))
-        return review
-
-    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
-        change = await self._require(change_id)
-        if not change.post_approval_open:
-            return []
-        decided = {entry.user for entry in change.post_approvals}
-        users: set[str] = set()
-        for index in quorum.open_steps(change.post_steps, change.post_approvals):
-            users |= await self._directory.expand(change.post_steps[index].members)
-        return sorted(users - decided - deciders_excluded(change, self.policy))
-
-    async def role_members(self, *, role: str) -> list[str]:
-        return sorted(await self._directory.expand(self.policy.roles.get(role, [])))
-
-    def _post_notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
-        deadline = notice.key == POST_DEADLINE
-        payload = PostChase(
-            key=notice.key,
-            late=late,
-            due_at=notice.due_at,
-        )
-        changes = self.policy.channels.changes
-        intents = [
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                changes,
-                replace(payload, thread=True),
-                dedupe_key=f"notice:{notice.id}:thread",
-            ),
-            Intent(
-                IntentKind.DM_POST_APPROVERS, change.id, None, payload, dedupe_key=f"notice:{notice.id}:dm"
-            ),
-        ]
-        if deadline:
-            intents += [
-                Intent(
-                    IntentKind.MESSAGE, change.id, changes, payload, dedupe_key=f"notice:{notice.id}:channel"
-                ),
-                Intent(
-                    IntentKind.DM_ROLE,
-                    change.id,
-                    None,
-                    replace(payload, role=self.policy.emergency.escalate_to),
-                    dedupe_key=f"notice:{notice.id}:escalate",
-                ),
-            ]
-        return intents
-
-    # --- the timeline -----------------------------------------------------------
+    # --- the timeline (usecases/notices.py) ------------------------------------
     async def seconds_to_next_notice(self) -> float | None:
-        """How long until the earliest pending notice comes due (None: none pending)."""
-        due = await self._repo.next_notice_due()
-        return None if due is None else (due - self._clock.now()).total_seconds()
+        return await self._notices.seconds_to_next_notice()
 
     async def process_due_notices(self, *, limit: int = 100) -> int:
-        """Claim due notices and turn each into outbox rows (or a skip), exactly once: one
-        read of their CRs, one transaction for the lot."""
-        now = self._clock.now()
-        due = await self._repo.claim_due_notices(now=now, limit=limit, lease=NOTICE_LEASE)
-        changes = await self._repo.get_changes(sorted({notice.change_id for notice in due}))
-        settlements: list[NoticeSettlement] = []
-        for notice in due:
-            change = changes.get(notice.change_id)
-            if change is None:
-                raise ChangeNotFound(notice.change_id)
-            outcome: timeline.Send | timeline.Skip
-            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
-                outcome = (
-                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
-                    if change.review is not None and not change.review.done
-                    else timeline.Skip("the review is written")
-                )
-            elif is_post_notice(notice.key):
-                outcome = (
-                    timeline.Send(late=now - notice.due_at > self.policy.timeline.late_after)
-                    if change.post_state is PostState.PENDING
-                    else timeline.Skip(f"post-approval is {(change.post_state or 'not needed')}")
-                )
-            else:
-                outcome = timeline.verdict(
-                    key=notice.key,
-                    due_at=notice.due_at,
-                    expires_at=notice.expires_at,
-                    status=change.status,
-                    now=now,
-                    late_after=self.policy.timeline.late_after,
-                )
-            if isinstance(outcome, timeline.Skip):
-                audit = [
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.NOTICE_SKIPPED,
-                        now,
-                        {"notice": notice.key, "due_at": notice.due_at.isoformat(), "reason": outcome.reason},
-                    )
-                ]
-                settlements.append(
-                    NoticeSettlement(
-                        notice.id,
-                        change.id,
-                        sent=False,
-                        late=False,
-                        note=outcome.reason,
-                        audit=audit,
-                        intents=[],
-                    )
-                )
-                continue
-            audit = (
-                [
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.NOTICE_SENT_LATE,
-                        now,
-                        {"notice": notice.key, "due_at": notice.due_at.isoformat()},
-                    )
-                ]
-                if outcome.late
-                else []
-            )
-            overdue = notice.key == POST_DEADLINE
-            if overdue:
-                audit.append(
-                    AuditEntry(
-                        SYSTEM_ACTOR,
-                        AuditAction.POST_APPROVAL_OVERDUE,
-                        now,
-                        {"escalated_to": self.policy.emergency.escalate_to},
-                    )
-                )
-            if notice.key in (REVIEW_REMINDER, REVIEW_DEADLINE):
-                intents = self._review_chase_intents(change, notice)
-                if notice.key == REVIEW_DEADLINE:
-                    audit.append(
-                        AuditEntry(
-                            SYSTEM_ACTOR,
-                            AuditAction.REVIEW_OVERDUE,
-                            now,
-                            {"escalated_to": self.policy.review.escalate_to},
-                        )
-                    )
-            elif is_post_notice(notice.key):
-                intents = self._post_notice_intents(change, notice, late=outcome.late)
-            else:
-                intents = self._notice_intents(change, notice, late=outcome.late)
-            if overdue:
-                intents.append(Intent(IntentKind.REFRESH_CARDS, change.id))
-            settlements.append(
-                NoticeSettlement(
-                    notice.id,
-                    change.id,
-                    sent=True,
-                    late=outcome.late,
-                    note=None,
-                    audit=audit,
-                    intents=intents,
-                    post_state=PostState.OVERDUE if overdue else None,
-                )
-            )
-        await self._repo.settle_notices(settlements, now=now)
-        journal.notices_settled(due, settlements)
-        if due:
-            self._notifier.wake()
-        return len(due)
+        return await self._notices.process_due_notices(limit=limit)
 
-    def _notice_intents(self, change: Change, notice: DueNotice, *, late: bool) -> list[Intent]:
-        spec = timeline.spec_for(self.policy.timeline, notice.key)
-        audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
-        payload = TimelineNotice(key=notice.key, late=late, due_at=notice.due_at)
-        changes = self.policy.channels.changes
-        targets: list[tuple[str, str, TimelineNotice]] = []
-        for who in audience:
-            if who == "thread":
-                targets.append(("thread", changes, replace(payload, thread=True)))
-            elif who == "changes":
-                targets.append(("changes", changes, payload))
-            elif who == "implementer":
-                targets.append(("implementer", change.implementer, replace(payload, actions=True)))
-            elif who == "stakeholders":
-                for channel in self.policy.timeline.stakeholders.get(change.draft.category, []):
-                    targets.append((f"stakeholders:{channel}", channel, payload))
-        return [
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                channel,
-                message,
-                dedupe_key=f"notice:{notice.id}:{name}",
-            )
-            for name, channel, message in targets
-        ]
+    # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) ------
+    async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:
+        return await self._calendar.start_freeze(user=user, reason=reason)
 
-    # --- CAB and reports ----------------------------------------------------------
+    async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
+        return await self._calendar.end_freeze(user=user)
+
+    async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
+        return await self._calendar.active_freezes(start=start, end=end)
+
+    async def calendar(self, *, span: CalendarRange) -> CalendarView:
+        return await self._calendar.calendar(span=span)
+
+    async def open_home(self, *, user: str) -> None:
+        await self._calendar.open_home(user=user)
+
+    async def users_touched(self, *, change_id: str) -> list[str]:
+        return await self._calendar.users_touched(change_id=change_id)
+
+    async def calendar_feed(self) -> FeedData:
+        return await self._calendar.calendar_feed()
+
+    async def home(self, *, user: str) -> HomeView:
+        return await self._calendar.home(user=user)
+
+    async def run_digest(self, *, catch_up: bool = False) -> bool:
+        return await self._calendar.run_digest(catch_up=catch_up)
+
+    # --- CAB and reports (usecases/reports.py) ---------------------------------
     async def run_cab_agenda(self, *, catch_up: bool = False) -> bool:
-        """Post this week's CAB agenda once, at the policy's day and time."""
-        cab = self.policy.cab
-        if not cab.enabled:
-            return False
-        now = self._clock.now()
-        zone = ZoneInfo(cab.timezone)
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
-        due = DAY_NAMES[today.weekday()] == cab.day and moment <= now < moment + DIGEST_GRACE
-        period = today.isoformat() if due else None
-        if catch_up and await first_start.baseline(self._repo, job="cab", due=period, now=now):
-            return False
-        if not due:
-            return False
-        channel = cab.channel or self.policy.channels.changes
-        claimed = await self._repo.claim_job_run(
-            job="cab",
-            period=today.isoformat(),
-            now=now,
-            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.CAB_AGENDA_POSTED, now, {"day": today.isoformat()})],
-            intents=[
-                Intent(
-                    IntentKind.MESSAGE,
-                    None,
-                    channel,
-                    CabAgendaPost(),
-                    dedupe_key=f"cab:{today.isoformat()}",
-                )
-            ],
-        )
-        journal.job_run("cab agenda", today.isoformat(), claimed=claimed)
-        if claimed:
-            self._notifier.wake()
-        return claimed
+        return await self._reports.run_cab_agenda(catch_up=catch_up)
 
     async def cab_agenda(self) -> CabAgenda:
-        now = self._clock.now()
-        pending_query = scope_query(ListScope.PENDING, user="", now=now, limit=CALENDAR_LIMIT)
-        role = self.policy.cab.role
-        if role:
-            read = await self._repo.list_changes(pending_query)
-            pending = Counted.of(
-                [
-                    c
-                    for c in read
-                    if any(c.steps[i].role == role for i in quorum.open_steps(c.steps, c.approvals))
-                ],
-                complete=len(read) < CALENDAR_LIMIT,  # past the cap, more of the role's may wait
-            )
-        else:
-            pending = await self._counted(pending_query)
-        high = await self._counted(
-            ChangeQuery(
-                statuses=(Status.PENDING_APPROVAL, Status.APPROVED),
-                starts_from=now,
-                starts_before=now + timedelta(days=7),
-                risks=(Risk.HIGH, Risk.CRITICAL),
-                limit=CALENDAR_LIMIT,
-            )
-        )
-        ended = await self._repo.list_changes(
-            ChangeQuery(
-                statuses=(Status.FAILED, Status.ROLLED_BACK, Status.CLOSED),
-                starts_from=now - timedelta(days=8),
-                starts_before=now,
-                limit=CALENDAR_LIMIT,
-            )
-        )
-        ended_badly = Counted.of(
-            [
-                c
-                for c in ended
-                if c.status is not Status.CLOSED
-                or (c.outcome_notes and c.finished_at and c.finished_at >= now - timedelta(days=7))
-            ],
-            complete=len(ended) < CALENDAR_LIMIT,
-        )
-        overdue_ids = await self._repo.overdue_reviews(now=now)
-        overdue = [await self._require(i) for i in overdue_ids[:CAB_SHOWN]]
-        return CabAgenda(
-            now,
-            pending,
-            high,
-            ended_badly,
-            Counted.of(overdue, total=len(overdue_ids)),
-            overdue_review_ids=tuple(overdue_ids),
-        )
+        return await self._reports.cab_agenda()
 
     async def run_monthly_report(self, *, catch_up: bool = False) -> bool:
-        """On the policy's day of the month, post last month's report once."""
-        report = self.policy.report
-        if not report.monthly:
-            return False
-        now = self._clock.now()
-        zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
-        due = today.day == report.day and moment <= now < moment + DIGEST_GRACE
-        last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        period = last_month if due else None
-        if catch_up and await first_start.baseline(self._repo, job="report", due=period, now=now):
-            return False
-        if not due:
-            return False
-        span = report_range(last_month, now=now, zone=zone)
-        assert span is not None
-        return await self.request_report(
-            span=span, channel=report.channel or self.policy.channels.changes, period_key=last_month
-        )
+        return await self._reports.run_monthly_report(catch_up=catch_up)
 
     async def request_report(
         self, *, span: CalendarRange, channel: str, period_key: str | None = None
     ) -> bool:
-        """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
-        now = self._clock.now()
-        payload = ReportPost(
-            start=span.start,
-            end=span.end,
-            title=span.title,
-        )
-        intent = Intent(
-            IntentKind.REPORT,
-            None,
-            channel,
-            payload,
-            dedupe_key=f"report:{period_key}" if period_key else None,
-        )
-        audit = [
-            AuditEntry(
-                SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
-            )
-        ]
-        if period_key:
-            claimed = await self._repo.claim_job_run(
-                job="report", period=period_key, now=now, audit=audit, intents=[intent]
-            )
-            journal.job_run("report", period_key, claimed=claimed)
-        else:
-            await self._repo.append_audit(None, audit[0])
-            await self._repo.add_intents([intent], now=now)
-            claimed = True
-        if claimed:
-            self._notifier.wake()
-        return claimed
+        return await self._reports.request_report(span=span, channel=channel, period_key=period_key)
 
     async def report(self, *, span: CalendarRange) -> Report:
-        now = self._clock.now()
-        changes = await self._repo.changes_with_history(start=span.start, end=span.end)
-        due, on_time = await self._repo.review_counts(start=span.start, end=span.end)
-        caused = [c.id for c in changes if c.caused_incident]
-        metrics = compute_metrics(
-            changes=changes,
-            start=span.start,
-            end=span.end,
-            caused_incident=caused,
-            reviews_due=due,
-            reviews_done_on_time=on_time,
-            targets=self.policy.targets,
-            now=min(now, span.end),
-        )
-        return Report(span.title, metrics, weekly_series(changes=changes, start=span.start, end=span.end))
-
-    # --- freezes -----------------------------------------------------------------
-    async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:
-        """An ad-hoc freeze for the roles the policy allows; (freeze, refusal)."""
-        refusal = await self._freeze_refusal(user)
-        if refusal:
-            return None, refusal
-        now = self._clock.now()
-        reason = reason.strip()[:MAX_REASON]
-        payload = FreezeChanged(started=True, by=user, reason=reason)
-        freeze = await self._repo.start_freeze(
-            reason=reason,
-            user=user,
-            now=now,
-            audit=[AuditEntry(user, AuditAction.FREEZE_STARTED, now, {"reason": reason})],
-            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
-        )
-        if freeze is None:
-            return None, "a change freeze is already on: `/change freeze end` lifts it"
-        journal.freeze(freeze, by=user)
-        self._notifier.wake()
-        return freeze, None
-
-    async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
-        refusal = await self._freeze_refusal(user)
-        if refusal:
-            return None, refusal
-        now = self._clock.now()
-        payload = FreezeChanged(started=False, by=user, reason="")
-        freeze = await self._repo.end_freeze(
-            user=user,
-            now=now,
-            audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
-            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
-        )
-        if freeze is None:
-            return None, "there is no change freeze on"
-        journal.freeze(freeze, by=user)
-        self._notifier.wake()
-        return freeze, None
-
-    async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
-        allowed: set[str] = set()
-        for role in roles:
-            allowed |= await self._directory.expand(self.policy.roles.get(role, []))
-        return user in allowed
-
-    async def _freeze_refusal(self, user: str) -> str | None:
-        if await self._in_roles(user, self.policy.freeze_roles):
-            return None
-        roles = ", ".join(self.policy.freeze_roles) or "nobody"
-        return f"only these roles can declare or lift a change freeze: {roles}"
-
-    async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
-        return await self._repo.freezes(start=start, end=end)
-
-    # --- calendar and digest ----------------------------------------------------
-    async def calendar(self, *, span: CalendarRange) -> CalendarView:
-        now = self._clock.now()
-        active = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
-        scheduled = await self._counted(
-            ChangeQuery(
-                statuses=(*active, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK),
-                starts_from=span.start,
-                starts_before=span.end,
-                limit=CALENDAR_LIMIT,
-            )
-        )
-        # The other sections are `/change list` scopes, so "the rest" is one command away.
-        awaiting, in_progress, overdue, post_overdue = [
-            await self._counted(scope_query(scope, user="", now=now, limit=CALENDAR_LIMIT))
-            for scope in (ListScope.PENDING, ListScope.IN_PROGRESS, ListScope.OVERDUE, ListScope.POST_OVERDUE)
-        ]
-        return CalendarView(
-            span,
-            now,
-            scheduled,
-            awaiting,
-            in_progress,
-            overdue,
-            post_overdue,
-            freezes=await self._repo.freezes(start=span.start, end=span.end),
-            blackouts=self._blackouts_between(span.start, span.end),
-        )
-
-    def _blackouts_between(self, start: datetime, end: datetime) -> list[BlackoutHit]:
-        hits = [
-            BlackoutHit(blackout.name, s, e)
-            for blackout in self.policy.blackouts
-            for s, e in blackout_periods(blackout, zone=self.policy.zone, start=start, end=end)
-        ]
-        return sorted(hits, key=lambda hit: hit.start)
-
-    async def open_home(self, *, user: str) -> None:
-        """The user opened the App Home: remember them (so it follows their changes) and publish it."""
-        await self._repo.home_opened(
-            user=user, now=self._clock.now(), intents=[Intent(IntentKind.HOME, None, user)]
-        )
-        self._notifier.wake()
-
-    async def users_touched(self, *, change_id: str) -> list[str]:
-        """Whose App Home shows this change: requester, implementer, its approvers."""
-        change = await self._require(change_id)
-        users = {change.requester, change.implementer}
-        for step in (*change.steps, *change.post_steps):
-            users |= await self._directory.expand(step.members)
-        return sorted(users)
-
-    async def calendar_feed(self) -> FeedData:
-        """What the ICS feed carries: the last month and the next six."""
-        now = self._clock.now()
-        start, end = now - timedelta(days=31), now + timedelta(days=183)
-        changes = await self._counted(ChangeQuery(starts_from=start, starts_before=end, limit=FEED_LIMIT))
-        return FeedData(
-            now,
-            end,
-            changes,
-            self._blackouts_between(now - timedelta(days=1), end),
-            await self._repo.freezes(start=start, end=end),
-        )
-
-    async def home(self, *, user: str) -> HomeView:
-        """The App Home: my changes, what waits for me, the week ahead, blackouts."""
-        now = self._clock.now()
-        mine = await self._counted(scope_query(ListScope.MINE, user=user, now=now, limit=15))
-        pending = await self._repo.list_changes(
-            scope_query(ListScope.PENDING, user=user, now=now, limit=CALENDAR_LIMIT)
-        )
-        post_open = await self._repo.list_changes(
-            ChangeQuery(post_states=(PostState.PENDING, PostState.OVERDUE), limit=CALENDAR_LIMIT)
-        )
-        awaiting: list[Change] = []
-        for change in pending:
-            if await self.check_decision(change_id=change.id, user=user) is None:
-                awaiting.append(change)
-        for change in post_open:
-            if (
-                change not in awaiting
-                and await self.check_post_decision(change_id=change.id, user=user) is None
-            ):
-                awaiting.append(change)
-        upcoming = await self._counted(
-            ChangeQuery(
-                statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
-                starts_from=now,
-                starts_before=now + timedelta(days=7),
-                limit=30,
-            )
-        )
-        horizon = now + timedelta(days=14)
-        # Only the first CALENDAR_LIMIT open CRs are checked: past that, "at least" so many.
-        checked_all = len(pending) < CALENDAR_LIMIT and len(post_open) < CALENDAR_LIMIT
-        return HomeView(
-            user,
-            now,
-            mine,
-            Counted.of(awaiting, complete=checked_all).shown(20),
-            upcoming,
-            self._blackouts_between(now, horizon),
-            await self._repo.freezes(start=now, end=horizon),
-        )
-
-    async def run_digest(self, *, catch_up: bool = False) -> bool:
-        """Post today's digest once: the cron job and the start-up catch-up both call this.
-        The catch-up on a new database posts none (see domain/first_start.py)."""
-        digest = self.policy.digest
-        if not digest.enabled:
-            return False
-        now = self._clock.now()
-        zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, digest.hour, digest.minute, zone)
-        due = moment <= now < moment + DIGEST_GRACE
-        period = today.isoformat() if due else None
-        if catch_up and await first_start.baseline(self._repo, job="digest", due=period, now=now):
-            return False
-        if not due:
-            return False
-        span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
-        payload = CalendarDigest(
-            start=span.start,
-            end=span.end,
-            title=span.title,
-        )
-        claimed = await self._repo.claim_job_run(
-            job="digest",
-            period=today.isoformat(),
-            now=now,
-            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()})],
-            intents=[
-                Intent(
-                    IntentKind.MESSAGE,
-                    None,
-                    self.policy.channels.changes,
-                    payload,
-                    dedupe_key=f"digest:{today.isoformat()}",
-                )
-            ],
-        )
-        journal.job_run("digest", today.isoformat(), claimed=claimed)
-        if claimed:
-            self._notifier.wake()
-        return claimed
-
-    # --- reading ----------------------------------------------------------------
-    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
-        """The CR; `history=False` when only rendering a card or message (no full audit trail)."""
-        return await self._require(change_id, history=history)
-
-    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
-        """One page of a list and its true total, counted in storage (nothing else loaded)."""
-        page = max(page, 1)
-        query = scope_query(scope, user=user, now=self._clock.now(), offset=page_offset(page))
-        if page == 1:
-            items = await self._repo.list_changes(query)
-            total = len(items) if len(items) < PAGE_SIZE else await self._repo.count_changes(query)
-            return Page(tuple(items), page, total)
-        total = await self._repo.count_changes(query)
-        if query.offset >= total:
-            return Page((), page, total)
-        return Page(tuple(await self._repo.list_changes(query)), page, total)
-
-    async def _counted(self, query: ChangeQuery) -> Counted:
-        """The first `query.limit` CRs and their true total (a COUNT only when the cap is hit)."""
-        items = await self._repo.list_changes(query)
-        if len(items) < query.limit:
-            return Counted.of(items)
-        return Counted.of(items, total=await self._repo.count_changes(query))
-
-    async def approvers_to_notify(self, *, change_id: str) -> list[str]:
-        """Everyone who can still sign an open step, except the requester."""
-        change = await self._require(change_id)
-        if change.status is not Status.PENDING_APPROVAL:
-            return []
-        decided = {entry.user for entry in change.approvals}
-        users: set[str] = set()
-        for index in quorum.open_steps(change.steps, change.approvals):
-            users |= await self._directory.expand(change.steps[index].members)
-        return sorted(users - decided - deciders_excluded(change, self.policy))
-
-    async def _eligible_steps(
-        self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None
-    ) -> set[int]:
-        eligible = set()
-        for index, step in enumerate(change.steps if steps is None else steps):
-            if user in step.members or user in await self._directory.expand(step.members):
-                eligible.add(index)
-        return eligible
-
-    async def _require(self, change_id: str, *, history: bool = False) -> Change:
-        change = await self._repo.get_change(change_id.strip().upper(), history=history)
-        if change is None:
-            raise ChangeNotFound(change_id)
-        return change
-
-
-def scope_query(
-    scope: ListScope, *, user: str, now: datetime, limit: int = PAGE_SIZE, offset: int = 0
-) -> ChangeQuery:
-    """What a `/change list` scope holds; the calendar's sections are these lists too."""
-    if scope is ListScope.MINE:
-        query = ChangeQuery(requester=user)
-    elif scope is ListScope.PENDING:
-        query = ChangeQuery(statuses=(Status.PENDING_APPROVAL,))
-    elif scope is ListScope.IN_PROGRESS:
-        query = ChangeQuery(statuses=(Status.IN_PROGRESS,))
-    elif scope is ListScope.OVERDUE:
-        query = ChangeQuery(statuses=(Status.APPROVED, Status.IN_PROGRESS), ends_before=now)
-    elif scope is ListScope.POST_OVERDUE:
-        query = ChangeQuery(post_states=(PostState.OVERDUE,))
-    else:
-        query = ChangeQuery(
-            statuses=(Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS),
-            starts_from=now - timedelta(hours=1),
-            starts_before=now + timedelta(days=UPCOMING_DAYS),
-        )
-    return replace(query, limit=limit, offset=offset)
-
-
-def _overlapping(start: datetime, end: datetime) -> ChangeQuery:
-    """The open CRs whose windows overlap [start, end): the candidates for a conflict."""
-    return ChangeQuery(
-        statuses=OPEN_FOR_CONFLICTS,
-        starts_before=end,
-        ends_after=start,
-        limit=CALENDAR_LIMIT,
-        with_approvals=False,
-    )
+        return await self._reports.report(span=span)

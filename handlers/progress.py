@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
 from domain.read_models import ProgressAction
-from domain.service import NOTES_REQUIRED
+from domain.usecases.progress import NOTES_REQUIRED
 from handlers.approvals import clicked
 from handlers.context import AppContext
 from modals.ids import ActionId, CallbackId, Field

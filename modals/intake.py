@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,6 +17,7 @@ from slack_sdk.models.blocks import (
     DateTimePickerElement,
     DividerBlock,
     InputBlock,
+    InputInteractiveElement,
     NumberInputElement,
     Option,
     PlainTextInputElement,
@@ -45,6 +48,8 @@ IMPACT_LABELS = {
     Impact.HIGH: "High: many users or revenue",
     Impact.CRITICAL: "Critical: outage or data loss",
 }
+_T = TypeVar("_T")
+
 LIKELIHOOD_LABELS = {
     Likelihood.LOW: "Low: done this many times",
     Likelihood.MEDIUM: "Medium: some unknowns",
@@ -54,30 +59,6 @@ LIKELIHOOD_LABELS = {
 
 def _option(value: str, label: str) -> Option:
     return Option(value=value, label=clip(label, 75))
-
-
-def _text_input(
-    field: Field,
-    label: str,
-    *,
-    hint: str | None,
-    multiline: bool,
-    max_length: int,
-    optional: bool,
-    placeholder: str | None = None,
-) -> InputBlock:
-    return InputBlock(
-        block_id=field.value,
-        label=label,
-        hint=hint,
-        optional=optional,
-        element=PlainTextInputElement(
-            action_id=field.value,
-            multiline=multiline,
-            max_length=max_length,
-            placeholder=placeholder,
-        ),
-    )
 
 
 def default_window(now: datetime) -> tuple[int, int]:
@@ -134,165 +115,200 @@ def new_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Confl
     return json.loads(cached[1])  # a fresh copy, several times cheaper than copy.deepcopy
 
 
+class _Kind(Enum):
+    """The input element a field is filled in with."""
+
+    TEXT = "one line of text"
+    LONG_TEXT = "several lines of text"
+    SELECT = "one option"
+    MULTI_SELECT = "several options"
+    USER = "a person"
+    DATETIME = "a date and time"
+    NUMBER = "a whole number"
+    CHECKBOX = "a box to tick"
+
+
+@dataclass(frozen=True)
+class _Form:
+    """What a field's getters read: the policy, and the default window's bounds."""
+
+    policy: Policy
+    starts: int
+    ends: int
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One input of the form. ``optional`` None leaves it out of the block (Slack: required)."""
+
+    field: Field
+    label: str
+    kind: _Kind
+    optional: bool | None = None
+    hint: str | None = None
+    placeholder: str | None = None
+    limit: Callable[[_Form], int] | None = None  # max_length, or a number's max_value
+    options: Callable[[_Form], list[Option]] | None = None
+    initial: Callable[[_Form], int] | None = None
+    shown: Callable[[_Form], bool] | None = None  # None: always
+    divider_before: bool = False
+
+
+def _title_limit(form: _Form) -> int:
+    return form.policy.limits.title
+
+
+def _text_limit(form: _Form) -> int:
+    return form.policy.limits.text
+
+
+def _reason_limit(form: _Form) -> int:
+    return MAX_REASON
+
+
+def _downtime_limit(form: _Form) -> int:
+    return MAX_DOWNTIME_MINUTES
+
+
+def _categories(form: _Form) -> list[Option]:
+    return [_option(c.value, CATEGORY_LABELS[c]) for c in Category]
+
+
+def _catalog(form: _Form) -> list[Option]:
+    return [_option(e.id, e.title) for e in form.policy.standard_catalog]
+
+
+def _has_catalog(form: _Form) -> bool:
+    return bool(form.policy.standard_catalog)
+
+
+def _impacts(form: _Form) -> list[Option]:
+    return [_option(i.value, IMPACT_LABELS[i]) for i in Impact]
+
+
+def _likelihoods(form: _Form) -> list[Option]:
+    return [_option(v.value, LIKELIHOOD_LABELS[v]) for v in Likelihood]
+
+
+def _services(form: _Form) -> list[Option]:
+    return [_option(s, s) for s in form.policy.services]
+
+
+def _exception_request(form: _Form) -> list[Option]:
+    return [Option(value="requested", label="Request an exception (one more approval)")]
+
+
+def _window_start(form: _Form) -> int:
+    return form.starts
+
+
+def _window_end(form: _Form) -> int:
+    return form.ends
+
+
+_NOT_FOR_STANDARD = "Required except for standard changes."
+
+# The `/change new` form, top to bottom.
+_FIELDS: tuple[_Spec, ...] = (
+    _Spec(Field.TITLE, "Title", _Kind.TEXT, optional=False, limit=_title_limit,
+          placeholder="Upgrade the API gateway to 2.4"),
+    _Spec(Field.CATEGORY, "Category", _Kind.SELECT, placeholder="Choose a category", options=_categories),
+    _Spec(Field.CATALOG, "Pre-approved procedure", _Kind.SELECT, optional=True,
+          hint="Standard changes only: the catalog entry this change follows.",
+          placeholder="Choose a procedure", options=_catalog, shown=_has_catalog),
+    _Spec(Field.IMPACT, "Impact if it goes wrong", _Kind.SELECT, optional=True, hint=_NOT_FOR_STANDARD,
+          placeholder="Choose the impact", options=_impacts),
+    _Spec(Field.LIKELIHOOD, "Likelihood of problems", _Kind.SELECT, optional=True, hint=_NOT_FOR_STANDARD,
+          placeholder="Choose the likelihood", options=_likelihoods),
+    _Spec(Field.SERVICES, "Affected services", _Kind.MULTI_SELECT, placeholder="Pick services",
+          options=_services),
+    _Spec(Field.IMPLEMENTER, "Implementer", _Kind.USER, optional=True, placeholder="Pick a person",
+          hint="Who carries it out and gets the timeline reminders. You, if left empty."),
+    _Spec(Field.STARTS_AT, "Starts", _Kind.DATETIME, initial=_window_start),
+    _Spec(Field.ENDS_AT, "Ends", _Kind.DATETIME, initial=_window_end),
+    _Spec(Field.DESCRIPTION, "What will change", _Kind.LONG_TEXT, optional=True,
+          hint="Summary and motivation.", limit=_text_limit, divider_before=True),
+    _Spec(Field.JUSTIFICATION, "Why now", _Kind.LONG_TEXT, optional=True, limit=_text_limit),
+    _Spec(Field.IMPLEMENTATION_PLAN, "Implementation plan", _Kind.LONG_TEXT, optional=True,
+          hint="Required for major changes.", limit=_text_limit),
+    _Spec(Field.ROLLBACK_PLAN, "Rollback plan", _Kind.LONG_TEXT, optional=True,
+          hint="Required for normal and major changes.", limit=_text_limit),
+    _Spec(Field.TEST_PLAN, "Test plan", _Kind.LONG_TEXT, optional=True,
+          hint="How you verify it worked.", limit=_text_limit),
+    _Spec(Field.DOWNTIME, "Expected downtime (minutes)", _Kind.NUMBER, optional=True, limit=_downtime_limit),
+    _Spec(Field.EXCEPTION, "Outside the windows or in a blackout?", _Kind.CHECKBOX, optional=True,
+          options=_exception_request),
+    _Spec(Field.EXCEPTION_REASON, "Why it cannot wait", _Kind.LONG_TEXT, optional=True,
+          hint="Only with an exception request.", limit=_reason_limit),
+)  # fmt: skip
+
+
+def _got(getter: Callable[[_Form], _T] | None, form: _Form, spec: _Spec) -> _T:
+    if getter is None:
+        raise ValueError(f"{spec.field.value}: a {spec.kind.name} field needs its value")
+    return getter(form)
+
+
+def _element(spec: _Spec, form: _Form) -> InputInteractiveElement:
+    """The input element for one field, by its kind."""
+    action_id = spec.field.value
+    match spec.kind:
+        case _Kind.TEXT | _Kind.LONG_TEXT:
+            return PlainTextInputElement(
+                action_id=action_id,
+                multiline=spec.kind is _Kind.LONG_TEXT,
+                max_length=_got(spec.limit, form, spec),
+                placeholder=spec.placeholder,
+            )
+        case _Kind.SELECT:
+            options = _got(spec.options, form, spec)
+            return StaticSelectElement(action_id=action_id, placeholder=spec.placeholder, options=options)
+        case _Kind.MULTI_SELECT:
+            options = _got(spec.options, form, spec)
+            return StaticMultiSelectElement(
+                action_id=action_id, placeholder=spec.placeholder, options=options
+            )
+        case _Kind.USER:
+            return UserSelectElement(action_id=action_id, placeholder=spec.placeholder)
+        case _Kind.DATETIME:
+            return DateTimePickerElement(
+                action_id=action_id, initial_date_time=_got(spec.initial, form, spec)
+            )
+        case _Kind.NUMBER:
+            limit = _got(spec.limit, form, spec)
+            return NumberInputElement(
+                action_id=action_id, is_decimal_allowed=False, min_value=0, max_value=limit
+            )
+        case _Kind.CHECKBOX:
+            return CheckboxesElement(action_id=action_id, options=_got(spec.options, form, spec))
+
+
+def _field_blocks(spec: _Spec, form: _Form) -> list[Block]:
+    """One row of the table as Block Kit: its input, after a divider if it opens a part."""
+    if spec.shown is not None and not spec.shown(form):
+        return []
+    block = InputBlock(
+        block_id=spec.field.value,
+        label=spec.label,
+        hint=spec.hint,
+        optional=spec.optional,
+        element=_element(spec, form),
+    )
+    return [DividerBlock(), block] if spec.divider_before else [block]
+
+
 def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:
     start, end = default_window(now)
-    text_limit = policy.limits.text
+    form = _Form(policy=policy, starts=start, ends=end)
     blocks: list[Block] = [conflict_warning(conflicts, policy.zone)] if conflicts else []
-    blocks += [
-        _text_input(
-            Field.TITLE,
-            "Title",
-            hint=None,
-            multiline=False,
-            max_length=policy.limits.title,
-            optional=False,
-            placeholder="Upgrade the API gateway to 2.4",
-        ),
-        InputBlock(
-            block_id=Field.CATEGORY.value,
-            label="Category",
-            element=StaticSelectElement(
-                action_id=Field.CATEGORY.value,
-                placeholder="Choose a category",
-                options=[_option(c.value, CATEGORY_LABELS[c]) for c in Category],
-            ),
-        ),
-    ]
-    if policy.standard_catalog:
-        blocks.append(
-            InputBlock(
-                block_id=Field.CATALOG.value,
-                label="Pre-approved procedure",
-                hint="Standard changes only: the catalog entry this change follows.",
-                optional=True,
-                element=StaticSelectElement(
-                    action_id=Field.CATALOG.value,
-                    placeholder="Choose a procedure",
-                    options=[_option(e.id, e.title) for e in policy.standard_catalog],
-                ),
-            )
-        )
-    blocks += [
-        InputBlock(
-            block_id=Field.IMPACT.value,
-            label="Impact if it goes wrong",
-            optional=True,
-            hint="Required except for standard changes.",
-            element=StaticSelectElement(
-                action_id=Field.IMPACT.value,
-                placeholder="Choose the impact",
-                options=[_option(i.value, IMPACT_LABELS[i]) for i in Impact],
-            ),
-        ),
-        InputBlock(
-            block_id=Field.LIKELIHOOD.value,
-            label="Likelihood of problems",
-            optional=True,
-            hint="Required except for standard changes.",
-            element=StaticSelectElement(
-                action_id=Field.LIKELIHOOD.value,
-                placeholder="Choose the likelihood",
-                options=[_option(v.value, LIKELIHOOD_LABELS[v]) for v in Likelihood],
-            ),
-        ),
-        InputBlock(
-            block_id=Field.SERVICES.value,
-            label="Affected services",
-            element=StaticMultiSelectElement(
-                action_id=Field.SERVICES.value,
-                placeholder="Pick services",
-                options=[_option(s, s) for s in policy.services],
-            ),
-        ),
-        InputBlock(
-            block_id=Field.IMPLEMENTER.value,
-            label="Implementer",
-            hint="Who carries it out and gets the timeline reminders. You, if left empty.",
-            optional=True,
-            element=UserSelectElement(action_id=Field.IMPLEMENTER.value, placeholder="Pick a person"),
-        ),
-        InputBlock(
-            block_id=Field.STARTS_AT.value,
-            label="Starts",
-            element=DateTimePickerElement(action_id=Field.STARTS_AT.value, initial_date_time=start),
-        ),
-        InputBlock(
-            block_id=Field.ENDS_AT.value,
-            label="Ends",
-            element=DateTimePickerElement(action_id=Field.ENDS_AT.value, initial_date_time=end),
-        ),
-        DividerBlock(),
-        _text_input(
-            Field.DESCRIPTION,
-            "What will change",
-            hint="Summary and motivation.",
-            multiline=True,
-            max_length=text_limit,
-            optional=True,
-        ),
-        _text_input(
-            Field.JUSTIFICATION, "Why now", hint=None, multiline=True, max_length=text_limit, optional=True
-        ),
-        _text_input(
-            Field.IMPLEMENTATION_PLAN,
-            "Implementation plan",
-            hint="Required for major changes.",
-            multiline=True,
-            max_length=text_limit,
-            optional=True,
-        ),
-        _text_input(
-            Field.ROLLBACK_PLAN,
-            "Rollback plan",
-            hint="Required for normal and major changes.",
-            multiline=True,
-            max_length=text_limit,
-            optional=True,
-        ),
-        _text_input(
-            Field.TEST_PLAN,
-            "Test plan",
-            hint="How you verify it worked.",
-            multiline=True,
-            max_length=text_limit,
-            optional=True,
-        ),
-        InputBlock(
-            block_id=Field.DOWNTIME.value,
-            label="Expected downtime (minutes)",
-            optional=True,
-            element=NumberInputElement(
-                action_id=Field.DOWNTIME.value,
-                is_decimal_allowed=False,
-                min_value=0,
-                max_value=MAX_DOWNTIME_MINUTES,
-            ),
-        ),
-        InputBlock(
-            block_id=Field.EXCEPTION.value,
-            label="Outside the windows or in a blackout?",
-            optional=True,
-            element=CheckboxesElement(
-                action_id=Field.EXCEPTION.value,
-                options=[Option(value="requested", label="Request an exception (one more approval)")],
-            ),
-        ),
-        _text_input(
-            Field.EXCEPTION_REASON,
-            "Why it cannot wait",
-            hint="Only with an exception request.",
-            multiline=True,
-            max_length=MAX_REASON,
-            optional=True,
-        ),
-        section(
-            md(
-                "Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
-                "are checked in {}.",
-                policy.timezone,
-            )
-        ),
-    ]
+    for spec in _FIELDS:
+        blocks += _field_blocks(spec, form)
+    footnote = md(
+        "Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
+        "are checked in {}.",
+        policy.timezone,
+    )
+    blocks.append(section(footnote))
     view = View(
         type="modal",
         callback_id=CallbackId.NEW_CHANGE.value,

@@ -243,7 +243,7 @@ async def test_the_ics_feed_needs_its_token_and_lists_every_event(harness: Harne
 
 
 async def test_calendar_cli_token_and_export(harness: Harness, tmp_path: Path) -> None:
-    from test_cli import clean_env, run
+    from tests.support.processes import clean_env, run
 
     (tmp_path / "policy.yml").write_text(CALENDAR_POLICY)
     assert await submit(harness, starts_at=INSIDE, ends_at=INSIDE + 3600) == {}

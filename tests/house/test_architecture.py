@@ -20,6 +20,11 @@ import pytest
 from tests.support.paths import ROOT
 
 APP_PACKAGES = ("bot", "handlers", "modals", "storage", "scheduler", "domain", "adapters", "tooling")
+# Sub-packages whose modules must not import each other in a circle either: the use cases,
+# one module per feature (a feature imports the base and lower features only).
+SUB_PACKAGES = ("domain.usecases",)
+# The use cases: storage implements the ports and modals render the read models, never these.
+USE_CASE_MODULES = ("domain.service", "domain.usecases")
 
 # Which of our top-level packages each one may import. Imports point down: the listeners
 # (handlers/) and the jobs (scheduler/) are given what they need, so bot/ is the only package
@@ -236,7 +241,7 @@ def sibling_imports(source: str, *, module: str, siblings: frozenset[str]) -> se
                 target = node.module or ""
             names = [target] + [f"{target}.{alias.name}" for alias in node.names]
         for name in names:
-            head = ".".join(name.split(".")[:2])
+            head = ".".join(name.split(".")[: module.count(".") + 1])
             if head in siblings and head != module:
                 found.add(head)
     return found
@@ -259,11 +264,21 @@ def cycle_edges(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
 
 
 def module_graph(package: str) -> dict[str, set[str]]:
-    files = {f"{package}.{path.stem}": path for path in sorted((ROOT / package).glob("*.py"))}
+    """The package's modules and what each imports of its siblings; a sub-package is one
+    node, importing what any of its modules imports (its own modules have a graph of their own)."""
+    folder = ROOT.joinpath(*package.split("."))
+    files = {f"{package}.{path.stem}": [path] for path in sorted(folder.glob("*.py"))}
+    files |= {
+        f"{package}.{sub.name}": sorted(sub.rglob("*.py"))
+        for sub in sorted(folder.iterdir())
+        if (sub / "__init__.py").is_file()
+    }
     siblings = frozenset(files)
     return {
-        name: sibling_imports(path.read_text(), module=name, siblings=siblings)
-        for name, path in files.items()
+        name: set().union(
+            *(sibling_imports(path.read_text(), module=name, siblings=siblings) for path in paths)
+        )
+        for name, paths in files.items()
     }
 
 
@@ -320,6 +335,14 @@ def test_sibling_import_and_cycle_checkers() -> None:
     graph = {"a": {"b"}, "b": {"a", "c"}, "c": set()}
     assert cycle_edges(graph) == {("a", "b"), ("b", "a")}
     assert cycle_edges({"a": {"b"}, "b": {"c"}, "c": set()}) == set()
+
+
+def test_module_graph_sees_the_use_case_features() -> None:
+    """The use cases are one node of domain/'s graph and a graph of their own."""
+    assert "domain.usecases" in module_graph("domain")["domain.service"]
+    features = module_graph("domain.usecases")
+    assert "domain.usecases.intake" in features
+    assert features["domain.usecases.base"] == set(), "the shared base imports no feature"
 
 
 def test_clock_checker_detects_violations() -> None:
@@ -413,7 +436,7 @@ def test_lazy_upward_reach_is_still_needed() -> None:
 
 def test_no_import_cycle_among_a_packages_modules() -> None:
     found: set[tuple[str, str]] = set()
-    for package in APP_PACKAGES:
+    for package in (*APP_PACKAGES, *SUB_PACKAGES):
         found |= cycle_edges(module_graph(package))
     assert not found, "import cycle among a package's modules:\n" + "\n".join(
         f"{a} -> {b}" for a, b in sorted(found)
@@ -574,7 +597,12 @@ def test_storage_and_modals_see_ports_and_read_models_not_the_use_cases() -> Non
     wrong = []
     for path in py_files("storage", "modals"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "domain.service":
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            if any(name == m or name.startswith(f"{m}.") for name in names for m in USE_CASE_MODULES):
                 wrong.append(f"{rel(path)}:{node.lineno}")
     assert wrong == [], wrong
 

@@ -120,7 +120,7 @@ def test_the_example_policy_sets_the_defaults() -> None:
 
 
 async def test_audit_export_answers_a_bad_period_in_one_line(harness: Harness, tmp_path: Path) -> None:
-    from test_cli import clean_env, run
+    from tests.support.processes import clean_env, run
 
     env = clean_env(DATABASE_URL=harness.bot.settings.database_url, SLACK_BOT_TOKEN="xoxb-1")
     for since, until in [("0001-01-01", "2026-12-01"), ("2026-11-01", "9999-12-31T23:00-05:00")]:

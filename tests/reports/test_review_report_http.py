@@ -207,7 +207,7 @@ async def test_metrics_endpoint(harness: Harness) -> None:
 
 
 async def test_audit_export_and_the_audit_table_is_append_only(harness: Harness, tmp_path: Path) -> None:
-    from test_cli import clean_env, run
+    from tests.support.processes import clean_env, run
 
     await approved(harness)
     harness.clock.set((await harness.change(CR)).draft.starts_at)  # no tick: no notice entries

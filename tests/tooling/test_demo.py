@@ -19,7 +19,7 @@ import pytest
 
 from bot.http import signature_problem
 from modals.cards import help_blocks
-from tooling.demo import DemoClock
+from tooling.demo_world import DemoClock
 from tooling.render import Names, blocks_to_text, message_to_text, mrkdwn_to_text, view_to_text
 from tooling.slack_payloads import command_body, sign, trigger_id, user_of_trigger
 

@@ -1,0 +1,150 @@
+"""What every feature's use cases share: the injected ports, clock and policy, the one
+conditional write, reading a CR, audited refusals, step eligibility and planning. It
+imports no feature module, so every feature can import it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from domain import journal
+from domain.clock import Clock
+from domain.errors import ChangeNotFound
+from domain.intents import Intent
+from domain.listing import Counted
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, StepSnapshot
+from domain.policy import Policy
+from domain.ports import (
+    ChangeQuery,
+    ChangeRepository,
+    ChangeUpdate,
+    Directory,
+    DueNotice,
+    NoticeSettlement,
+    Notifier,
+)
+from domain.refusal_limit import RefusalLimiter
+from domain.timeline import PlannedNotice, plan_notices
+
+CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
+DIGEST_GRACE = timedelta(hours=6)  # a scheduled post missed by longer (the bot was down) is skipped
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deps:
+    """What the use cases are given, once for all features (one refusal limiter, so a
+    flood of refused clicks is counted the same whichever feature refuses them)."""
+
+    repository: ChangeRepository
+    directory: Directory
+    notifier: Notifier
+    clock: Clock
+    policy: Policy
+    change_events: bool = False  # PagerDuty Change Events configured
+    refusals: RefusalLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "refusals", RefusalLimiter(clock=self.clock))
+
+
+class UseCase:
+    """The base of each feature's use cases: the ports under the names the use cases use."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._repo = deps.repository
+        self._directory = deps.directory
+        self._notifier = deps.notifier
+        self._clock = deps.clock
+        self.policy = deps.policy
+        self._change_events = deps.change_events
+        self._refusals = deps.refusals
+
+    async def _commit(
+        self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
+    ) -> bool:
+        """The conditional write every use case ends with: False if the CR moved meanwhile."""
+        stored = await self._repo.update_change(
+            change_id=change.id, expected_version=change.version, update=update, audit=audit, intents=intents
+        )
+        if stored:
+            journal.committed(change, update.status, audit)
+            self._notifier.wake()
+        return stored
+
+    async def _require(self, change_id: str, *, history: bool = False) -> Change:
+        change = await self._repo.get_change(change_id.strip().upper(), history=history)
+        if change is None:
+            raise ChangeNotFound(change_id)
+        return change
+
+    async def _audit_refusal(self, change_id: str, entry: AuditEntry) -> None:
+        """A refused click is audited at most once a minute per user, CR and action, so a
+        bystander cannot flood a trail; the repeats are counted in the next entry."""
+        what = ":".join(str(entry.details.get(k, "")) for k in ("phase", "decision", "action"))
+        repeats = self._refusals.admit(user=entry.actor, change_id=change_id, action=what)
+        if repeats is None:
+            return
+        details = {**entry.details, "repeats_not_written": repeats} if repeats else entry.details
+        await self._repo.append_audit(change_id, replace(entry, details=details))
+
+    async def _eligible_steps(
+        self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None
+    ) -> set[int]:
+        eligible = set()
+        for index, step in enumerate(change.steps if steps is None else steps):
+            if user in step.members or user in await self._directory.expand(step.members):
+                eligible.add(index)
+        return eligible
+
+    async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
+        allowed: set[str] = set()
+        for role in roles:
+            allowed |= await self._directory.expand(self.policy.roles.get(role, []))
+        return user in allowed
+
+    def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
+        return plan(self.policy, starts_at, ends_at, approved_at=approved_at)
+
+    async def _counted(self, query: ChangeQuery) -> Counted:
+        """The first `query.limit` CRs and their true total (a COUNT only when the cap is hit)."""
+        items = await self._repo.list_changes(query)
+        if len(items) < query.limit:
+            return Counted.of(items)
+        return Counted.of(items, total=await self._repo.count_changes(query))
+
+
+def plan(
+    policy: Policy, starts_at: datetime, ends_at: datetime, *, approved_at: datetime
+) -> list[PlannedNotice]:
+    """An approved window's notices (intake, approvals and emergencies all plan them)."""
+    return plan_notices(policy.timeline, starts_at=starts_at, ends_at=ends_at, approved_at=approved_at)
+
+
+# --- settling a due notice (each notice family's function builds on these) ------------
+def is_late(notice: DueNotice, *, now: datetime, policy: Policy) -> bool:
+    """Sent past the policy's lateness allowance (the bot was down, or busy)."""
+    return now - notice.due_at > policy.timeline.late_after
+
+
+def skipped(change: Change, notice: DueNotice, *, now: datetime, reason: str) -> NoticeSettlement:
+    """A notice that lost its point: audited as skipped, nothing sent."""
+    audit = [
+        AuditEntry(
+            SYSTEM_ACTOR,
+            AuditAction.NOTICE_SKIPPED,
+            now,
+            {"notice": notice.key, "due_at": notice.due_at.isoformat(), "reason": reason},
+        )
+    ]
+    return NoticeSettlement(
+        notice.id, change.id, sent=False, late=False, note=reason, audit=audit, intents=[]
+    )
+
+
+def late_audit(notice: DueNotice, *, now: datetime, late: bool) -> list[AuditEntry]:
+    """A notice sent after its time (the bot was down) says so in the trail."""
+    if not late:
+        return []
+    details = {"notice": notice.key, "due_at": notice.due_at.isoformat()}
+    return [AuditEntry(SYSTEM_ACTOR, AuditAction.NOTICE_SENT_LATE, now, details)]

@@ -1,0 +1,188 @@
+"""Looking back and ahead for the CAB: the weekly agenda, the monthly report, and reports
+asked for by hand (their chart rendered when sent)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from domain import first_start, journal, quorum
+from domain.calendar import CalendarRange, report_range, scheduled_moment
+from domain.calendar_policy import DAYS as DAY_NAMES
+from domain.enums import Risk, Status
+from domain.intents import Intent, IntentKind
+from domain.listing import Counted
+from domain.messages import CabAgendaPost, ReportPost
+from domain.metrics import compute_metrics, weekly_series
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry
+from domain.ports import ChangeQuery, ListScope
+from domain.read_models import CabAgenda, Report
+from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, UseCase
+from domain.usecases.queries import scope_query
+
+CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
+
+
+class Reports(UseCase):
+    async def run_cab_agenda(self, *, catch_up: bool = False) -> bool:
+        """Post this week's CAB agenda once, at the policy's day and time."""
+        cab = self.policy.cab
+        if not cab.enabled:
+            return False
+        now = self._clock.now()
+        zone = ZoneInfo(cab.timezone)
+        today = now.astimezone(zone).date()
+        moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
+        due = DAY_NAMES[today.weekday()] == cab.day and moment <= now < moment + DIGEST_GRACE
+        period = today.isoformat() if due else None
+        if catch_up and await first_start.baseline(self._repo, job="cab", due=period, now=now):
+            return False
+        if not due:
+            return False
+        channel = cab.channel or self.policy.channels.changes
+        claimed = await self._repo.claim_job_run(
+            job="cab",
+            period=today.isoformat(),
+            now=now,
+            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.CAB_AGENDA_POSTED, now, {"day": today.isoformat()})],
+            intents=[
+                Intent(
+                    IntentKind.MESSAGE,
+                    None,
+                    channel,
+                    CabAgendaPost(),
+                    dedupe_key=f"cab:{today.isoformat()}",
+                )
+            ],
+        )
+        journal.job_run("cab agenda", today.isoformat(), claimed=claimed)
+        if claimed:
+            self._notifier.wake()
+        return claimed
+
+    async def cab_agenda(self) -> CabAgenda:
+        now = self._clock.now()
+        pending_query = scope_query(ListScope.PENDING, user="", now=now, limit=CALENDAR_LIMIT)
+        role = self.policy.cab.role
+        if role:
+            read = await self._repo.list_changes(pending_query)
+            pending = Counted.of(
+                [
+                    c
+                    for c in read
+                    if any(c.steps[i].role == role for i in quorum.open_steps(c.steps, c.approvals))
+                ],
+                complete=len(read) < CALENDAR_LIMIT,  # past the cap, more of the role's may wait
+            )
+        else:
+            pending = await self._counted(pending_query)
+        high = await self._counted(
+            ChangeQuery(
+                statuses=(Status.PENDING_APPROVAL, Status.APPROVED),
+                starts_from=now,
+                starts_before=now + timedelta(days=7),
+                risks=(Risk.HIGH, Risk.CRITICAL),
+                limit=CALENDAR_LIMIT,
+            )
+        )
+        ended = await self._repo.list_changes(
+            ChangeQuery(
+                statuses=(Status.FAILED, Status.ROLLED_BACK, Status.CLOSED),
+                starts_from=now - timedelta(days=8),
+                starts_before=now,
+                limit=CALENDAR_LIMIT,
+            )
+        )
+        ended_badly = Counted.of(
+            [
+                c
+                for c in ended
+                if c.status is not Status.CLOSED
+                or (c.outcome_notes and c.finished_at and c.finished_at >= now - timedelta(days=7))
+            ],
+            complete=len(ended) < CALENDAR_LIMIT,
+        )
+        overdue_ids = await self._repo.overdue_reviews(now=now)
+        overdue = [await self._require(i) for i in overdue_ids[:CAB_SHOWN]]
+        return CabAgenda(
+            now,
+            pending,
+            high,
+            ended_badly,
+            Counted.of(overdue, total=len(overdue_ids)),
+            overdue_review_ids=tuple(overdue_ids),
+        )
+
+    async def run_monthly_report(self, *, catch_up: bool = False) -> bool:
+        """On the policy's day of the month, post last month's report once."""
+        report = self.policy.report
+        if not report.monthly:
+            return False
+        now = self._clock.now()
+        zone = self.policy.zone
+        today = now.astimezone(zone).date()
+        moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
+        due = today.day == report.day and moment <= now < moment + DIGEST_GRACE
+        last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        period = last_month if due else None
+        if catch_up and await first_start.baseline(self._repo, job="report", due=period, now=now):
+            return False
+        if not due:
+            return False
+        span = report_range(last_month, now=now, zone=zone)
+        assert span is not None
+        return await self.request_report(
+            span=span, channel=report.channel or self.policy.channels.changes, period_key=last_month
+        )
+
+    async def request_report(
+        self, *, span: CalendarRange, channel: str, period_key: str | None = None
+    ) -> bool:
+        """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
+        now = self._clock.now()
+        payload = ReportPost(
+            start=span.start,
+            end=span.end,
+            title=span.title,
+        )
+        intent = Intent(
+            IntentKind.REPORT,
+            None,
+            channel,
+            payload,
+            dedupe_key=f"report:{period_key}" if period_key else None,
+        )
+        audit = [
+            AuditEntry(
+                SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
+            )
+        ]
+        if period_key:
+            claimed = await self._repo.claim_job_run(
+                job="report", period=period_key, now=now, audit=audit, intents=[intent]
+            )
+            journal.job_run("report", period_key, claimed=claimed)
+        else:
+            await self._repo.append_audit(None, audit[0])
+            await self._repo.add_intents([intent], now=now)
+            claimed = True
+        if claimed:
+            self._notifier.wake()
+        return claimed
+
+    async def report(self, *, span: CalendarRange) -> Report:
+        now = self._clock.now()
+        changes = await self._repo.changes_with_history(start=span.start, end=span.end)
+        due, on_time = await self._repo.review_counts(start=span.start, end=span.end)
+        caused = [c.id for c in changes if c.caused_incident]
+        metrics = compute_metrics(
+            changes=changes,
+            start=span.start,
+            end=span.end,
+            caused_incident=caused,
+            reviews_due=due,
+            reviews_done_on_time=on_time,
+            targets=self.policy.targets,
+            now=min(now, span.end),
+        )
+        return Report(span.title, metrics, weekly_series(changes=changes, start=span.start, end=span.end))
