@@ -26,6 +26,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from domain.clock import Clock
+from domain.messages import ChangeEvent
+from domain.model import Change
 
 if TYPE_CHECKING:
     # pagerduty and httpx2 (~30 ms to import) are imported where they are used: only once
@@ -338,6 +340,37 @@ def _retry_after(headers: Any) -> float | None:
     except ValueError:  # an HTTP-date; the caller's backoff applies
         return None
     return max(0.0, seconds) if seconds is not None else None
+
+
+@dataclass(frozen=True)
+class ChangeEventBody:
+    """What a change event says about a CR; the links are added by who sends it."""
+
+    summary: str
+    timestamp: datetime
+    custom_details: dict[str, Any]
+
+
+def change_event_body(change: Change, event: ChangeEvent) -> ChangeEventBody:
+    """The event for `change` reaching `event.status`, summarised as PagerDuty shows it."""
+    status = event.status.value
+    summary = f"{change.id} {change.draft.title}: {status.replace('_', ' ')}"
+    return ChangeEventBody(
+        summary=summary if len(summary) <= 1024 else summary[:1023].rstrip() + "…",
+        timestamp=event.at,
+        custom_details={
+            "change_id": change.id,
+            "status": status,
+            "category": change.draft.category.value,
+            "risk": change.risk.value,
+            "services": list(change.draft.services),
+            "implementer": change.implementer,
+            "by": event.by,
+            "notes": event.notes or "",
+            "severity": change.draft.severity,
+            "incident": change.draft.incident_ref,
+        },
+    )
 
 
 class PagerDutyChangeEvents:

@@ -11,29 +11,38 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient
+from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient, change_event_body
 from adapters.prometheus import SlackErrorCounter
-from domain.calendar import CalendarRange
 from domain.clock import Clock
 from domain.intents import Intent, IntentKind
+from domain.messages import (
+    BoardNews,
+    CabAgendaPost,
+    CalendarDigest,
+    ChangeEvent,
+    ChangeMessage,
+    ChangeNews,
+    Ephemeral,
+    Escalating,
+    Message,
+    ReportPost,
+    Text,
+)
 from domain.policy import Policy
 from domain.ports import Notifier
 from domain.service import ChangeService
-from modals.cards import card_fallback, change_card, decided_message, filed_message
-from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
+from modals.cards import card_fallback, change_card
 from modals.home import home_view
-from modals.report import report_blocks, report_text
-from modals.review import cab_agenda_blocks, review_chase_message, review_request_message
-from modals.text import Mrkdwn, clip, escape, escaped_clip, md, mention, reloaded
-from modals.timeline import calendar_blocks, notice_message, progress_message, rescheduled_message
+from modals.messages import SendTime, render_message
+from modals.text import Mrkdwn, escape, reloaded
 from storage.models import OutboxRow
-from storage.outbox import OutboxStore
+from storage.outbox import OutboxStore, row_message
 from storage.repository import SqlChangeRepository
 
 log = logging.getLogger(__name__)
@@ -62,18 +71,6 @@ class Undeliverable:
 Outcome = Delivered | RetryLater | Undeliverable
 
 
-def freeze_message(payload: dict[str, Any]) -> Mrkdwn:
-    by = mention(str(payload.get("by")))
-    if payload.get("started"):
-        reason = md(": {}", escaped_clip(str(payload["reason"]), 500)) if payload.get("reason") else ""
-        return md(
-            ":no_entry_sign: {} declared a change freeze{}. No changes but emergencies until it is lifted.",
-            by,
-            reason,
-        )
-    return md(":white_check_mark: {} lifted the change freeze.", by)
-
-
 def gated(text: Mrkdwn) -> Mrkdwn:
     """The one gate for a message's top-level `text`, which Slack parses as mrkdwn and
     shows in notifications: anything not built as `Mrkdwn` (mypy flags it) is escaped."""
@@ -81,6 +78,25 @@ def gated(text: Mrkdwn) -> Mrkdwn:
         return text
     log.warning("a message text was not built as Mrkdwn; it is sent escaped")
     return escape(text)
+
+
+M = TypeVar("M")
+
+
+def expect(row: OutboxRow, message: Message | None, kind: type[M]) -> M:
+    """The row's message, which its kind says is a `kind`."""
+    if not isinstance(message, kind):
+        raise ValueError(f"a {row.kind} row holds {type(message).__name__}, not {kind.__name__}")
+    return message
+
+
+Postable = ChangeNews | BoardNews | Text  # what chat.postMessage sends
+
+
+def postable(row: OutboxRow, message: Message | None) -> Postable:
+    if message is None or isinstance(message, ChangeEvent | Ephemeral):
+        raise ValueError(f"a {row.kind} row holds {type(message).__name__}, not a message to post")
+    return message
 
 
 class OnCallResolver(Protocol):
@@ -185,14 +201,14 @@ class SlackGateway:
         if not channel:
             await self.message(channel=user, text=text)
             return
-        payload = {"user": user, "text": gated(text)}
-        await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, payload))
+        reply = Ephemeral(user=user, text=gated(text))
+        await self._enqueue(Intent(IntentKind.EPHEMERAL, None, channel, reply))
 
     async def message(
         self, *, channel: str, text: Mrkdwn, thread_ts: str | None = None, dedupe_key: str | None = None
     ) -> None:
-        payload: dict[str, Any] = {"text": gated(text), "thread_ts": thread_ts}
-        await self._enqueue(Intent(IntentKind.MESSAGE, None, channel, payload, dedupe_key=dedupe_key))
+        said = Text(text=gated(text), thread_ts=thread_ts)
+        await self._enqueue(Intent(IntentKind.MESSAGE, None, channel, said, dedupe_key=dedupe_key))
 
     async def _enqueue(self, intent: Intent) -> None:
         await self._outbox.add([intent], now=self._clock.now())
@@ -213,38 +229,42 @@ class SlackGateway:
 
     async def _deliver(self, row: OutboxRow) -> None:
         kind = IntentKind(row.kind)
+        message = row_message(row)
         if kind in (IntentKind.POST_CARD, IntentKind.DM_CARD):
             await self._post_card(row)
         elif kind is IntentKind.DM_APPROVERS:
-            await self._fan_out(row)
+            await self._fan_out(row, message)
         elif kind is IntentKind.REFRESH_CARDS:
             await self._refresh(row)
         elif kind is IntentKind.MESSAGE:
-            await self._message(row)
+            await self._message(row, postable(row, message))
         elif kind is IntentKind.ON_CALL:
             await self._hand_to_on_call(row)
         elif kind is IntentKind.DM_POST_APPROVERS:
             assert row.change_id
             users = await self._service.post_approvers_to_notify(change_id=row.change_id)
-            await self._fan_out_messages(row, users)
+            await self._fan_out_messages(row, postable(row, message), users)
         elif kind is IntentKind.DM_ROLE:
-            users = await self._service.role_members(role=str(row.payload["role"]))
-            await self._fan_out_messages(row, users)
+            role = expect(row, message, Escalating).role
+            if role is None:
+                raise ValueError(f"a {row.kind} row names no role")
+            users = await self._service.role_members(role=role)
+            await self._fan_out_messages(row, postable(row, message), users)
         elif kind is IntentKind.HOME:
             home = await self._service.home(user=str(row.channel))
             await self.client.views_publish(
                 user_id=str(row.channel), view=home_view(home, zone=self._policy.zone)
             )
         elif kind is IntentKind.REPORT:
-            await self._report(row)
+            await self._report(row, expect(row, message, ReportPost))
         elif kind is IntentKind.PD_CHANGE_EVENT:
-            await self._change_event(row)
+            await self._change_event(row, expect(row, message, ChangeEvent))
         elif kind is IntentKind.EPHEMERAL:
+            reply = expect(row, message, Ephemeral)
             await self.client.chat_postEphemeral(
                 channel=str(row.channel),
-                user=str(row.payload["user"]),
-                text=gated(reloaded(str(row.payload["text"]))),  # gated when enqueued
-                blocks=row.payload.get("blocks"),
+                user=reply.user,
+                text=gated(reloaded(reply.text)),  # gated when enqueued
             )
 
     async def _post_card(self, row: OutboxRow) -> None:
@@ -297,7 +317,7 @@ class SlackGateway:
                 return channel, str(message.get("ts"))
         return None
 
-    async def _fan_out(self, row: OutboxRow) -> None:
+    async def _fan_out(self, row: OutboxRow, message: Message | None) -> None:
         assert row.change_id
         users = await self._service.approvers_to_notify(change_id=row.change_id)
         await self._outbox.add(
@@ -307,10 +327,10 @@ class SlackGateway:
             ],
             now=row.due_at,
         )
-        if row.payload.get("template"):  # e.g. moved: the cards refresh, each approver is told why
-            await self._fan_out_messages(row, users)
+        if message is not None:  # e.g. moved: the cards refresh, each approver is told why
+            await self._fan_out_messages(row, postable(row, message), users)
 
-    async def _fan_out_messages(self, row: OutboxRow, users: list[str]) -> None:
+    async def _fan_out_messages(self, row: OutboxRow, message: Postable, users: list[str]) -> None:
         """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing."""
         await self._outbox.add(
             [
@@ -318,7 +338,7 @@ class SlackGateway:
                     IntentKind.MESSAGE,
                     row.change_id,
                     user,
-                    dict(row.payload),
+                    message,
                     dedupe_key=f"{row.dedupe_key or row.id}:{user}",
                 )
                 for user in users
@@ -333,22 +353,17 @@ class SlackGateway:
             change_id=row.change_id, users=result.users, source=result.source, reason=result.reason
         )
 
-    async def _report(self, row: OutboxRow) -> None:
+    async def _report(self, row: OutboxRow, message: ReportPost) -> None:
         """The report as a message, its chart uploaded in the message's thread."""
         assert row.channel
-        payload = row.payload
-        span = CalendarRange(
-            datetime.fromisoformat(payload["start"]),
-            datetime.fromisoformat(payload["end"]),
-            str(payload["title"]),
-        )
-        report = await self._service.report(span=span)
+        report = await self._service.report(span=message.span)
         posted = await self._already_posted(row)
         if posted is None:
+            text, blocks = render_message(message, SendTime(self._policy, report=report))
             response = await self.client.chat_postMessage(
                 channel=row.channel,
-                text=gated(report_text(report.metrics, title=report.title)),
-                blocks=report_blocks(report.metrics, title=report.title, zone=self._policy.zone),
+                text=gated(text),
+                blocks=blocks,
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
             )
@@ -366,33 +381,22 @@ class SlackGateway:
             title=report.title,
         )
 
-    async def _change_event(self, row: OutboxRow) -> None:
+    async def _change_event(self, row: OutboxRow, event: ChangeEvent) -> None:
         assert row.change_id
         if self._change_events is None:
             return
         change = await self._service.get_change(change_id=row.change_id, history=False)
-        status = str(row.payload["status"])
+        body = change_event_body(change, event)
         links = []
         for copy in await self._repo.card_copies(row.change_id):
             if copy.channel == self._policy.channels.changes:
                 permalink = await self.client.chat_getPermalink(channel=copy.channel, message_ts=copy.ts)
                 links.append({"href": str(permalink["permalink"]), "text": f"{change.id} in Slack"})
         await self._change_events.send(
-            summary=clip(f"{change.id} {change.draft.title}: {status.replace('_', ' ')}", 1024),
+            summary=body.summary,
             source="changebot",
-            timestamp=datetime.fromisoformat(str(row.payload["at"])),
-            custom_details={
-                "change_id": change.id,
-                "status": status,
-                "category": change.draft.category.value,
-                "risk": change.risk.value,
-                "services": list(change.draft.services),
-                "implementer": change.implementer,
-                "by": row.payload.get("by"),
-                "notes": row.payload.get("notes") or "",
-                "severity": change.draft.severity,
-                "incident": change.draft.incident_ref,
-            },
+            timestamp=body.timestamp,
+            custom_details=body.custom_details,
             links=links,
         )
 
@@ -412,12 +416,14 @@ class SlackGateway:
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
         await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)
 
-    async def _message(self, row: OutboxRow) -> None:
+    async def _message(self, row: OutboxRow, message: Postable) -> None:
         assert row.channel
-        payload = row.payload
-        text, blocks = await self._render(row)
-        thread_ts = payload.get("thread_ts") or None
-        if payload.get("thread") and row.change_id:
+        if isinstance(message, Text):
+            text, blocks, thread_ts = reloaded(message.text), None, message.thread_ts  # gated when enqueued
+        else:
+            text, blocks = render_message(message, await self._send_time(row, message))
+            thread_ts = None
+        if isinstance(message, ChangeMessage) and message.thread and row.change_id:
             thread_ts = await self._card_ts(row.change_id, row.channel)
         if await self._already_posted(row) is not None:
             return
@@ -425,75 +431,23 @@ class SlackGateway:
             channel=row.channel,
             text=gated(text),
             blocks=blocks,
-            thread_ts=thread_ts,
+            thread_ts=thread_ts or None,
             metadata=outbox_metadata(row),
             unfurl_links=False,
         )
 
-    async def _render(self, row: OutboxRow) -> tuple[Mrkdwn, list[dict[str, Any]] | None]:
-        """Messages are rendered when sent, from the CR as it is then."""
-        payload = row.payload
-        template = payload.get("template")
-        if template == "digest":
-            span = CalendarRange(
-                datetime.fromisoformat(payload["start"]),
-                datetime.fromisoformat(payload["end"]),
-                str(payload.get("title") or "Change calendar"),
-            )
-            view = await self._service.calendar(span=span)
-            return md("{}", span.title), calendar_blocks(view, zone=self._policy.zone)
-        if template == "freeze":
-            return freeze_message(payload), None
-        if template == "cab_agenda":
-            agenda = await self._service.cab_agenda()
-            return Mrkdwn("CAB agenda"), cab_agenda_blocks(agenda, zone=self._policy.zone)
-        if not (row.change_id and template):
-            return reloaded(str(payload.get("text") or "")), payload.get("blocks")  # gated when enqueued
-        change = await self._service.get_change(change_id=row.change_id, history=False)
-        if template == "filed":
-            return filed_message(change), None
-        if template == "decided":
-            return decided_message(change, payload), None
-        if template == "progress":
-            return progress_message(change, payload), None
-        if template == "rescheduled":
-            return rescheduled_message(change, payload, self._policy.zone), None
-        if template == "review_request":
-            return review_request_message(change, self._policy.zone)
-        if template == "review_chase":
-            return review_chase_message(change, payload, self._policy.zone)
-        if template == "review_done":
-            by = mention(str(payload.get("by")))
-            return md(
-                ":memo: {} wrote the review of *{}*: see `/change show {}`.", by, change.id, change.id
-            ), None
-        if template == "incident_linked":
-            incident = escaped_clip(str(payload.get("incident")), 300)
-            by = mention(str(payload.get("by")))
-            return md(
-                ":boom: {} linked *{}* to incident {}: it counts as a change failure.",
-                by,
-                change.id,
-                incident,
-            ), None
-        if template == "on_call":
-            return on_call_text(change, payload), None
-        if template == "post_chase":
-            return post_chase_message(change, payload, self._policy.zone)
-        if template == "post_decided":
-            return post_decided_message(change, payload), None
-        if template == "review_requested":
-            return review_requested_message(change), None
-        if template == "notice":
-            return notice_message(
-                change,
-                key=str(payload["key"]),
-                late=bool(payload.get("late")),
-                due_at=datetime.fromisoformat(str(payload["due_at"])),
-                policy=self._policy,
-                actions=bool(payload.get("actions")),
-            )
-        raise ValueError(f"unknown message template {template!r}")
+    async def _send_time(self, row: OutboxRow, message: ChangeNews | BoardNews) -> SendTime:
+        """Messages are rendered when sent, from the CR (or the calendar, the agenda) as it is then."""
+        if isinstance(message, CalendarDigest):
+            return SendTime(self._policy, calendar=await self._service.calendar(span=message.span))
+        if isinstance(message, CabAgendaPost):
+            return SendTime(self._policy, agenda=await self._service.cab_agenda())
+        if isinstance(message, ReportPost):
+            return SendTime(self._policy, report=await self._service.report(span=message.span))
+        if isinstance(message, ChangeMessage) and row.change_id:
+            change = await self._service.get_change(change_id=row.change_id, history=False)
+            return SendTime(self._policy, change=change)
+        return SendTime(self._policy)
 
     async def _card_ts(self, change_id: str, channel: str) -> str | None:
         """Timeline messages go in the thread of the CR card in that channel."""

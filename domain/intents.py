@@ -3,9 +3,10 @@ caused them (a transactional outbox), so a crash can neither lose nor invent one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+from domain.messages import Message
 
 
 class IntentKind(StrEnum):
@@ -28,6 +29,6 @@ class Intent:
     kind: IntentKind
     change_id: str | None = None
     channel: str | None = None  # channel or user id: also the pacing key
-    payload: dict[str, Any] = field(default_factory=dict)
+    message: Message | None = None  # what to say, for the kinds that say something
     # Enqueueing twice with the same key stores one row: a retried handler never doubles a post.
     dedupe_key: str | None = None

@@ -18,6 +18,7 @@ from slack_sdk.models.views import View
 from domain import quorum
 from domain.enums import Decision, Status
 from domain.limits import MAX_REASON
+from domain.messages import Decided
 from domain.model import AuditAction, Change
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
@@ -308,20 +309,19 @@ def filed_message(change: Change) -> Mrkdwn:
     )
 
 
-def decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
-    verb = "approved" if payload.get("decision") == Decision.APPROVE.value else "rejected"
+def decided_message(change: Change, message: Decided) -> Mrkdwn:
+    verb = "approved" if message.decision is Decision.APPROVE else "rejected"
     text = md(
         "{} {} your change *{}* {} as {}.",
-        mention(str(payload.get("by"))),
+        mention(message.by),
         verb,
         change.id,
         escaped_clip(change.draft.title, 150),
-        role_label(str(payload.get("role"))),
+        role_label(message.role),
     )
-    if payload.get("reason"):
-        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), MAX_REASON))
-    status = Status(str(payload.get("status")))
-    return md("{} Status: {}.", text, STATUS_LABELS[status])
+    if message.reason:
+        text = md("{} Reason: {}", text, escaped_clip(message.reason, MAX_REASON))
+    return md("{} Status: {}.", text, STATUS_LABELS[message.status])
 
 
 def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:

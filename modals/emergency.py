@@ -3,7 +3,6 @@ announcement. Pure builders."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +22,7 @@ from slack_sdk.models.views import View
 from domain.emergency import POST_DEADLINE, EmergencyForm
 from domain.enums import Decision
 from domain.limits import MAX_INCIDENT, MAX_REASON
+from domain.messages import OnCallFound, PostChase, PostDecided
 from domain.model import Change, PostState
 from domain.policy import Policy
 from modals.ids import ActionId, CallbackId
@@ -212,8 +212,8 @@ def post_lines(change: Change, zone: Any) -> list[Mrkdwn]:
     return lines
 
 
-def on_call_text(change: Change, payload: dict[str, Any]) -> Mrkdwn:
-    users = join_md(", ", [mention(str(u)) for u in payload.get("users") or []]) or Mrkdwn("nobody")
+def on_call_text(change: Change, message: OnCallFound) -> Mrkdwn:
+    users = join_md(", ", [mention(u) for u in message.users]) or Mrkdwn("nobody")
     go_ahead = change.steps and change.steps[0].role == "on_call"
     ask = (
         " Your go-ahead is needed before the change starts: see your DM."
@@ -221,22 +221,20 @@ def on_call_text(change: Change, payload: dict[str, Any]) -> Mrkdwn:
         else " For your information."
     )
     text = md(":pager: On call for *{}*: {}.{}", change.id, users, ask)
-    if payload.get("source") == "fallback":
-        reason = escaped_clip(str(payload.get("reason")), 300)
+    if message.source == "fallback":
+        reason = escaped_clip(str(message.reason), 300)
         text = md("{}\n:warning: Sent to the fallback responders because {}.", text, reason)
     return text
 
 
-def post_chase_message(
-    change: Change, payload: dict[str, Any], zone: Any
-) -> tuple[Mrkdwn, list[dict[str, Any]]]:
-    deadline = payload.get("key") == POST_DEADLINE
+def post_chase_message(change: Change, message: PostChase, zone: Any) -> tuple[Mrkdwn, list[dict[str, Any]]]:
+    deadline = message.key == POST_DEADLINE
     title = md("*{}* {}", change.id, escaped_clip(change.draft.title, 150))
     if deadline:
         text = md(
             ":rotating_light: Post-approval OVERDUE for emergency {}: it was due {}.",
             title,
-            slack_date(datetime.fromisoformat(str(payload["due_at"])), zone),
+            slack_date(message.due_at, zone),
         )
     else:
         due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
@@ -247,14 +245,12 @@ def post_chase_message(
     return clip_md(text, 300), [b.to_dict() for b in blocks]
 
 
-def post_decided_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
-    verb = (
-        "post-approved" if payload.get("decision") == Decision.APPROVE.value else "refused post-approval of"
-    )
+def post_decided_message(change: Change, message: PostDecided) -> Mrkdwn:
+    verb = "post-approved" if message.decision is Decision.APPROVE else "refused post-approval of"
     title = escaped_clip(change.draft.title, 150)
-    text = md("{} {} emergency *{}* {}.", mention(str(payload.get("by"))), verb, change.id, title)
-    if payload.get("reason"):
-        text = md("{} Reason: {}", text, escaped_clip(str(payload["reason"]), MAX_REASON))
+    text = md("{} {} emergency *{}* {}.", mention(message.by), verb, change.id, title)
+    if message.reason:
+        text = md("{} Reason: {}", text, escaped_clip(message.reason, MAX_REASON))
     return text
 
 

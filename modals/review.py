@@ -22,6 +22,7 @@ from slack_sdk.models.views import View
 
 from domain.limits import MAX_ANSWER
 from domain.listing import Counted
+from domain.messages import IncidentLinked, ReviewChase, ReviewDone
 from domain.model import Change
 from domain.read_models import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
@@ -86,10 +87,10 @@ def review_request_message(change: Change, zone: ZoneInfo) -> tuple[Mrkdwn, list
 
 
 def review_chase_message(
-    change: Change, payload: dict[str, Any], zone: ZoneInfo
+    change: Change, message: ReviewChase, zone: ZoneInfo
 ) -> tuple[Mrkdwn, list[dict[str, Any]]]:
     due = slack_date(change.review.due_at, zone) if change.review else "now"
-    if payload.get("key") == REVIEW_DEADLINE:
+    if message.key == REVIEW_DEADLINE:
         text = md(
             ":rotating_light: The review of *{}* {} is overdue (it was due {}). {}, please write it.",
             change.id,
@@ -100,6 +101,24 @@ def review_chase_message(
     else:
         text = md(":hourglass_flowing_sand: Reminder: the review of *{}* is due {}.", change.id, due)
     return clip_md(text, 300), [section(text).to_dict(), review_button(change).to_dict()]
+
+
+def review_done_message(change: Change, message: ReviewDone) -> Mrkdwn:
+    return md(
+        ":memo: {} wrote the review of *{}*: see `/change show {}`.",
+        mention(message.by),
+        change.id,
+        change.id,
+    )
+
+
+def incident_linked_message(change: Change, message: IncidentLinked) -> Mrkdwn:
+    return md(
+        ":boom: {} linked *{}* to incident {}: it counts as a change failure.",
+        mention(message.by),
+        change.id,
+        escaped_clip(message.incident, 300),
+    )
 
 
 def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:

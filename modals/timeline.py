@@ -19,6 +19,7 @@ from slack_sdk.models.views import View
 from domain.durations import format_offset
 from domain.enums import Status
 from domain.limits import MAX_NOTES
+from domain.messages import FreezeChanged, ProgressUpdate, Rescheduled
 from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
@@ -114,36 +115,48 @@ PROGRESS_WORDS = {
 }
 
 
-def progress_message(change: Change, payload: dict[str, Any]) -> Mrkdwn:
-    status = Status(str(payload.get("status")))
+def progress_message(change: Change, message: ProgressUpdate) -> Mrkdwn:
+    status = message.status
     text = md(
         "{} {} *{}* {}.",
-        mention(str(payload.get("by"))),
+        mention(message.by),
         PROGRESS_WORDS.get(status, status.value),
         change.id,
         escaped_clip(change.draft.title, 150),
     )
-    if payload.get("notes"):
-        text = md("{}\n> {}", text, escaped_clip(str(payload["notes"]), 1500))
+    if message.notes:
+        text = md("{}\n> {}", text, escaped_clip(message.notes, 1500))
     return text
 
 
-def rescheduled_message(change: Change, payload: dict[str, Any], zone: ZoneInfo) -> Mrkdwn:
+def rescheduled_message(change: Change, message: Rescheduled, zone: ZoneInfo) -> Mrkdwn:
     moved_from = Mrkdwn("")
-    if isinstance(payload.get("from"), list) and len(payload["from"]) == 2:
-        start, end = (datetime.fromisoformat(str(moment)) for moment in payload["from"])
+    if message.moved_from is not None:
+        start, end = message.moved_from
         moved_from = md("from {} → {} ", slack_date(start, zone), slack_date(end, zone))
     text = md(
         ":calendar: {} moved *{}* {}to {} → {}.",
-        mention(str(payload.get("by"))),
+        mention(message.by),
         change.id,
         moved_from,
         slack_date(change.draft.starts_at, zone),
         slack_date(change.draft.ends_at, zone),
     )
-    if payload.get("reapproval"):
+    if message.reapproval:
         text = md("{} Its approvals were for the old window, so it needs approval again.", text)
     return text
+
+
+def freeze_message(message: FreezeChanged) -> Mrkdwn:
+    by = mention(message.by)
+    if message.started:
+        reason = md(": {}", escaped_clip(message.reason, 500)) if message.reason else ""
+        return md(
+            ":no_entry_sign: {} declared a change freeze{}. No changes but emergencies until it is lifted.",
+            by,
+            reason,
+        )
+    return md(":white_check_mark: {} lifted the change freeze.", by)
 
 
 def _lines(changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from domain.intents import Intent
+from domain.intents import Intent, IntentKind
+from domain.messages import Message, parse_message
 from storage.database import read_only
 from storage.models import ChannelPaceRow, OutboxRow, UtcDateTime
 from storage.sql import enqueue, insert_ignoring_conflicts
@@ -22,6 +23,18 @@ SENT = "sent"
 CARD_KINDS = ("post_card", "dm_card", "dm_approvers", "on_call")
 REFRESH_KIND = "refresh_cards"
 DEAD = "dead"
+# Rows stored before these kinds' payloads were tagged with their message type.
+UNTAGGED = {
+    IntentKind.MESSAGE.value: "text",
+    IntentKind.EPHEMERAL.value: "ephemeral",
+    IntentKind.PD_CHANGE_EVENT.value: "change_event",
+}
+
+
+def row_message(row: OutboxRow) -> Message | None:
+    """The typed message a row stored (None for kinds that say nothing, like a card).
+    Raises `ValueError` for a payload of no known shape."""
+    return parse_message(row.payload or {}, template=UNTAGGED.get(row.kind))
 
 
 class OutboxStore:

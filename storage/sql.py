@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.intents import Intent
+from domain.messages import message_payload
 from domain.model import (
     AuditEntry,
 )
@@ -40,7 +41,7 @@ def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
         "kind": intent.kind.value,
         "change_id": intent.change_id,
         "channel": intent.channel,
-        "payload": intent.payload,
+        "payload": message_payload(intent.message),
         "dedupe_key": intent.dedupe_key,
         "state": "pending",
         "attempts": 0,

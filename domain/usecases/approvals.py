@@ -6,7 +6,7 @@ audit tag, and what an accepted vote writes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain import quorum
@@ -15,6 +15,7 @@ from domain.enums import Decision, Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_REASON
+from domain.messages import Decided, PostDecided, ReviewRequired
 from domain.model import (
     SYSTEM_ACTOR,
     ApprovalEntry,
@@ -227,14 +228,13 @@ def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ba
             IntentKind.MESSAGE,
             ballot.change_id,
             change.requester,
-            {
-                "template": "decided",
-                "by": user,
-                "decision": decision.value,
-                "status": verdict.new_status.value,
-                "role": step.role,
-                "reason": reason,
-            },
+            Decided(
+                by=user,
+                decision=decision,
+                status=verdict.new_status,
+                role=step.role,
+                reason=reason,
+            ),
         ),
     ]
     return Write(update, audit, intents)
@@ -272,16 +272,15 @@ def _post_approval_write(policy: Policy, change: Change, verdict: quorum.Accepte
     ]
     if new_state is PostState.APPROVED:
         audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.POST_APPROVED, now, {"quorum": "complete"}))
-    payload = {
-        "template": "post_decided",
-        "by": user,
-        "decision": decision.value,
-        "state": new_state.value,
-        "reason": reason,
-    }
+    payload = PostDecided(
+        by=user,
+        decision=decision,
+        state=new_state,
+        reason=reason,
+    )
     intents = [
         Intent(IntentKind.REFRESH_CARDS, ballot.change_id),
-        Intent(IntentKind.MESSAGE, ballot.change_id, policy.channels.changes, {**payload, "thread": True}),
+        Intent(IntentKind.MESSAGE, ballot.change_id, policy.channels.changes, replace(payload, thread=True)),
         Intent(IntentKind.MESSAGE, ballot.change_id, change.requester, payload),
     ]
     review = None
@@ -308,7 +307,7 @@ def _post_rejection_review(
                 IntentKind.MESSAGE,
                 change.id,
                 who,
-                {"template": "review_requested"},
+                ReviewRequired(),
                 dedupe_key=f"{change.id}:review-requested:{who}",
             )
         )

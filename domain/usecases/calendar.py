@@ -12,6 +12,7 @@ from domain.enums import Status
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_REASON
 from domain.listing import Counted
+from domain.messages import CalendarDigest, FreezeChanged
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, PostState
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CalendarView, FeedData, HomeView
@@ -34,7 +35,7 @@ class Calendar(UseCase):
             return None, refusal
         now = self._clock.now()
         reason = reason.strip()[:MAX_REASON]
-        payload = {"template": "freeze", "started": True, "by": user, "reason": reason}
+        payload = FreezeChanged(started=True, by=user, reason=reason)
         freeze = await self._repo.start_freeze(
             reason=reason,
             user=user,
@@ -53,7 +54,7 @@ class Calendar(UseCase):
         if refusal:
             return None, refusal
         now = self._clock.now()
-        payload = {"template": "freeze", "started": False, "by": user, "reason": ""}
+        payload = FreezeChanged(started=False, by=user, reason="")
         freeze = await self._repo.end_freeze(
             user=user,
             now=now,
@@ -197,12 +198,11 @@ class Calendar(UseCase):
         if not due:
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
-        payload = {
-            "template": "digest",
-            "start": span.start.isoformat(),
-            "end": span.end.isoformat(),
-            "title": span.title,
-        }
+        payload = CalendarDigest(
+            start=span.start,
+            end=span.end,
+            title=span.title,
+        )
         claimed = await self._repo.claim_job_run(
             job="digest",
             period=today.isoformat(),

@@ -4,6 +4,7 @@ chasing its post-approval (the post-approval vote itself is in approvals.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from domain import journal
@@ -17,6 +18,7 @@ from domain.emergency import (
 )
 from domain.enums import Status
 from domain.intents import Intent, IntentKind
+from domain.messages import OnCallFound, PostChase
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, PostState, StepSnapshot
 from domain.policy import Policy
 from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
@@ -145,7 +147,7 @@ class Emergency(UseCase):
                     IntentKind.DM_CARD,
                     change_id,
                     user,
-                    {"on_call": True},
+                    None,
                     dedupe_key=f"{change_id}:dm:{user}",
                 )
                 for user in on_call
@@ -156,13 +158,12 @@ class Emergency(UseCase):
                         IntentKind.MESSAGE,
                         change_id,
                         self.policy.channels.incidents,
-                        {
-                            "template": "on_call",
-                            "users": list(on_call),
-                            "source": source,
-                            "reason": reason,
-                            "thread": True,
-                        },
+                        OnCallFound(
+                            users=on_call,
+                            source=source,
+                            reason=reason,
+                            thread=True,
+                        ),
                         dedupe_key=f"{change_id}:on-call-mention",
                     )
                 )
@@ -186,19 +187,18 @@ def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, lat
     """The post-approval chase: the thread and the approvers; at the deadline also the
     channel and the escalation role."""
     deadline = notice.key == POST_DEADLINE
-    payload = {
-        "template": "post_chase",
-        "key": notice.key,
-        "late": late,
-        "due_at": notice.due_at.isoformat(),
-    }
+    payload = PostChase(
+        key=notice.key,
+        late=late,
+        due_at=notice.due_at,
+    )
     changes = policy.channels.changes
     intents = [
         Intent(
             IntentKind.MESSAGE,
             change.id,
             changes,
-            {**payload, "thread": True},
+            replace(payload, thread=True),
             dedupe_key=f"notice:{notice.id}:thread",
         ),
         Intent(IntentKind.DM_POST_APPROVERS, change.id, None, payload, dedupe_key=f"notice:{notice.id}:dm"),
@@ -210,7 +210,7 @@ def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, lat
                 IntentKind.DM_ROLE,
                 change.id,
                 None,
-                {**payload, "role": policy.emergency.escalate_to},
+                replace(payload, role=policy.emergency.escalate_to),
                 dedupe_key=f"notice:{notice.id}:escalate",
             ),
         ]

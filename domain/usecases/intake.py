@@ -4,6 +4,7 @@ blackouts, freezes) and overlapping CRs, route the approval steps, plan the time
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from domain import journal
@@ -15,6 +16,7 @@ from domain.errors import ConflictsFound
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_REASON
+from domain.messages import Filed, Rescheduled
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import ChangeQuery, ChangeUpdate
@@ -205,14 +207,13 @@ class Intake(UseCase):
                 void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
             )
-            moved_from = audit[0].details["from"]
-            payload = {
-                "template": "rescheduled",
-                "by": user,
-                "thread": True,
-                "reapproval": void,
-                "from": moved_from,
-            }
+            moved_from = (change.draft.starts_at, change.draft.ends_at)
+            payload = Rescheduled(
+                by=user,
+                thread=True,
+                reapproval=void,
+                moved_from=moved_from,
+            )
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -224,7 +225,7 @@ class Intake(UseCase):
                         IntentKind.DM_APPROVERS,
                         change_id,
                         None,
-                        {**payload, "thread": False},
+                        replace(payload, thread=False),
                         dedupe_key=f"{change_id}:dm-approvers:{change.version}",
                     )
                 )
@@ -255,7 +256,7 @@ def intake_intents(policy: Policy, change_id: str, requester: str, status: Statu
             IntentKind.MESSAGE,
             change_id,
             requester,
-            {"template": "filed", "status": status.value},
+            Filed(status=status),
             dedupe_key=f"{change_id}:filed",
         ),
     ]

@@ -5,6 +5,7 @@ the emergency post-approval chase in emergency.py. No family calls back into the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -12,6 +13,7 @@ from domain import journal, timeline
 from domain.emergency import is_post_notice
 from domain.errors import ChangeNotFound
 from domain.intents import Intent, IntentKind
+from domain.messages import TimelineNotice
 from domain.model import Change
 from domain.policy import Policy
 from domain.ports import DueNotice, NoticeSettlement
@@ -98,26 +100,26 @@ def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *
     """A window notice to its audience: the thread, the channel, the implementer, stakeholders."""
     spec = timeline.spec_for(policy.timeline, notice.key)
     audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
-    payload = {"template": "notice", "key": notice.key, "late": late, "due_at": notice.due_at.isoformat()}
+    payload = TimelineNotice(key=notice.key, late=late, due_at=notice.due_at)
     changes = policy.channels.changes
-    targets: list[tuple[str, str, dict[str, object]]] = []
+    targets: list[tuple[str, str, TimelineNotice]] = []
     for who in audience:
         if who == "thread":
-            targets.append(("thread", changes, {"thread": True}))
+            targets.append(("thread", changes, replace(payload, thread=True)))
         elif who == "changes":
-            targets.append(("changes", changes, {}))
+            targets.append(("changes", changes, payload))
         elif who == "implementer":
-            targets.append(("implementer", change.implementer, {"actions": True}))
+            targets.append(("implementer", change.implementer, replace(payload, actions=True)))
         elif who == "stakeholders":
             for channel in policy.timeline.stakeholders.get(change.draft.category, []):
-                targets.append((f"stakeholders:{channel}", channel, {}))
+                targets.append((f"stakeholders:{channel}", channel, payload))
     return [
         Intent(
             IntentKind.MESSAGE,
             change.id,
             channel,
-            {**payload, **extra},
+            message,
             dedupe_key=f"notice:{notice.id}:{name}",
         )
-        for name, channel, extra in targets
+        for name, channel, message in targets
     ]

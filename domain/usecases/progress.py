@@ -3,12 +3,14 @@ back, close, cancel; the channel, the requester, stakeholders and PagerDuty told
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.enums import Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_NOTES, MAX_REASON
+from domain.messages import ChangeEvent, ProgressUpdate
 from domain.model import AuditAction, AuditEntry, Change
 from domain.ports import ChangeUpdate
 from domain.read_models import ActionOutcome, ProgressAction
@@ -156,7 +158,7 @@ class Progress(UseCase):
         return None
 
     def _progress_intents(self, change: Change, target: Status, user: str, notes: str) -> list[Intent]:
-        payload = {"template": "progress", "status": target.value, "by": user, "notes": notes, "thread": True}
+        payload = ProgressUpdate(status=target, by=user, notes=notes, thread=True)
         channel = self.policy.channels.changes
         intents = [Intent(IntentKind.MESSAGE, change.id, channel, payload)]
         if self._change_events and target in CHANGE_EVENT_STATUSES:
@@ -166,20 +168,20 @@ class Progress(UseCase):
                     IntentKind.PD_CHANGE_EVENT,
                     change.id,
                     None,
-                    {"status": target.value, "at": at.isoformat(), "by": user, "notes": notes},
+                    ChangeEvent(status=target, at=at, by=user, notes=notes),
                     dedupe_key=f"{change.id}:pd:{target.value}:{at.isoformat()}",
                 )
             )
         if target in (Status.FAILED, Status.ROLLED_BACK):
-            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, {**payload, "thread": False}))
+            intents.append(Intent(IntentKind.MESSAGE, change.id, channel, replace(payload, thread=False)))
         if target is Status.COMPLETED:
             for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
                 intents.append(
-                    Intent(IntentKind.MESSAGE, change.id, stakeholder, {**payload, "thread": False})
+                    Intent(IntentKind.MESSAGE, change.id, stakeholder, replace(payload, thread=False))
                 )
         if target is not Status.IN_PROGRESS and change.requester != user:
             intents.append(
-                Intent(IntentKind.MESSAGE, change.id, change.requester, {**payload, "thread": False})
+                Intent(IntentKind.MESSAGE, change.id, change.requester, replace(payload, thread=False))
             )
         return intents
 
@@ -192,13 +194,12 @@ class Progress(UseCase):
             if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
                 return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
             audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
-            payload = {
-                "template": "progress",
-                "status": Status.CANCELLED.value,
-                "by": user,
-                "notes": reason.strip()[:MAX_REASON],
-                "thread": True,
-            }
+            payload = ProgressUpdate(
+                status=Status.CANCELLED,
+                by=user,
+                notes=reason.strip()[:MAX_REASON],
+                thread=True,
+            )
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),

@@ -12,6 +12,7 @@ from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.enums import Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.listing import Counted
+from domain.messages import CabAgendaPost, ReportPost
 from domain.metrics import compute_metrics, weekly_series
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry
 from domain.ports import ChangeQuery, ListScope
@@ -49,7 +50,7 @@ class Reports(UseCase):
                     IntentKind.MESSAGE,
                     None,
                     channel,
-                    {"template": "cab_agenda"},
+                    CabAgendaPost(),
                     dedupe_key=f"cab:{today.isoformat()}",
                 )
             ],
@@ -139,12 +140,11 @@ class Reports(UseCase):
     ) -> bool:
         """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
         now = self._clock.now()
-        payload = {
-            "template": "report",
-            "start": span.start.isoformat(),
-            "end": span.end.isoformat(),
-            "title": span.title,
-        }
+        payload = ReportPost(
+            start=span.start,
+            end=span.end,
+            title=span.title,
+        )
         intent = Intent(
             IntentKind.REPORT,
             None,

@@ -12,6 +12,7 @@ from domain.enums import Category, Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_ANSWER
+from domain.messages import IncidentLinked, ReviewChase, ReviewDone, ReviewRequest
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, Review
 from domain.policy import Policy
 from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
@@ -49,7 +50,7 @@ class Reviews(UseCase):
                 {"on_time": now <= change.review.due_at, "result": answers.get("result")},
             )
         ]
-        payload = {"template": "review_done", "by": user, "thread": True}
+        payload = ReviewDone(by=user, thread=True)
         intents = [
             Intent(IntentKind.REFRESH_CARDS, change_id),
             Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -84,7 +85,7 @@ class Reviews(UseCase):
                 )
                 return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.INCIDENT_LINKED, now, {"incident": incident})]
-            payload = {"template": "incident_linked", "by": user, "incident": incident, "thread": True}
+            payload = IncidentLinked(by=user, incident=incident, thread=True)
             intents = [
                 Intent(IntentKind.REFRESH_CARDS, change_id),
                 Intent(IntentKind.MESSAGE, change_id, self.policy.channels.changes, payload),
@@ -145,7 +146,7 @@ def plan_review(policy: Policy, review: Review, now: datetime) -> list[PlannedNo
 
 def review_chase_intents(policy: Policy, change: Change, notice: DueNotice) -> list[Intent]:
     """The implementer chased; at the deadline the escalation role too."""
-    payload = {"template": "review_chase", "key": notice.key}
+    payload = ReviewChase(key=notice.key)
     intents = [
         Intent(
             IntentKind.MESSAGE,
@@ -161,7 +162,7 @@ def review_chase_intents(policy: Policy, change: Change, notice: DueNotice) -> l
                 IntentKind.DM_ROLE,
                 change.id,
                 None,
-                {**payload, "role": policy.review.escalate_to},
+                replace(payload, role=policy.review.escalate_to),
                 dedupe_key=f"notice:{notice.id}:escalate",
             )
         )
@@ -174,7 +175,7 @@ def review_request_intent(change: Change) -> Intent:
         IntentKind.MESSAGE,
         change.id,
         change.implementer,
-        {"template": "review_request"},
+        ReviewRequest(),
         dedupe_key=f"{change.id}:review-request",
     )
 

@@ -16,6 +16,7 @@ from tests.support.flows import (
     rendered,
 )
 from tests.support.harness import Harness
+from tests.support.outbox_rows import store_as_before
 from tests.support.pagerduty_fake import PD_POLICY, ROUTING_KEY, PagerDutyFake
 
 
@@ -116,3 +117,18 @@ async def test_change_events_for_every_change_not_only_emergencies(
     [event] = pagerduty.change_events
     assert event["payload"]["custom_details"]["status"] == "failed"
     assert event["payload"]["custom_details"]["notes"] == "Disk full"
+
+
+async def test_a_change_event_row_stored_by_the_previous_version_is_sent(
+    harness: Harness, pagerduty: PagerDutyFake
+) -> None:
+    await declare(harness)
+    at = harness.clock.now()
+    payload = {"status": "completed", "at": at.isoformat(), "by": "UDEV", "notes": "All green"}
+    await store_as_before(harness, [("pd_change_event", CR, None, payload)])  # no "template" then
+    await harness.settle()
+    [event] = pagerduty.change_events
+    assert event["payload"]["summary"] == f"{CR} Roll back checkout 4.2: completed"
+    assert datetime.fromisoformat(event["payload"]["timestamp"]) == at
+    details = event["payload"]["custom_details"]
+    assert (details["status"], details["by"], details["notes"]) == ("completed", "UDEV", "All green")

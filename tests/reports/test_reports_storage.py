@@ -21,6 +21,7 @@ from adapters.charts import render_report_chart
 from adapters.prometheus import SlackErrorCounter, collect_families, metrics_text
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
+from domain.messages import Text
 from domain.metrics import Targets, WeekPoint, compute_metrics, weekly_series
 from domain.model import (
     SYSTEM_ACTOR,
@@ -83,7 +84,7 @@ async def file(
             post_due_at=post_due,
         ),
         audit=[AuditEntry("UREQ", AuditAction.SUBMITTED, created, {"category": category.value})],
-        intents=lambda change_id: [Intent(IntentKind.MESSAGE, change_id, "CCHANGES", {"text": "filed"})],
+        intents=lambda change_id: [Intent(IntentKind.MESSAGE, change_id, "CCHANGES", Text(text="filed"))],
         notices=notices,
     )
 
@@ -488,7 +489,7 @@ async def test_notices_are_settled_in_one_transaction_each_standing_on_its_own(d
             late=False,
             note=None,
             audit=[event(AuditAction.NOTICE_SENT_LATE, due, SYSTEM_ACTOR, marker=change.id)],
-            intents=[Intent(IntentKind.MESSAGE, change.id, "CCHANGES", {"text": f"notice {change.id}"})],
+            intents=[Intent(IntentKind.MESSAGE, change.id, "CCHANGES", Text(text=f"notice {change.id}"))],
             post_state=post_state,
         )
 

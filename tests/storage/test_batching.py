@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
+from domain.messages import Text
 from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, NewChange
 from domain.ports import ChangeQuery
 from domain.timeline import PlannedNotice
@@ -143,7 +144,7 @@ def create(db: Db, title: Any, created: datetime, starts: datetime | None = None
         ),
         audit=[AuditEntry("UREQ", AuditAction.SUBMITTED, created, {"title": title})],
         intents=lambda change_id: [
-            Intent(IntentKind.MESSAGE, change_id, "CCHANGES", {"text": title}, dedupe_key=f"{change_id}:x")
+            Intent(IntentKind.MESSAGE, change_id, "CCHANGES", Text(text=title), dedupe_key=f"{change_id}:x")
         ],
         notices=[PlannedNotice("t-1h", starts - timedelta(hours=1), starts)],
     )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from bot.outbox import backoff_seconds
 from domain.intents import Intent, IntentKind
+from domain.messages import Text
 from storage.database import session_factory
 from storage.models import CardCopyRow, OutboxRow
 from tests.support.harness import Harness
@@ -24,7 +25,7 @@ async def rows(harness: Harness) -> list[OutboxRow]:
 async def enqueue_messages(harness: Harness, count: int, channel: str = "CBUSY") -> None:
     store = harness.bot.context.dispatcher._store
     await store.add(
-        [Intent(IntentKind.MESSAGE, None, channel, {"text": f"message {i}"}) for i in range(count)],
+        [Intent(IntentKind.MESSAGE, None, channel, Text(text=f"message {i}")) for i in range(count)],
         now=harness.clock.now(),
     )
 
@@ -91,7 +92,7 @@ async def test_server_errors_back_off_exponentially(harness: Harness) -> None:
 
 async def test_permanent_errors_are_kept_as_dead_letters(harness: Harness) -> None:
     store = harness.bot.context.dispatcher._store
-    await store.add([Intent(IntentKind.MESSAGE, None, "UNOBODY", {"text": "hi"})], now=harness.clock.now())
+    await store.add([Intent(IntentKind.MESSAGE, None, "UNOBODY", Text(text="hi"))], now=harness.clock.now())
     harness.slack.fail_next("chat.postMessage", status=200, error="channel_not_found", times=1)
     await harness.bot.context.dispatcher.dispatch_due()
     [row] = await rows(harness)
@@ -244,7 +245,7 @@ async def test_a_paced_channel_is_served_at_its_pace_not_at_the_tick(harness: Ha
         tick=timedelta(seconds=10),  # no tick will come: only the timed wake-ups deliver
     )
     await harness.bot.context.dispatcher._store.add(
-        [Intent(IntentKind.MESSAGE, None, "CPACED", {"text": f"message {i}"}) for i in range(4)],
+        [Intent(IntentKind.MESSAGE, None, "CPACED", Text(text=f"message {i}")) for i in range(4)],
         now=SystemClock().now(),
     )
     await dispatcher.dispatch_due()
@@ -283,7 +284,7 @@ async def test_stopping_releases_what_a_pass_has_not_started_and_another_sender_
 
     store = harness.bot.context.dispatcher._store
     await store.add(
-        [Intent(IntentKind.MESSAGE, None, f"C{i}", {"text": f"message {i}"}) for i in range(12)],
+        [Intent(IntentKind.MESSAGE, None, f"C{i}", Text(text=f"message {i}")) for i in range(12)],
         now=harness.clock.now(),
     )
     harness.slack.delay("chat.postMessage", 0.3)

@@ -113,10 +113,11 @@ async def test_messages_and_notices_go_out_once_across_replicas(harness: Harness
 
 async def test_the_pace_per_channel_holds_across_replicas(harness: Harness, second: Changebot) -> None:
     from domain.intents import Intent, IntentKind
+    from domain.messages import Text
 
     store = harness.bot.context.dispatcher._store
     await store.add(
-        [Intent(IntentKind.MESSAGE, None, "CBUSY", {"text": f"m{i}"}) for i in range(6)],
+        [Intent(IntentKind.MESSAGE, None, "CBUSY", Text(text=f"m{i}")) for i in range(6)],
         now=harness.clock.now(),
     )
     await asyncio.gather(

@@ -10,6 +10,7 @@ import pytest
 from domain.clock import FakeClock
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.intents import Intent, IntentKind
+from domain.messages import Text
 from domain.model import (
     ApprovalEntry,
     AuditAction,
@@ -40,7 +41,7 @@ def note(clock: FakeClock, text: str = "x") -> AuditEntry:
 
 
 def message(change: Change, key: str | None = None) -> Intent:
-    return Intent(IntentKind.MESSAGE, change.id, "CCHANGES", {"template": "test"}, dedupe_key=key)
+    return Intent(IntentKind.MESSAGE, change.id, "CCHANGES", Text(text="test"), dedupe_key=key)
 
 
 async def test_a_write_at_a_stale_version_loses_and_writes_nothing(
@@ -322,7 +323,7 @@ async def test_a_card_read_carries_only_the_card_audit(
 async def test_cron_periods_run_once(backend: Backend, service: ChangeService, clock: FakeClock) -> None:
     repo = backend.repo
     entry = AuditEntry("changebot", AuditAction.DIGEST_POSTED, clock.now(), {})
-    intent = Intent(IntentKind.MESSAGE, None, "CCHANGES", {}, dedupe_key="digest:x")
+    intent = Intent(IntentKind.MESSAGE, None, "CCHANGES", None, dedupe_key="digest:x")
 
     first = await repo.claim_job_run(
         job="digest", period="d1", now=clock.now(), audit=[entry], intents=[intent]
