@@ -65,6 +65,7 @@ async def _serve(host: str, port: int) -> None:
     policy = load_policy(settings.changebot_policy)
     from bot.app import build_changebot
 
+    stop = _stop_on_signal()
     await _migrate(settings)
     bot = build_changebot(settings, policy)
     runner = web.AppRunner(bot.web, access_log=None)
@@ -73,7 +74,7 @@ async def _serve(host: str, port: int) -> None:
     await bot.start()
     log.info("changebot listening on http://%s:%s/slack/events", host, port)
     try:
-        await _until_signalled()
+        await stop.wait()
     finally:
         await runner.cleanup()
         await bot.stop()
@@ -95,6 +96,7 @@ async def _socket() -> None:
 
     from bot.app import build_changebot
 
+    stop = _stop_on_signal()
     await _migrate(settings)
     bot = build_changebot(settings, policy)
     handler = AsyncSocketModeHandler(bot.bolt, settings.slack_app_token)
@@ -102,18 +104,21 @@ async def _socket() -> None:
     await handler.connect_async()
     log.info("changebot connected in Socket Mode")
     try:
-        await _until_signalled()
+        await stop.wait()
     finally:
         await handler.close_async()
         await bot.stop()
 
 
-async def _until_signalled() -> None:
+def _stop_on_signal() -> asyncio.Event:
+    """Set on SIGINT/SIGTERM. Installed before startup, so a signal that lands while the bot
+    is still starting (the port may already answer /healthz) stops it cleanly instead of
+    killing it mid-start."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _jsonable(value: Any) -> Any:

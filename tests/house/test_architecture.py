@@ -22,7 +22,14 @@ from tests.support.paths import ROOT
 APP_PACKAGES = ("bot", "handlers", "modals", "storage", "scheduler", "domain", "adapters", "tooling")
 # Sub-packages whose modules must not import each other in a circle either: the use cases,
 # one module per feature (a feature imports the base and lower features only).
-SUB_PACKAGES = ("domain.usecases",)
+# Every sub-package (a folder with __init__.py below a top-level package) gets its own module
+# graph, found rather than listed so a new one cannot slip past the cycle rule.
+SUB_PACKAGES = tuple(
+    ".".join(init.parent.relative_to(ROOT).parts)
+    for package in APP_PACKAGES
+    for init in sorted((ROOT / package).rglob("__init__.py"))
+    if init.parent != ROOT / package and "migrations" not in init.parts
+)
 # The use cases: storage implements the ports and modals render the read models, never these.
 USE_CASE_MODULES = ("domain.service", "domain.usecases")
 
@@ -432,6 +439,10 @@ def test_lazy_upward_reach_is_still_needed() -> None:
     for name, target in LAZY_UPWARD:
         source = (ROOT / name).read_text()
         assert any(found == target for _, found in imported_top_levels(source)), (name, target)
+
+
+def test_every_sub_package_has_its_module_graph_checked() -> None:
+    assert {"domain.usecases", "domain.messages", "tooling.emulator"} <= set(SUB_PACKAGES)
 
 
 def test_no_import_cycle_among_a_packages_modules() -> None:
