@@ -20,10 +20,10 @@ import pytest
 from tests.support.paths import ROOT
 
 APP_PACKAGES = ("bot", "handlers", "modals", "storage", "scheduler", "domain", "adapters", "tooling")
-# Sub-packages whose modules must not import each other in a circle either: the use cases,
-# one module per feature (a feature imports the base and lower features only).
 # Every sub-package (a folder with __init__.py below a top-level package) gets its own module
-# graph, found rather than listed so a new one cannot slip past the cycle rule.
+# graph whose modules must not import each other in a circle (e.g. the use cases: a feature
+# imports the base and lower features only). Found rather than listed, so a new sub-package
+# cannot slip past the cycle rule.
 SUB_PACKAGES = tuple(
     ".".join(init.parent.relative_to(ROOT).parts)
     for package in APP_PACKAGES
