@@ -1,10 +1,10 @@
-"""What every feature's use cases share: the injected ports, clock and policy, the one
-conditional write, reading a CR, audited refusals, step eligibility and planning. It
-imports no feature module, so every feature can import it."""
+"""What every feature's use cases share: the injected ports, clock and policy, filing a
+new CR, the one conditional write, reading a CR, audited refusals, step eligibility and
+planning. It imports no feature module, so every feature can import it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -13,7 +13,7 @@ from domain.clock import Clock
 from domain.errors import ChangeNotFound
 from domain.intents import Intent
 from domain.listing import Counted
-from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, StepSnapshot
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import (
     ChangeQuery,
@@ -59,6 +59,35 @@ class UseCase:
         self.policy = deps.policy
         self._change_events = deps.change_events
         self._refusals = deps.refusals
+
+    async def _file(
+        self,
+        new: NewChange,
+        *,
+        team_id: str | None,
+        audit: Sequence[AuditEntry],
+        intents: Callable[[str], Sequence[Intent]],
+        notices: Sequence[PlannedNotice],
+    ) -> Change:
+        """Store a new CR in one write: its trail opened by the SUBMITTED entry (then
+        `audit`), the intents made for the id it gets, and its planned notices."""
+        submitted = AuditEntry(
+            new.requester,
+            AuditAction.SUBMITTED,
+            new.created_at,
+            {
+                "category": new.draft.category.value,
+                "risk": new.risk.value,
+                "team_id": team_id,
+                "steps": [{"role": s.role, "count": s.count} for s in new.steps],
+            },
+        )
+        change = await self._repo.create_change(
+            new, audit=[submitted, *audit], intents=intents, notices=notices
+        )
+        journal.filed(change)
+        self._notifier.wake()
+        return change
 
     async def _commit(
         self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from domain import journal
 from domain.authz import voided_entry, voids_approval
 from domain.calendar_policy import Freeze, schedule_problems
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
@@ -60,19 +59,7 @@ class Intake(UseCase):
                 StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
             )
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
-        audit = [
-            AuditEntry(
-                requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            )
-        ]
+        audit: list[AuditEntry] = []
         notices: list[PlannedNotice] = []
         if not steps:
             why = (
@@ -82,7 +69,11 @@ class Intake(UseCase):
             )
             audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
             notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
+        if exception_reason is not None:
+            audit.append(
+                AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})
+            )
+        return await self._file(
             NewChange(
                 draft=draft,
                 risk=risk,
@@ -92,18 +83,11 @@ class Intake(UseCase):
                 steps=steps,
                 conflicts=tuple(c.change_id for c in conflicts),
             ),
-            audit=audit
-            + (
-                [AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})]
-                if exception_reason is not None
-                else []
-            ),
+            team_id=team_id,
+            audit=audit,
             intents=lambda change_id: intake_intents(self.policy, change_id, requester, status),
             notices=notices,
         )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
 
     async def _check_schedule(
         self,
