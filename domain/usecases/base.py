@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from domain import journal
 from domain.clock import Clock
 from domain.errors import ChangeNotFound
-from domain.intents import Intent
+from domain.intents import Intent, IntentKind
 from domain.listing import Counted
+from domain.messages import PostChase, ReviewChase
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import (
@@ -177,3 +178,14 @@ def late_audit(notice: DueNotice, *, now: datetime, late: bool) -> list[AuditEnt
         return []
     details = {"notice": notice.key, "due_at": notice.due_at.isoformat()}
     return [AuditEntry(SYSTEM_ACTOR, AuditAction.NOTICE_SENT_LATE, now, details)]
+
+
+def escalation(change: Change, notice: DueNotice, payload: PostChase | ReviewChase, *, role: str) -> Intent:
+    """A chase at its deadline, sent to every member of the policy's escalation `role` too."""
+    return Intent(
+        IntentKind.DM_ROLE,
+        change.id,
+        None,
+        replace(payload, role=role),
+        dedupe_key=f"notice:{notice.id}:escalate",
+    )

@@ -24,7 +24,7 @@ from domain.policy import Policy
 from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.usecases.base import UseCase, is_late, late_audit, skipped
+from domain.usecases.base import UseCase, escalation, is_late, late_audit, skipped
 from domain.usecases.intake import intake_intents
 
 
@@ -193,13 +193,7 @@ def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, lat
     if deadline:
         intents += [
             Intent(IntentKind.MESSAGE, change.id, changes, payload, dedupe_key=f"notice:{notice.id}:channel"),
-            Intent(
-                IntentKind.DM_ROLE,
-                change.id,
-                None,
-                replace(payload, role=policy.emergency.escalate_to),
-                dedupe_key=f"notice:{notice.id}:escalate",
-            ),
+            escalation(change, notice, payload, role=policy.emergency.escalate_to),
         ]
     return intents
 
