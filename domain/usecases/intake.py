@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from domain.authz import voided_entry, voids_approval
+from domain.authz import before_start_refusal, voided_entry, voids_approval
 from domain.calendar_policy import Freeze, schedule_problems
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
 from domain.enums import Category, Status
@@ -152,10 +152,9 @@ class Intake(UseCase):
         async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can reschedule it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
+            refusal = before_start_refusal(change, user, verb="reschedule")
+            if refusal:
+                return ActionOutcome(change, refusal)
             new_start, new_end = window
             if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
                 await self._check_schedule(
