@@ -1,6 +1,7 @@
 """What every feature's use cases share: the injected ports, clock and policy, filing a
-new CR, the one conditional write, reading a CR, audited refusals, step eligibility and
-planning. It imports no feature module, so every feature can import it."""
+new CR, the one conditional write, the scheduled posts' once-per-period claim, reading a
+CR, audited refusals, step eligibility, planning, and settling or escalating a due notice.
+It imports no feature module, so every feature can import it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from domain import journal
+from domain import first_start, journal
 from domain.clock import Clock
 from domain.errors import ChangeNotFound
 from domain.intents import Intent, IntentKind
@@ -101,6 +102,26 @@ class UseCase:
             journal.committed(change, update.status, audit)
             self._notifier.wake()
         return stored
+
+    async def _due(self, job: str, period: str, *, due: bool, now: datetime, catch_up: bool) -> bool:
+        """Whether the scheduled post `job` of `period` goes out now: when `due`, but not on the
+        start-up catch-up of a new database, which posts none (domain/first_start.py)."""
+        if catch_up and await first_start.baseline(self._repo, job=job, due=period if due else None, now=now):
+            return False
+        return due
+
+    async def _post_once(
+        self, job: str, *, period: str, now: datetime, entry: AuditEntry, intent: Intent, name: str = ""
+    ) -> bool:
+        """Queue a scheduled post once per period across restarts and replicas: True for the
+        caller that did. `name` is what the journal calls it (default: `job`)."""
+        claimed = await self._repo.claim_job_run(
+            job=job, period=period, now=now, audit=[entry], intents=[intent]
+        )
+        journal.job_run(name or job, period, claimed=claimed)
+        if claimed:
+            self._notifier.wake()
+        return claimed
 
     async def _require(self, change_id: str, *, history: bool = False) -> Change:
         change = await self._repo.get_change(change_id.strip().upper(), history=history)

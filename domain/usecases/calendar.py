@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from domain import first_start, journal
+from domain import journal
 from domain.calendar import CalendarRange, days_range, scheduled_moment
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
 from domain.enums import Status
@@ -192,10 +192,7 @@ class Calendar(UseCase):
         today = now.astimezone(zone).date()
         moment = scheduled_moment(today, digest.hour, digest.minute, zone)
         due = moment <= now < moment + DIGEST_GRACE
-        period = today.isoformat() if due else None
-        if catch_up and await first_start.baseline(self._repo, job="digest", due=period, now=now):
-            return False
-        if not due:
+        if not await self._due("digest", today.isoformat(), due=due, now=now, catch_up=catch_up):
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
         payload = CalendarDigest(
@@ -203,22 +200,16 @@ class Calendar(UseCase):
             end=span.end,
             title=span.title,
         )
-        claimed = await self._repo.claim_job_run(
-            job="digest",
+        return await self._post_once(
+            "digest",
             period=today.isoformat(),
             now=now,
-            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()})],
-            intents=[
-                Intent(
-                    IntentKind.MESSAGE,
-                    None,
-                    self.policy.channels.changes,
-                    payload,
-                    dedupe_key=f"digest:{today.isoformat()}",
-                )
-            ],
+            entry=AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()}),
+            intent=Intent(
+                IntentKind.MESSAGE,
+                None,
+                self.policy.channels.changes,
+                payload,
+                dedupe_key=f"digest:{today.isoformat()}",
+            ),
         )
-        journal.job_run("digest", today.isoformat(), claimed=claimed)
-        if claimed:
-            self._notifier.wake()
-        return claimed
