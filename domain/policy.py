@@ -35,6 +35,16 @@ from domain.risk import DEFAULT_RISK_MATRIX
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"  # a time of day, like 09:00
+
+
+def _known_zone(value: str, *, hint: str = "") -> str:
+    """`value` when it names an IANA time zone; else the error the policy file shows."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}'{hint}") from None
+    return value
 
 
 def _slack_member(value: str) -> str:
@@ -209,7 +219,7 @@ class Timeline(_Strict):
 
 class Digest(_Strict):
     enabled: bool = True
-    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="09:00", pattern=HH_MM)
     days_ahead: int = Field(default=3, ge=0, le=14)
 
     @property
@@ -274,7 +284,7 @@ class CabPolicy(_Strict):
 
     enabled: bool = True
     day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "wed"
-    at: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="15:00", pattern=HH_MM)
     timezone: str = "UTC"
     channel: str | None = None  # default: the changes channel
     role: str | None = None  # approval steps of this role are "awaiting CAB"; None: every pending step
@@ -282,11 +292,7 @@ class CabPolicy(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{value}'") from None
-        return value
+        return _known_zone(value)
 
 
 class ReportPolicy(_Strict):
@@ -294,7 +300,7 @@ class ReportPolicy(_Strict):
 
     monthly: bool = True
     day: int = Field(default=1, ge=1, le=28)
-    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="09:00", pattern=HH_MM)
     channel: str | None = None  # default: the changes channel
 
 
@@ -357,11 +363,7 @@ class Policy(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{value}' (use an IANA name like Europe/Berlin)") from None
-        return value
+        return _known_zone(value, hint=" (use an IANA name like Europe/Berlin)")
 
     @model_validator(mode="after")
     def _emergency_window_fits(self) -> Policy:
