@@ -57,6 +57,16 @@ def _slack_member(value: str) -> str:
 SlackMember = Annotated[str, AfterValidator(_slack_member)]
 
 
+def _slug(value: str) -> str:
+    # An id the policy file and the timeline refer to, so it stays plain and stable.
+    if not SLUG.match(value):
+        raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -98,17 +108,10 @@ class Approvals(_Strict):
 class CatalogEntry(_Strict):
     """A pre-approved standard change: following its procedure needs no approval."""
 
-    id: str
+    id: Slug
     title: str = Field(min_length=1, max_length=75)
     description: str = ""
     services: list[str] = Field(default_factory=list)
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
-        return value
 
 
 Duration = Annotated[
@@ -127,19 +130,12 @@ def _thread_only() -> list[Audience]:
 class NoticeSpec(_Strict):
     """One timeline message, `at` relative to the window start (T-24h is `-24h`)."""
 
-    id: str
+    id: Slug
     at: Duration
     audience: list[Audience] = Field(default_factory=_thread_only, min_length=1)
     text: str = Field(min_length=1, max_length=500)
     buttons: Literal["none", "implementation"] = "none"
     check_readiness: bool = False
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
-        return value
 
 
 def _default_notices() -> list[NoticeSpec]:
