@@ -1,15 +1,17 @@
 """What every feature's use cases share: the injected ports, clock and policy, filing a
-new CR, the one conditional write, the scheduled posts' once-per-period claim, reading a
-CR, audited refusals, step eligibility, planning, and settling or escalating a due notice.
-It imports no feature module, so every feature can import it."""
+new CR, the one conditional write, the scheduled posts' time slot and once-per-period
+claim, reading a CR, audited refusals, step eligibility, planning, and settling or
+escalating a due notice. It imports no feature module, so every feature can import it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from domain import first_start, journal
+from domain.calendar import scheduled_moment
 from domain.clock import Clock
 from domain.errors import ChangeNotFound
 from domain.intents import Intent, IntentKind
@@ -31,6 +33,14 @@ from domain.timeline import PlannedNotice, plan_notices
 
 CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
 DIGEST_GRACE = timedelta(hours=6)  # a scheduled post missed by longer (the bot was down) is skipped
+
+
+def post_slot(now: datetime, *, at: str, zone: ZoneInfo) -> tuple[date, bool]:
+    """The local day at `now`, and whether `now` is within DIGEST_GRACE after that day's
+    `at` (HH:MM): the scheduled posts go out then, or are skipped for that day."""
+    today = now.astimezone(zone).date()
+    moment = scheduled_moment(today, int(at[:2]), int(at[3:]), zone)
+    return today, moment <= now < moment + DIGEST_GRACE
 
 
 @dataclass(frozen=True, kw_only=True)

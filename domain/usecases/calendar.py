@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from domain import journal
-from domain.calendar import CalendarRange, days_range, scheduled_moment
+from domain.calendar import CalendarRange, days_range
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
 from domain.enums import Status
 from domain.intents import Intent, IntentKind
@@ -17,7 +17,7 @@ from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, PostStat
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CalendarView, FeedData, HomeView
 from domain.usecases.approvals import Approvals
-from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, Deps, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
@@ -189,9 +189,7 @@ class Calendar(UseCase):
             return False
         now = self._clock.now()
         zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, digest.hour, digest.minute, zone)
-        due = moment <= now < moment + DIGEST_GRACE
+        today, due = post_slot(now, at=digest.at, zone=zone)
         if not await self._due("digest", today.isoformat(), due=due, now=now, catch_up=catch_up):
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")

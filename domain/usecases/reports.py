@@ -7,7 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from domain import quorum
-from domain.calendar import CalendarRange, report_range, scheduled_moment
+from domain.calendar import CalendarRange, report_range
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.enums import Risk, Status
 from domain.intents import Intent, IntentKind
@@ -17,7 +17,7 @@ from domain.metrics import compute_metrics, weekly_series
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CabAgenda, Report
-from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
@@ -30,10 +30,8 @@ class Reports(UseCase):
         if not cab.enabled:
             return False
         now = self._clock.now()
-        zone = ZoneInfo(cab.timezone)
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
-        due = DAY_NAMES[today.weekday()] == cab.day and moment <= now < moment + DIGEST_GRACE
+        today, on_time = post_slot(now, at=cab.at, zone=ZoneInfo(cab.timezone))
+        due = DAY_NAMES[today.weekday()] == cab.day and on_time
         if not await self._due("cab", today.isoformat(), due=due, now=now, catch_up=catch_up):
             return False
         channel = cab.channel or self.policy.channels.changes
@@ -108,9 +106,8 @@ class Reports(UseCase):
             return False
         now = self._clock.now()
         zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
-        due = today.day == report.day and moment <= now < moment + DIGEST_GRACE
+        today, on_time = post_slot(now, at=report.at, zone=zone)
+        due = today.day == report.day and on_time
         last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
         if not await self._due("report", last_month, due=due, now=now, catch_up=catch_up):
             return False
