@@ -43,11 +43,9 @@ class Calendar(UseCase):
             audit=[AuditEntry(user, AuditAction.FREEZE_STARTED, now, {"reason": reason})],
             intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
         )
-        if freeze is None:
-            return None, "a change freeze is already on: `/change freeze end` lifts it"
-        journal.freeze(freeze, by=user)
-        self._notifier.wake()
-        return freeze, None
+        return self._announced(
+            freeze, user, refusal="a change freeze is already on: `/change freeze end` lifts it"
+        )
 
     async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
         refusal = await self._freeze_refusal(user)
@@ -61,8 +59,15 @@ class Calendar(UseCase):
             audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
             intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
         )
+        return self._announced(freeze, user, refusal="there is no change freeze on")
+
+    def _announced(
+        self, freeze: Freeze | None, user: str, *, refusal: str
+    ) -> tuple[Freeze | None, str | None]:
+        """(freeze, None) once a freeze started or ended, its message queued; (None, `refusal`)
+        when the repository found nothing to change."""
         if freeze is None:
-            return None, "there is no change freeze on"
+            return None, refusal
         journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
