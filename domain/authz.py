@@ -46,6 +46,16 @@ def incident_refusal(*, change: Change, user: str, in_incident_role: bool, polic
     return None
 
 
+def before_start_refusal(change: Change, user: str, *, verb: str) -> str | None:
+    """Why `user` may not `verb` (reschedule, cancel) `change`: only its requester or its
+    implementer may, and only while it is waiting for approval or approved (None: they may)."""
+    if user not in (change.requester, change.implementer):
+        return f"only the requester or the implementer can {verb} it"
+    if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
+        return f"the change is {change.status.value.replace('_', ' ')}"
+    return None
+
+
 def voids_approval(change: Change, starts_at: datetime, ends_at: datetime, keep_within: timedelta) -> bool:
     """Does moving `change` to [starts_at, ends_at) void the approvals it has?
 

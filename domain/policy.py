@@ -35,6 +35,16 @@ from domain.risk import DEFAULT_RISK_MATRIX
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"  # a time of day, like 09:00
+
+
+def _known_zone(value: str, *, hint: str = "") -> str:
+    """`value` when it names an IANA time zone; else the error the policy file shows."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}'{hint}") from None
+    return value
 
 
 def _slack_member(value: str) -> str:
@@ -45,6 +55,16 @@ def _slack_member(value: str) -> str:
 
 
 SlackMember = Annotated[str, AfterValidator(_slack_member)]
+
+
+def _slug(value: str) -> str:
+    # An id the policy file and the timeline refer to, so it stays plain and stable.
+    if not SLUG.match(value):
+        raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
 
 
 class _Strict(BaseModel):
@@ -88,17 +108,10 @@ class Approvals(_Strict):
 class CatalogEntry(_Strict):
     """A pre-approved standard change: following its procedure needs no approval."""
 
-    id: str
+    id: Slug
     title: str = Field(min_length=1, max_length=75)
     description: str = ""
     services: list[str] = Field(default_factory=list)
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
-        return value
 
 
 Duration = Annotated[
@@ -117,19 +130,12 @@ def _thread_only() -> list[Audience]:
 class NoticeSpec(_Strict):
     """One timeline message, `at` relative to the window start (T-24h is `-24h`)."""
 
-    id: str
+    id: Slug
     at: Duration
     audience: list[Audience] = Field(default_factory=_thread_only, min_length=1)
     text: str = Field(min_length=1, max_length=500)
     buttons: Literal["none", "implementation"] = "none"
     check_readiness: bool = False
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"'{value}' must be lower-case letters, digits, '-', '_' or '.'")
-        return value
 
 
 def _default_notices() -> list[NoticeSpec]:
@@ -209,7 +215,7 @@ class Timeline(_Strict):
 
 class Digest(_Strict):
     enabled: bool = True
-    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="09:00", pattern=HH_MM)
     days_ahead: int = Field(default=3, ge=0, le=14)
 
     @property
@@ -274,7 +280,7 @@ class CabPolicy(_Strict):
 
     enabled: bool = True
     day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "wed"
-    at: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="15:00", pattern=HH_MM)
     timezone: str = "UTC"
     channel: str | None = None  # default: the changes channel
     role: str | None = None  # approval steps of this role are "awaiting CAB"; None: every pending step
@@ -282,11 +288,7 @@ class CabPolicy(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{value}'") from None
-        return value
+        return _known_zone(value)
 
 
 class ReportPolicy(_Strict):
@@ -294,7 +296,7 @@ class ReportPolicy(_Strict):
 
     monthly: bool = True
     day: int = Field(default=1, ge=1, le=28)
-    at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    at: str = Field(default="09:00", pattern=HH_MM)
     channel: str | None = None  # default: the changes channel
 
 
@@ -357,11 +359,7 @@ class Policy(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{value}' (use an IANA name like Europe/Berlin)") from None
-        return value
+        return _known_zone(value, hint=" (use an IANA name like Europe/Berlin)")
 
     @model_validator(mode="after")
     def _emergency_window_fits(self) -> Policy:

@@ -1,33 +1,13 @@
 """The one entry point to the change use cases. Slack handlers, scheduler jobs, adapters and
-tooling call `ChangeService`; each method hands over to the feature module that holds the
-use case (`domain/usecases/<feature>.py`), all sharing one set of ports, clock and policy."""
+tooling call `ChangeService`; each of its methods is the use case itself, bound from the
+feature module that holds it (`domain/usecases/<feature>.py`), all sharing one set of
+ports, clock and policy. It only delegates: there is no code here to keep in step."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
-from domain import quorum
-from domain.calendar import CalendarRange
-from domain.calendar_policy import Freeze
 from domain.clock import Clock
-from domain.emergency import EmergencyForm
-from domain.enums import Decision
-from domain.intake import ChangeForm
-from domain.listing import Page
-from domain.model import Change
 from domain.policy import Policy
-from domain.ports import ChangeRepository, Directory, ListScope, Notifier
-from domain.read_models import (
-    ActionOutcome,
-    CabAgenda,
-    CalendarView,
-    DecisionOutcome,
-    FeedData,
-    HomeView,
-    ProgressAction,
-    Report,
-)
+from domain.ports import ChangeRepository, Directory, Notifier
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
@@ -63,163 +43,55 @@ class ChangeService:
         )
         self._repo = repository
         self.policy = policy
-        self._intake = Intake(deps)
-        self._queries = Queries(deps)
-        self._approvals = Approvals(deps)
-        self._reviews = Reviews(deps)
-        self._progress = Progress(deps)
-        self._emergency = Emergency(deps)
-        self._notices = Notices(deps)
-        self._calendar = Calendar(deps, approvals=self._approvals)
-        self._reports = Reports(deps)
+        intake, queries, approvals = Intake(deps), Queries(deps), Approvals(deps)
+        reviews, progress, emergency = Reviews(deps), Progress(deps), Emergency(deps)
+        notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
 
-    # --- intake (usecases/intake.py) and reading (usecases/queries.py) ---------
-    async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
-        return await self._intake.submit_change(form=form, requester=requester, team_id=team_id)
+        # --- intake (usecases/intake.py) and reading (usecases/queries.py) -----
+        self.submit_change = intake.submit_change
+        self.reschedule = intake.reschedule
+        self.get_change = queries.get_change
+        self.list_changes = queries.list_changes
 
-    async def reschedule(
-        self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
-    ) -> ActionOutcome:
-        return await self._intake.reschedule(
-            change_id=change_id, user=user, starts_at=starts_at, ends_at=ends_at
-        )
+        # --- decisions (usecases/approvals.py) ---------------------------------
+        self.check_decision = approvals.check_decision
+        self.decide = approvals.decide
+        self.check_post_decision = approvals.check_post_decision
+        self.post_decide = approvals.post_decide
+        self.approvers_to_notify = approvals.approvers_to_notify
+        self.post_approvers_to_notify = approvals.post_approvers_to_notify
+        self.role_members = approvals.role_members
 
-    async def get_change(self, *, change_id: str, history: bool = True) -> Change:
-        return await self._queries.get_change(change_id=change_id, history=history)
+        # --- implementation (usecases/progress.py) -----------------------------
+        self.record_progress = progress.record_progress
+        self.cancel = progress.cancel
 
-    async def list_changes(self, *, scope: ListScope, user: str, page: int = 1) -> Page:
-        return await self._queries.list_changes(scope=scope, user=user, page=page)
+        # --- reviews (usecases/reviews.py) -------------------------------------
+        self.submit_review = reviews.submit_review
+        self.link_incident = reviews.link_incident
 
-    # --- decisions (usecases/approvals.py) -------------------------------------
-    async def check_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        return await self._approvals.check_decision(change_id=change_id, user=user)
+        # --- emergencies (usecases/emergency.py) -------------------------------
+        self.declare_emergency = emergency.declare_emergency
+        self.assign_on_call = emergency.assign_on_call
 
-    async def decide(
-        self,
-        *,
-        change_id: str,
-        user: str,
-        decision: Decision,
-        reason: str = "",
-        team_id: str | None = None,
-    ) -> DecisionOutcome:
-        return await self._approvals.decide(
-            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
-        )
+        # --- the timeline (usecases/notices.py) --------------------------------
+        self.seconds_to_next_notice = notices.seconds_to_next_notice
+        self.process_due_notices = notices.process_due_notices
 
-    async def check_post_decision(self, *, change_id: str, user: str) -> quorum.Refusal | None:
-        return await self._approvals.check_post_decision(change_id=change_id, user=user)
+        # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
+        self.start_freeze = calendar.start_freeze
+        self.end_freeze = calendar.end_freeze
+        self.active_freezes = calendar.active_freezes
+        self.calendar = calendar.calendar
+        self.open_home = calendar.open_home
+        self.users_touched = calendar.users_touched
+        self.calendar_feed = calendar.calendar_feed
+        self.home = calendar.home
+        self.run_digest = calendar.run_digest
 
-    async def post_decide(
-        self, *, change_id: str, user: str, decision: Decision, reason: str = "", team_id: str | None = None
-    ) -> DecisionOutcome:
-        return await self._approvals.post_decide(
-            change_id=change_id, user=user, decision=decision, reason=reason, team_id=team_id
-        )
-
-    async def approvers_to_notify(self, *, change_id: str) -> list[str]:
-        return await self._approvals.approvers_to_notify(change_id=change_id)
-
-    async def post_approvers_to_notify(self, *, change_id: str) -> list[str]:
-        return await self._approvals.post_approvers_to_notify(change_id=change_id)
-
-    async def role_members(self, *, role: str) -> list[str]:
-        return await self._approvals.role_members(role=role)
-
-    # --- implementation (usecases/progress.py) ---------------------------------
-    async def record_progress(
-        self,
-        *,
-        change_id: str,
-        user: str,
-        action: ProgressAction,
-        notes: str = "",
-        team_id: str | None = None,
-        override: str = "",
-    ) -> ActionOutcome:
-        return await self._progress.record_progress(
-            change_id=change_id, user=user, action=action, notes=notes, team_id=team_id, override=override
-        )
-
-    async def cancel(self, *, change_id: str, user: str, reason: str = "") -> ActionOutcome:
-        return await self._progress.cancel(change_id=change_id, user=user, reason=reason)
-
-    # --- reviews (usecases/reviews.py) -----------------------------------------
-    async def submit_review(self, *, change_id: str, user: str, answers: dict[str, str]) -> ActionOutcome:
-        return await self._reviews.submit_review(change_id=change_id, user=user, answers=answers)
-
-    async def link_incident(self, *, change_id: str, user: str, incident: str) -> ActionOutcome:
-        return await self._reviews.link_incident(change_id=change_id, user=user, incident=incident)
-
-    # --- emergencies (usecases/emergency.py) -----------------------------------
-    async def declare_emergency(
-        self,
-        *,
-        form: EmergencyForm,
-        requester: str,
-        team_id: str | None = None,
-        source_link: str | None = None,
-    ) -> Change:
-        return await self._emergency.declare_emergency(
-            form=form, requester=requester, team_id=team_id, source_link=source_link
-        )
-
-    async def assign_on_call(
-        self, *, change_id: str, users: Sequence[str], source: str, reason: str | None
-    ) -> Change:
-        return await self._emergency.assign_on_call(
-            change_id=change_id, users=users, source=source, reason=reason
-        )
-
-    # --- the timeline (usecases/notices.py) ------------------------------------
-    async def seconds_to_next_notice(self) -> float | None:
-        return await self._notices.seconds_to_next_notice()
-
-    async def process_due_notices(self, *, limit: int = 100) -> int:
-        return await self._notices.process_due_notices(limit=limit)
-
-    # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) ------
-    async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:
-        return await self._calendar.start_freeze(user=user, reason=reason)
-
-    async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
-        return await self._calendar.end_freeze(user=user)
-
-    async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
-        return await self._calendar.active_freezes(start=start, end=end)
-
-    async def calendar(self, *, span: CalendarRange) -> CalendarView:
-        return await self._calendar.calendar(span=span)
-
-    async def open_home(self, *, user: str) -> None:
-        await self._calendar.open_home(user=user)
-
-    async def users_touched(self, *, change_id: str) -> list[str]:
-        return await self._calendar.users_touched(change_id=change_id)
-
-    async def calendar_feed(self) -> FeedData:
-        return await self._calendar.calendar_feed()
-
-    async def home(self, *, user: str) -> HomeView:
-        return await self._calendar.home(user=user)
-
-    async def run_digest(self, *, catch_up: bool = False) -> bool:
-        return await self._calendar.run_digest(catch_up=catch_up)
-
-    # --- CAB and reports (usecases/reports.py) ---------------------------------
-    async def run_cab_agenda(self, *, catch_up: bool = False) -> bool:
-        return await self._reports.run_cab_agenda(catch_up=catch_up)
-
-    async def cab_agenda(self) -> CabAgenda:
-        return await self._reports.cab_agenda()
-
-    async def run_monthly_report(self, *, catch_up: bool = False) -> bool:
-        return await self._reports.run_monthly_report(catch_up=catch_up)
-
-    async def request_report(
-        self, *, span: CalendarRange, channel: str, period_key: str | None = None
-    ) -> bool:
-        return await self._reports.request_report(span=span, channel=channel, period_key=period_key)
-
-    async def report(self, *, span: CalendarRange) -> Report:
-        return await self._reports.report(span=span)
+        # --- CAB and reports (usecases/reports.py) -----------------------------
+        self.run_cab_agenda = reports.run_cab_agenda
+        self.cab_agenda = reports.cab_agenda
+        self.run_monthly_report = reports.run_monthly_report
+        self.request_report = reports.request_report
+        self.report = reports.report

@@ -11,14 +11,12 @@ from domain.emergency import required_declaration_channel
 from domain.enums import Decision
 from domain.errors import ChangeNotFound, DecisionConflict
 from domain.intake import IntakeRejected
-from domain.quorum import REFUSAL_TEXT
-from handlers.approvals import clicked
+from handlers.approvals import open_reject, refused
+from handlers.common import clicked, tell
 from handlers.context import AppContext
-from modals.cards import reject_modal
 from modals.emergency import EmergencyMetadata, emergency_modal, message_permalink, parse_emergency_form
 from modals.ids import ActionId, CallbackId
 from modals.intake import new_change_modal
-from modals.metadata import RejectMetadata
 from modals.text import md
 
 
@@ -74,31 +72,25 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     @app.action(ActionId.POST_APPROVE.value)
     async def post_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        change_id, user, channel, team = clicked(body)
+        click = clicked(body)
         try:
             outcome = await ctx.service.post_decide(
-                change_id=change_id, user=user, decision=Decision.APPROVE, team_id=team
+                change_id=click.change_id, user=click.user, decision=Decision.APPROVE, team_id=click.team
             )
-            text = md("Not recorded: {}.", REFUSAL_TEXT[outcome.refusal]) if outcome.refusal else None
+            text = refused(outcome.refusal)
         except (ChangeNotFound, DecisionConflict) as exc:
             text = md("Not recorded: {}.", str(exc))
-        if text:
-            await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
+        await tell(ctx, click, text)
 
     @app.action(ActionId.POST_REJECT.value)
     async def post_reject(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        change_id, user, channel, _team = clicked(body)
+        click = clicked(body)
         try:
-            refusal = await ctx.service.check_post_decision(change_id=change_id, user=user)
+            refusal = await ctx.service.check_post_decision(change_id=click.change_id, user=click.user)
             if refusal is None:
-                change = await ctx.service.get_change(change_id=change_id)
-                view = reject_modal(
-                    change, RejectMetadata(change_id=change.id, channel=channel, phase="post")
-                )
-                await ctx.gateway.open_view(trigger_id=str(body.get("trigger_id")), view=view)
-                return
-            text = md("Not recorded: {}.", REFUSAL_TEXT[refusal])
+                return await open_reject(ctx, click, phase="post")
+            text = refused(refusal)
         except ChangeNotFound as exc:
             text = md("Not recorded: {}.", str(exc))
-        await ctx.gateway.ephemeral(channel=channel, user=user, text=text)
+        await tell(ctx, click, text)

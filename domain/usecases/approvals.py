@@ -32,7 +32,7 @@ from domain.ports import ChangeUpdate
 from domain.read_models import DecisionOutcome
 from domain.retry import until_stored
 from domain.usecases.base import UseCase, plan
-from domain.usecases.reviews import plan_review, review_request_intent
+from domain.usecases.reviews import with_review
 
 # Refusals worth an audit line: someone tried to act without authority.
 AUDITED_REFUSALS = frozenset(
@@ -51,6 +51,10 @@ class Ballot:
     team_id: str | None
     at: datetime
     step_index: int
+
+    def approval(self, phase: Phase = Phase.PRE) -> ApprovalEntry:
+        """The vote as the CR stores it, in the phase it was cast."""
+        return ApprovalEntry(self.user, self.decision, self.step_index, self.at, self.reason, phase)
 
 
 @dataclass(frozen=True)
@@ -190,20 +194,14 @@ class Approvals(UseCase):
 def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ballot: Ballot) -> Write:
     """A vote on the approval steps: recorded; the CR approved (its timeline planned) when
     the quorum is complete, or rejected; the requester told."""
-    user, decision, reason, team_id, now = (
-        ballot.user,
-        ballot.decision,
-        ballot.reason,
-        ballot.team_id,
-        ballot.at,
-    )
+    user, decision, reason, now = ballot.user, ballot.decision, ballot.reason, ballot.at
     step = change.steps[verdict.step_index]
     audit = [
         AuditEntry(
             user,
             AuditAction.APPROVAL_RECORDED if decision is Decision.APPROVE else AuditAction.REJECTED,
             now,
-            {"step": verdict.step_index, "role": step.role, "reason": reason, "team_id": team_id},
+            {"step": verdict.step_index, "role": step.role, "reason": reason, "team_id": ballot.team_id},
         )
     ]
     approved = verdict.new_status is Status.APPROVED
@@ -216,7 +214,7 @@ def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ba
         if verdict.new_status is Status.REJECTED and change.post_state
         else None,
         drop_notices=verdict.new_status is Status.REJECTED,
-        approval=ApprovalEntry(user, decision, verdict.step_index, now, reason),
+        approval=ballot.approval(),
         approved_at=now if approved else None,
         add_notices=plan(policy, change.draft.starts_at, change.draft.ends_at, approved_at=now)
         if approved
@@ -243,13 +241,7 @@ def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ba
 def _post_approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ballot: Ballot) -> Write:
     """A vote on an emergency's post-approval: recorded apart, late if overdue; a
     rejection asks for a review; the channel and the requester told."""
-    user, decision, reason, team_id, now = (
-        ballot.user,
-        ballot.decision,
-        ballot.reason,
-        ballot.team_id,
-        ballot.at,
-    )
+    user, decision, reason, now = ballot.user, ballot.decision, ballot.reason, ballot.at
     step = change.post_steps[verdict.step_index]
     if decision is Decision.REJECT:
         new_state: PostState = PostState.REJECTED
@@ -265,7 +257,7 @@ def _post_approval_write(policy: Policy, change: Change, verdict: quorum.Accepte
             {
                 "role": step.role,
                 "reason": reason,
-                "team_id": team_id,
+                "team_id": ballot.team_id,
                 "late": change.post_state is PostState.OVERDUE,
             },
         )
@@ -283,41 +275,27 @@ def _post_approval_write(policy: Policy, change: Change, verdict: quorum.Accepte
         Intent(IntentKind.MESSAGE, ballot.change_id, policy.channels.changes, replace(payload, thread=True)),
         Intent(IntentKind.MESSAGE, ballot.change_id, change.requester, payload),
     ]
-    review = None
+    update = ChangeUpdate(at=now, post_state=new_state, approval=ballot.approval(Phase.POST))
     if new_state is PostState.REJECTED:
-        review = _post_rejection_review(policy, change, now, audit, intents)
-    update = ChangeUpdate(
-        at=now,
-        request_review=review,
-        add_notices=plan_review(policy, review, now) if review else (),
-        post_state=new_state,
-        approval=ApprovalEntry(user, decision, verdict.step_index, now, reason, Phase.POST),
-    )
+        intents += _review_required(change)
+        if change.review is None:
+            review = Review(now, now + policy.review.due_within_emergency, "its post-approval was refused")
+            update = with_review(policy, update, review, change, audit, intents)
     return Write(update, audit, intents)
 
 
-def _post_rejection_review(
-    policy: Policy, change: Change, now: datetime, audit: list[AuditEntry], intents: list[Intent]
-) -> Review | None:
-    """A refused post-approval asks its people for a review (once): adds the messages
-    and audit to those given, and returns the review to request, if any."""
-    for who in dict.fromkeys((change.requester, change.implementer)):
-        intents.append(
-            Intent(
-                IntentKind.MESSAGE,
-                change.id,
-                who,
-                ReviewRequired(),
-                dedupe_key=f"{change.id}:review-requested:{who}",
-            )
+def _review_required(change: Change) -> list[Intent]:
+    """A refused post-approval asks its people for a post-incident review (once each)."""
+    return [
+        Intent(
+            IntentKind.MESSAGE,
+            change.id,
+            who,
+            ReviewRequired(),
+            dedupe_key=f"{change.id}:review-requested:{who}",
         )
-    if change.review is not None:
-        return None
-    review = Review(now, now + policy.review.due_within_emergency, "its post-approval was refused")
-    details = {"reason": review.reason, "due_at": review.due_at.isoformat()}
-    audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.REVIEW_REQUESTED, now, details))
-    intents.append(review_request_intent(change))
-    return review
+        for who in dict.fromkeys((change.requester, change.implementer))
+    ]
 
 
 PRE = DecisionPhase(

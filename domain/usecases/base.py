@@ -1,19 +1,23 @@
-"""What every feature's use cases share: the injected ports, clock and policy, the one
-conditional write, reading a CR, audited refusals, step eligibility and planning. It
-imports no feature module, so every feature can import it."""
+"""What every feature's use cases share: the injected ports, clock and policy, filing a
+new CR, the one conditional write, the scheduled posts' time slot and once-per-period
+claim, reading a CR, audited refusals, step eligibility, planning, and settling or
+escalating a due notice. It imports no feature module, so every feature can import it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from domain import journal
+from domain import first_start, journal
+from domain.calendar import scheduled_moment
 from domain.clock import Clock
 from domain.errors import ChangeNotFound
-from domain.intents import Intent
+from domain.intents import Intent, IntentKind
 from domain.listing import Counted
-from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, StepSnapshot
+from domain.messages import PostChase, ReviewChase
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import (
     ChangeQuery,
@@ -29,6 +33,14 @@ from domain.timeline import PlannedNotice, plan_notices
 
 CALENDAR_LIMIT = 100  # the changes a calendar section or agenda item shows; it says the true total
 DIGEST_GRACE = timedelta(hours=6)  # a scheduled post missed by longer (the bot was down) is skipped
+
+
+def post_slot(now: datetime, *, at: str, zone: ZoneInfo) -> tuple[date, bool]:
+    """The local day at `now`, and whether `now` is within DIGEST_GRACE after that day's
+    `at` (HH:MM): the scheduled posts go out then, or are skipped for that day."""
+    today = now.astimezone(zone).date()
+    moment = scheduled_moment(today, int(at[:2]), int(at[3:]), zone)
+    return today, moment <= now < moment + DIGEST_GRACE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +72,35 @@ class UseCase:
         self._change_events = deps.change_events
         self._refusals = deps.refusals
 
+    async def _file(
+        self,
+        new: NewChange,
+        *,
+        team_id: str | None,
+        audit: Sequence[AuditEntry],
+        intents: Callable[[str], Sequence[Intent]],
+        notices: Sequence[PlannedNotice],
+    ) -> Change:
+        """Store a new CR in one write: its trail opened by the SUBMITTED entry (then
+        `audit`), the intents made for the id it gets, and its planned notices."""
+        submitted = AuditEntry(
+            new.requester,
+            AuditAction.SUBMITTED,
+            new.created_at,
+            {
+                "category": new.draft.category.value,
+                "risk": new.risk.value,
+                "team_id": team_id,
+                "steps": [{"role": s.role, "count": s.count} for s in new.steps],
+            },
+        )
+        change = await self._repo.create_change(
+            new, audit=[submitted, *audit], intents=intents, notices=notices
+        )
+        journal.filed(change)
+        self._notifier.wake()
+        return change
+
     async def _commit(
         self, change: Change, update: ChangeUpdate, audit: list[AuditEntry], intents: list[Intent]
     ) -> bool:
@@ -71,6 +112,26 @@ class UseCase:
             journal.committed(change, update.status, audit)
             self._notifier.wake()
         return stored
+
+    async def _due(self, job: str, period: str, *, due: bool, now: datetime, catch_up: bool) -> bool:
+        """Whether the scheduled post `job` of `period` goes out now: when `due`, but not on the
+        start-up catch-up of a new database, which posts none (domain/first_start.py)."""
+        if catch_up and await first_start.baseline(self._repo, job=job, due=period if due else None, now=now):
+            return False
+        return due
+
+    async def _post_once(
+        self, job: str, *, period: str, now: datetime, entry: AuditEntry, intent: Intent, name: str = ""
+    ) -> bool:
+        """Queue a scheduled post once per period across restarts and replicas: True for the
+        caller that did. `name` is what the journal calls it (default: `job`)."""
+        claimed = await self._repo.claim_job_run(
+            job=job, period=period, now=now, audit=[entry], intents=[intent]
+        )
+        journal.job_run(name or job, period, claimed=claimed)
+        if claimed:
+            self._notifier.wake()
+        return claimed
 
     async def _require(self, change_id: str, *, history: bool = False) -> Change:
         change = await self._repo.get_change(change_id.strip().upper(), history=history)
@@ -148,3 +209,14 @@ def late_audit(notice: DueNotice, *, now: datetime, late: bool) -> list[AuditEnt
         return []
     details = {"notice": notice.key, "due_at": notice.due_at.isoformat()}
     return [AuditEntry(SYSTEM_ACTOR, AuditAction.NOTICE_SENT_LATE, now, details)]
+
+
+def escalation(change: Change, notice: DueNotice, payload: PostChase | ReviewChase, *, role: str) -> Intent:
+    """A chase at its deadline, sent to every member of the policy's escalation `role` too."""
+    return Intent(
+        IntentKind.DM_ROLE,
+        change.id,
+        None,
+        replace(payload, role=role),
+        dedupe_key=f"notice:{notice.id}:escalate",
+    )

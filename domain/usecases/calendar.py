@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from domain import first_start, journal
-from domain.calendar import CalendarRange, days_range, scheduled_moment
+from domain import journal
+from domain.calendar import CalendarRange, days_range
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
 from domain.enums import Status
 from domain.intents import Intent, IntentKind
@@ -17,7 +17,7 @@ from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, PostStat
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CalendarView, FeedData, HomeView
 from domain.usecases.approvals import Approvals
-from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, Deps, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
@@ -43,11 +43,9 @@ class Calendar(UseCase):
             audit=[AuditEntry(user, AuditAction.FREEZE_STARTED, now, {"reason": reason})],
             intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
         )
-        if freeze is None:
-            return None, "a change freeze is already on: `/change freeze end` lifts it"
-        journal.freeze(freeze, by=user)
-        self._notifier.wake()
-        return freeze, None
+        return self._announced(
+            freeze, user, refusal="a change freeze is already on: `/change freeze end` lifts it"
+        )
 
     async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
         refusal = await self._freeze_refusal(user)
@@ -61,8 +59,15 @@ class Calendar(UseCase):
             audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
             intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
         )
+        return self._announced(freeze, user, refusal="there is no change freeze on")
+
+    def _announced(
+        self, freeze: Freeze | None, user: str, *, refusal: str
+    ) -> tuple[Freeze | None, str | None]:
+        """(freeze, None) once a freeze started or ended, its message queued; (None, `refusal`)
+        when the repository found nothing to change."""
         if freeze is None:
-            return None, "there is no change freeze on"
+            return None, refusal
         journal.freeze(freeze, by=user)
         self._notifier.wake()
         return freeze, None
@@ -189,13 +194,8 @@ class Calendar(UseCase):
             return False
         now = self._clock.now()
         zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, digest.hour, digest.minute, zone)
-        due = moment <= now < moment + DIGEST_GRACE
-        period = today.isoformat() if due else None
-        if catch_up and await first_start.baseline(self._repo, job="digest", due=period, now=now):
-            return False
-        if not due:
+        today, due = post_slot(now, at=digest.at, zone=zone)
+        if not await self._due("digest", today.isoformat(), due=due, now=now, catch_up=catch_up):
             return False
         span = days_range(today, 1 + digest.days_ahead, zone, f"Change calendar for {today:%a %d %b}")
         payload = CalendarDigest(
@@ -203,22 +203,16 @@ class Calendar(UseCase):
             end=span.end,
             title=span.title,
         )
-        claimed = await self._repo.claim_job_run(
-            job="digest",
+        return await self._post_once(
+            "digest",
             period=today.isoformat(),
             now=now,
-            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()})],
-            intents=[
-                Intent(
-                    IntentKind.MESSAGE,
-                    None,
-                    self.policy.channels.changes,
-                    payload,
-                    dedupe_key=f"digest:{today.isoformat()}",
-                )
-            ],
+            entry=AuditEntry(SYSTEM_ACTOR, AuditAction.DIGEST_POSTED, now, {"day": today.isoformat()}),
+            intent=Intent(
+                IntentKind.MESSAGE,
+                None,
+                self.policy.channels.changes,
+                payload,
+                dedupe_key=f"digest:{today.isoformat()}",
+            ),
         )
-        journal.job_run("digest", today.isoformat(), claimed=claimed)
-        if claimed:
-            self._notifier.wake()
-        return claimed

@@ -24,7 +24,7 @@ from domain.policy import Policy
 from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.usecases.base import UseCase, is_late, late_audit, skipped
+from domain.usecases.base import UseCase, escalation, is_late, late_audit, skipped
 from domain.usecases.intake import intake_intents
 
 
@@ -52,17 +52,6 @@ class Emergency(UseCase):
         audit = [
             AuditEntry(
                 requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            ),
-            AuditEntry(
-                requester,
                 AuditAction.EMERGENCY_DECLARED,
                 now,
                 {
@@ -84,7 +73,7 @@ class Emergency(UseCase):
                 )
             )
             notices += self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
+        return await self._file(
             NewChange(
                 draft=draft,
                 risk=risk,
@@ -96,13 +85,11 @@ class Emergency(UseCase):
                 post_due_at=now + post.within,
                 post_steps=(StepSnapshot(post.role, post.count, tuple(self.policy.roles[post.role])),),
             ),
+            team_id=team_id,
             audit=audit,
             intents=lambda change_id: self._emergency_intents(change_id, requester, status),
             notices=notices,
         )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
 
     def _emergency_intents(self, change_id: str, requester: str, status: Status) -> list[Intent]:
         intents = intake_intents(self.policy, change_id, requester, status)
@@ -206,13 +193,7 @@ def post_chase_intents(policy: Policy, change: Change, notice: DueNotice, *, lat
     if deadline:
         intents += [
             Intent(IntentKind.MESSAGE, change.id, changes, payload, dedupe_key=f"notice:{notice.id}:channel"),
-            Intent(
-                IntentKind.DM_ROLE,
-                change.id,
-                None,
-                replace(payload, role=policy.emergency.escalate_to),
-                dedupe_key=f"notice:{notice.id}:escalate",
-            ),
+            escalation(change, notice, payload, role=policy.emergency.escalate_to),
         ]
     return intents
 

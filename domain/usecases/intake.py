@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from domain import journal
-from domain.authz import voided_entry, voids_approval
+from domain.authz import before_start_refusal, voided_entry, voids_approval
 from domain.calendar_policy import Freeze, schedule_problems
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
 from domain.enums import Category, Status
@@ -60,19 +59,7 @@ class Intake(UseCase):
                 StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
             )
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
-        audit = [
-            AuditEntry(
-                requester,
-                AuditAction.SUBMITTED,
-                now,
-                {
-                    "category": draft.category.value,
-                    "risk": risk.value,
-                    "team_id": team_id,
-                    "steps": [{"role": s.role, "count": s.count} for s in steps],
-                },
-            )
-        ]
+        audit: list[AuditEntry] = []
         notices: list[PlannedNotice] = []
         if not steps:
             why = (
@@ -82,7 +69,11 @@ class Intake(UseCase):
             )
             audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
             notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
-        change = await self._repo.create_change(
+        if exception_reason is not None:
+            audit.append(
+                AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})
+            )
+        return await self._file(
             NewChange(
                 draft=draft,
                 risk=risk,
@@ -92,18 +83,11 @@ class Intake(UseCase):
                 steps=steps,
                 conflicts=tuple(c.change_id for c in conflicts),
             ),
-            audit=audit
-            + (
-                [AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})]
-                if exception_reason is not None
-                else []
-            ),
+            team_id=team_id,
+            audit=audit,
             intents=lambda change_id: intake_intents(self.policy, change_id, requester, status),
             notices=notices,
         )
-        journal.filed(change)
-        self._notifier.wake()
-        return change
 
     async def _check_schedule(
         self,
@@ -168,10 +152,9 @@ class Intake(UseCase):
         async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can reschedule it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
+            refusal = before_start_refusal(change, user, verb="reschedule")
+            if refusal:
+                return ActionOutcome(change, refusal)
             new_start, new_end = window
             if change.draft.category is not Category.EMERGENCY:  # an exception covered the old window only
                 await self._check_schedule(

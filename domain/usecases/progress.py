@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from domain.authz import before_start_refusal
 from domain.enums import Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
@@ -189,10 +190,9 @@ class Progress(UseCase):
         async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
-            if user not in (change.requester, change.implementer):
-                return ActionOutcome(change, "only the requester or the implementer can cancel it")
-            if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-                return ActionOutcome(change, f"the change is {change.status.value.replace('_', ' ')}")
+            refusal = before_start_refusal(change, user, verb="cancel")
+            if refusal:
+                return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]
             payload = ProgressUpdate(
                 status=Status.CANCELLED,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from domain import first_start, journal, quorum
-from domain.calendar import CalendarRange, report_range, scheduled_moment
+from domain import quorum
+from domain.calendar import CalendarRange, report_range
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.enums import Risk, Status
 from domain.intents import Intent, IntentKind
@@ -17,7 +17,7 @@ from domain.metrics import compute_metrics, weekly_series
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CabAgenda, Report
-from domain.usecases.base import CALENDAR_LIMIT, DIGEST_GRACE, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
@@ -30,35 +30,21 @@ class Reports(UseCase):
         if not cab.enabled:
             return False
         now = self._clock.now()
-        zone = ZoneInfo(cab.timezone)
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(cab.at[:2]), int(cab.at[3:]), zone)
-        due = DAY_NAMES[today.weekday()] == cab.day and moment <= now < moment + DIGEST_GRACE
-        period = today.isoformat() if due else None
-        if catch_up and await first_start.baseline(self._repo, job="cab", due=period, now=now):
-            return False
-        if not due:
+        today, on_time = post_slot(now, at=cab.at, zone=ZoneInfo(cab.timezone))
+        due = DAY_NAMES[today.weekday()] == cab.day and on_time
+        if not await self._due("cab", today.isoformat(), due=due, now=now, catch_up=catch_up):
             return False
         channel = cab.channel or self.policy.channels.changes
-        claimed = await self._repo.claim_job_run(
-            job="cab",
+        return await self._post_once(
+            "cab",
+            name="cab agenda",
             period=today.isoformat(),
             now=now,
-            audit=[AuditEntry(SYSTEM_ACTOR, AuditAction.CAB_AGENDA_POSTED, now, {"day": today.isoformat()})],
-            intents=[
-                Intent(
-                    IntentKind.MESSAGE,
-                    None,
-                    channel,
-                    CabAgendaPost(),
-                    dedupe_key=f"cab:{today.isoformat()}",
-                )
-            ],
+            entry=AuditEntry(SYSTEM_ACTOR, AuditAction.CAB_AGENDA_POSTED, now, {"day": today.isoformat()}),
+            intent=Intent(
+                IntentKind.MESSAGE, None, channel, CabAgendaPost(), dedupe_key=f"cab:{today.isoformat()}"
+            ),
         )
-        journal.job_run("cab agenda", today.isoformat(), claimed=claimed)
-        if claimed:
-            self._notifier.wake()
-        return claimed
 
     async def cab_agenda(self) -> CabAgenda:
         now = self._clock.now()
@@ -120,14 +106,10 @@ class Reports(UseCase):
             return False
         now = self._clock.now()
         zone = self.policy.zone
-        today = now.astimezone(zone).date()
-        moment = scheduled_moment(today, int(report.at[:2]), int(report.at[3:]), zone)
-        due = today.day == report.day and moment <= now < moment + DIGEST_GRACE
+        today, on_time = post_slot(now, at=report.at, zone=zone)
+        due = today.day == report.day and on_time
         last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
-        period = last_month if due else None
-        if catch_up and await first_start.baseline(self._repo, job="report", due=period, now=now):
-            return False
-        if not due:
+        if not await self._due("report", last_month, due=due, now=now, catch_up=catch_up):
             return False
         span = report_range(last_month, now=now, zone=zone)
         assert span is not None
@@ -152,23 +134,15 @@ class Reports(UseCase):
             payload,
             dedupe_key=f"report:{period_key}" if period_key else None,
         )
-        audit = [
-            AuditEntry(
-                SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
-            )
-        ]
+        entry = AuditEntry(
+            SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
+        )
         if period_key:
-            claimed = await self._repo.claim_job_run(
-                job="report", period=period_key, now=now, audit=audit, intents=[intent]
-            )
-            journal.job_run("report", period_key, claimed=claimed)
-        else:
-            await self._repo.append_audit(None, audit[0])
-            await self._repo.add_intents([intent], now=now)
-            claimed = True
-        if claimed:
-            self._notifier.wake()
-        return claimed
+            return await self._post_once("report", period=period_key, now=now, entry=entry, intent=intent)
+        await self._repo.append_audit(None, entry)
+        await self._repo.add_intents([intent], now=now)
+        self._notifier.wake()
+        return True
 
     async def report(self, *, span: CalendarRange) -> Report:
         now = self._clock.now()

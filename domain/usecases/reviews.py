@@ -19,7 +19,7 @@ from domain.ports import ChangeUpdate, DueNotice, NoticeSettlement
 from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.timeline import REVIEW_DEADLINE, REVIEW_REMINDER, PlannedNotice
-from domain.usecases.base import UseCase, is_late, late_audit, skipped
+from domain.usecases.base import UseCase, escalation, is_late, late_audit, skipped
 
 REVIEW_NOTICES = (REVIEW_REMINDER, REVIEW_DEADLINE)
 
@@ -157,15 +157,7 @@ def review_chase_intents(policy: Policy, change: Change, notice: DueNotice) -> l
         )
     ]
     if notice.key == REVIEW_DEADLINE:
-        intents.append(
-            Intent(
-                IntentKind.DM_ROLE,
-                change.id,
-                None,
-                replace(payload, role=policy.review.escalate_to),
-                dedupe_key=f"notice:{notice.id}:escalate",
-            )
-        )
+        intents.append(escalation(change, notice, payload, role=policy.review.escalate_to))
     return intents
 
 
