@@ -35,11 +35,10 @@ from tooling.demo_policy import CHANNELS, DEMO_POLICY, PEOPLE, USER_GROUPS
 from tooling.emulator import SlackEmulator
 from tooling.render import Names
 from tooling.slack_payloads import (
-    FORM,
-    block_action,
+    click_body,
     command_body,
+    form_headers,
     interaction_body,
-    sign,
     trigger_id,
     view_submission,
 )
@@ -192,7 +191,7 @@ class DemoWorld:
 
     async def post(self, body: bytes) -> tuple[int, str]:
         """POST to /slack/events, signed with the bot's own (demo) time."""
-        headers = {"Content-Type": FORM, **sign(body, int(self.clock.now().timestamp()), self.signing_secret)}
+        headers = form_headers(body, timestamp=int(self.clock.now().timestamp()), secret=self.signing_secret)
         async with self.http.post(self.bot_url, data=body, headers=headers) as response:
             return response.status, await response.text()
 
@@ -214,15 +213,9 @@ class DemoWorld:
 
     async def click(self, user: str, label: str, action_id: str, value: str, *, channel: str) -> None:
         self.feed.say(f"{self.names.user(user)} clicks [ {label} ] in {self.feed.place(channel)}")
-        payload = block_action(
-            action_id,
-            value,
-            user=user,
-            channel=channel,
-            trigger=self._trigger(user),
-            action_ts=f"{self.clock.now().timestamp():.6f}",
-        )
-        status, reply = await self.post(interaction_body(payload))
+        at = self.clock.now().timestamp()
+        body = click_body(action_id, value, user=user, channel=channel, trigger=self._trigger(user), at=at)
+        status, reply = await self.post(body)
         self._expect_ok(status, reply)
         await self.settle()
 
