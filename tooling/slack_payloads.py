@@ -2,8 +2,8 @@
 
 The demo and `changebot slack send` drive the bot through its real door (signature
 check, Bolt, the handlers) instead of calling use cases, so what they show is what a
-workspace would get. The shapes follow tests/support/slack_requests.py, which stays the tests'
-own copy; here every moment comes from the caller's clock.
+workspace would get. The tests sign requests and fill forms with these same helpers
+(tests/support/slack_requests.py); here every moment comes from the caller's clock.
 """
 
 from __future__ import annotations
