@@ -4,7 +4,6 @@ and like the scheduler (due notices, the outbox, the digest) on a clock it moves
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import secrets
@@ -34,6 +33,7 @@ from tooling.demo_feed import SlackFeed
 from tooling.demo_policy import CHANNELS, DEMO_POLICY, PEOPLE, USER_GROUPS
 from tooling.emulator import SlackEmulator
 from tooling.render import Names
+from tooling.settle import settle_outbox
 from tooling.slack_payloads import (
     click_body,
     command_body,
@@ -238,25 +238,14 @@ class DemoWorld:
         """Let Bolt's listeners finish and deliver every due outbox row. The dispatcher
         paces each channel to one message a second by the bot's clock, so when only
         paced rows remain the clock moves on to the next one (as tests/conftest.py does)."""
-        dispatcher = self.bot.context.dispatcher
         store = OutboxStore(self.sessions)
-        for _ in range(max_rounds):
-            await asyncio.sleep(0)
-            await _drain_bolt()
-            await dispatcher.drain()
-            delivered = await dispatcher.dispatch_due()
-            counts = await store.counts()
-            if not counts.get("pending") and not counts.get("sending"):
-                await _drain_bolt()
-                if not (await store.counts()).get("pending"):
-                    self.feed.flush()
-                    return
-                continue
-            if delivered == 0:
-                next_due = await store.next_due(after=self.clock.now())
-                if next_due is not None:
-                    self.clock.set(next_due)
-        raise RuntimeError(f"the outbox did not settle: {await store.counts()}")
+        dispatcher = self.bot.context.dispatcher
+        settled = await settle_outbox(
+            dispatcher=dispatcher, store=store, clock=self.clock, max_rounds=max_rounds
+        )
+        if not settled:
+            raise RuntimeError(f"the outbox did not settle: {await store.counts()}")
+        self.feed.flush()
 
     async def tick(self) -> None:
         """What the scheduler's one-second tick does: due notices, then the outbox."""
@@ -289,20 +278,6 @@ class DemoWorld:
             result = await session.execute(sa.select(earliest).where(col(NoticeRow.state) == "pending"))
             value: datetime | None = result.scalar_one_or_none()
             return value
-
-
-async def _drain_bolt() -> None:
-    """Bolt runs listeners after the ack in background tasks; wait for them."""
-    current = asyncio.current_task()
-    for _ in range(500):
-        pending = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not current and not task.done() and "listener" in repr(task.get_coro()).lower()
-        ]
-        if not pending:
-            return
-        await asyncio.wait(pending, timeout=0.05)
 
 
 def _echo_middleware(box: list[DemoWorld]) -> Middleware:
