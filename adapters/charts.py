@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,11 @@ COLOURS = {
 }
 SUCCESS_COLOUR = "#2e8b57"
 ROLLBACK_COLOUR = "#8b0000"
+# The rate lines on the second axis: label, the week's rate, colour, marker, line style.
+RATE_LINES: tuple[tuple[str, Callable[[WeekPoint], float | None], str, str, str], ...] = (
+    ("Success rate", lambda p: p.success_rate, SUCCESS_COLOUR, "o", "-"),
+    ("Rollback rate", lambda p: p.rollback_rate, ROLLBACK_COLOUR, "s", "--"),
+)
 
 
 def _rate(value: float | None) -> float:
@@ -58,21 +63,9 @@ def render_report_chart(series: Sequence[WeekPoint], *, title: str, zone: ZoneIn
     axes.set_ylim(0, max([*bottoms, 1]) * 1.15)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     rates = axes.twinx()
-    rates.plot(
-        positions,
-        [_rate(p.success_rate) for p in series],
-        color=SUCCESS_COLOUR,
-        marker="o",
-        label="Success rate",
-    )
-    rates.plot(
-        positions,
-        [_rate(p.rollback_rate) for p in series],
-        color=ROLLBACK_COLOUR,
-        marker="s",
-        linestyle="--",
-        label="Rollback rate",
-    )
+    for label, rate, colour, marker, linestyle in RATE_LINES:
+        points = [_rate(rate(p)) for p in series]
+        rates.plot(positions, points, color=colour, marker=marker, linestyle=linestyle, label=label)
     rates.set_ylim(0, 105)
     rates.set_ylabel("% of finished changes")
     if series:

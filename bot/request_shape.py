@@ -72,11 +72,17 @@ def _check_form(text: str) -> None:
         raise Malformed("form body with neither payload nor command")
 
 
+def _known_kind(body: dict[str, Any], known: frozenset[str], what: str) -> str:
+    """The body's type, one of `known`, once the keys listeners .get() on are objects."""
+    kind = body.get("type")
+    if kind not in known:
+        raise Malformed(f"unknown {what} type {str(kind)[:40]!r}")
+    _check_objects(body)
+    return str(kind)
+
+
 def _check_interaction(payload: dict[str, Any]) -> None:
-    kind = payload.get("type")
-    if kind not in INTERACTIONS:
-        raise Malformed(f"unknown payload type {str(kind)[:40]!r}")
-    _check_objects(payload)
+    kind = _known_kind(payload, INTERACTIONS, "payload")
     user = payload.get("user")
     if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
         raise Malformed(f"{kind} without a user id")
@@ -113,10 +119,7 @@ def _check_view(view: Any, kind: str) -> None:
 
 
 def _check_envelope(envelope: dict[str, Any]) -> None:
-    kind = envelope.get("type")
-    if kind not in EVENT_ENVELOPES:
-        raise Malformed(f"unknown request type {str(kind)[:40]!r}")
-    _check_objects(envelope)
+    kind = _known_kind(envelope, EVENT_ENVELOPES, "request")
     if kind == "url_verification" and not isinstance(envelope.get("challenge"), str):
         raise Malformed("url_verification without a challenge")
     if kind == "event_callback":

@@ -13,13 +13,23 @@ from slack_sdk.models.blocks import (
     DividerBlock,
     HeaderBlock,
 )
-from slack_sdk.models.views import View
 
 from domain import quorum
 from domain.enums import Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
 from domain.model import AuditAction, Change
+from modals.blocks import (
+    SECTION_LIMIT,
+    change_heading,
+    change_line,
+    decision_buttons,
+    dump,
+    line_sections,
+    long_text_input,
+    modal,
+    titled_lines,
+)
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.labels import STATUS_LABELS
@@ -28,7 +38,6 @@ from modals.review import review_detail, review_lines
 from modals.text import (
     Mrkdwn,
     clip,
-    clip_md,
     context,
     escaped_clip,
     join_md,
@@ -39,13 +48,6 @@ from modals.text import (
     section_fields,
     slack_date,
 )
-
-SECTION_LIMIT = 3000
-
-
-def _blocks(blocks: Sequence[Block]) -> list[dict[str, Any]]:
-    """to_dict() runs slack_sdk's validators: lengths and counts fail here, not in Slack."""
-    return [block.to_dict() for block in blocks]
 
 
 def card_fallback(change: Change) -> Mrkdwn:
@@ -108,12 +110,12 @@ def change_card(
     if on_call:
         lines.insert(0, on_call)
     if lines:
-        blocks.append(section(clip_md(md("*Approvals*\n{}", join_md("\n", lines)), SECTION_LIMIT)))
+        blocks.append(section(titled_lines("Approvals", lines)))
     elif change.status is Status.APPROVED:
         blocks.append(context(Mrkdwn("Pre-approved: no sign-off needed.")))
     post = post_lines(change, zone)
     if post:
-        blocks.append(section(clip_md(md("*Post-approval*\n{}", join_md("\n", post)), SECTION_LIMIT)))
+        blocks.append(section(titled_lines("Post-approval", post)))
         if with_actions and change.post_approval_open:
             blocks.append(post_actions(change))
     if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
@@ -121,22 +123,10 @@ def change_card(
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
     if with_actions and change.status is Status.PENDING_APPROVAL:
-        blocks.append(
-            ActionsBlock(
-                block_id=f"decide:{change.id}",
-                elements=[
-                    ButtonElement(
-                        text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
-                    ),
-                    ButtonElement(
-                        text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
-                    ),
-                ],
-            )
-        )
+        blocks.append(decision_buttons(change, prefix="decide"))
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
-    return _blocks(blocks)
+    return dump(blocks)
 
 
 def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
@@ -264,9 +254,9 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
         ]
         extra += [
             DividerBlock(),
-            section(clip_md(md("*Audit trail*\n{}", join_md("\n", trail)), SECTION_LIMIT)),
+            section(titled_lines("Audit trail", trail)),
         ]
-    return blocks[:-1] + _blocks(extra) + blocks[-1:]
+    return blocks[:-1] + dump(extra) + blocks[-1:]
 
 
 def change_list(
@@ -274,29 +264,12 @@ def change_list(
 ) -> list[dict[str, Any]]:
     """One page of a list; `footer` says which page of how many, and the next page's command."""
     if not changes:
-        return _blocks([section(md("*{}*\nNothing here.", heading))])
-    lines = [
-        md(
-            "*{}* {} · {} · {} risk · {}",
-            c.id,
-            escaped_clip(c.draft.title, 80),
-            STATUS_LABELS[c.status],
-            c.risk.value,
-            slack_date(c.draft.starts_at, zone),
-        )
-        for c in changes
-    ]
-    blocks: list[Block] = [section(md("*{}*", heading))]
-    chunk: list[Mrkdwn] = []
-    for line in lines:
-        if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 50:
-            blocks.append(section(join_md("\n", chunk)))
-            chunk = []
-        chunk.append(line)
-    blocks.append(section(join_md("\n", chunk)))
+        return dump([section(md("*{}*\nNothing here.", heading))])
+    lines = [change_line(c, zone) for c in changes]
+    blocks: list[Block] = [section(md("*{}*", heading)), *line_sections(lines, room=SECTION_LIMIT - 50)]
     if footer:
         blocks.append(context(footer))
-    return _blocks(blocks[:50])
+    return dump(blocks[:50])
 
 
 def filed_message(change: Change) -> Mrkdwn:
@@ -325,28 +298,15 @@ def decided_message(change: Change, message: Decided) -> Mrkdwn:
 
 
 def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:
-    view = View(
-        type="modal",
-        callback_id=CallbackId.REJECT_REASON.value,
+    return modal(
+        CallbackId.REJECT_REASON,
         title="Reject change",
         submit="Reject",
-        close="Cancel",
-        private_metadata=metadata.model_dump_json(),
+        metadata=metadata,
         blocks=[
-            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
-            _reason_input(),
+            change_heading(change),
+            long_text_input(Field.REASON, "Why do you reject it?", max_length=MAX_REASON),
         ],
-    )
-    return view.to_dict()
-
-
-def _reason_input() -> Block:
-    from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
-
-    return InputBlock(
-        block_id=Field.REASON.value,
-        label="Why do you reject it?",
-        element=PlainTextInputElement(action_id=Field.REASON.value, multiline=True, max_length=MAX_REASON),
     )
 
 
@@ -381,4 +341,4 @@ def help_blocks(prefix: Mrkdwn | None = None) -> list[dict[str, Any]]:
     if prefix:
         blocks.append(section(prefix))
     blocks.append(section(HELP_TEXT))
-    return _blocks(blocks)
+    return dump(blocks)

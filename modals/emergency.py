@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
     InputBlock,
     Option,
     PlainTextInputElement,
@@ -17,7 +16,6 @@ from slack_sdk.models.blocks import (
     StaticMultiSelectElement,
     StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
 from domain.emergency import POST_DEADLINE, EmergencyForm
 from domain.enums import Decision
@@ -25,6 +23,7 @@ from domain.limits import MAX_INCIDENT, MAX_REASON
 from domain.messages import OnCallFound, PostChase, PostDecided
 from domain.model import Change, PostState
 from domain.policy import Policy
+from modals.blocks import SECTION_LIMIT, decision_buttons, dump, modal
 from modals.ids import ActionId, CallbackId
 from modals.text import (
     Mrkdwn,
@@ -143,15 +142,13 @@ def emergency_modal(
             max_length=MAX_INCIDENT,
         ),
     ]
-    return View(
-        type="modal",
-        callback_id=CallbackId.EMERGENCY.value,
+    return modal(
+        CallbackId.EMERGENCY,
         title="Emergency change",
         submit="Declare",
-        close="Cancel",
-        private_metadata=(metadata or EmergencyMetadata()).model_dump_json(),
+        metadata=metadata or EmergencyMetadata(),
         blocks=blocks,
-    ).to_dict()
+    )
 
 
 def parse_emergency_form(view: dict[str, Any]) -> EmergencyForm:
@@ -181,16 +178,12 @@ def parse_emergency_form(view: dict[str, Any]) -> EmergencyForm:
 
 
 def post_actions(change: Change) -> ActionsBlock:
-    return ActionsBlock(
-        block_id=f"post:{change.id}",
-        elements=[
-            ButtonElement(
-                text="Post-approve", action_id=ActionId.POST_APPROVE.value, value=change.id, style="primary"
-            ),
-            ButtonElement(
-                text="Reject", action_id=ActionId.POST_REJECT.value, value=change.id, style="danger"
-            ),
-        ],
+    return decision_buttons(
+        change,
+        prefix="post",
+        approve_text="Post-approve",
+        approve=ActionId.POST_APPROVE,
+        reject=ActionId.POST_REJECT,
     )
 
 
@@ -239,10 +232,10 @@ def post_chase_message(change: Change, message: PostChase, zone: Any) -> tuple[M
     else:
         due = slack_date(change.post_due_at, zone) if change.post_due_at else "soon"
         text = md(":hourglass_flowing_sand: Reminder: emergency {} needs post-approval by {}.", title, due)
-    blocks: list[Block] = [section(clip_md(text, 3000))]
+    blocks: list[Block] = [section(clip_md(text, SECTION_LIMIT))]
     if change.post_approval_open:
         blocks.append(post_actions(change))
-    return clip_md(text, 300), [b.to_dict() for b in blocks]
+    return clip_md(text, 300), dump(blocks)
 
 
 def post_decided_message(change: Change, message: PostDecided) -> Mrkdwn:

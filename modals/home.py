@@ -17,39 +17,17 @@ from slack_sdk.models.views import View
 from domain.enums import Status
 from domain.model import Change
 from domain.read_models import HomeView
+from modals.blocks import blackout_line, change_line, decision_buttons
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.emergency import post_actions
-from modals.ids import ActionId
-from modals.labels import STATUS_LABELS
 from modals.text import Mrkdwn, context, escaped_clip, join_md, md, mention, section, slack_date
 
 NEW_CHANGE_ACTION = "home_new_change"
 
 
-def _line(change: Change, zone: ZoneInfo) -> Mrkdwn:
-    return md(
-        "*{}* {} · {} · {} risk · {}",
-        change.id,
-        escaped_clip(change.draft.title, 80),
-        STATUS_LABELS[change.status],
-        change.risk.value,
-        slack_date(change.draft.starts_at, zone),
-    )
-
-
 def _decision_buttons(change: Change) -> ActionsBlock:
     if change.status is Status.PENDING_APPROVAL:
-        return ActionsBlock(
-            block_id=f"home-decide:{change.id}",
-            elements=[
-                ButtonElement(
-                    text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
-                ),
-                ButtonElement(
-                    text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
-                ),
-            ],
-        )
+        return decision_buttons(change, prefix="home-decide")
     return post_actions(change)
 
 
@@ -75,16 +53,16 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         blocks.append(context(Mrkdwn("Nothing to approve. :tada:")))
     for change in home.awaiting_me[:12]:
         note = " · post-approval" if change.status is not Status.PENDING_APPROVAL else ""
-        blocks.append(section(md("{}{} · by {}", _line(change, zone), note, mention(change.requester))))
+        blocks.append(section(md("{}{} · by {}", change_line(change, zone), note, mention(change.requester))))
         blocks.append(_decision_buttons(change))
     blocks += _more(more_line(home.awaiting_me, 12, list_command("pending")))
     blocks += [DividerBlock(), section(md("*Your change requests* ({})", total_label(home.mine)))]
-    blocks += [section(_line(c, zone)) for c in home.mine[:15]] or [
+    blocks += [section(change_line(c, zone)) for c in home.mine[:15]] or [
         context(Mrkdwn("None yet: `/change new` files one."))
     ]
     blocks += _more(more_line(home.mine, 15, list_command("mine")))
     blocks += [DividerBlock(), section(md("*The next 7 days* ({})", total_label(home.upcoming)))]
-    blocks += [section(_line(c, zone)) for c in home.upcoming[:20]] or [
+    blocks += [section(change_line(c, zone)) for c in home.upcoming[:20]] or [
         context(Mrkdwn("No changes scheduled."))
     ]
     blocks += _more(more_line(home.upcoming, 20, list_command("upcoming")))
@@ -93,15 +71,7 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
         for f in home.freezes
         if f.ended_at is None
     ]
-    periods += [
-        md(
-            ":no_entry_sign: {}: {} → {}",
-            escaped_clip(b.name, 80),
-            slack_date(b.start, zone),
-            slack_date(b.end, zone),
-        )
-        for b in home.blackouts[:10]
-    ]
+    periods += [blackout_line(b, zone, name_limit=80) for b in home.blackouts[:10]]
     if len(home.blackouts) > 10:
         periods.append(md("… and {} more: {}", f"{len(home.blackouts) - 10:,}", ICS_FEED))
     listed = join_md("\n", periods) if periods else Mrkdwn("None.")

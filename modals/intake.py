@@ -26,13 +26,13 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
     UserSelectElement,
 )
-from slack_sdk.models.views import View
 
 from domain.conflicts import Conflict
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import ChangeForm
 from domain.limits import MAX_DOWNTIME_MINUTES, MAX_REASON
 from domain.policy import Policy
+from modals.blocks import modal
 from modals.ids import CallbackId, Field
 from modals.text import clip, clip_md, escaped_clip, join_md, md, section, slack_date
 
@@ -309,16 +309,13 @@ def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Co
         policy.timezone,
     )
     blocks.append(section(footnote))
-    view = View(
-        type="modal",
-        callback_id=CallbackId.NEW_CHANGE.value,
+    return modal(
+        CallbackId.NEW_CHANGE,
         title="New change request",
         submit="Submit",
-        close="Cancel",
+        metadata=IntakeMetadata(acknowledged=tuple(c.change_id for c in conflicts)),
         blocks=blocks,
-        private_metadata=IntakeMetadata(acknowledged=tuple(c.change_id for c in conflicts)).model_dump_json(),
     )
-    return view.to_dict()
 
 
 def _value(state: dict[str, Any], field: Field) -> dict[str, Any]:

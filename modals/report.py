@@ -16,9 +16,9 @@ from slack_sdk.models.blocks import (
 
 from domain.enums import Category, Status
 from domain.metrics import Metrics, TargetCheck, Verdict
-from modals.text import Mrkdwn, clip, clip_md, context, join_md, md, section
+from modals.blocks import dump, titled_lines
+from modals.text import Mrkdwn, clip, context, md, section
 
-SECTION_LIMIT = 3000
 VERDICT_MARK = {
     Verdict.MET: ":white_check_mark:",
     Verdict.MISSED: ":warning:",
@@ -73,7 +73,7 @@ def target_line(check: TargetCheck) -> str:
 
 def _section(heading: str, lines: list[str]) -> SectionBlock:
     """Report lines are our own text (no tokens): escaping them changes nothing shown."""
-    return section(clip_md(md("*{}*\n{}", heading, join_md("\n", lines)), SECTION_LIMIT))
+    return section(titled_lines(heading, lines))
 
 
 def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -145,7 +145,7 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
             )
         ),
     ]
-    return [block.to_dict() for block in blocks]
+    return dump(blocks)
 
 
 def report_text(metrics: Metrics, *, title: str) -> Mrkdwn:

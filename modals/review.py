@@ -18,7 +18,6 @@ from slack_sdk.models.blocks import (
     PlainTextInputElement,
     StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
 from domain.limits import MAX_ANSWER
 from domain.listing import Counted
@@ -26,6 +25,7 @@ from domain.messages import IncidentLinked, ReviewChase, ReviewDone
 from domain.model import Change
 from domain.read_models import CabAgenda
 from domain.timeline import REVIEW_DEADLINE
+from modals.blocks import decision_buttons, dump, modal, titled_lines
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import ActionId, CallbackId
 from modals.labels import STATUS_LABELS
@@ -83,7 +83,7 @@ def review_request_message(change: Change, zone: ZoneInfo) -> tuple[Mrkdwn, list
         why,
         due,
     )
-    return clip_md(text, 300), [section(text).to_dict(), review_button(change).to_dict()]
+    return clip_md(text, 300), dump([section(text), review_button(change)])
 
 
 def review_chase_message(
@@ -100,7 +100,7 @@ def review_chase_message(
         )
     else:
         text = md(":hourglass_flowing_sand: Reminder: the review of *{}* is due {}.", change.id, due)
-    return clip_md(text, 300), [section(text).to_dict(), review_button(change).to_dict()]
+    return clip_md(text, 300), dump([section(text), review_button(change)])
 
 
 def review_done_message(change: Change, message: ReviewDone) -> Mrkdwn:
@@ -159,15 +159,13 @@ def review_modal(change: Change, checklist: list[str]) -> dict[str, Any]:
                 ),
             )
         )
-    return View(
-        type="modal",
-        callback_id=CallbackId.REVIEW.value,
+    return modal(
+        CallbackId.REVIEW,
         title="Change review",
         submit="Save",
-        close="Cancel",
-        private_metadata=ReviewMetadata(change_id=change.id).model_dump_json(),
+        metadata=ReviewMetadata(change_id=change.id),
         blocks=blocks,
-    ).to_dict()
+    )
 
 
 def parse_review(view: dict[str, Any], checklist: list[str]) -> dict[str, str]:
@@ -221,7 +219,7 @@ def review_detail(change: Change) -> Mrkdwn:
     ]
     if answers.get("checklist"):
         parts.append(md("*Checklist:* {}", escaped_clip(str(answers["checklist"]), 600)))
-    return clip_md(md("*Post-implementation review*\n{}", join_md("\n", parts)), 3000)
+    return titled_lines("Post-implementation review", parts)
 
 
 def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -241,19 +239,7 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
     blocks.append(section(md("*1. Awaiting approval* ({}){}", total_label(agenda.awaiting), none)))
     for change in agenda.awaiting[:CAB_BUTTONS]:
         blocks.append(section(line(change)))
-        blocks.append(
-            ActionsBlock(
-                block_id=f"cab-decide:{change.id}",
-                elements=[
-                    ButtonElement(
-                        text="Approve", action_id=ActionId.APPROVE.value, value=change.id, style="primary"
-                    ),
-                    ButtonElement(
-                        text="Reject", action_id=ActionId.REJECT.value, value=change.id, style="danger"
-                    ),
-                ],
-            )
-        )
+        blocks.append(decision_buttons(change, prefix="cab-decide"))
     more = more_line(agenda.awaiting, CAB_BUTTONS, list_command("pending"))
     if more:
         blocks.append(context(more))
@@ -273,4 +259,4 @@ def cab_agenda_blocks(agenda: CabAgenda, *, zone: ZoneInfo) -> list[dict[str, An
         tail = more_line(changes, len(lines), rest(len(lines)))
         text = join_md("\n", lines + ([tail] if tail else [])) or Mrkdwn("None.")
         blocks.append(section(md("*{}* ({})\n{}", heading, total_label(changes), text)))
-    return [b.to_dict() for b in blocks[:100]]
+    return dump(blocks[:100])

@@ -12,9 +12,7 @@ from slack_sdk.models.blocks import (
     DateTimePickerElement,
     HeaderBlock,
     InputBlock,
-    PlainTextInputElement,
 )
-from slack_sdk.models.views import View
 
 from domain.durations import format_offset
 from domain.enums import Status
@@ -24,6 +22,16 @@ from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE, spec_for
+from modals.blocks import (
+    SECTION_LIMIT,
+    blackout_line,
+    change_heading,
+    dump,
+    line_sections,
+    long_text_input,
+    modal,
+    titled_lines,
+)
 from modals.cards import implementation_actions
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
@@ -41,12 +49,6 @@ from modals.text import (
     section,
     slack_date,
 )
-
-SECTION_LIMIT = 3000
-
-
-def _dump(blocks: list[Block]) -> list[dict[str, Any]]:
-    return [block.to_dict() for block in blocks]
 
 
 def notice_message(
@@ -92,7 +94,7 @@ def notice_message(
     if actions and (key in (OVERRUN, MONITORING_END, SHORT_NOTICE) or (spec and spec.buttons != "none")):
         blocks.append(implementation_actions(change))
     fallback = md("{}: {} {}", label, change.id, escaped_clip(change.draft.title, 250))
-    return fallback, _dump(blocks)
+    return fallback, dump(blocks)
 
 
 def readiness(change: Change) -> Mrkdwn:
@@ -200,13 +202,8 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
             blocks.append(section(md("*{}*\nNone.", heading)))
             continue
         more = more_line(counted, len(lines), rest)
-        chunk = [md("*{}* ({})", heading, total_label(counted))]
-        for line in lines + ([more] if more else []):
-            if sum(len(x) + 1 for x in chunk) + len(line) > SECTION_LIMIT - 20:
-                blocks.append(section(join_md("\n", chunk)))
-                chunk = []
-            chunk.append(line)
-        blocks.append(section(join_md("\n", chunk)))
+        title = md("*{}* ({})", heading, total_label(counted))
+        blocks += line_sections([title, *lines, *([more] if more else [])], room=SECTION_LIMIT - 20)
     periods = [
         md(
             "• :no_entry_sign: {} (freeze by {}{})",
@@ -216,74 +213,50 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         )
         for f in view.freezes
     ]
-    periods += [
-        md(
-            "• :no_entry_sign: {}: {} → {}",
-            escaped_clip(b.name, 100),
-            slack_date(b.start, zone),
-            slack_date(b.end, zone),
-        )
-        for b in view.blackouts[:20]
-    ]
+    periods += [md("• {}", blackout_line(b, zone, name_limit=100)) for b in view.blackouts[:20]]
     if len(view.blackouts) > 20:
         periods.append(md("… and {} more blackout periods: {}", f"{len(view.blackouts) - 20:,}", ICS_FEED))
     if periods:
-        blocks.append(
-            section(clip_md(md("*Blackouts and freezes*\n{}", join_md("\n", periods)), SECTION_LIMIT))
-        )
+        blocks.append(section(titled_lines("Blackouts and freezes", periods)))
     blocks.append(context(md("As of {} · times in your time zone", slack_date(view.now, zone))))
-    return _dump(blocks[:50])
+    return dump(blocks[:50])
 
 
 def notes_modal(change: Change, metadata: ProgressMetadata) -> dict[str, Any]:
     action = ProgressAction(metadata.action)
     title = "Report a failure" if action is ProgressAction.FAIL else "Report a rollback"
-    return View(
-        type="modal",
-        callback_id=CallbackId.PROGRESS_NOTES.value,
+    return modal(
+        CallbackId.PROGRESS_NOTES,
         title=title,
         submit="Report",
-        close="Cancel",
-        private_metadata=metadata.model_dump_json(),
+        metadata=metadata,
         blocks=[
-            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
-            InputBlock(
-                block_id=Field.NOTES.value,
-                label="What happened?",
-                element=PlainTextInputElement(
-                    action_id=Field.NOTES.value, multiline=True, max_length=MAX_NOTES
-                ),
-            ),
+            change_heading(change),
+            long_text_input(Field.NOTES, "What happened?", max_length=MAX_NOTES),
         ],
-    ).to_dict()
+    )
 
 
 def reschedule_modal(change: Change) -> dict[str, Any]:
-    return View(
-        type="modal",
-        callback_id=CallbackId.RESCHEDULE.value,
+    return modal(
+        CallbackId.RESCHEDULE,
         title="Reschedule change",
         submit="Reschedule",
-        close="Cancel",
-        private_metadata=RescheduleMetadata(change_id=change.id).model_dump_json(),
+        metadata=RescheduleMetadata(change_id=change.id),
         blocks=[
-            section(md("*{}* {}", change.id, escaped_clip(change.draft.title, 200))),
-            InputBlock(
-                block_id=Field.STARTS_AT.value,
-                label="Starts",
-                element=DateTimePickerElement(
-                    action_id=Field.STARTS_AT.value, initial_date_time=int(change.draft.starts_at.timestamp())
-                ),
-            ),
-            InputBlock(
-                block_id=Field.ENDS_AT.value,
-                label="Ends",
-                element=DateTimePickerElement(
-                    action_id=Field.ENDS_AT.value, initial_date_time=int(change.draft.ends_at.timestamp())
-                ),
-            ),
+            change_heading(change),
+            _moment_input(Field.STARTS_AT, "Starts", change.draft.starts_at),
+            _moment_input(Field.ENDS_AT, "Ends", change.draft.ends_at),
         ],
-    ).to_dict()
+    )
+
+
+def _moment_input(field: Field, label: str, moment: datetime) -> InputBlock:
+    return InputBlock(
+        block_id=field.value,
+        label=label,
+        element=DateTimePickerElement(action_id=field.value, initial_date_time=int(moment.timestamp())),
+    )
 
 
 def field_value(view: dict[str, Any], field: Field, key: str) -> Any:

@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from domain.enums import Status
 from domain.intents import Intent
 from domain.model import (
     CARD_AUDIT_ACTIONS,
@@ -28,7 +27,7 @@ from domain.ports import ChangeQuery, ChangeUpdate
 from domain.timeline import OUTLIVE_THE_WINDOW, PlannedNotice
 from storage.audit_chain import insert_audit
 from storage.batching import Batcher
-from storage.mapping import steps_json, to_change
+from storage.mapping import approved_at, numbered, steps_json, to_change
 from storage.models import (
     ApprovalRow,
     ChangeRow,
@@ -84,7 +83,7 @@ def _change_values(change: NewChange) -> dict[str, Any]:
         "requester": change.requester,
         "implementer": draft.implementer,
         "status": change.status.value,
-        "approved_at": _approved_at(change),
+        "approved_at": approved_at(change),
         "severity": draft.severity,
         "incident_ref": draft.incident_ref,
         "post_state": change.post_state.value if change.post_state else None,
@@ -96,31 +95,6 @@ def _change_values(change: NewChange) -> dict[str, Any]:
         "created_at": change.created_at,
         "updated_at": change.created_at,
     }
-
-
-def _approved_at(change: NewChange) -> datetime | None:
-    return change.created_at if change.status is Status.APPROVED else None
-
-
-def _created(change_id: str, creation: _Creation) -> Change:
-    change = creation.change
-    return Change(
-        id=change_id,
-        draft=change.draft,
-        risk=change.risk,
-        status=change.status,
-        requester=change.requester,
-        version=1,
-        created_at=change.created_at,
-        updated_at=change.created_at,
-        steps=change.steps,
-        audit=creation.audit,
-        approved_at=_approved_at(change),
-        post_state=change.post_state,
-        post_due_at=change.post_due_at,
-        post_steps=change.post_steps,
-        conflicts=change.conflicts,
-    )
 
 
 def bump_sequence(session: AsyncSession, year: int, count: int = 1) -> Any:
@@ -192,7 +166,7 @@ class SqlChanges(SqlStore):
                     for notice in c.notices
                 ],
             )
-        return [_created(row["id"], c) for row, c in zip(rows, creations, strict=True)]
+        return [numbered(row["id"], c.change, audit=c.audit) for row, c in zip(rows, creations, strict=True)]
 
     async def get_change(self, change_id: str, *, history: bool = True) -> Change | None:
         return (await self.get_changes([change_id], history=history)).get(change_id)

@@ -1,8 +1,11 @@
-"""Rows back into domain values: a CR from its row and its approval, audit and review rows."""
+"""Rows back into domain values: a CR from its row and its approval, audit and review rows,
+and the CR a new change becomes once numbered. Pure (no database), so the in-memory
+repository of the tests builds the same values."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
@@ -12,6 +15,7 @@ from domain.model import (
     AuditEntry,
     Change,
     ChangeDraft,
+    NewChange,
     Phase,
     PostState,
     Review,
@@ -31,6 +35,32 @@ def steps_from(raw: Sequence[dict[str, Any]] | None) -> tuple[StepSnapshot, ...]
             role=s["role"], count=int(s["count"]), members=tuple(s["members"]), purpose=s.get("purpose", "")
         )
         for s in raw or ()
+    )
+
+
+def approved_at(change: NewChange) -> datetime | None:
+    """A change created already approved (standard changes) was approved when created."""
+    return change.created_at if change.status is Status.APPROVED else None
+
+
+def numbered(change_id: str, change: NewChange, *, audit: Sequence[AuditEntry] = ()) -> Change:
+    """The CR a new change becomes under its number: version 1, never updated yet."""
+    return Change(
+        id=change_id,
+        draft=change.draft,
+        risk=change.risk,
+        status=change.status,
+        requester=change.requester,
+        version=1,
+        created_at=change.created_at,
+        updated_at=change.created_at,
+        steps=change.steps,
+        audit=tuple(audit),
+        approved_at=approved_at(change),
+        post_state=change.post_state,
+        post_due_at=change.post_due_at,
+        post_steps=change.post_steps,
+        conflicts=change.conflicts,
     )
 
 

@@ -4,7 +4,6 @@ and like the scheduler (due notices, the outbox, the digest) on a clock it moves
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import secrets
@@ -34,12 +33,12 @@ from tooling.demo_feed import SlackFeed
 from tooling.demo_policy import CHANNELS, DEMO_POLICY, PEOPLE, USER_GROUPS
 from tooling.emulator import SlackEmulator
 from tooling.render import Names
+from tooling.settle import settle_outbox
 from tooling.slack_payloads import (
-    FORM,
-    block_action,
+    click_body,
     command_body,
+    form_headers,
     interaction_body,
-    sign,
     trigger_id,
     view_submission,
 )
@@ -192,7 +191,7 @@ class DemoWorld:
 
     async def post(self, body: bytes) -> tuple[int, str]:
         """POST to /slack/events, signed with the bot's own (demo) time."""
-        headers = {"Content-Type": FORM, **sign(body, int(self.clock.now().timestamp()), self.signing_secret)}
+        headers = form_headers(body, timestamp=int(self.clock.now().timestamp()), secret=self.signing_secret)
         async with self.http.post(self.bot_url, data=body, headers=headers) as response:
             return response.status, await response.text()
 
@@ -214,15 +213,9 @@ class DemoWorld:
 
     async def click(self, user: str, label: str, action_id: str, value: str, *, channel: str) -> None:
         self.feed.say(f"{self.names.user(user)} clicks [ {label} ] in {self.feed.place(channel)}")
-        payload = block_action(
-            action_id,
-            value,
-            user=user,
-            channel=channel,
-            trigger=self._trigger(user),
-            action_ts=f"{self.clock.now().timestamp():.6f}",
-        )
-        status, reply = await self.post(interaction_body(payload))
+        at = self.clock.now().timestamp()
+        body = click_body(action_id, value, user=user, channel=channel, trigger=self._trigger(user), at=at)
+        status, reply = await self.post(body)
         self._expect_ok(status, reply)
         await self.settle()
 
@@ -245,25 +238,14 @@ class DemoWorld:
         """Let Bolt's listeners finish and deliver every due outbox row. The dispatcher
         paces each channel to one message a second by the bot's clock, so when only
         paced rows remain the clock moves on to the next one (as tests/conftest.py does)."""
-        dispatcher = self.bot.context.dispatcher
         store = OutboxStore(self.sessions)
-        for _ in range(max_rounds):
-            await asyncio.sleep(0)
-            await _drain_bolt()
-            await dispatcher.drain()
-            delivered = await dispatcher.dispatch_due()
-            counts = await store.counts()
-            if not counts.get("pending") and not counts.get("sending"):
-                await _drain_bolt()
-                if not (await store.counts()).get("pending"):
-                    self.feed.flush()
-                    return
-                continue
-            if delivered == 0:
-                next_due = await store.next_due(after=self.clock.now())
-                if next_due is not None:
-                    self.clock.set(next_due)
-        raise RuntimeError(f"the outbox did not settle: {await store.counts()}")
+        dispatcher = self.bot.context.dispatcher
+        settled = await settle_outbox(
+            dispatcher=dispatcher, store=store, clock=self.clock, max_rounds=max_rounds
+        )
+        if not settled:
+            raise RuntimeError(f"the outbox did not settle: {await store.counts()}")
+        self.feed.flush()
 
     async def tick(self) -> None:
         """What the scheduler's one-second tick does: due notices, then the outbox."""
@@ -296,20 +278,6 @@ class DemoWorld:
             result = await session.execute(sa.select(earliest).where(col(NoticeRow.state) == "pending"))
             value: datetime | None = result.scalar_one_or_none()
             return value
-
-
-async def _drain_bolt() -> None:
-    """Bolt runs listeners after the ack in background tasks; wait for them."""
-    current = asyncio.current_task()
-    for _ in range(500):
-        pending = [
-            task
-            for task in asyncio.all_tasks()
-            if task is not current and not task.done() and "listener" in repr(task.get_coro()).lower()
-        ]
-        if not pending:
-            return
-        await asyncio.wait(pending, timeout=0.05)
 
 
 def _echo_middleware(box: list[DemoWorld]) -> Middleware:

@@ -2,8 +2,8 @@
 
 The demo and `changebot slack send` drive the bot through its real door (signature
 check, Bolt, the handlers) instead of calling use cases, so what they show is what a
-workspace would get. The shapes follow tests/support/slack_requests.py, which stays the tests'
-own copy; here every moment comes from the caller's clock.
+workspace would get. The tests sign requests and fill forms with these same helpers
+(tests/support/slack_requests.py); here every moment comes from the caller's clock.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def sign(body: bytes, timestamp: int, secret: str) -> dict[str, str]:
     base = b"v0:" + str(timestamp).encode() + b":" + body
     signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
     return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature}
+
+
+def form_headers(body: bytes, *, timestamp: int, secret: str) -> dict[str, str]:
+    """The headers of a form body posted as Slack posts it: its content type and signature."""
+    return {"Content-Type": FORM, **sign(body, timestamp, secret)}
 
 
 def trigger_id(user: str, serial: int) -> str:
@@ -80,6 +85,18 @@ def interaction_body(payload: dict[str, Any]) -> bytes:
     return form_body({"payload": json.dumps(payload)})
 
 
+def _interaction(kind: str, *, user: str, trigger: str) -> dict[str, Any]:
+    """What every interaction payload opens with: its type, the team, who, the app, the trigger."""
+    return {
+        "type": kind,
+        "team": TEAM,
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM["id"]},
+        "api_app_id": APP_ID,
+        "token": "legacy",
+        "trigger_id": trigger,
+    }
+
+
 def block_action(
     action_id: str,
     value: str,
@@ -93,12 +110,7 @@ def block_action(
 ) -> dict[str, Any]:
     """A button click on a message in `channel` (a `D…` id for a click in a DM)."""
     return {
-        "type": "block_actions",
-        "team": TEAM,
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM["id"]},
-        "api_app_id": APP_ID,
-        "token": "legacy",
-        "trigger_id": trigger,
+        **_interaction("block_actions", user=user, trigger=trigger),
         "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
         "channel": {"id": channel, "name": channel.lower()},
         "message": {"ts": message_ts, "text": "card"},
@@ -115,6 +127,14 @@ def block_action(
     }
 
 
+def click_body(action_id: str, value: str, *, user: str, channel: str, trigger: str, at: float) -> bytes:
+    """The form body of a button click by `user` in `channel` at epoch seconds `at`."""
+    payload = block_action(
+        action_id, value, user=user, channel=channel, trigger=trigger, action_ts=f"{at:.6f}"
+    )
+    return interaction_body(payload)
+
+
 def view_submission(
     callback_id: str,
     values: dict[str, Any],
@@ -126,12 +146,7 @@ def view_submission(
     view_id: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "type": "view_submission",
-        "team": TEAM,
-        "user": {"id": user, "username": user.lower(), "team_id": TEAM["id"]},
-        "api_app_id": APP_ID,
-        "token": "legacy",
-        "trigger_id": trigger,
+        **_interaction("view_submission", user=user, trigger=trigger),
         "view": {
             "id": view_id or f"V-{trigger}",  # each opened modal has an id of its own
             "type": "modal",

@@ -21,14 +21,7 @@ import aiohttp
 
 from domain.clock import SystemClock
 from tooling.render import Names, message_to_text
-from tooling.slack_payloads import (
-    FORM,
-    block_action,
-    command_body,
-    interaction_body,
-    sign,
-    trigger_id,
-)
+from tooling.slack_payloads import click_body, command_body, form_headers, trigger_id
 
 STATE_NAME = "changebot-demo.json"
 USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -115,15 +108,9 @@ def request_body(request: Request, state: DemoState, *, serial: int, now: float)
     trigger = trigger_id(request.user, serial)
     if request.click is not None:
         action_id, value = request.click
-        payload = block_action(
-            action_id,
-            value,
-            user=request.user,
-            channel=request.channel,
-            trigger=trigger,
-            action_ts=f"{now:.6f}",
+        return click_body(
+            action_id, value, user=request.user, channel=request.channel, trigger=trigger, at=now
         )
-        return interaction_body(payload)
     assert request.command is not None
     return command_body(
         request.text,
@@ -159,7 +146,7 @@ def describe_reply(status: int, body: str, *, user: str, names: Names) -> str:
 async def send(request: Request, state: DemoState, *, out: TextIO) -> int:
     now = SystemClock().now() + timedelta(seconds=state.clock_offset_seconds)
     body = request_body(request, state, serial=int(now.timestamp() * 1000), now=now.timestamp())
-    headers = {"Content-Type": FORM, **sign(body, int(now.timestamp()), state.signing_secret)}
+    headers = form_headers(body, timestamp=int(now.timestamp()), secret=state.signing_secret)
     timeout = aiohttp.ClientTimeout(total=15)
     try:
         async with (

@@ -3,7 +3,6 @@ repository on a migrated database."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Changebot
 from domain.clock import FakeClock
+from storage.database import session_factory
+from storage.outbox import OutboxStore
 from storage.repository import SqlChangeRepository
 from tests.support.slack_requests import (
     block_action,
@@ -26,6 +27,7 @@ from tests.support.slack_requests import (
     view_submission,
 )
 from tooling.emulator import SlackEmulator
+from tooling.settle import settle_outbox
 
 START = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # the tests' first moment: before the 09:00 digest
 
@@ -159,36 +161,12 @@ class Harness:
         """Let in-flight work finish and deliver every due outbox row; moves the fake
         clock to the next due row when only paced or backed-off rows remain."""
         dispatcher = self.bot.context.dispatcher
-        store = dispatcher._store
-        for _ in range(max_rounds):
-            await asyncio.sleep(0)
-            await self._drain_bolt()
-            await dispatcher.drain()
-            delivered = await dispatcher.dispatch_due()
-            counts = await store.counts()
-            if not counts.get("pending") and not counts.get("sending"):
-                await self._drain_bolt()
-                if not (await store.counts()).get("pending"):
-                    return
-                continue
-            if delivered == 0:
-                next_due = await store.next_due(after=self.clock.now())
-                if next_due is not None:
-                    self.clock.set(next_due)
-        raise AssertionError(f"outbox did not settle: {await store.counts()}")
-
-    async def _drain_bolt(self) -> None:
-        """Bolt finishes listeners after the ack in background tasks; wait for them."""
-        current = asyncio.current_task()
-        for _ in range(500):
-            pending = [
-                t
-                for t in asyncio.all_tasks()
-                if t is not current and not t.done() and "listener" in repr(t.get_coro()).lower()
-            ]
-            if not pending:
-                return
-            await asyncio.wait(pending, timeout=0.05)
+        store = OutboxStore(session_factory(self.bot.engine))
+        settled = await settle_outbox(
+            dispatcher=dispatcher, store=store, clock=self.clock, max_rounds=max_rounds
+        )
+        if not settled:
+            raise AssertionError(f"outbox did not settle: {await store.counts()}")
 
     async def tick(self) -> None:
         """What the scheduler does every second: due notices, then the outbox."""

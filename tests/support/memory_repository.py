@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.calendar_policy import Freeze
-from domain.enums import Status
 from domain.intents import Intent
 from domain.model import (
     CARD_AUDIT_ACTIONS,
@@ -33,6 +32,7 @@ from domain.model import (
 )
 from domain.ports import ChangeQuery, ChangeUpdate, DueNotice, NoticeSettlement
 from domain.timeline import OUTLIVE_THE_WINDOW, PlannedNotice
+from storage.mapping import numbered
 
 PENDING, SENDING, SENT, SKIPPED, CANCELLED = "pending", "sending", "sent", "skipped", "cancelled"
 
@@ -92,10 +92,6 @@ class _Approval:
 def _json(value: Any) -> Any:
     """A value as the JSON column gives it back (tuples become lists; non-JSON raises)."""
     return json.loads(json.dumps(value))
-
-
-def _with_approved_at(change: NewChange) -> datetime | None:
-    return change.created_at if change.status is Status.APPROVED else None
 
 
 class MemoryChangeRepository:
@@ -172,22 +168,7 @@ class MemoryChangeRepository:
         for entry in audit:  # transaction, a failure leaves no trace (not even a number)
             _json(entry.details)
         self._sequences[year] = sequence
-        row = Change(
-            id=change_id,
-            draft=change.draft,
-            risk=change.risk,
-            status=change.status,
-            requester=change.requester,
-            version=1,
-            created_at=change.created_at,
-            updated_at=change.created_at,
-            steps=change.steps,
-            approved_at=_with_approved_at(change),
-            post_state=change.post_state,
-            post_due_at=change.post_due_at,
-            post_steps=change.post_steps,
-            conflicts=change.conflicts,
-        )
+        row = numbered(change_id, change)
         self._rows[change_id] = row
         self._audit(change_id, audit)
         self._enqueue(made, change.created_at)

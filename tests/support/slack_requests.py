@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
 import json
 import time
 from typing import Any
 
+from tooling import slack_payloads
+
 # The form state and the form encoding are the tooling's own: one fake Slack for the demo
 # and the tests. Re-exported for the tests that build requests from here.
+from tooling.slack_payloads import change_form_state as change_form_state
 from tooling.slack_payloads import datetime_value as datetime_value
 from tooling.slack_payloads import form_body as form_body
 from tooling.slack_payloads import interaction_body as interaction_body
@@ -24,9 +25,8 @@ _views = itertools.count(1)  # Slack gives every opened modal an id of its own
 
 
 def sign(body: bytes, timestamp: int, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": signature}
+    """Slack's signature headers, with the tests' signing secret unless told otherwise."""
+    return slack_payloads.sign(body, timestamp, secret)
 
 
 def command_body(text: str, *, user: str, channel: str = "CCHANGES", trigger_id: str = "trig-1") -> bytes:
@@ -115,25 +115,3 @@ def event_body(event: dict[str, Any], *, event_id: str) -> bytes:
             "event": event,
         }
     ).encode()
-
-
-# --- form state as Slack sends it --------------------------------------------------
-def change_form_state(**fields: Any) -> dict[str, Any]:
-    """Form state for the CR modal: each block id maps to {action_id: value}."""
-    builders = {
-        "title": text_value,
-        "description": text_value,
-        "justification": text_value,
-        "implementation_plan": text_value,
-        "rollback_plan": text_value,
-        "test_plan": text_value,
-        "downtime": lambda v: {"type": "number_input", "value": v},
-        "category": select_value,
-        "catalog": select_value,
-        "impact": select_value,
-        "likelihood": select_value,
-        "services": multi_value,
-        "starts_at": datetime_value,
-        "ends_at": datetime_value,
-    }
-    return {name: {name: builders[name](value)} for name, value in fields.items()}

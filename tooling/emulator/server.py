@@ -39,6 +39,9 @@ class SlackEmulator(Workspace):
         self.failed_calls: list[Call] = []
         self.arrivals: list[str] = []
         self._faults = FaultPlan()
+        # Fault injection, the plan's own methods: fail_next(method, status, …), delay(method, s).
+        self.fail_next = self._faults.fail_next
+        self.delay = self._faults.delay
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
@@ -153,30 +156,6 @@ class SlackEmulator(Workspace):
         self.reset_calls()
         self.clear_state()
         self._faults.clear()
-
-    # --------------------------------------------------------- fault injection
-
-    def fail_next(
-        self,
-        method: str,
-        status: int = 429,
-        retry_after: float | None = 1,
-        times: int = 1,
-        error: str | None = None,
-        *,
-        as_text: bool | None = None,
-    ) -> None:
-        """Make the next ``times`` calls to ``method`` fail with HTTP ``status``.
-
-        429 answers JSON ``{"ok": false, "error": "ratelimited"}`` plus ``Retry-After``.
-        Other statuses default to a plain-text body (like Slack's edge 5xx pages);
-        pass ``as_text=False`` for a JSON body instead.
-        """
-        self._faults.fail_next(method, status, retry_after, times, error, as_text=as_text)
-
-    def delay(self, method: str, seconds: float) -> None:
-        """Make every later call to ``method`` take ``seconds`` (0 to undo)."""
-        self._faults.delay(method, seconds)
 
     # --------------------------------------------------------- request plumbing
 
