@@ -4,7 +4,7 @@ blackouts, freezes) and overlapping CRs, route the approval steps, plan the time
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 
 from domain import journal
@@ -70,6 +70,7 @@ class Intake(UseCase):
                     "risk": risk.value,
                     "team_id": team_id,
                     "steps": [{"role": s.role, "count": s.count} for s in steps],
+                    **({"source": asdict(draft.source)} if draft.source else {}),
                 },
             )
         ]
