@@ -121,6 +121,7 @@ class AuditAction(StrEnum):
     FREEZE_ENDED = "freeze_ended"
     START_OVERRIDDEN = "start_overridden"
     APPROVALS_VOIDED = "approvals_voided"
+    GATE_ANSWERED = "gate_answered"  # a pipeline asked a change's gate: each distinct answer
 
 
 # The audit entries a card shows. Everything else in the trail is read only by

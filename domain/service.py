@@ -13,9 +13,10 @@ from domain.calendar_policy import Freeze
 from domain.clock import Clock
 from domain.emergency import EmergencyForm
 from domain.enums import Decision
+from domain.gates import GateAnswer, PipelineEvent
 from domain.intake import ChangeForm
 from domain.listing import Page
-from domain.model import Change
+from domain.model import Change, ChangeSource
 from domain.policy import Policy
 from domain.ports import ChangeRepository, Directory, ListScope, Notifier
 from domain.read_models import (
@@ -32,6 +33,7 @@ from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
 from domain.usecases.emergency import Emergency
+from domain.usecases.gates import Gates
 from domain.usecases.intake import Intake
 from domain.usecases.notices import Notices
 from domain.usecases.progress import Progress
@@ -72,6 +74,7 @@ class ChangeService:
         self._notices = Notices(deps)
         self._calendar = Calendar(deps, approvals=self._approvals)
         self._reports = Reports(deps)
+        self._gates = Gates(deps, intake=self._intake, progress=self._progress)
 
     # --- intake (usecases/intake.py) and reading (usecases/queries.py) ---------
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
@@ -223,3 +226,17 @@ class ChangeService:
 
     async def report(self, *, span: CalendarRange) -> Report:
         return await self._reports.report(span=span)
+
+    # --- deploy pipelines (usecases/gates.py) -----------------------------------
+    async def gate(self, *, change_id: str, service: str | None = None, asked_by: str) -> GateAnswer:
+        return await self._gates.gate(change_id=change_id, service=service, asked_by=asked_by)
+
+    async def file_change(
+        self, *, form: ChangeForm, requester: str, source: ChangeSource, team_id: str | None = None
+    ) -> Change:
+        return await self._gates.file_change(form=form, requester=requester, source=source, team_id=team_id)
+
+    async def report_event(
+        self, *, change_id: str, event: PipelineEvent, notes: str, actor: str
+    ) -> ActionOutcome:
+        return await self._gates.report_event(change_id=change_id, event=event, notes=notes, actor=actor)
