@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _PART = re.compile(r"(\d+)([dhms])")
 _WHOLE = re.compile(r"^[+-]?(\d+[dhms])+$")
@@ -23,6 +26,12 @@ def parse_duration(text: str | int) -> timedelta:
     sign = -1 if raw.startswith("-") else 1
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(raw))
     return timedelta(seconds=sign * seconds)
+
+
+# A policy field holding one of these offsets (a timedelta given as is is kept).
+Duration = Annotated[
+    timedelta, BeforeValidator(lambda v: v if isinstance(v, timedelta) else parse_duration(v))
+]
 
 
 def format_offset(delta: timedelta) -> str:

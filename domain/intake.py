@@ -10,13 +10,14 @@ from typing import TypeVar
 
 from domain.bounds import window_bound_errors
 from domain.enums import Category, Impact, Likelihood
-from domain.limits import MAX_DOWNTIME_MINUTES
-from domain.model import ChangeDraft
+from domain.limits import MAX_DOWNTIME_MINUTES, MAX_SOURCE_KIND, MAX_SOURCE_REF, MAX_SOURCE_URL
+from domain.model import ChangeDraft, ChangeSource
 from domain.policy import CatalogEntry, Limits, Policy
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SOURCE_KIND = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 LONG_TEXT_FIELDS = (
     "description",
@@ -56,6 +57,7 @@ class ChangeForm:
     exception_requested: bool = False  # "request an exception" to a window or blackout
     exception_reason: str | None = None
     acknowledged_conflicts: tuple[str, ...] = ()  # conflicts the requester saw and submitted anyway
+    source: ChangeSource | None = None  # the pipeline filing it; never set by the modal
 
 
 class IntakeRejected(Exception):
@@ -95,6 +97,7 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
     _required_texts(texts, category, errors)
     downtime = _downtime(form.downtime, errors)
     implementer = _implementer(form.implementer, errors)
+    source = _source(form.source, errors)
     if errors:
         raise IntakeRejected(errors)
     assert category and impact and likelihood and starts_at and ends_at
@@ -114,6 +117,7 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
         downtime_minutes=downtime,
         catalog_id=catalog_entry.id if catalog_entry else None,
         implementer=implementer,
+        source=source,
     )
 
 
@@ -227,6 +231,24 @@ def _implementer(raw: str | None, errors: dict[str, str]) -> str | None:
     if implementer is not None and not USER_ID.match(implementer):
         errors["implementer"] = "Pick the implementer from the list of people."
     return implementer
+
+
+def _source(raw: ChangeSource | None, errors: dict[str, str]) -> ChangeSource | None:
+    """A pipeline's source, trimmed and bounded to what the card and the table hold."""
+    if raw is None:
+        return None
+    kind = raw.kind.strip().lower()
+    url = (raw.url or "").strip() or None
+    ref = " ".join((raw.ref or "").split()) or None
+    if len(kind) > MAX_SOURCE_KIND or not SOURCE_KIND.match(kind):
+        errors["source"] = (
+            f"The source kind is a lower-case name like github or api, at most {MAX_SOURCE_KIND} characters."
+        )
+    elif url is not None and (len(url) > MAX_SOURCE_URL or any(c.isspace() for c in url)):
+        errors["source"] = f"The source URL is one link of at most {MAX_SOURCE_URL} characters."
+    elif ref is not None and len(ref) > MAX_SOURCE_REF:
+        errors["source"] = f"Keep the source ref to {MAX_SOURCE_REF} characters."
+    return ChangeSource(kind=kind, url=url, ref=ref)
 
 
 def validate_window(

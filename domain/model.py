@@ -13,6 +13,22 @@ SYSTEM_ACTOR = "changebot"
 
 
 @dataclass(frozen=True)
+class ChangeSource:
+    """Where a pipeline-filed change came from, so a reader can open the run that asked:
+    `kind` (github, gitlab, argocd, api), the run's `url`, the `ref` it deploys."""
+
+    kind: str
+    url: str | None = None
+    ref: str | None = None
+
+    @property
+    def web_url(self) -> str | None:
+        """The URL when a browser may open it (http or https), else None."""
+        url = self.url or ""
+        return url if url.lower().startswith(("https://", "http://")) else None
+
+
+@dataclass(frozen=True)
 class ChangeDraft:
     """A validated change request as the requester filed it."""
 
@@ -33,6 +49,7 @@ class ChangeDraft:
     implementer: str | None = None  # who carries it out; the requester when not named
     severity: str | None = None  # emergencies: the incident's severity (P0, P1, …)
     incident_ref: str | None = None  # emergencies: incident id or link
+    source: ChangeSource | None = None  # filed by a pipeline; None when filed through the form
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,7 @@ class AuditAction(StrEnum):
     FREEZE_ENDED = "freeze_ended"
     START_OVERRIDDEN = "start_overridden"
     APPROVALS_VOIDED = "approvals_voided"
+    GATE_ANSWERED = "gate_answered"  # a pipeline asked a change's gate: each distinct answer
 
 
 # The audit entries a card shows. Everything else in the trail is read only by

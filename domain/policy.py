@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,8 +26,9 @@ from pydantic import (
 
 from domain.bounds import CEILING_AHEAD, CEILING_DURATION, DEFAULT_MAX_AHEAD, DEFAULT_MAX_DURATION
 from domain.calendar_policy import Blackout, Windows
-from domain.durations import parse_duration
+from domain.durations import Duration
 from domain.enums import Category, Impact, Likelihood, Risk
+from domain.gate_policy import GatePolicy, Integrations, integration_problems
 from domain.metrics import Targets
 from domain.risk import DEFAULT_RISK_MATRIX
 
@@ -112,11 +112,6 @@ class CatalogEntry(_Strict):
     title: str = Field(min_length=1, max_length=75)
     description: str = ""
     services: list[str] = Field(default_factory=list)
-
-
-Duration = Annotated[
-    timedelta, BeforeValidator(lambda v: v if isinstance(v, timedelta) else parse_duration(v))
-]
 
 
 RESERVED_NOTICE_IDS = frozenset({"short_notice", "overrun", "monitoring_end"})
@@ -355,6 +350,8 @@ class Policy(_Strict):
     cab: CabPolicy = Field(default_factory=CabPolicy)
     report: ReportPolicy = Field(default_factory=ReportPolicy)
     targets: Targets = Field(default_factory=Targets)
+    gates: GatePolicy = Field(default_factory=GatePolicy)  # pipelines waiting at a change's gate
+    integrations: Integrations = Field(default_factory=Integrations)  # what else asks the gates
 
     @field_validator("timezone")
     @classmethod
@@ -522,3 +519,6 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
             if service not in services:
                 loc = ("standard_catalog", i, "services", j)
                 yield PolicyProblem(_format_path(loc), locate(loc), f"unknown service '{service}'")
+    catalog = {entry.id: entry.services for entry in policy.standard_catalog}
+    for loc, message in integration_problems(policy.integrations, catalog=catalog, services=policy.services):
+        yield PolicyProblem(_format_path(loc), locate(loc), message)

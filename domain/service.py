@@ -12,6 +12,7 @@ from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
 from domain.usecases.emergency import Emergency
+from domain.usecases.gates import Gates
 from domain.usecases.intake import Intake
 from domain.usecases.notices import Notices
 from domain.usecases.progress import Progress
@@ -95,3 +96,9 @@ class ChangeService:
         self.run_monthly_report = reports.run_monthly_report
         self.request_report = reports.request_report
         self.report = reports.report
+
+        # --- deploy pipelines (usecases/gates.py) ------------------------------
+        gates = Gates(deps, intake=intake, progress=progress)
+        self.gate = gates.gate
+        self.file_change = gates.file_change
+        self.report_event = gates.report_event

@@ -75,20 +75,47 @@ def start_block(
             StartBlockKind.CLOSED,
             f"its approved window closed {_when(draft.ends_at, zone)}; reschedule it to run again",
         )
-    excepted = any(step.purpose == "exception" for step in change.steps)
-    seen = change.approved_at if excepted and change.approved_at else None
-    live = [f for f in freezes if f.started_at <= now and (f.ended_at is None or now < f.ended_at)]
-    live = [f for f in live if seen is None or f.started_at > seen]
-    if live:
-        since = _when(live[0].started_at, zone)
+    freeze = binding_freeze(change=change, now=now, freezes=freezes)
+    if freeze is not None:
+        since = _when(freeze.started_at, zone)
         return StartBlock(StartBlockKind.FREEZE, f"a change freeze is on (since {since})")
-    if not excepted:
-        hits = blackout_hits(
-            blackouts=blackouts, freezes=(), category=draft.category, start=now, end=now + INSTANT, zone=zone
-        )
-        if hits:
-            return StartBlock(StartBlockKind.BLACKOUT, f"it is inside the blackout '{hits[0].name}'")
+    blackout = binding_blackout(change=change, now=now, blackouts=blackouts, zone=zone)
+    if blackout is not None:
+        return StartBlock(StartBlockKind.BLACKOUT, f"it is inside the blackout '{blackout}'")
     return None
+
+
+def _excepted(change: Change) -> bool:
+    """Approved with the extra exception step (to run outside its windows or in a blackout)."""
+    return any(step.purpose == "exception" for step in change.steps)
+
+
+def binding_freeze(*, change: Change, now: datetime, freezes: Sequence[Freeze]) -> Freeze | None:
+    """The freeze in force at `now` that holds `change` back, if any: none holds an
+    emergency, and one its exception's approvers already saw does not hold it either."""
+    if change.draft.category is Category.EMERGENCY:
+        return None
+    seen = change.approved_at if _excepted(change) and change.approved_at else None
+    live = [f for f in freezes if f.started_at <= now and (f.ended_at is None or now < f.ended_at)]
+    return next((f for f in live if seen is None or f.started_at > seen), None)
+
+
+def binding_blackout(
+    *, change: Change, now: datetime, blackouts: Sequence[Blackout], zone: ZoneInfo
+) -> str | None:
+    """The name of the blackout in force at `now` that holds `change` back, if any (its
+    categories say whom it holds; an approved exception lets the change run in it)."""
+    if change.draft.category is Category.EMERGENCY or _excepted(change):
+        return None
+    hits = blackout_hits(
+        blackouts=blackouts,
+        freezes=(),
+        category=change.draft.category,
+        start=now,
+        end=now + INSTANT,
+        zone=zone,
+    )
+    return hits[0].name if hits else None
 
 
 def gate_start(
@@ -100,13 +127,15 @@ def gate_start(
     freezes: Sequence[Freeze],
     override: str,
     allowed: bool,
+    tolerance: timedelta | None = None,
 ) -> tuple[str | None, AuditEntry | None]:
     """(refusal, None) when the start is blocked; (None, the override's audit entry) when an
-    override role (`allowed`) starts it anyway with a reason; (None, None) when nothing blocks."""
+    override role (`allowed`) starts it anyway with a reason; (None, None) when nothing blocks.
+    `tolerance`: how early it may start (default: the policy's `start_tolerance`)."""
     block = start_block(
         change=change,
         now=now,
-        tolerance=policy.start_tolerance,
+        tolerance=policy.start_tolerance if tolerance is None else tolerance,
         blackouts=policy.blackouts,
         freezes=freezes,
         zone=policy.zone,

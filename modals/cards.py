@@ -18,7 +18,7 @@ from domain import quorum
 from domain.enums import Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
-from domain.model import AuditAction, Change
+from domain.model import AuditAction, Change, ChangeSource
 from modals.blocks import (
     SECTION_LIMIT,
     change_heading,
@@ -151,6 +151,8 @@ def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
         fields.append(md("*Severity*\n{}", escaped_clip(draft.severity, 20)))
     if draft.incident_ref:
         fields.append(md("*Incident*\n{}", incident_link(draft.incident_ref)))
+    if draft.source:
+        fields.append(md("*Source*\n{}", source_link(draft.source)))
     return fields
 
 
@@ -162,6 +164,16 @@ def incident_link(ref: str) -> Mrkdwn:
     if ref.startswith("https://") and not any(c in ref for c in "<>| "):
         return md("<{}|{}>", ref, escaped_clip(ref.rsplit("/", 1)[-1] or ref, 60))
     return escaped_clip(ref, 300)
+
+
+def source_link(source: ChangeSource) -> Mrkdwn:
+    """The pipeline run that filed it: a link when its URL is http(s) and one token,
+    otherwise the kind, ref and URL as plain escaped text."""
+    label = " ".join(part for part in (source.kind, source.ref) if part)
+    url = source.web_url
+    if url and not any(c in url for c in "<>| "):
+        return md("<{}|{}>", url, escaped_clip(label, 200))
+    return escaped_clip(" ".join(part for part in (label, source.url) if part), 700)
 
 
 def override_lines(change: Change) -> list[Mrkdwn]:

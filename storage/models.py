@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Column, Field, SQLModel
 
+from domain.limits import MAX_SOURCE_KIND, MAX_SOURCE_REF, MAX_SOURCE_URL
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Always hand back tz-aware UTC, even from SQLite which stores naive text."""
@@ -79,6 +81,10 @@ class ChangeRow(SQLModel, table=True):
     started_at: datetime | None = utc_column(nullable=True)
     finished_at: datetime | None = utc_column(nullable=True)
     outcome_notes: str = Field(default="", sa_type=sa.Text)
+    # Where a pipeline-filed change came from (domain ChangeSource); all None for the form's.
+    source_kind: str | None = Field(default=None, max_length=MAX_SOURCE_KIND)
+    source_url: str | None = Field(default=None, max_length=MAX_SOURCE_URL)
+    source_ref: str | None = Field(default=None, max_length=MAX_SOURCE_REF)
 
     __table_args__ = (sa.UniqueConstraint("year", "sequence", name="uq_change_year_sequence"),)
 
@@ -284,3 +290,44 @@ class ChannelPaceRow(SQLModel, table=True):
 
     channel: str = Field(primary_key=True, max_length=40)
     next_free: datetime = utc_column()
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """A pipeline's credential for the REST API. `token_hash` holds the token's sha256 hex
+    (feed_token_hash), never the token; a revoked token stays for the audit's sake."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = utc_column()
+    last_used_at: datetime | None = utc_column(nullable=True)
+    revoked_at: datetime | None = utc_column(nullable=True)
+
+
+class GateRequestRow(SQLModel, table=True):
+    """One deployment waiting at a change's gate (a GitHub deployment protection rule),
+    answered later through its callback. `external_id` is the deployment's identity, so a
+    redelivered webhook is the same row; `claimed_until` lets one replica answer it."""
+
+    __tablename__ = "gate_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # None: no CR was found for the deployment (it is answered rejected at once).
+    change_id: str | None = Field(default=None, foreign_key="change_request.id", max_length=20, index=True)
+    kind: str = Field(default="github", max_length=20)
+    service: str | None = Field(default=None, max_length=100)
+    repository: str = Field(max_length=200)
+    environment: str = Field(max_length=200)
+    external_id: str = Field(max_length=200, unique=True)
+    callback_url: str = Field(max_length=500)
+    installation_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    status: str = Field(default="pending", max_length=20)  # pending | approved | rejected
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = utc_column()
+    answered_at: datetime | None = utc_column(nullable=True)
+    claimed_until: datetime | None = utc_column(nullable=True)
+    version: int = 1
+
+    __table_args__ = (sa.Index("ix_gate_request_status_claimed", "status", "claimed_until"),)

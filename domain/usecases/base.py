@@ -6,7 +6,7 @@ escalating a due notice. It imports no feature module, so every feature can impo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -92,6 +92,7 @@ class UseCase:
                 "risk": new.risk.value,
                 "team_id": team_id,
                 "steps": [{"role": s.role, "count": s.count} for s in new.steps],
+                **({"source": asdict(new.draft.source)} if new.draft.source else {}),
             },
         )
         change = await self._repo.create_change(

@@ -59,39 +59,34 @@ class Progress(UseCase):
         notes: str = "",
         team_id: str | None = None,
         override: str = "",
+        pipeline: bool = False,
     ) -> ActionOutcome:
         """Start / complete / fail / roll back / close, by the implementer or requester.
 
-        `override`: the reason an override role starts it outside its window or in a freeze."""
+        `override`: the reason an override role starts it outside its window or in a freeze.
+        `pipeline`: `user` is a deploy pipeline (domain/gates.py), which may report progress
+        the way the implementer may, its start held to the gate's early allowance; every
+        refusal it gets is audited (nobody sees it otherwise)."""
         notes, override = notes.strip(), override.strip()
         if action in NOTES_REQUIRED and not notes:
             raise IntakeRejected({"notes": "Say what happened, for the record and the review."})
         if len(notes) > MAX_NOTES:
             raise IntakeRejected({"notes": f"Keep the notes to {MAX_NOTES} characters."})
-        allowed_from, target, audit_action = PROGRESS[action]
+        _, target, audit_action = PROGRESS[action]
 
         async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
-            # An override role may start someone else's change; everyone else is checked first.
-            refusal = None if override else self._progress_refusal(change, user, allowed_from, action)
-            gated, overridden = (
-                (None, None) if refusal else await self._start_gate(change, user, action, override, now)
+            refusal, overridden = await self._refusal(
+                change,
+                user=user,
+                action=action,
+                override=override,
+                pipeline=pipeline,
+                team_id=team_id,
+                now=now,
             )
-            if not (refusal or gated or overridden):
-                refusal = self._progress_refusal(change, user, allowed_from, action)
-            refusal = refusal or gated
             if refusal:
-                if gated or user not in (change.implementer, change.requester):
-                    await self._audit_refusal(
-                        change_id,
-                        AuditEntry(
-                            user,
-                            AuditAction.ACTION_REFUSED,
-                            now,
-                            {"action": action.value, "refusal": refusal, "team_id": team_id},
-                        ),
-                    )
                 return ActionOutcome(change, refusal)
             audit = [overridden] if overridden else []
             started_at = None
@@ -131,10 +126,47 @@ class Progress(UseCase):
 
         return await until_stored(change_id, attempt)
 
-    async def _start_gate(
-        self, change: Change, user: str, action: ProgressAction, override: str, now: datetime
+    async def _refusal(
+        self,
+        change: Change,
+        *,
+        user: str,
+        action: ProgressAction,
+        override: str,
+        pipeline: bool,
+        team_id: str | None,
+        now: datetime,
     ) -> tuple[str | None, AuditEntry | None]:
-        """Starting (or completing unstarted) an approved change is held to its window and freezes."""
+        """(why `user` may not, None), or (None, the audit entry of the override that lets
+        them, if one does). A held start's, a bystander's and a pipeline's refusals are audited."""
+        allowed_from = PROGRESS[action][0]
+        # An override role may start someone else's change; everyone else is checked first.
+        refusal = None if override else self._progress_refusal(change, user, allowed_from, action, pipeline)
+        gated, overridden = (
+            (None, None)
+            if refusal
+            else await self._start_gate(change, user, action, override, now, pipeline=pipeline)
+        )
+        if not (refusal or gated or overridden):
+            refusal = self._progress_refusal(change, user, allowed_from, action, pipeline)
+        refusal = refusal or gated
+        if refusal and (gated or pipeline or user not in (change.implementer, change.requester)):
+            details = {"action": action.value, "refusal": refusal, "team_id": team_id}
+            await self._audit_refusal(change.id, AuditEntry(user, AuditAction.ACTION_REFUSED, now, details))
+        return refusal, overridden
+
+    async def _start_gate(
+        self,
+        change: Change,
+        user: str,
+        action: ProgressAction,
+        override: str,
+        now: datetime,
+        *,
+        pipeline: bool = False,
+    ) -> tuple[str | None, AuditEntry | None]:
+        """Starting (or completing unstarted) an approved change is held to its window and
+        freezes; a pipeline's start to the gate's allowance, so what its gate let go starts."""
         if change.status is not Status.APPROVED or action not in START_GATED:
             return None, None
         freezes = await self._repo.freezes(start=now, end=now + timedelta(seconds=1))
@@ -145,14 +177,20 @@ class Progress(UseCase):
             now=now,
             policy=self.policy,
             freezes=freezes,
+            tolerance=self.policy.gates.early if pipeline else self.policy.start_tolerance,
             override=override,
             allowed=allowed,
         )
 
     def _progress_refusal(
-        self, change: Change, user: str, allowed_from: frozenset[Status], action: ProgressAction
+        self,
+        change: Change,
+        user: str,
+        allowed_from: frozenset[Status],
+        action: ProgressAction,
+        pipeline: bool = False,
     ) -> str | None:
-        if user not in (change.implementer, change.requester):
+        if not pipeline and user not in (change.implementer, change.requester):
             return f"only the implementer <@{change.implementer}> or the requester can do that"
         if change.status not in allowed_from:
             return f"the change is {change.status.value.replace('_', ' ')}, so it cannot {action.value}"

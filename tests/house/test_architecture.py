@@ -512,7 +512,17 @@ RAW_MRKDWN_BUILDERS = frozenset({"SectionBlock", "MarkdownTextObject", "ContextB
 # What makes Mrkdwn: inside an f-string its result turns back into an untyped str, which
 # the next md() escapes a second time (or a builder sends as it is).
 MRKDWN_MAKERS = frozenset(
-    {"mention", "slack_date", "escape", "escaped_clip", "md", "join_md", "clip_md", "incident_link"}
+    {
+        "mention",
+        "slack_date",
+        "escape",
+        "escaped_clip",
+        "md",
+        "join_md",
+        "clip_md",
+        "incident_link",
+        "source_link",
+    }
 )
 
 

@@ -46,6 +46,8 @@ READ_TODAY = {
     "start_tolerance",
     "start_override_roles",
     "reschedule",
+    "gates",
+    "integrations",
 }
 UPCOMING: set[str] = set()
 
