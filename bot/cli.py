@@ -11,20 +11,18 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TextIO, cast
 
 from aiohttp import web
 
+from bot.change_json import change_as_json
 from bot.logs import configure_logging
 from bot.safe_output import OutputError, output_file
 from bot.settings import DatabaseSettings, Settings, SettingsError, load_log_settings, load_settings
 from domain.bounds import period_problem
 from domain.clock import SystemClock
-from domain.model import Change
 from domain.policy import Policy, PolicyError
 from domain.policy_loader import parse_policy
 
@@ -119,35 +117,6 @@ def _stop_on_signal() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def change_as_json(change: Change) -> dict[str, Any]:
-    data = asdict(change)
-    draft = data.pop("draft")
-    approvals = [
-        {
-            "user": a["user"],
-            "decision": a["decision"],
-            "at": a["at"],
-            "step": a["step_index"],
-            "role": change.steps[a["step_index"]].role,
-            "reason": a["reason"],
-        }
-        for a in data.pop("approvals")
-    ]
-    return _jsonable({**data, **draft, "approvals": approvals})
 
 
 async def _show_change(change_id: str, as_json: bool) -> int:
