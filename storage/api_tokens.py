@@ -44,7 +44,9 @@ class ApiTokens(SqlStore):
         token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
         try:
             async with self._sessions() as session, session.begin():
-                taken = await session.execute(sa.select(ApiTokenRow.id).where(col(ApiTokenRow.name) == name))
+                taken = await session.execute(
+                    sa.select(col(ApiTokenRow.id)).where(col(ApiTokenRow.name) == name)
+                )
                 if taken.first() is not None:
                     raise TokenNameTaken(name)
                 session.add(ApiTokenRow(name=name, token_hash=feed_token_hash(token), created_at=now))
@@ -54,7 +56,8 @@ class ApiTokens(SqlStore):
 
     async def list(self) -> list[ApiTokenInfo]:
         async with self._reads() as session:
-            rows = (await session.execute(sa.select(ApiTokenRow).order_by(col(ApiTokenRow.name)))).scalars().all()
+            query = sa.select(ApiTokenRow).order_by(col(ApiTokenRow.name))
+            rows = (await session.execute(query)).scalars().all()
             return [ApiTokenInfo(r.name, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
 
     async def revoke(self, *, name: str, now: datetime) -> bool:
@@ -73,13 +76,14 @@ class ApiTokens(SqlStore):
         if not looks_like_token(token):
             return None
         digest = feed_token_hash(token)
+        query = sa.select(
+            col(ApiTokenRow.id),
+            col(ApiTokenRow.token_hash),
+            col(ApiTokenRow.name),
+            col(ApiTokenRow.last_used_at),
+        ).where(col(ApiTokenRow.token_hash) == digest, col(ApiTokenRow.revoked_at).is_(None))
         async with self._reads() as session:
-            row = (
-                await session.execute(
-                    sa.select(ApiTokenRow.id, ApiTokenRow.token_hash, ApiTokenRow.name, ApiTokenRow.last_used_at)
-                    .where(col(ApiTokenRow.token_hash) == digest, col(ApiTokenRow.revoked_at).is_(None))
-                )
-            ).first()
+            row = (await session.execute(query)).first()
         if row is None or not hmac.compare_digest(str(row.token_hash), digest):
             return None
         if due_touch(row.last_used_at, now):
