@@ -32,6 +32,7 @@ from domain.errors import ChangeNotFound, ConflictsFound
 from domain.gates import GateDecision
 from domain.intake import IntakeRejected
 from domain.model import Change
+from domain.policy import Policy
 from domain.service import ChangeService
 from storage.api_tokens import ApiTokens
 from storage.health import is_unavailable
@@ -62,6 +63,7 @@ class Api:
     """What the routes need; the composition root builds it (bot/app.py)."""
 
     service: ChangeService
+    policy: Policy
     tokens: ApiTokens
     repository: SqlChangeRepository
     directory: SlackDirectory
@@ -124,7 +126,7 @@ class Api:
 
     # --- the routes ---------------------------------------------------------------
     async def file_change(self, request: web.Request, name: str) -> web.Response:
-        body = parse_change(await _json_object(request))
+        body = parse_change(await _json_object(request), policy=self.policy, now=self.clock.now())
         requester = await self._requester(body)
         form = body.form
         try:

@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from domain.gates import PipelineEvent
-from domain.intake import USER_ID, ChangeForm
+from domain.intake import USER_ID, ChangeForm, IntakeRejected, validate_form
 from domain.limits import MAX_NOTES, MAX_REASON
 from domain.model import ChangeSource
+from domain.policy import Policy
 
 TEXT_FIELDS = (
     "title",
@@ -175,8 +176,9 @@ def _requester(body: dict[str, Any], errors: dict[str, str]) -> str:
     return requester
 
 
-def parse_change(body: dict[str, Any]) -> ChangeRequestBody:
-    """The body of `POST /api/v1/changes`, or BodyRejected naming each bad field."""
+def parse_change(body: dict[str, Any], *, policy: Policy, now: datetime) -> ChangeRequestBody:
+    """The body of `POST /api/v1/changes`, or BodyRejected naming each bad field (with
+    the form's own complaints about the rest)."""
     errors = {str(k)[:100]: "Unknown field." for k in body if k not in CHANGE_FIELDS}
     texts = {name: _text(body, name, errors) for name in TEXT_FIELDS}
     confirm = body.get("confirm_conflicts", False)
@@ -207,8 +209,17 @@ def parse_change(body: dict[str, Any]) -> ChangeRequestBody:
     requester = _requester(body, errors)
     source = _source(body, errors)
     if errors:
-        raise BodyRejected(errors)
+        raise BodyRejected({**_form_errors(form, policy=policy, now=now), **errors})
     return ChangeRequestBody(form=form, requester=requester, source=source, confirm_conflicts=bool(confirm))
+
+
+def _form_errors(form: ChangeForm, *, policy: Policy, now: datetime) -> dict[str, str]:
+    """What the form's own check says too, so one answer lists every problem."""
+    try:
+        validate_form(form, policy=policy, now=now)
+    except IntakeRejected as exc:
+        return api_errors(exc.errors)
+    return {}
 
 
 def parse_event(body: dict[str, Any]) -> tuple[PipelineEvent, str]:

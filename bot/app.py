@@ -290,6 +290,7 @@ def _build_web(
     client = context.gateway.client
     Api(
         service=context.service,
+        policy=policy,
         tokens=ApiTokens(stores.sessions),
         repository=stores.repository,
         directory=SlackDirectory(client=client, clock=clock, ttl_seconds=policy.group_cache_seconds),
