@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.change_json import change_as_json
-from tests.support.api_calls import Pipeline, change_body, make_token
+from tests.support.api_calls import Pipeline, make_token
 from tests.support.harness import Harness
 from tooling.emulator import SlackEmulator
 
