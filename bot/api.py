@@ -80,6 +80,8 @@ class Api:
         web_app.router.add_get(f"{PREFIX}/changes/{{change_id}}", self._guarded(self.show_change))
         web_app.router.add_get(f"{PREFIX}/changes/{{change_id}}/gate", self._guarded(self.gate))
         web_app.router.add_post(f"{PREFIX}/changes/{{change_id}}/events", self._guarded(self.report_event))
+        # last: any other path or method under /api/v1 is still asked for a token first
+        web_app.router.add_route("*", f"{PREFIX}/{{tail:.*}}", self._guarded(_no_such_route))
 
     # --- the door: who asks, and what any failure answers --------------------------
     def _guarded(self, handler: Callable[[web.Request, str], Awaitable[web.Response]]) -> Handler:
@@ -209,6 +211,12 @@ class Api:
                     self._links[change.id] = link
                 return link
         return None
+
+
+async def _no_such_route(request: web.Request, _name: str) -> web.Response:
+    return web.json_response(
+        {"error": f"no such API route: {request.method} {request.path[:200]}"}, status=404
+    )
 
 
 def _change_id(request: web.Request) -> str:

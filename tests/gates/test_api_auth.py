@@ -20,6 +20,8 @@ ROUTES = (
     ("GET", "/api/v1/changes/CR-2026-0001"),
     ("GET", "/api/v1/changes/CR-2026-0001/gate"),
     ("POST", "/api/v1/changes/CR-2026-0001/events"),
+    ("DELETE", "/api/v1/changes/CR-2026-0001"),
+    ("GET", "/api/v1/tokens"),
 )
 
 
@@ -49,6 +51,11 @@ async def test_no_wrong_revoked_or_slack_credentials_get_401_before_the_body_is_
         assert secret not in logged
     status, _ = await Pipeline(harness, live).get(ROUTES[1][1])
     assert status == 404  # the live token works: it is only that change that is unknown
+    response = await harness.http.delete(ROUTES[1][1], headers={"Authorization": f"Bearer {live}"})
+    assert (response.status, await response.json()) == (
+        404,
+        {"error": "no such API route: DELETE /api/v1/changes/CR-2026-0001"},
+    )
     assert harness.slack.calls_to("chat.postMessage") == []
 
 
