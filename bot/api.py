@@ -70,7 +70,7 @@ class Api:
     client: AsyncWebClient
     clock: Clock
     changes_channel: str
-    slack_secrets: tuple[str, ...]  # the bot token and signing secret: never accepted here
+    slack_secrets: tuple[str, ...]  # the bot and app tokens and the signing secret: never accepted
     _links: dict[str, str] = field(default_factory=dict)
     _refused: LogLimiter | None = None
 

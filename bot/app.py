@@ -287,7 +287,7 @@ def _build_web(
         replays=ReplayGuard(store=ProcessedRequests(stores.sessions), clock=clock),
         outage=outage,
     )
-    client = context.gateway.client
+    client, settings = context.gateway.client, bot.settings
     Api(
         service=context.service,
         policy=policy,
@@ -297,7 +297,7 @@ def _build_web(
         client=client,
         clock=clock,
         changes_channel=policy.channels.changes,
-        slack_secrets=(bot.settings.slack_bot_token, bot.settings.slack_signing_secret),
+        slack_secrets=(settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token),
     ).routes(web_app)
     return web_app
 
