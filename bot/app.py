@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from adapters.ics import feed_body
 from adapters.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from adapters.prometheus import metrics_text
+from bot.api import Api
 from bot.context import AppContext
 from bot.directory import SlackDirectory
 from bot.gateway import SlackGateway
@@ -36,6 +37,7 @@ from domain.policy import Policy
 from domain.service import ChangeService
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
 from scheduler.jobs import NoticeTicker, build_scheduler
+from storage.api_tokens import ApiTokens
 from storage.database import READ_ONLY, create_engine, session_factory
 from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
@@ -269,9 +271,10 @@ def _build_gateway(
 def _build_web(
     bot: Changebot, *, stores: _Stores, ack_first: AckFirst, outage: DatabaseOutage
 ) -> web.Application:
-    """The HTTP door: Slack's events, the calendar feed, metrics and health."""
+    """The HTTP door: Slack's events, the REST API for pipelines, the calendar feed,
+    metrics and health."""
     context, policy, clock = bot.context, bot.policy, bot.context.clock
-    return build_web_app(
+    web_app = build_web_app(
         feed=lambda token: calendar_feed(context.service, stores.repository, policy, token),
         metrics=lambda: metrics_text(
             stores.sessions, slack_errors=context.gateway.errors.snapshot(), now=clock.now()
@@ -284,6 +287,19 @@ def _build_web(
         replays=ReplayGuard(store=ProcessedRequests(stores.sessions), clock=clock),
         outage=outage,
     )
+    client, settings = context.gateway.client, bot.settings
+    Api(
+        service=context.service,
+        policy=policy,
+        tokens=ApiTokens(stores.sessions),
+        repository=stores.repository,
+        directory=SlackDirectory(client=client, clock=clock, ttl_seconds=policy.group_cache_seconds),
+        client=client,
+        clock=clock,
+        changes_channel=policy.channels.changes,
+        slack_secrets=(settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token),
+    ).routes(web_app)
+    return web_app
 
 
 def build_bolt(

@@ -11,20 +11,18 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from aiohttp import web
 
+from bot.change_json import change_as_json
 from bot.logs import configure_logging
 from bot.safe_output import OutputError, output_file
 from bot.settings import DatabaseSettings, Settings, SettingsError, load_log_settings, load_settings
 from domain.bounds import period_problem
 from domain.clock import SystemClock
-from domain.model import Change
 from domain.policy import Policy, PolicyError
 from domain.policy_loader import parse_policy
 
@@ -119,35 +117,6 @@ def _stop_on_signal() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def change_as_json(change: Change) -> dict[str, Any]:
-    data = asdict(change)
-    draft = data.pop("draft")
-    approvals = [
-        {
-            "user": a["user"],
-            "decision": a["decision"],
-            "at": a["at"],
-            "step": a["step_index"],
-            "role": change.steps[a["step_index"]].role,
-            "reason": a["reason"],
-        }
-        for a in data.pop("approvals")
-    ]
-    return _jsonable({**data, **draft, "approvals": approvals})
 
 
 async def _show_change(change_id: str, as_json: bool) -> int:
@@ -283,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_export.add_argument("--out", default="-", help="file to write ('-' for standard output)")
     audit_export.add_argument("--force", action="store_true", help="replace the --out file if it exists")
     audit.add_parser("verify", help="check the audit trail's hash chains; name the first broken entry")
+    _api_parsers(sub)
     demo = sub.add_parser("demo", help="play the change process against an emulated Slack (no workspace)")
     demo.add_argument("--interactive", action="store_true", help="keep running for your own commands")
     demo.add_argument("--state", help="where to write the URLs and secret `slack send` reads")
@@ -294,6 +264,40 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--click", nargs=2, metavar=("ACTION_ID", "VALUE"), help="click a button instead")
     send.add_argument("--state", help="the demo's state file (default: the one the demo wrote)")
     return parser
+
+
+def _api_parsers(sub: Any) -> None:
+    """`api-token` (the REST API's tokens) and `gate` (a pipeline asks a change's gate)."""
+    tokens = sub.add_parser("api-token", help="tokens for the REST API (pipelines)").add_subparsers(
+        dest="action", required=True
+    )
+    tokens.add_parser("create", help="make a token (shown once)").add_argument("name")
+    tokens.add_parser("list", help="names, creation, last use and revocation")
+    tokens.add_parser("revoke", help="stop a token working").add_argument("name")
+    gate = sub.add_parser("gate", help="ask a change's gate: exit 0 go, 1 stop, 2 wait, 3 cannot ask")
+    gate.add_argument("change_id")
+    gate.add_argument("--service", help="the service this deploy is of")
+    gate.add_argument("--wait", action="store_true", help="wait until the answer is go or stop")
+    gate.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most (3600)")
+    gate.add_argument("--url", default=os.environ.get("CHANGEBOT_URL"), help="default: $CHANGEBOT_URL")
+    gate.add_argument(
+        "--token", default=os.environ.get("CHANGEBOT_API_TOKEN"), help="default: $CHANGEBOT_API_TOKEN"
+    )
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from bot.gate_client import CANNOT_ASK, GateQuestion, run_gate
+
+    if not args.url or not args.token:
+        print(
+            "changebot gate: set --url and --token (or CHANGEBOT_URL and CHANGEBOT_API_TOKEN)",
+            file=sys.stderr,
+        )
+        return CANNOT_ASK
+    question = GateQuestion(
+        base_url=args.url, token=args.token, change_id=args.change_id, service=args.service
+    )
+    return run_gate(question, wait=args.wait, timeout=max(args.timeout, 0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_audit_verify() if args.action == "verify" else _audit_export(args))
         elif args.command == "calendar":
             return asyncio.run(_calendar(args))
+        elif args.command == "api-token":
+            from bot.api_tokens_cli import api_token_command
+
+            name = getattr(args, "name", None)
+            return asyncio.run(api_token_command(database_url=_database_url(), action=args.action, name=name))
+        elif args.command == "gate":
+            return _gate(args)
         elif args.command == "demo":
             # tooling/ sits above bot/ (it builds the app): reached by name, lazily, from here only
             demo = importlib.import_module("tooling.demo")

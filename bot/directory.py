@@ -47,3 +47,19 @@ class SlackDirectory:
         members = frozenset(str(u) for u in response.get("users") or [])
         self._groups[group] = (now, members)
         return members
+
+    async def user_by_email(self, email: str) -> str | None:
+        """The Slack user id with this email (`users.lookupByEmail`), None when nobody has it;
+        DirectoryUnavailable when Slack cannot say."""
+        try:
+            response = await self._client.users_lookupByEmail(email=email)
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("users_not_found", "invalid_email"):
+                return None
+            why = exc.response.get("error")
+            raise DirectoryUnavailable(f"could not look up a user by email: {why}") from exc
+        except (OSError, TimeoutError) as exc:
+            raise DirectoryUnavailable(f"could not look up a user by email: {type(exc).__name__}") from exc
+        user = response.get("user") or {}
+        user_id = str(user.get("id") or "")
+        return user_id or None

@@ -84,6 +84,10 @@ def slack_date(moment: datetime, zone: ZoneInfo) -> Mrkdwn:
 
 
 def mention(user_id: str) -> Mrkdwn:
+    """A Slack user as a mention; a pipeline ("api:NAME", "github:…") is no Slack user,
+    and `<@api:…>` would show as a broken mention: it is named as plain text."""
+    if ":" in user_id:
+        return Mrkdwn(escape(user_id))
     return Mrkdwn(f"<@{escape(user_id)}>")
 
 

@@ -86,6 +86,14 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "@erin post-approved emergency *CR-2026-0002*",
         # the digest, then the audit trails
         "Thu 09:00  #changes\n           == Change calendar for Thu 26 Nov ==",
+        # a pipeline files a change through the REST API, waits at its gate, reports its deploy
+        "━━ 7. A deploy pipeline files a change through the REST API",
+        "HTTP 201 · CR-2026-0004 is pending approval",
+        "HTTP 200 · wait: CR-2026-0004 is waiting for approval: Tech lead 0/1",
+        "» @carol clicks [ Approve ]",
+        "HTTP 200 · go: CR-2026-0004 is approved",
+        "api:deploy-pipeline :construction: started *CR-2026-0004*",
+        "HTTP 200 · CR-2026-0004 is completed",
         "━━ Audit trail of CR-2026-0001",
         "@bob       decision refused  (decision: approve; refusal: own_request)",
         "@carol     approval recorded",
@@ -93,6 +101,9 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "━━ Audit trail of CR-2026-0002",
         "on call resolved  (users: @grace; source: fallback",
         "@erin      post approval recorded",
+        "━━ Audit trail of CR-2026-0004",
+        "gate answered  (service: kubernetes; decision: wait",
+        "api:deploy-pipeline completed  (notes: Rolled out to 3 clusters.)",
     ]
     position = 0
     for step in steps:
