@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,12 +19,14 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from adapters.github import GithubDeployments
 from adapters.ics import feed_body
 from adapters.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from adapters.prometheus import metrics_text
 from bot.context import AppContext
 from bot.directory import SlackDirectory
-from bot.gateway import SlackGateway
+from bot.gateway import SlackGateway, WaitingAtGate
+from bot.github_webhook import github_webhook_handler
 from bot.http import build_web_app
 from bot.listener_errors import error_handler
 from bot.outage import DatabaseOutage
@@ -34,9 +37,12 @@ from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
+from domain.usecases.deployments import DeploymentGates
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
+from scheduler.deployments import DeploymentTicker, add_deployment_job
 from scheduler.jobs import NoticeTicker, build_scheduler
 from storage.database import READ_ONLY, create_engine, session_factory
+from storage.gate_requests import SqlGateRequests
 from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
@@ -57,6 +63,7 @@ class Changebot:
     web: web.Application
     scheduler: AsyncIOScheduler
     notices: NoticeTicker
+    deployments: DeploymentTicker | None = None  # the GitHub App's deployments, when configured
     _started: bool = field(default=False)
 
     async def start(self, *, run_scheduler: bool = True) -> None:
@@ -82,6 +89,8 @@ class Changebot:
         await self.context.service.run_cab_agenda(catch_up=True)
         await self.context.service.run_monthly_report(catch_up=True)
         self.context.dispatcher.wake()
+        if self.deployments is not None:
+            self.deployments.wake()  # deployments left waiting while the bot was down
 
     async def stop(self) -> None:
         """Graceful: no new passes; the notice pass and the sends under way finish, and
@@ -90,6 +99,9 @@ class Changebot:
             self.scheduler.shutdown(wait=False)
         self.notices.stop()
         await self.notices.drain()
+        if self.deployments is not None:
+            self.deployments.stop()
+            await self.deployments.drain()
         self.context.dispatcher.stop()
         await self.context.dispatcher.drain()
         session = self.context.gateway.client.session
@@ -133,6 +145,7 @@ def build_changebot(
         policy=policy,
         change_events=bool(settings.pagerduty_routing_key),
     )
+    deployments = _build_deployments(policy, service=service, stores=stores, clock=clock, waker=waker)
     gateway = _build_gateway(
         settings,
         policy,
@@ -142,6 +155,7 @@ def build_changebot(
         clock=clock,
         waker=waker,
         pagerduty_client_kwargs=pagerduty_client_kwargs,
+        waiting=deployments.gates.waiting if deployments else None,
     )
     ack_first = AckFirst()
     dispatcher = _build_dispatcher(
@@ -160,6 +174,8 @@ def build_changebot(
     scheduler, notices = build_scheduler(
         dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
     )
+    if deployments is not None:
+        add_deployment_job(scheduler, deployments)
     bot = Changebot(
         settings=settings,
         policy=policy,
@@ -169,8 +185,11 @@ def build_changebot(
         web=web.Application(),
         scheduler=scheduler,
         notices=notices,
+        deployments=deployments,
     )
     bot.web = _build_web(bot, stores=stores, ack_first=ack_first, outage=outage)
+    if deployments is not None:
+        _mount_github(bot, deployments)
     return bot
 
 
@@ -181,6 +200,43 @@ class _Stores:
     sessions: async_sessionmaker[AsyncSession]
     repository: SqlChangeRepository
     outbox: OutboxStore
+
+
+def _mount_github(bot: Changebot, deployments: DeploymentTicker) -> None:
+    """`POST /github/webhook`, only when the policy configures the GitHub App (else 404)."""
+    github = bot.policy.integrations.github
+    assert github is not None
+    secret = os.environ.get(github.webhook_secret_env, "")
+    if not secret:
+        log.error("GitHub webhook secret %s is not set: every delivery is refused", github.webhook_secret_env)
+    handler = github_webhook_handler(
+        secret=secret, gates=deployments.gates, wake=deployments.wake, clock=bot.context.clock
+    )
+    bot.web.router.add_post("/github/webhook", handler)
+
+
+def _build_deployments(
+    policy: Policy, *, service: ChangeService, stores: _Stores, clock: Clock, waker: DeferredWaker
+) -> DeploymentTicker | None:
+    """The GitHub App's deployments waiting at a change's gate, if the policy configures
+    it; a change that moves wakes their pass."""
+    github = policy.integrations.github
+    if github is None:
+        return None
+    callbacks = GithubDeployments.from_key_file(
+        app_id=github.app_id, private_key_file=github.private_key_file, api_url=github.api_url
+    )
+    gates = DeploymentGates(
+        service=service,
+        store=SqlGateRequests(stores.sessions),
+        callbacks=callbacks,
+        github=github,
+        clock=clock,
+        notifier=waker,
+    )
+    ticker = DeploymentTicker(gates=gates)
+    waker.also.append(ticker.wake)
+    return ticker
 
 
 def _build_stores(engine: AsyncEngine) -> _Stores:
@@ -230,6 +286,7 @@ def _build_gateway(
     clock: Clock,
     waker: DeferredWaker,
     pagerduty_client_kwargs: dict[str, Any] | None,
+    waiting: WaitingAtGate | None = None,
 ) -> SlackGateway:
     """The Slack adapter, with PagerDuty beside it: on-call for emergencies, and change
     events when a routing key is set."""
@@ -263,6 +320,7 @@ def _build_gateway(
         notifier=waker,
         on_call=on_call,
         change_events=change_events,
+        waiting=waiting,
     )
 
 
