@@ -53,6 +53,11 @@ class DeploymentTicker:
         """The scheduler's job: in the background, so a slow GitHub never delays the tick."""
         self.wake()
 
+    @property
+    def idle(self) -> bool:
+        """No pass under way or asked for."""
+        return not self._tasks
+
     def stop(self) -> None:
         self._stopped = True
 
