@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub
+from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RequestFailed
 
 from domain.deployments import CallbackResult
@@ -34,6 +35,8 @@ class GithubDeployments:
             timeout=timeout,
             auto_retry=False,  # a failed answer is retried by its row, on a later pass
             http_cache=False,
+            # Its own token cache: installation tokens live with this client, not the process.
+            cache_strategy=MemCacheStrategy(),
         )
 
     @classmethod

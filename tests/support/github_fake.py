@@ -58,6 +58,7 @@ class GithubFake:
     tokens_issued: list[int] = field(default_factory=list)  # installation ids
     # (run id, environment) answered already: GitHub refuses a second answer with 422.
     answered: set[tuple[int, str]] = field(default_factory=set)
+    attempts: list[tuple[int, str]] = field(default_factory=list)  # every answer sent, refused or not
 
     def __post_init__(self) -> None:
         self.ca_file, self._cert_file, self._key_file = tls_certificates()
@@ -122,6 +123,7 @@ class GithubFake:
         body = json.loads(await request.read())
         run_id = int(request.match_info["run"])
         key = (run_id, str(body.get("environment_name")))
+        self.attempts.append(key)
         if key in self.answered:
             return web.json_response(
                 {"message": "No pending deployment requests to approve or reject"}, status=422
