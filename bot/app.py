@@ -145,7 +145,6 @@ def build_changebot(
         policy=policy,
         change_events=bool(settings.pagerduty_routing_key),
     )
-    deployments = _build_deployments(policy, service=service, stores=stores, clock=clock, waker=waker)
     gateway = _build_gateway(
         settings,
         policy,
@@ -155,7 +154,10 @@ def build_changebot(
         clock=clock,
         waker=waker,
         pagerduty_client_kwargs=pagerduty_client_kwargs,
-        waiting=deployments.gates.waiting if deployments else None,
+        waiting=stores.gate_requests.waiting if policy.integrations.github else None,
+    )
+    deployments = _build_deployments(
+        policy, service=service, stores=stores, gateway=gateway, clock=clock, waker=waker
     )
     ack_first = AckFirst()
     dispatcher = _build_dispatcher(
@@ -200,6 +202,7 @@ class _Stores:
     sessions: async_sessionmaker[AsyncSession]
     repository: SqlChangeRepository
     outbox: OutboxStore
+    gate_requests: SqlGateRequests
 
 
 def _mount_github(bot: Changebot, deployments: DeploymentTicker) -> None:
@@ -216,7 +219,13 @@ def _mount_github(bot: Changebot, deployments: DeploymentTicker) -> None:
 
 
 def _build_deployments(
-    policy: Policy, *, service: ChangeService, stores: _Stores, clock: Clock, waker: DeferredWaker
+    policy: Policy,
+    *,
+    service: ChangeService,
+    stores: _Stores,
+    gateway: SlackGateway,
+    clock: Clock,
+    waker: DeferredWaker,
 ) -> DeploymentTicker | None:
     """The GitHub App's deployments waiting at a change's gate, if the policy configures
     it; a change that moves wakes their pass."""
@@ -228,11 +237,12 @@ def _build_deployments(
     )
     gates = DeploymentGates(
         service=service,
-        store=SqlGateRequests(stores.sessions),
+        store=stores.gate_requests,
         callbacks=callbacks,
         github=github,
         clock=clock,
         notifier=waker,
+        card_link=gateway.card_permalink,
     )
     ticker = DeploymentTicker(gates=gates)
     waker.also.append(ticker.wake)
@@ -241,7 +251,12 @@ def _build_deployments(
 
 def _build_stores(engine: AsyncEngine) -> _Stores:
     sessions = session_factory(engine)
-    return _Stores(sessions=sessions, repository=SqlChangeRepository(sessions), outbox=OutboxStore(sessions))
+    return _Stores(
+        sessions=sessions,
+        repository=SqlChangeRepository(sessions),
+        outbox=OutboxStore(sessions),
+        gate_requests=SqlGateRequests(sessions),
+    )
 
 
 def _slack_client(settings: Settings) -> AsyncWebClient:

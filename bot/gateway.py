@@ -434,6 +434,14 @@ class SlackGateway:
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
         await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)
 
+    async def card_permalink(self, change_id: str) -> str | None:
+        """The link to the change's card in the changes channel (a Slack read, no write)."""
+        for copy in await self._repo.card_copies(change_id):
+            if copy.channel == self._policy.channels.changes:
+                found = await self.client.chat_getPermalink(channel=copy.channel, message_ts=copy.ts)
+                return str(found["permalink"])
+        return None
+
     async def _gate_waits(self, change_id: str) -> Sequence[GateWait]:
         return await self._waiting(change_id) if self._waiting is not None else ()
 

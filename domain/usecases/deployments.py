@@ -106,6 +106,12 @@ class DeploymentCallbacks(Protocol):
         ...
 
 
+class CardLinks(Protocol):
+    async def __call__(self, change_id: str) -> str | None:
+        """A link to the change's card in Slack, if it can be had."""
+        ...
+
+
 class DeploymentGates:
     def __init__(
         self,
@@ -116,6 +122,7 @@ class DeploymentGates:
         github: GithubIntegration,
         clock: Clock,
         notifier: Notifier,
+        card_link: CardLinks | None = None,
         lease: timedelta = timedelta(seconds=60),
         retry: timedelta = timedelta(seconds=30),
         batch: int = 50,
@@ -126,6 +133,7 @@ class DeploymentGates:
         self._github = github
         self._clock = clock
         self._notifier = notifier
+        self._card_link = card_link
         self._lease = lease
         self._retry = retry
         self._batch = batch
@@ -246,9 +254,7 @@ class DeploymentGates:
 
     async def _verdict(self, gate: PendingGate) -> Verdict | None:
         if gate.change_id is None:
-            return Verdict(
-                GateStatus.REJECTED, gate.comment or f"No change for this deployment. {HOW_TO_NAME}."
-            )
+            return Verdict(GateStatus.REJECTED, gate.comment or self._unfiled(gate))
         try:
             answer = await self._service.gate(
                 change_id=gate.change_id,
@@ -257,7 +263,25 @@ class DeploymentGates:
             )
         except ChangeNotFound:
             return Verdict(GateStatus.REJECTED, f"{gate.change_id} does not exist. {HOW_TO_NAME}.")
-        return Verdict.of(answer.decision, f"{gate.change_id}: {answer.reason}")
+        verdict = Verdict.of(answer.decision, answer.reason)
+        link = await self._link(gate.change_id) if verdict else None
+        return Verdict(verdict.state, f"{verdict.comment}. Card: {link}") if verdict and link else verdict
+
+    async def _link(self, change_id: str) -> str | None:
+        if self._card_link is None:
+            return None
+        try:
+            return await self._card_link(change_id)
+        except Exception:  # a link is a courtesy: the answer goes without it
+            log.warning("no link to %s's card for its deployment answer", change_id)
+            return None
+
+    def _unfiled(self, gate: PendingGate) -> str:
+        """A held request whose filing never finished (the bot stopped meanwhile)."""
+        mapping = self._github.mapping_for(repository=gate.repository, environment=gate.environment)
+        if mapping is None:
+            return f"No change for this deployment. {HOW_TO_NAME}."
+        return f"The standard change '{mapping.standard}' was not filed (interrupted); re-run the deployment."
 
     async def status(
         self, *, repository: str, environment: str, state: str, external_id: str, texts: tuple[str, ...]

@@ -114,7 +114,8 @@ async def test_a_change_named_in_the_ref_waits_then_one_approved_click_answers_i
     assert callback.repository == REPO and callback.run_id == 31337
     assert callback.authorization in (f"token {TOKEN}", f"Bearer {TOKEN}")
     assert callback.body["environment_name"] == "production"
-    assert CR in callback.body["comment"] and "is approved" in callback.body["comment"]
+    assert callback.body["comment"].startswith(f"{CR} is approved; its window is open until")
+    assert "Card: https://" in callback.body["comment"]  # the card in #changes
     assert github.tokens_issued == [INSTALLATION]
     assert await gate_rows(harness) == [(CR, "9001:production", "approved")]
     assert "Waiting at the gate" not in card_texts(harness)[-1]
