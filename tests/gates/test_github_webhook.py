@@ -251,3 +251,16 @@ async def test_the_card_shows_the_waiting_deployment_escaped(
     await deliveries.request(ref="CR-2026-0001", environment="<!channel> & prod")
     shown = [t for t in card_texts(harness) if "Waiting at the gate" in t]
     assert shown and "&lt;!channel&gt; &amp; prod" in shown[-1] and "<!channel>" not in shown[-1]
+
+
+async def test_a_callback_url_off_the_api_host_never_gets_the_token(
+    harness: Harness, deliveries: Deliveries, github: GithubFake
+) -> None:
+    payload = deliveries.protection_rule(ref="v2.4.1")
+    payload["deployment_callback_url"] = "https://127.0.0.2:1/repos/example-org/api/actions/runs/1/x"
+    assert (await deliveries.send("deployment_protection_rule", payload)).status == 202
+    assert github.attempts == [] and github.tokens_issued == []
+    rows = await gate_rows(harness)
+    assert rows == [(CR, "9001:production", GateStatus.CLOSED.value)]
+    trail = [e for e in (await harness.change(CR)).audit if e.action is AuditAction.GATE_CALLBACK]
+    assert trail[0].details["callback"] == "refused"
