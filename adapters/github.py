@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import httpx
+import jwt
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RequestFailed
@@ -41,7 +42,16 @@ class GithubDeployments:
 
     @classmethod
     def from_key_file(cls, *, app_id: int, private_key_file: str, api_url: str) -> GithubDeployments:
-        return cls(app_id=app_id, private_key=Path(private_key_file).read_text(), api_url=api_url)
+        """Refuses to start on a key file that is missing or not an RSA private key, rather
+        than failing every answer later."""
+        try:
+            private_key = Path(private_key_file).read_text()
+            jwt.encode({"iss": str(app_id)}, private_key, algorithm="RS256")
+        except (OSError, ValueError, jwt.PyJWTError) as error:
+            raise ValueError(
+                f"the GitHub App's private key {private_key_file} cannot be used: {type(error).__name__}"
+            ) from None
+        return cls(app_id=app_id, private_key=private_key, api_url=api_url)
 
     def allowed(self, url: str) -> bool:
         """An https URL on the configured API host (and under its path)."""

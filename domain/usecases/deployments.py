@@ -209,7 +209,13 @@ class DeploymentGates:
         while True:
             claimed = await self._store.claim(now=self._clock.now(), lease=self._lease, limit=self._batch)
             for gate in claimed:
-                answered += await self._answer(gate)
+                try:
+                    answered += await self._answer(gate)
+                except Exception as error:  # one request's trouble must not hold the others
+                    log.warning(
+                        "answering a deployment failed (%s); trying again later", type(error).__name__
+                    )
+                    await self._store.release(gate, retry_at=self._clock.now() + self._retry)
             if len(claimed) < self._batch:
                 return answered
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -140,3 +141,16 @@ def test_the_api_url_and_a_mapping_window_are_read() -> None:
 def test_a_plain_http_api_or_an_empty_window_is_refused(api_url: str, window: str) -> None:
     with pytest.raises(PolicyError):
         parse_policy(TEST_POLICY + GITHUB.format(api_url=api_url, window=window))
+
+
+def test_a_missing_or_broken_key_file_is_refused_at_start(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    for path in (tmp_path / "missing.pem", broken):
+        with pytest.raises(ValueError, match="private key"):
+            GithubDeployments.from_key_file(
+                app_id=1, private_key_file=str(path), api_url="https://api.github.com"
+            )
+    good = tmp_path / "good.pem"
+    good.write_text(app_private_key())
+    GithubDeployments.from_key_file(app_id=1, private_key_file=str(good), api_url="https://api.github.com")
