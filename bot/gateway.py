@@ -22,6 +22,7 @@ from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransie
 from adapters.prometheus import SlackErrorCounter
 from domain.clock import Clock
 from domain.deployments import GateWait
+from domain.gates import is_pipeline_principal
 from domain.intents import Intent, IntentKind
 from domain.messages import (
     BoardNews,
@@ -239,6 +240,8 @@ class SlackGateway:
 
     async def _deliver(self, row: OutboxRow) -> None:
         kind = IntentKind(row.kind)
+        if row.channel and is_pipeline_principal(row.channel):
+            return  # a pipeline (github:…, api:…) filed or moved it: nobody in Slack to tell
         message = row_message(row)
         if kind in (IntentKind.POST_CARD, IntentKind.DM_CARD):
             await self._post_card(row)

@@ -172,6 +172,10 @@ async def test_a_mapped_deployment_files_the_standard_change_and_is_approved_at_
     assert (change.draft.source.kind, change.draft.source.ref) == ("github", "v2.4.1")
     assert change.draft.source.url == f"https://github.com/{REPO}/actions/runs/31337"
     assert change.draft.ends_at - change.draft.starts_at == timedelta(minutes=45)
+    posted_to = {c.params["channel"] for c in harness.slack.calls_to("chat.postMessage")}
+    assert not [channel for channel in posted_to if channel.startswith("github:")]  # nobody to DM
+    card = card_texts(harness)[-1]
+    assert "`github:example-org/api`" in card and "<@github:" not in card
     assert await gate_rows(harness) == [(CR, "9001:production", "approved")]
 
 
