@@ -66,46 +66,42 @@ def github_webhook_handler(
             return web.json_response({"error": "malformed JSON"}, status=400)
         if event not in HANDLED:
             return web.json_response({"ignored": event[:40] or "no event"}, status=202)
-        delivery = request.headers.get("X-GitHub-Delivery", "")[:90]
-        try:
-            if event == "deployment_protection_rule":
-                outcome = await _protection_rule(payload, gates=gates, delivery=delivery)
-                wake()
-            else:
-                outcome = await _deployment_status(payload, gates=gates, delivery=delivery)
+        try:  # read first: only a bad delivery is a 400, never our own trouble acting on it
+            act = _reader(event, payload)
         except (Malformed, KeyError, TypeError, ValueError) as error:
             malformed.log(logging.WARNING, "rejected malformed GitHub %s: %s", event, type(error).__name__)
             return web.json_response({"error": f"malformed {event}"}, status=400)
+        delivery = request.headers.get("X-GitHub-Delivery", "")[:90]
+        if act is None:
+            outcome = "ignored"
+        elif delivery and not await gates.first_delivery(delivery):
+            outcome = "duplicate"
+        elif isinstance(act, DeploymentRequest):
+            await gates.requested(act)
+            wake()
+            outcome = "stored"
+        else:
+            outcome = await gates.status(**act)
         return web.json_response({"ok": True, "outcome": outcome}, status=202)
 
     return handle
 
 
-async def _protection_rule(payload: dict[str, Any], *, gates: DeploymentGates, delivery: str) -> str:
-    if payload.get("action") != "requested":
-        return "ignored"
-    request = deployment_request(payload)
-    if delivery and not await gates.first_delivery(delivery):
-        return "duplicate"
-    await gates.requested(request)
-    return "stored"
-
-
-async def _deployment_status(payload: dict[str, Any], *, gates: DeploymentGates, delivery: str) -> str:
+def _reader(event: str, payload: dict[str, Any]) -> DeploymentRequest | dict[str, Any] | None:
+    """What a delivery asks: a deployment to gate, a status to report (as `status`'s
+    arguments), or nothing (an action we do not act on)."""
+    if event == "deployment_protection_rule":
+        return deployment_request(payload) if payload.get("action") == "requested" else None
     status = _object(payload, "deployment_status")
     deployment = _object(payload, "deployment")
-    repository = _repository(payload)
     environment = _text(status.get("environment") or deployment.get("environment"), "environment", limit=200)
-    state = _text(status.get("state"), "state")
-    if delivery and not await gates.first_delivery(delivery):
-        return "duplicate"
-    return await gates.status(
-        repository=repository,
-        environment=environment,
-        state=state,
-        external_id=f"{int(deployment['id'])}:{environment}",
-        texts=_texts(payload, deployment),
-    )
+    return {
+        "repository": _repository(payload),
+        "environment": environment,
+        "state": _text(status.get("state"), "state", limit=40),
+        "external_id": f"{int(deployment['id'])}:{environment}",
+        "texts": _texts(payload, deployment),
+    }
 
 
 def deployment_request(payload: dict[str, Any]) -> DeploymentRequest:
