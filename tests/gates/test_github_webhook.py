@@ -241,7 +241,14 @@ async def test_deployment_statuses_move_the_change(
     started = await deliveries.send("deployment_status", deliveries.deployment_status("in_progress"))
     assert started.status == 202
     assert (await harness.change(CR)).status is Status.IN_PROGRESS
-    await deliveries.send("deployment_status", deliveries.deployment_status("success"))
+    success = deliveries.deployment_status("success")
+    await deliveries.send("deployment_status", success, delivery="status-delivery")
+    again = await deliveries.send("deployment_status", success, delivery="status-delivery")
+    assert (await again.json())["outcome"] == "duplicate"
+    other = await deliveries.send(
+        "deployment_status", deliveries.deployment_status("success", deployment_id=1)
+    )
+    assert (await other.json())["outcome"] == "ignored"  # names no change it knows
     change = await harness.change(CR)
     assert change.status is Status.COMPLETED
     moves = [e for e in change.audit if e.action in (AuditAction.STARTED, AuditAction.COMPLETED)]
