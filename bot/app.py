@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,13 +19,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from adapters.github import GithubDeployments
 from adapters.ics import feed_body
 from adapters.pagerduty import PagerDutyChangeEvents, PagerDutyOnCall
 from adapters.prometheus import metrics_text
 from bot.api import Api
 from bot.context import AppContext
 from bot.directory import SlackDirectory
-from bot.gateway import SlackGateway
+from bot.gateway import SlackGateway, WaitingAtGate
+from bot.github_webhook import github_webhook_handler
 from bot.http import build_web_app
 from bot.listener_errors import error_handler
 from bot.outage import DatabaseOutage
@@ -35,10 +38,13 @@ from bot.settings import Settings
 from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
+from domain.usecases.deployments import DeploymentGates
 from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
+from scheduler.deployments import DeploymentTicker, add_deployment_job
 from scheduler.jobs import NoticeTicker, build_scheduler
 from storage.api_tokens import ApiTokens
 from storage.database import READ_ONLY, create_engine, session_factory
+from storage.gate_requests import SqlGateRequests
 from storage.migrate import HEAD_REVISION, current_revision, upgrade
 from storage.models import ProcessedEventRow
 from storage.outbox import OutboxStore
@@ -59,6 +65,7 @@ class Changebot:
     web: web.Application
     scheduler: AsyncIOScheduler
     notices: NoticeTicker
+    deployments: DeploymentTicker | None = None  # the GitHub App's deployments, when configured
     _started: bool = field(default=False)
 
     async def start(self, *, run_scheduler: bool = True) -> None:
@@ -84,6 +91,8 @@ class Changebot:
         await self.context.service.run_cab_agenda(catch_up=True)
         await self.context.service.run_monthly_report(catch_up=True)
         self.context.dispatcher.wake()
+        if self.deployments is not None:
+            self.deployments.wake()  # deployments left waiting while the bot was down
 
     async def stop(self) -> None:
         """Graceful: no new passes; the notice pass and the sends under way finish, and
@@ -92,6 +101,9 @@ class Changebot:
             self.scheduler.shutdown(wait=False)
         self.notices.stop()
         await self.notices.drain()
+        if self.deployments is not None:
+            self.deployments.stop()
+            await self.deployments.drain()
         self.context.dispatcher.stop()
         await self.context.dispatcher.drain()
         session = self.context.gateway.client.session
@@ -144,6 +156,10 @@ def build_changebot(
         clock=clock,
         waker=waker,
         pagerduty_client_kwargs=pagerduty_client_kwargs,
+        waiting=stores.gate_requests.waiting if policy.integrations.github else None,
+    )
+    deployments = _build_deployments(
+        policy, service=service, stores=stores, gateway=gateway, clock=clock, waker=waker
     )
     ack_first = AckFirst()
     dispatcher = _build_dispatcher(
@@ -162,6 +178,8 @@ def build_changebot(
     scheduler, notices = build_scheduler(
         dispatcher=dispatcher, service=service, policy=policy, tick_seconds=tick_seconds
     )
+    if deployments is not None:
+        add_deployment_job(scheduler, deployments)
     bot = Changebot(
         settings=settings,
         policy=policy,
@@ -171,8 +189,11 @@ def build_changebot(
         web=web.Application(),
         scheduler=scheduler,
         notices=notices,
+        deployments=deployments,
     )
     bot.web = _build_web(bot, stores=stores, ack_first=ack_first, outage=outage)
+    if deployments is not None:
+        _mount_github(bot, deployments)
     return bot
 
 
@@ -183,11 +204,61 @@ class _Stores:
     sessions: async_sessionmaker[AsyncSession]
     repository: SqlChangeRepository
     outbox: OutboxStore
+    gate_requests: SqlGateRequests
+
+
+def _mount_github(bot: Changebot, deployments: DeploymentTicker) -> None:
+    """`POST /github/webhook`, only when the policy configures the GitHub App (else 404)."""
+    github = bot.policy.integrations.github
+    assert github is not None
+    secret = os.environ.get(github.webhook_secret_env, "")
+    if not secret:
+        log.error("GitHub webhook secret %s is not set: every delivery is refused", github.webhook_secret_env)
+    handler = github_webhook_handler(
+        secret=secret, gates=deployments.gates, wake=deployments.wake, clock=bot.context.clock
+    )
+    bot.web.router.add_post("/github/webhook", handler)
+
+
+def _build_deployments(
+    policy: Policy,
+    *,
+    service: ChangeService,
+    stores: _Stores,
+    gateway: SlackGateway,
+    clock: Clock,
+    waker: DeferredWaker,
+) -> DeploymentTicker | None:
+    """The GitHub App's deployments waiting at a change's gate, if the policy configures
+    it; a change that moves wakes their pass."""
+    github = policy.integrations.github
+    if github is None:
+        return None
+    callbacks = GithubDeployments.from_key_file(
+        app_id=github.app_id, private_key_file=github.private_key_file, api_url=github.api_url
+    )
+    gates = DeploymentGates(
+        service=service,
+        store=stores.gate_requests,
+        callbacks=callbacks,
+        github=github,
+        clock=clock,
+        notifier=waker,
+        card_link=gateway.card_permalink,
+    )
+    ticker = DeploymentTicker(gates=gates)
+    waker.also.append(ticker.wake)
+    return ticker
 
 
 def _build_stores(engine: AsyncEngine) -> _Stores:
     sessions = session_factory(engine)
-    return _Stores(sessions=sessions, repository=SqlChangeRepository(sessions), outbox=OutboxStore(sessions))
+    return _Stores(
+        sessions=sessions,
+        repository=SqlChangeRepository(sessions),
+        outbox=OutboxStore(sessions),
+        gate_requests=SqlGateRequests(sessions),
+    )
 
 
 def _slack_client(settings: Settings) -> AsyncWebClient:
@@ -232,6 +303,7 @@ def _build_gateway(
     clock: Clock,
     waker: DeferredWaker,
     pagerduty_client_kwargs: dict[str, Any] | None,
+    waiting: WaitingAtGate | None = None,
 ) -> SlackGateway:
     """The Slack adapter, with PagerDuty beside it: on-call for emergencies, and change
     events when a routing key is set."""
@@ -265,6 +337,7 @@ def _build_gateway(
         notifier=waker,
         on_call=on_call,
         change_events=change_events,
+        waiting=waiting,
     )
 
 

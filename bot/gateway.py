@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -20,6 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient, change_event_body
 from adapters.prometheus import SlackErrorCounter
 from domain.clock import Clock
+from domain.deployments import GateWait
+from domain.gates import is_pipeline_principal
 from domain.intents import Intent, IntentKind
 from domain.messages import (
     BoardNews,
@@ -99,6 +102,12 @@ def postable(row: OutboxRow, message: Message | None) -> Postable:
     return message
 
 
+class WaitingAtGate(Protocol):
+    """The deployments waiting at a change's gate (GitHub), for its card."""
+
+    async def __call__(self, change_id: str) -> Sequence[GateWait]: ...
+
+
 class OnCallResolver(Protocol):
     async def current(self) -> OnCallResult: ...
 
@@ -158,8 +167,10 @@ class SlackGateway:
         notifier: Notifier,
         on_call: OnCallResolver,
         change_events: ChangeEventSender | None = None,
+        waiting: WaitingAtGate | None = None,
     ) -> None:
         self.client = client
+        self._waiting = waiting
         self.errors = SlackErrorCounter()  # exported on /metrics
         self._on_call = on_call
         self._change_events = change_events
@@ -229,6 +240,8 @@ class SlackGateway:
 
     async def _deliver(self, row: OutboxRow) -> None:
         kind = IntentKind(row.kind)
+        if row.channel and is_pipeline_principal(row.channel):
+            return  # a pipeline (github:…, api:…) filed or moved it: nobody in Slack to tell
         message = row_message(row)
         if kind in (IntentKind.POST_CARD, IntentKind.DM_CARD):
             await self._post_card(row)
@@ -278,7 +291,12 @@ class SlackGateway:
             response = await self.client.chat_postMessage(
                 channel=row.channel,
                 text=gated(card_fallback(change)),
-                blocks=change_card(change, zone=self._policy.zone, for_approver=is_dm),
+                blocks=change_card(
+                    change,
+                    zone=self._policy.zone,
+                    for_approver=is_dm,
+                    waiting=await self._gate_waits(change.id),
+                ),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
             )
@@ -405,16 +423,30 @@ class SlackGateway:
         change = await self._service.get_change(change_id=row.change_id, history=False)
         text = gated(card_fallback(change))
         cards: dict[bool, list[dict[str, Any]]] = {}  # one render per kind, not per copy
+        waiting = await self._gate_waits(change.id)
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
             if for_approver not in cards:
-                cards[for_approver] = change_card(change, zone=self._policy.zone, for_approver=for_approver)
+                cards[for_approver] = change_card(
+                    change, zone=self._policy.zone, for_approver=for_approver, waiting=waiting
+                )
             await self.client.chat_update(
                 channel=copy.channel, ts=copy.ts, text=text, blocks=cards[for_approver]
             )
         # Everyone whose App Home shows this change sees it move too.
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
         await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)
+
+    async def card_permalink(self, change_id: str) -> str | None:
+        """The link to the change's card in the changes channel (a Slack read, no write)."""
+        for copy in await self._repo.card_copies(change_id):
+            if copy.channel == self._policy.channels.changes:
+                found = await self.client.chat_getPermalink(channel=copy.channel, message_ts=copy.ts)
+                return str(found["permalink"])
+        return None
+
+    async def _gate_waits(self, change_id: str) -> Sequence[GateWait]:
+        return await self._waiting(change_id) if self._waiting is not None else ()
 
     async def _message(self, row: OutboxRow, message: Postable) -> None:
         assert row.channel

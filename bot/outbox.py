@@ -7,6 +7,7 @@ import asyncio
 import heapq
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.gateway import Delivered, RetryLater, SlackGateway
@@ -229,7 +230,11 @@ class DeferredWaker:
 
     def __init__(self) -> None:
         self.target: OutboxDispatcher | None = None
+        # Others that act when a change moved (deployments waiting at its gate).
+        self.also: list[Callable[[], None]] = []
 
     def wake(self) -> None:
         if self.target is not None:
             self.target.wake()
+        for wake in self.also:
+            wake()

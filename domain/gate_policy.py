@@ -39,6 +39,8 @@ class GithubMapping(_Strict):
     environment: str = Field(min_length=1, max_length=255)
     standard: str
     services: list[str] = Field(default_factory=list, max_length=100)
+    # The filed standard change's window, from the moment the deployment asks.
+    window: Duration = Field(default=timedelta(hours=1), gt=timedelta(0), le=timedelta(days=7))
 
     @field_validator("repository")
     @classmethod
@@ -62,6 +64,8 @@ class GithubIntegration(_Strict):
     app_id: int = Field(ge=1)
     private_key_file: str = Field(min_length=1)
     webhook_secret_env: str = "GITHUB_WEBHOOK_SECRET"
+    # GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3); answers go only here.
+    api_url: str = Field(default="https://api.github.com", pattern=r"^https://[^/?#@\s]+(/[^?#\s]*)?$")
     mappings: list[GithubMapping] = Field(default_factory=list, max_length=200)
 
     @field_validator("webhook_secret_env")

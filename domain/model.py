@@ -122,6 +122,7 @@ class AuditAction(StrEnum):
     START_OVERRIDDEN = "start_overridden"
     APPROVALS_VOIDED = "approvals_voided"
     GATE_ANSWERED = "gate_answered"  # a pipeline asked a change's gate: each distinct answer
+    GATE_CALLBACK = "gate_callback"  # a deployment waiting at the gate was answered (GitHub's result)
 
 
 # The audit entries a card shows. Everything else in the trail is read only by

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 )
 
 from domain import quorum
+from domain.deployments import GateWait
 from domain.enums import Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
@@ -79,10 +80,16 @@ def approval_lines(change: Change) -> list[Mrkdwn]:
 
 
 def change_card(
-    change: Change, *, zone: ZoneInfo, with_actions: bool = True, for_approver: bool = False
+    change: Change,
+    *,
+    zone: ZoneInfo,
+    with_actions: bool = True,
+    for_approver: bool = False,
+    waiting: Sequence[GateWait] = (),
 ) -> list[dict[str, Any]]:
     """The CR card. Approvers' DM copies carry only the approval buttons; the channel
-    copy also carries the implementation buttons once the change is approved."""
+    copy also carries the implementation buttons once the change is approved. Deployments
+    `waiting` at its gate are listed, so approvers see what their click lets through."""
     draft = change.draft
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
@@ -124,9 +131,26 @@ def change_card(
         blocks.append(implementation_actions(change))
     if with_actions and change.status is Status.PENDING_APPROVAL:
         blocks.append(decision_buttons(change, prefix="decide"))
+    if waiting:
+        blocks.append(context(waiting_line(waiting, zone)))
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return dump(blocks)
+
+
+def waiting_line(waiting: Sequence[GateWait], zone: ZoneInfo) -> Mrkdwn:
+    """ ":hourglass: Waiting at the gate: org/api → production since <date>", escaped."""
+    shown = [
+        md(
+            "{} → {} since {}",
+            escaped_clip(w.repository, 100),
+            escaped_clip(w.environment, 60),
+            slack_date(w.since, zone),
+        )
+        for w in waiting[:10]
+    ]
+    more = md(" and {} more", str(len(waiting) - 10)) if len(waiting) > 10 else Mrkdwn("")
+    return md(":hourglass: Waiting at the gate: {}{}", join_md(", ", shown), more)
 
 
 def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
+from domain.gates import is_pipeline_principal
+
 
 class Mrkdwn(str):
     """Safe mrkdwn. `str` operations (f-strings, `+`, `join`) give back a plain `str`,
@@ -84,10 +86,10 @@ def slack_date(moment: datetime, zone: ZoneInfo) -> Mrkdwn:
 
 
 def mention(user_id: str) -> Mrkdwn:
-    """A Slack user as a mention; a pipeline ("api:NAME", "github:…") is no Slack user,
-    and `<@api:…>` would show as a broken mention: it is named as plain text."""
-    if ":" in user_id:
-        return Mrkdwn(escape(user_id))
+    """A Slack user as a mention; a pipeline principal (github:…, api:…) as its name."""
+    if is_pipeline_principal(user_id):
+        name = escape(user_id).replace("`", "'")
+        return Mrkdwn(f"`{name}`")
     return Mrkdwn(f"<@{escape(user_id)}>")
 
 
