@@ -64,6 +64,10 @@ class GateRequestStore(Protocol):
         """True the first time a webhook delivery id is seen."""
         ...
 
+    async def forget_delivery(self, delivery_id: str) -> None:
+        """A delivery that could not be acted on: GitHub's redelivery of it is acted on."""
+        ...
+
     async def open(
         self, gate: NewGate, *, now: datetime, lease: timedelta, intents: list[Intent]
     ) -> int | None:
@@ -141,6 +145,10 @@ class DeploymentGates:
     async def first_delivery(self, delivery_id: str) -> bool:
         """A webhook delivery GitHub sends again (same id) is acted on once."""
         return await self._store.first_delivery(delivery_id, now=self._clock.now())
+
+    async def forget_delivery(self, delivery_id: str) -> None:
+        """Acting on the delivery failed (e.g. the database went away): its redelivery counts."""
+        await self._store.forget_delivery(delivery_id)
 
     async def requested(self, request: DeploymentRequest) -> None:
         """A deployment asks to pass: keep it (once per deployment and environment) and
