@@ -137,7 +137,15 @@ def deployment_request(payload: dict[str, Any]) -> DeploymentRequest:
         run_url=run_url,
         ref=ref[:200] if isinstance(ref, str) else None,
         texts=_texts(payload, deployment),
+        sha=_sha(deployment.get("sha")),
     )
+
+
+def _sha(value: Any) -> str | None:
+    """A commit id as GitHub writes it (hex, 7 to 40 digits), else None."""
+    if isinstance(value, str) and 7 <= len(value) <= 40 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
 
 
 def _texts(payload: dict[str, Any], deployment: dict[str, Any]) -> tuple[str, ...]:

@@ -109,6 +109,10 @@ class DeploymentCallbacks(Protocol):
         """Send the answer; the result and a short detail ("HTTP 204", "timeout")."""
         ...
 
+    async def commit_message(self, *, repository: str, sha: str, installation_id: int | None) -> str | None:
+        """The deployed commit's message, or None if GitHub cannot tell us quickly."""
+        ...
+
 
 class CardLinks(Protocol):
     async def __call__(self, change_id: str) -> str | None:
@@ -173,6 +177,11 @@ class DeploymentGates:
     async def _named_change(self, request: DeploymentRequest) -> tuple[str | None, str | None]:
         """The change the deployment names, or why the one it names cannot be used."""
         ref = find_change_ref(request.texts)
+        if ref is None and request.sha:  # the event carries no commit message: ask for it
+            message = await self._callbacks.commit_message(
+                repository=request.repository, sha=request.sha, installation_id=request.installation_id
+            )
+            ref = find_change_ref([message])
         if ref is None:
             return None, None
         try:
