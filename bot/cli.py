@@ -58,6 +58,27 @@ def _database_url() -> str:
     return DatabaseSettings().database_url
 
 
+# The commands that read or write the database without migrating it first.
+DATABASE_COMMANDS = frozenset({"changes", "audit", "calendar", "api-token"})
+
+
+async def _require_current_schema() -> None:
+    """A database behind the code gets one line saying what to run, not a traceback."""
+    from storage.database import create_engine
+    from storage.migrate import HEAD_REVISION, current_revision
+
+    engine = create_engine(_database_url())
+    try:
+        current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    if current != HEAD_REVISION:
+        raise StartupError(
+            f"the database schema is at {current or 'nothing yet'}, this changebot needs {HEAD_REVISION}: "
+            "run `changebot db upgrade` first"
+        )
+
+
 async def _serve(host: str, port: int) -> None:
     settings = _settings("slack_bot_token", "slack_signing_secret")
     policy = load_policy(settings.changebot_policy)
@@ -314,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         # the collector back on.
         gc.disable()
     try:
+        if args.command in DATABASE_COMMANDS:
+            asyncio.run(_require_current_schema())
         if args.command == "serve":
             asyncio.run(_serve(args.host, args.port))
         elif args.command == "socket":
