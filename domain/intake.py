@@ -251,6 +251,11 @@ def _source(raw: ChangeSource | None, errors: dict[str, str]) -> ChangeSource | 
     return ChangeSource(kind=kind, url=url, ref=ref)
 
 
+def validate_source(raw: ChangeSource | None, errors: dict[str, str]) -> ChangeSource | None:
+    """A pipeline's source checked as the form's is (emergencies filed by a pipeline too)."""
+    return _source(raw, errors)
+
+
 def validate_window(
     starts: int | None, ends: int | None, *, now: datetime, limits: Limits
 ) -> tuple[datetime, datetime]:

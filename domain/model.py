@@ -106,6 +106,7 @@ class AuditAction(StrEnum):
     DIGEST_POSTED = "digest_posted"
     EMERGENCY_DECLARED = "emergency_declared"
     ON_CALL_RESOLVED = "on_call_resolved"
+    ON_CALL_ACKNOWLEDGED = "on_call_acknowledged"  # the on-call saw an emergency needing no go-ahead
     POST_APPROVAL_RECORDED = "post_approval_recorded"
     POST_APPROVED = "post_approved"
     POST_REJECTED = "post_rejected"
@@ -128,7 +129,12 @@ class AuditAction(StrEnum):
 # The audit entries a card shows. Everything else in the trail is read only by
 # `/change show`, the CLI and reports, so ordinary loads leave it in the database.
 CARD_AUDIT_ACTIONS = frozenset(
-    {AuditAction.EXCEPTION_REQUESTED, AuditAction.ON_CALL_RESOLVED, AuditAction.START_OVERRIDDEN}
+    {
+        AuditAction.EXCEPTION_REQUESTED,
+        AuditAction.ON_CALL_RESOLVED,
+        AuditAction.ON_CALL_ACKNOWLEDGED,
+        AuditAction.START_OVERRIDDEN,
+    }
 )
 
 

@@ -236,6 +236,9 @@ class Emergency(_Strict):
     # not_required: fix first, document concurrently (seed 002); on_call: wait for the
     # on-call engineer's go-ahead before starting.
     go_ahead: Literal["not_required", "on_call"] = "not_required"
+    # Approvals before the fix may start (seed 000: "On-call engineer + manager"): `on_call`
+    # (whoever PagerDuty says is on call) and/or role names, one approval each. Empty: none.
+    pre_approval: list[str] = Field(default_factory=list, max_length=5)
     fallback: list[SlackMember] = Field(default_factory=list)
     post_approval: PostApproval = Field(default_factory=PostApproval)
     escalate_to: str = "cto"
@@ -493,6 +496,11 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
     ]
     if policy.cab.role:
         role_refs.append((("cab", "role"), policy.cab.role))
+    role_refs += [
+        (("emergency", "pre_approval", i), role)
+        for i, role in enumerate(policy.emergency.pre_approval)
+        if role != "on_call"
+    ]
     role_refs += [(("freeze_roles", i), role) for i, role in enumerate(policy.freeze_roles)]
     role_refs += [(("incident_roles", i), role) for i, role in enumerate(policy.incident_roles)]
     role_refs += [(("start_override_roles", i), role) for i, role in enumerate(policy.start_override_roles)]

@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     CLOSE = "change_close"
     POST_APPROVE = "change_post_approve"
     POST_REJECT = "change_post_reject"
+    ACKNOWLEDGE = "change_acknowledge"  # the on-call's "seen" on an emergency needing no go-ahead
     REVIEW = "change_review"
 
 

@@ -3,7 +3,7 @@ blackouts, freezes) and overlapping CRs, route the approval steps, plan the time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -23,12 +23,22 @@ from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.risk import assess_risk
 from domain.timeline import PlannedNotice
-from domain.usecases.base import CALENDAR_LIMIT, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase
+
+# Files an emergency from the form (usecases/emergency.py: declare_from_form).
+Declare = Callable[..., Awaitable[Change]]
 
 
 class Intake(UseCase):
+    def __init__(self, deps: Deps, *, declare: Declare | None = None) -> None:
+        super().__init__(deps)
+        self._declare = declare
+
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
-        """Validate, score, snapshot the approval steps and store the CR with its posts."""
+        """Validate, score, snapshot the approval steps and store the CR with its posts.
+        An emergency goes the one emergency way (on-call, incidents channel, post-approval)."""
+        if self._declare is not None and (form.category or "").strip() == Category.EMERGENCY.value:
+            return await self._declare(form=form, requester=requester, team_id=team_id)
         now = self._clock.now()
         draft = validate_form(form, policy=self.policy, now=now)
         freezes, others = await self._repo.schedule_context(

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.authz import before_start_refusal
-from domain.enums import Status
+from domain.emergency import implicit_start
+from domain.enums import Category, Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_NOTES, MAX_REASON
@@ -91,10 +92,13 @@ class Progress(UseCase):
             audit = [overridden] if overridden else []
             started_at = None
             if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
-                audit.append(
-                    AuditEntry(user, AuditAction.STARTED, now, {"implicit": True, "team_id": team_id})
-                )
-                started_at = now
+                # An emergency began at its declaration (or go-ahead): its duration stays real.
+                emergency = change.draft.category is Category.EMERGENCY
+                started_at = implicit_start(change) if emergency else now
+                details: dict[str, object] = {"implicit": True, "team_id": team_id}
+                if emergency:
+                    details["started_at"] = started_at.isoformat()
+                audit.append(AuditEntry(user, AuditAction.STARTED, now, details))
             elif target is Status.IN_PROGRESS:
                 started_at = now
             audit.append(AuditEntry(user, audit_action, now, {"notes": notes, "team_id": team_id}))
