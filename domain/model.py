@@ -50,6 +50,13 @@ class ChangeDraft:
     severity: str | None = None  # emergencies: the incident's severity (P0, P1, …)
     incident_ref: str | None = None  # emergencies: incident id or link
     source: ChangeSource | None = None  # filed by a pipeline; None when filed through the form
+    # The template's further fields (process 002): all optional unless the policy requires them.
+    links: tuple[str, ...] = ()  # PRs, tickets, runbooks, dashboards: http(s) URLs
+    success_criteria: str = ""
+    dependencies: str = ""  # on other systems, teams or changes
+    stakeholders: tuple[str, ...] = ()  # Slack users and channels told at T-24h and on completion
+    rollback_minutes: int | None = None  # how long a rollback takes
+    rollback_triggers: str = ""  # when to roll back, besides the policy's triggers
 
 
 @dataclass(frozen=True)

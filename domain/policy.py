@@ -29,8 +29,10 @@ from domain.calendar_policy import Blackout, Windows
 from domain.durations import Duration
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.gate_policy import GatePolicy, Integrations, integration_problems
+from domain.lead_time import default_lead_time
 from domain.metrics import Targets
 from domain.risk import DEFAULT_RISK_MATRIX
+from domain.template_fields import RequiredField, default_required_fields
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -355,6 +357,10 @@ class Policy(_Strict):
     targets: Targets = Field(default_factory=Targets)
     gates: GatePolicy = Field(default_factory=GatePolicy)  # pipelines waiting at a change's gate
     integrations: Integrations = Field(default_factory=Integrations)  # what else asks the gates
+    # Form fields a category must fill in, besides the built-in ones (003/004: a test plan).
+    required_fields: dict[Category, list[RequiredField]] = Field(default_factory=default_required_fields)
+    # How far ahead of its start a category is filed (004); sooner takes the exception path.
+    lead_time: dict[Category, Duration] = Field(default_factory=default_lead_time)
 
     @field_validator("timezone")
     @classmethod
@@ -527,6 +533,14 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
             if service not in services:
                 loc = ("standard_catalog", i, "services", j)
                 yield PolicyProblem(_format_path(loc), locate(loc), f"unknown service '{service}'")
+    for category, lead in policy.lead_time.items():
+        loc = ("lead_time", category.value)
+        if category is Category.EMERGENCY:
+            yield PolicyProblem(_format_path(loc), locate(loc), "emergency changes have no lead time")
+        elif not timedelta(0) <= lead < policy.limits.max_ahead:
+            yield PolicyProblem(
+                _format_path(loc), locate(loc), "must be from 0 to less than limits.max_ahead"
+            )
     catalog = {entry.id: entry.services for entry in policy.standard_catalog}
     for loc, message in integration_problems(policy.integrations, catalog=catalog, services=policy.services):
         yield PolicyProblem(_format_path(loc), locate(loc), message)

@@ -36,6 +36,7 @@ from modals.ids import ActionId, CallbackId, Field
 from modals.labels import STATUS_LABELS
 from modals.metadata import RejectMetadata
 from modals.review import review_detail, review_lines
+from modals.template_fields import card_blocks, detail_blocks, rollback_text
 from modals.text import (
     Mrkdwn,
     clip,
@@ -99,14 +100,24 @@ def change_card(
     ]
     if draft.description:
         blocks.append(section(escaped_clip(draft.description, SECTION_LIMIT - 10)))
-    if draft.rollback_plan:
-        blocks.append(section(md("*Rollback plan*\n{}", escaped_clip(draft.rollback_plan, 1500))))
+    rollback = rollback_text(draft)
+    if rollback:
+        blocks.append(section(rollback))
+    blocks += card_blocks(draft)
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
     lines = approval_lines(change)
     exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
-    if exception is not None:
+    if exception is not None and exception.details.get("short_notice"):
+        lines.append(
+            md(
+                ":warning: Short notice: {} Exception requested: {}",
+                escaped_clip(str(exception.details["short_notice"]), 200),
+                escaped_clip(str(exception.details.get("reason", "")), 500),
+            )
+        )
+    elif exception is not None:
         lines.append(
             md(
                 ":warning: Outside its windows or in a blackout; exception requested: {}",
@@ -290,6 +301,7 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     ):
         if text:
             extra.append(section(md("*{}*\n{}", label, escaped_clip(text, SECTION_LIMIT - 40))))
+    extra += detail_blocks(change.draft)
     if review_detail(change):
         extra.append(section(review_detail(change)))
     if change.audit:

@@ -18,6 +18,7 @@ from domain.ports import ChangeUpdate
 from domain.read_models import ActionOutcome, ProgressAction
 from domain.retry import until_stored
 from domain.start_rules import gate_start
+from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, PlannedNotice
 from domain.usecases.base import UseCase
 from domain.usecases.reviews import review_needed, with_review
@@ -218,7 +219,7 @@ class Progress(UseCase):
         if target in (Status.FAILED, Status.ROLLED_BACK):
             intents.append(Intent(IntentKind.MESSAGE, change.id, channel, replace(payload, thread=False)))
         if target is Status.COMPLETED:
-            for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
+            for stakeholder in stakeholders_of(self.policy.timeline.stakeholders, change.draft):
                 intents.append(
                     Intent(IntentKind.MESSAGE, change.id, stakeholder, replace(payload, thread=False))
                 )
