@@ -181,7 +181,13 @@ async def test_a_major_change_needs_seven_days_and_emergencies_none(
         clock, starts_in=timedelta(days=8), category="major", implementation_plan="Steps", test_plan="Tests"
     )
     assert (await service.submit_change(form=later, requester=REQUESTER)).draft.category is Category.MAJOR
-    soon = change_form(clock, starts_in=timedelta(minutes=10), category="emergency", test_plan="Tests")
+    soon = change_form(
+        clock,
+        starts_in=timedelta(minutes=10),
+        category="emergency",
+        test_plan="Tests",
+        implementation_plan="Restart the pool",  # the fix: an emergency from the form declares it
+    )
     assert (await service.submit_change(form=soon, requester=REQUESTER)).draft.category is Category.EMERGENCY
 
 
