@@ -15,6 +15,7 @@ from domain.service import ChangeService
 
 ICS_STATUS = {
     Status.PENDING_APPROVAL: "TENTATIVE",
+    Status.CHANGES_REQUESTED: "TENTATIVE",
     Status.APPROVED: "CONFIRMED",
     Status.IN_PROGRESS: "CONFIRMED",
     Status.COMPLETED: "CONFIRMED",

@@ -11,6 +11,7 @@ from domain.ports import ChangeRepository, Directory, Notifier
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
+from domain.usecases.editing import Editing
 from domain.usecases.emergency import Emergency
 from domain.usecases.gates import Gates
 from domain.usecases.intake import Intake
@@ -42,15 +43,17 @@ class ChangeService:
             policy=policy,
             change_events=change_events,  # PagerDuty Change Events configured
         )
-        self._repo = repository
-        self.policy = policy
+        self._repo, self.policy = repository, policy
         intake, queries, approvals = Intake(deps), Queries(deps), Approvals(deps)
-        reviews, progress, emergency = Reviews(deps), Progress(deps), Emergency(deps)
+        reviews, progress, emergency, editing = Reviews(deps), Progress(deps), Emergency(deps), Editing(deps)
         notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
 
-        # --- intake (usecases/intake.py) and reading (usecases/queries.py) -----
+        # --- intake (usecases/intake.py), corrections (usecases/editing.py), reading (usecases/queries.py)
         self.submit_change = intake.submit_change
         self.reschedule = intake.reschedule
+        self.check_edit = editing.check_edit
+        self.edit_change = editing.edit_change
+        self.request_changes = editing.request_changes
         self.get_change = queries.get_change
         self.list_changes = queries.list_changes
 

@@ -16,6 +16,8 @@ class ActionId(StrEnum):
     POST_APPROVE = "change_post_approve"
     POST_REJECT = "change_post_reject"
     REVIEW = "change_review"
+    EDIT = "change_edit"
+    REQUEST_CHANGES = "change_request_changes"
 
 
 class CallbackId(StrEnum):
@@ -27,6 +29,8 @@ class CallbackId(StrEnum):
     REVIEW = "change_review_submit"
     DECLARE_EMERGENCY_SHORTCUT = "declare_emergency"
     NEW_CHANGE_SHORTCUT = "new_change"
+    EDIT_CHANGE = "change_edit_submit"
+    REQUEST_CHANGES = "change_request_changes_submit"
 
 
 class Field(StrEnum):
