@@ -115,14 +115,17 @@ async def test_a_typo_fix_before_any_decision_tells_nobody(harness: Harness) -> 
     await harness.command(f"edit {CR}", user="UREQ")
 
     answer = await save(harness, "UREQ", description={"value": "Roll out gateway 2.4 (typo fixed)."})
+    again = await save(harness, "UREQ", description={"value": "Roll out gateway 2.4 (typo fixed)."})
 
     assert answer == {}
+    assert again == {"response_action": "errors", "errors": {"title": "Not saved: nothing was changed."}}
     assert len(harness.slack.calls_to("chat.postMessage")) == posts  # the cards refresh, nobody is told
     change = await harness.change(CR)
     assert (change.status, change.draft.description) == (
         Status.PENDING_APPROVAL,
         "Roll out gateway 2.4 (typo fixed).",
     )
+    assert [e.action for e in change.audit].count(AuditAction.EDITED) == 1  # a double click edits once
 
 
 async def test_request_changes_then_edit_then_approve_keeps_the_id(harness: Harness) -> None:
