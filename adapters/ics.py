@@ -17,6 +17,7 @@ from domain.template_fields import web_link
 
 ICS_STATUS = {
     Status.PENDING_APPROVAL: "TENTATIVE",
+    Status.CHANGES_REQUESTED: "TENTATIVE",
     Status.APPROVED: "CONFIRMED",
     Status.IN_PROGRESS: "CONFIRMED",
     Status.COMPLETED: "CONFIRMED",

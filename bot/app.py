@@ -39,7 +39,18 @@ from domain.clock import Clock, SystemClock
 from domain.policy import Policy
 from domain.service import ChangeService
 from domain.usecases.deployments import DeploymentGates
-from handlers import approvals, commands, emergency, events, home, intake, progress, reschedule, review
+from handlers import (
+    approvals,
+    commands,
+    editing,
+    emergency,
+    events,
+    home,
+    intake,
+    progress,
+    reschedule,
+    review,
+)
 from scheduler.deployments import DeploymentTicker, add_deployment_job
 from scheduler.jobs import NoticeTicker, build_scheduler
 from storage.api_tokens import ApiTokens
@@ -405,7 +416,18 @@ def build_bolt(
         return await next()
 
     bolt.error(error_handler(gateway=context.gateway, outage=outage, clock=context.clock))
-    for module in (commands, approvals, intake, events, progress, reschedule, emergency, home, review):
+    for module in (
+        commands,
+        approvals,
+        editing,
+        intake,
+        events,
+        progress,
+        reschedule,
+        emergency,
+        home,
+        review,
+    ):
         module.register(bolt, context)
     return bolt
 

@@ -46,12 +46,15 @@ def incident_refusal(*, change: Change, user: str, in_incident_role: bool, polic
     return None
 
 
-def before_start_refusal(change: Change, user: str, *, verb: str) -> str | None:
+def before_start_refusal(
+    change: Change, user: str, *, verb: str, also: frozenset[Status] = frozenset()
+) -> str | None:
     """Why `user` may not `verb` (reschedule, cancel) `change`: only its requester or its
-    implementer may, and only while it is waiting for approval or approved (None: they may)."""
+    implementer may, and only while it is waiting for approval or approved, or in one of
+    the statuses `also` names (None: they may)."""
     if user not in (change.requester, change.implementer):
         return f"only the requester or the implementer can {verb} it"
-    if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
+    if change.status not in (Status.PENDING_APPROVAL, Status.APPROVED, *also):
         return f"the change is {change.status.value.replace('_', ' ')}"
     return None
 

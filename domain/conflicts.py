@@ -10,7 +10,8 @@ from datetime import datetime
 from domain.enums import Status
 from domain.model import Change
 
-OPEN_FOR_CONFLICTS = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
+# A change sent back for changes still holds its window: it is meant to go ahead once edited.
+OPEN_FOR_CONFLICTS = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS, Status.CHANGES_REQUESTED)
 
 
 @dataclass(frozen=True)

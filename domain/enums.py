@@ -42,6 +42,7 @@ class Status(StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     CLOSED = "closed"
+    CHANGES_REQUESTED = "changes_requested"  # an approver sent it back to its requester to edit
 
 
 class Decision(StrEnum):

@@ -91,6 +91,11 @@ def decide_gate(
         )
     if change.status is Status.PENDING_APPROVAL:
         return GateAnswer(GateDecision.WAIT, f"{change.id} is waiting for approval: {_open_steps(change)}")
+    if change.status is Status.CHANGES_REQUESTED:
+        return GateAnswer(
+            GateDecision.WAIT,
+            f"{change.id} is back with its requester: an approver asked for changes before approving",
+        )
     early = policy.gates.early
     if now < opens_at(draft.starts_at, early):
         before = f"the gate opens {_span(early)} before" if early else "the gate opens then"

@@ -131,6 +131,8 @@ class AuditAction(StrEnum):
     APPROVALS_VOIDED = "approvals_voided"
     GATE_ANSWERED = "gate_answered"  # a pipeline asked a change's gate: each distinct answer
     GATE_CALLBACK = "gate_callback"  # a deployment waiting at the gate was answered (GitHub's result)
+    EDITED = "edited"  # the requester corrected the CR: its diff, and whether it went back for approval
+    CHANGES_REQUESTED = "changes_requested"  # an approver sent it back with a comment
 
 
 # The audit entries a card shows. Everything else in the trail is read only by
@@ -141,6 +143,8 @@ CARD_AUDIT_ACTIONS = frozenset(
         AuditAction.ON_CALL_RESOLVED,
         AuditAction.ON_CALL_ACKNOWLEDGED,
         AuditAction.START_OVERRIDDEN,
+        AuditAction.EDITED,
+        AuditAction.CHANGES_REQUESTED,
     }
 )
 

@@ -16,6 +16,7 @@ from domain.model import (
     ApprovalEntry,
     AuditEntry,
     Change,
+    ChangeDraft,
     NewChange,
     PostState,
     Review,
@@ -72,6 +73,8 @@ class ChangeUpdate:
     add_notices: Sequence[PlannedNotice] = ()
     drop_notices: bool = False
     void_approvals: bool = False  # drop the pre-approvals and approved_at (the window moved)
+    draft: ChangeDraft | None = None  # the CR as edited: every field of the form (its source kept)
+    risk: Risk | None = None  # scored again for an edited draft
 
 
 @dataclass(frozen=True)

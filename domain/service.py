@@ -11,6 +11,7 @@ from domain.ports import ChangeRepository, Directory, Notifier
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
+from domain.usecases.editing import Editing
 from domain.usecases.emergency import Emergency
 from domain.usecases.gates import Gates
 from domain.usecases.intake import Intake
@@ -42,19 +43,34 @@ class ChangeService:
             policy=policy,
             change_events=change_events,  # PagerDuty Change Events configured
         )
-        self._repo = repository
-        self.policy = policy
+        self._repo, self.policy = repository, policy
         emergency, queries, approvals = Emergency(deps), Queries(deps), Approvals(deps)
         intake = Intake(deps, declare=emergency.declare_from_form)  # category emergency: declared
-        reviews, progress = Reviews(deps), Progress(deps)
+        reviews, progress, editing = Reviews(deps), Progress(deps), Editing(deps)
         notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
+        gates = Gates(deps, intake=intake, progress=progress)
+        self._bind_filing(intake=intake, editing=editing, queries=queries, gates=gates)
+        self._bind_decisions(approvals=approvals, progress=progress, reviews=reviews, emergency=emergency)
+        self._bind_schedule(notices=notices, calendar=calendar, reports=reports)
 
-        # --- intake (usecases/intake.py) and reading (usecases/queries.py) -----
+    def _bind_filing(self, *, intake: Intake, editing: Editing, queries: Queries, gates: Gates) -> None:
+        # --- intake (usecases/intake.py), corrections (usecases/editing.py), reading (usecases/queries.py)
         self.submit_change = intake.submit_change
         self.reschedule = intake.reschedule
+        self.check_edit = editing.check_edit
+        self.edit_change = editing.edit_change
+        self.request_changes = editing.request_changes
         self.get_change = queries.get_change
         self.list_changes = queries.list_changes
 
+        # --- deploy pipelines (usecases/gates.py) ------------------------------
+        self.gate = gates.gate
+        self.file_change = gates.file_change
+        self.report_event = gates.report_event
+
+    def _bind_decisions(
+        self, *, approvals: Approvals, progress: Progress, reviews: Reviews, emergency: Emergency
+    ) -> None:
         # --- decisions (usecases/approvals.py) ---------------------------------
         self.check_decision = approvals.check_decision
         self.decide = approvals.decide
@@ -77,6 +93,7 @@ class ChangeService:
         self.assign_on_call = emergency.assign_on_call
         self.acknowledge = emergency.acknowledge
 
+    def _bind_schedule(self, *, notices: Notices, calendar: Calendar, reports: Reports) -> None:
         # --- the timeline (usecases/notices.py) --------------------------------
         self.seconds_to_next_notice = notices.seconds_to_next_notice
         self.process_due_notices = notices.process_due_notices
@@ -98,9 +115,3 @@ class ChangeService:
         self.run_monthly_report = reports.run_monthly_report
         self.request_report = reports.request_report
         self.report = reports.report
-
-        # --- deploy pipelines (usecases/gates.py) ------------------------------
-        gates = Gates(deps, intake=intake, progress=progress)
-        self.gate = gates.gate
-        self.file_change = gates.file_change
-        self.report_event = gates.report_event

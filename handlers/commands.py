@@ -16,6 +16,7 @@ from domain.intake import IntakeRejected
 from domain.ports import ListScope
 from domain.read_models import ProgressAction
 from handlers.context import AppContext
+from handlers.editing import edit_form
 from modals.cards import change_detail, change_list, help_blocks
 from modals.counts import page_footer, past_end
 from modals.emergency import EmergencyMetadata, emergency_modal
@@ -101,6 +102,12 @@ async def open_reschedule(ctx: AppContext, command: Command) -> Mrkdwn | None:
         return md("There is no change {}.", escaped_clip(command.args[0], 30))
     await ctx.gateway.open_view(trigger_id=command.trigger_id, view=reschedule_modal(change))
     return None
+
+
+async def open_edit(ctx: AppContext, command: Command) -> Mrkdwn | None:
+    if len(command.args) != 1 or not CHANGE_ID.match(command.args[0]):
+        return Mrkdwn("Which change? Use `/change edit CR-2026-0001`.")
+    return await edit_form(ctx, change_id=command.args[0], user=command.user, trigger_id=command.trigger_id)
 
 
 async def show(ctx: AppContext, command: Command) -> Blocks:
@@ -257,12 +264,13 @@ async def unknown(ctx: AppContext, command: Command) -> Blocks:
 # a replayed or double-sent request that changes something must act once; one that only
 # reads or opens a form costs no claim (a form's submission is claimed instead).
 CHANGES_STATE = frozenset({"cancel", "freeze", "incident", "start", "report"})
-READS_ONLY = frozenset({"new", "emergency", "reschedule", "show", "list", "calendar", "help"})
+READS_ONLY = frozenset({"new", "emergency", "reschedule", "edit", "show", "list", "calendar", "help"})
 
 MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[Mrkdwn | None]]] = {
     "new": open_new,
     "emergency": open_emergency,
     "reschedule": open_reschedule,
+    "edit": open_edit,
 }
 ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
     "show": show,

@@ -70,12 +70,20 @@ def decision_buttons(
     approve_text: str = "Approve",
     approve: ActionId = ActionId.APPROVE,
     reject: ActionId = ActionId.REJECT,
+    request_changes: ActionId | None = None,
 ) -> ActionsBlock:
-    """The green and the red button under a change that waits for a decision."""
+    """The green and the red button under a change that waits for a decision, and
+    between them, when asked for, the approver's third answer: request changes."""
+    middle = (
+        [ButtonElement(text="Request changes", action_id=request_changes.value, value=change.id)]
+        if request_changes is not None
+        else []
+    )
     return ActionsBlock(
         block_id=f"{prefix}:{change.id}",
         elements=[
             ButtonElement(text=approve_text, action_id=approve.value, value=change.id, style="primary"),
+            *middle,
             ButtonElement(text="Reject", action_id=reject.value, value=change.id, style="danger"),
         ],
     )

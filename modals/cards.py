@@ -31,6 +31,7 @@ from modals.blocks import (
     modal,
     titled_lines,
 )
+from modals.editing import correction_lines, edit_actions, editable
 from modals.emergency import DmReader, acknowledged_by, emergency_dm_actions, post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.labels import STATUS_LABELS
@@ -107,8 +108,10 @@ def change_card(
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
-    lines = approval_lines(change)
-    exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
+    lines = approval_lines(change) + correction_lines(change)
+    exception = next((e for e in reversed(change.audit) if e.action is AuditAction.EXCEPTION_REQUESTED), None)
+    if exception is not None and not any(s.purpose == "exception" for s in change.steps):
+        exception = None  # an edit brought it back inside its windows and lead time
     if exception is not None and exception.details.get("short_notice"):
         lines.append(
             md(
@@ -144,9 +147,11 @@ def change_card(
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
     if with_actions and change.status is Status.PENDING_APPROVAL and not emergency_dm:
-        blocks.append(decision_buttons(change, prefix="decide"))
+        blocks.append(decision_buttons(change, prefix="decide", request_changes=ActionId.REQUEST_CHANGES))
     if with_actions and emergency_dm:
         blocks += emergency_dm_actions(change, reader)
+    if with_actions and not for_approver and editable(change):
+        blocks.append(edit_actions(change))
     if waiting:
         blocks.append(context(waiting_line(waiting, zone)))
     updated = slack_date(change.updated_at, zone)
@@ -409,6 +414,7 @@ HELP_TEXT = Mrkdwn(
     "• `/change incident CR-2026-0001 INC-123`: record that a change caused an incident\n"
     "• `/change report [week|month|2026-10]`: success, rollback and failure rates with a chart\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
+    "• `/change edit CR-2026-0001`: correct a change (what approvers judged goes back to them)\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
     "• `/change help`: this help"
 )

@@ -17,6 +17,8 @@ class ActionId(StrEnum):
     POST_REJECT = "change_post_reject"
     ACKNOWLEDGE = "change_acknowledge"  # the on-call's "seen" on an emergency needing no go-ahead
     REVIEW = "change_review"
+    EDIT = "change_edit"
+    REQUEST_CHANGES = "change_request_changes"
 
 
 class CallbackId(StrEnum):
@@ -28,6 +30,8 @@ class CallbackId(StrEnum):
     REVIEW = "change_review_submit"
     DECLARE_EMERGENCY_SHORTCUT = "declare_emergency"
     NEW_CHANGE_SHORTCUT = "new_change"
+    EDIT_CHANGE = "change_edit_submit"
+    REQUEST_CHANGES = "change_request_changes_submit"
 
 
 class Field(StrEnum):

@@ -44,6 +44,7 @@ from domain.limits import (
 from domain.policy import Policy
 from modals.blocks import modal
 from modals.ids import CallbackId, Field
+from modals.metadata import EditMetadata
 from modals.text import clip, clip_md, escaped_clip, join_md, md, section, slack_date
 
 CATEGORY_LABELS = {
@@ -336,16 +337,20 @@ def _element(spec: _Spec, form: _Form) -> InputInteractiveElement:
             )
 
 
-def _field_blocks(spec: _Spec, form: _Form) -> list[Block]:
-    """One row of the table as Block Kit: its input, after a divider if it opens a part."""
+def _field_blocks(spec: _Spec, form: _Form, prefill: ChangeForm | None = None) -> list[Block]:
+    """One row of the table as Block Kit: its input, after a divider if it opens a part;
+    filled in from `prefill` (an edit) when given."""
     if spec.shown is not None and not spec.shown(form):
         return []
+    element = _element(spec, form)
+    if prefill is not None:
+        _prefill(element, _prefilled(spec.field, prefill))
     block = InputBlock(
         block_id=spec.field.value,
         label=spec.label,
         hint=_hint(spec, form),
         optional=spec.optional,
-        element=_element(spec, form),
+        element=element,
     )
     return [DividerBlock(), block] if spec.divider_before else [block]
 
@@ -362,24 +367,87 @@ def _hint(spec: _Spec, form: _Form) -> str | None:
     return f"{spec.hint + ' ' if spec.hint else ''}Required for {which} changes."
 
 
-def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:
-    start, end = default_window(now)
-    form = _Form(policy=policy, starts=start, ends=end)
+def _prefilled(field: Field, form: ChangeForm) -> str | list[str] | None:
+    """The value `form` holds for the input of `field` (its options' values for a multi-select)."""
+    if field is Field.SERVICES:
+        return list(form.services)
+    if field is Field.EXCEPTION:
+        return ["requested"] if form.exception_requested else []
+    if field is Field.IMPLEMENTER:
+        return form.implementer
+    if field in (Field.STARTS_AT, Field.ENDS_AT):
+        return None  # the _Form's window already
+    if field is Field.LINKS:
+        return "\n".join(form.links) or None
+    if field is Field.STAKEHOLDERS:  # people (U…/W…); the channels have their own input
+        return [s for s in form.stakeholders if s[:1] in ("U", "W")]
+    if field is Field.STAKEHOLDER_CHANNELS:
+        return [s for s in form.stakeholders if s[:1] not in ("U", "W")]
+    value = getattr(form, "exception_reason" if field is Field.EXCEPTION_REASON else field.value, None)
+    return value if isinstance(value, str) and value else None
+
+
+def _prefill(element: InputInteractiveElement, value: str | list[str] | None) -> None:
+    """Set an input's initial value; an option the policy no longer offers is left unset."""
+    if value is None:
+        return
+    if isinstance(element, PlainTextInputElement | NumberInputElement) and isinstance(value, str):
+        element.initial_value = value
+    elif isinstance(element, UserSelectElement) and isinstance(value, str):
+        element.initial_user = value
+    elif isinstance(element, StaticSelectElement) and isinstance(value, str):
+        options = [o for o in element.options or [] if isinstance(o, Option)]
+        element.initial_option = next((o for o in options if o.value == value), None)
+    elif isinstance(element, UserMultiSelectElement) and isinstance(value, list):
+        element.initial_users = value or None
+    elif isinstance(element, ConversationMultiSelectElement) and isinstance(value, list):
+        element.initial_conversations = value or None
+    elif isinstance(element, StaticMultiSelectElement | CheckboxesElement) and isinstance(value, list):
+        chosen = [o for o in element.options or [] if isinstance(o, Option) and o.value in value]
+        element.initial_options = chosen or None
+
+
+def _change_blocks(
+    policy: Policy, form: _Form, *, conflicts: Sequence[Conflict], prefill: ChangeForm | None = None
+) -> list[Block]:
     blocks: list[Block] = [conflict_warning(conflicts, policy.zone)] if conflicts else []
     for spec in _FIELDS:
-        blocks += _field_blocks(spec, form)
+        blocks += _field_blocks(spec, form, prefill)
     footnote = md(
         "Risk is scored from impact × likelihood with the policy's matrix; windows and blackouts "
         "are checked in {}.",
         policy.timezone,
     )
     blocks.append(section(footnote))
+    return blocks
+
+
+def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:
+    start, end = default_window(now)
+    form = _Form(policy=policy, starts=start, ends=end)
     return modal(
         CallbackId.NEW_CHANGE,
         title="New change request",
         submit="Submit",
         metadata=IntakeMetadata(acknowledged=tuple(c.change_id for c in conflicts)),
-        blocks=blocks,
+        blocks=_change_blocks(policy, form, conflicts=conflicts),
+    )
+
+
+def edit_change_modal(
+    policy: Policy, *, change_id: str, form: ChangeForm, now: datetime, conflicts: Sequence[Conflict] = ()
+) -> dict[str, Any]:
+    """The same form as `/change new`, filled in with `form` (the change as it stands, or
+    as its requester typed it when an overlap warning sends it back): same ids, so the
+    submission parses and validates alike."""
+    start, end = default_window(now)
+    window = _Form(policy=policy, starts=form.starts_at or start, ends=form.ends_at or end)
+    return modal(
+        CallbackId.EDIT_CHANGE,
+        title=clip(f"Edit {change_id}", 24),
+        submit="Save",
+        metadata=EditMetadata(change_id=change_id, acknowledged=tuple(c.change_id for c in conflicts)),
+        blocks=_change_blocks(policy, window, conflicts=conflicts, prefill=form),
     )
 
 
@@ -446,7 +514,7 @@ def parse_change_form(view: dict[str, Any]) -> ChangeForm:
 
 
 def _acknowledged(view: dict[str, Any]) -> tuple[str, ...]:
-    try:
+    try:  # an edit form's metadata (EditMetadata) carries its acknowledged overlaps alike
         return IntakeMetadata.model_validate_json(view.get("private_metadata") or "{}").acknowledged
     except ValidationError:
         return ()

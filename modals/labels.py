@@ -14,4 +14,5 @@ STATUS_LABELS = {
     Status.FAILED: ":x: Failed",
     Status.ROLLED_BACK: ":leftwards_arrow_with_hook: Rolled back",
     Status.CLOSED: ":lock: Closed",
+    Status.CHANGES_REQUESTED: ":memo: Changes requested",
 }

@@ -16,7 +16,9 @@ from domain.messages import (
     CabAgendaPost,
     CalendarDigest,
     ChangeNews,
+    ChangesRequested,
     Decided,
+    Edited,
     Filed,
     FreezeChanged,
     IncidentLinked,
@@ -36,6 +38,7 @@ from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CabAgenda, CalendarView, Report
 from modals.cards import decided_message, filed_message
+from modals.editing import changes_requested_message, edited_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
 from modals.report import report_blocks, report_text
 from modals.review import (
@@ -123,6 +126,10 @@ def _change_message(message: ChangeNews, change: Change, policy: Policy) -> Rend
             return post_decided_message(change, message), None
         case ReviewRequired():
             return review_requested_message(change), None
+        case Edited():
+            return edited_message(change, message), None
+        case ChangesRequested():
+            return changes_requested_message(change, message)
         case TimelineNotice():
             return notice_message(
                 change,

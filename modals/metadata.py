@@ -25,3 +25,12 @@ class RescheduleMetadata(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
+
+
+class EditMetadata(BaseModel):
+    """The change an edit form saves to, and the overlaps its requester has been shown."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    change_id: str = Field(pattern=r"^CR-\d{4}-\d{4,}$")
+    acknowledged: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from domain.model import (
     ApprovalEntry,
     AuditEntry,
     Change,
+    ChangeDraft,
     NewChange,
     Review,
     format_change_id,
@@ -269,6 +270,10 @@ def _row_values(update: ChangeUpdate) -> dict[str, Any]:
         values["conflicts"] = list(update.conflicts)
     if update.caused_incident is not None:
         values["caused_incident"] = update.caused_incident
+    if update.draft is not None:
+        values.update(_draft_values(update.draft))
+    if update.risk is not None:
+        values["risk"] = update.risk.value
     for name in UPDATABLE:
         value = getattr(update, name)
         if value is not None:
@@ -278,8 +283,8 @@ def _row_values(update: ChangeUpdate) -> dict[str, Any]:
 
 async def _write_alongside(session: AsyncSession, change_id: str, update: ChangeUpdate) -> None:
     """The other tables an update touches, in the CR row's transaction (after its version check)."""
-    if update.void_approvals:  # the window they approved moved; the audit keeps them
-        await _void_approvals(session, change_id)
+    if update.void_approvals:  # what they approved changed; the audit keeps them
+        await _void_approvals(session, change_id, keep_approved_at=update.approved_at is not None)
     if update.approval is not None:
         await _insert_approval(session, change_id, update.approval)
     if update.replace_notices is not None or update.drop_notices:
@@ -331,12 +336,37 @@ async def _request_review(session: AsyncSession, change_id: str, review: Review)
     )
 
 
-async def _void_approvals(session: AsyncSession, change_id: str) -> None:
-    """Back to waiting for approval: no pre-approvals, no approval time."""
-    await session.execute(sa.update(ChangeRow).where(col(ChangeRow.id) == change_id).values(approved_at=None))
+async def _void_approvals(session: AsyncSession, change_id: str, *, keep_approved_at: bool = False) -> None:
+    """Back to waiting for approval: no pre-approvals, no approval time (unless the same
+    update approves it anew: an edited CR that needs no sign-off any more)."""
+    if not keep_approved_at:
+        await session.execute(
+            sa.update(ChangeRow).where(col(ChangeRow.id) == change_id).values(approved_at=None)
+        )
     await session.execute(
         sa.delete(ApprovalRow).where(col(ApprovalRow.change_id) == change_id, col(ApprovalRow.phase) == "pre")
     )
+
+
+def _draft_values(draft: ChangeDraft) -> dict[str, Any]:
+    """The columns an edit rewrites: the form's fields (the pipeline source stays as filed)."""
+    return {
+        "title": draft.title,
+        "category": draft.category.value,
+        "impact": draft.impact.value,
+        "likelihood": draft.likelihood.value,
+        "services": list(draft.services),
+        "starts_at": draft.starts_at,
+        "ends_at": draft.ends_at,
+        "description": draft.description,
+        "justification": draft.justification,
+        "implementation_plan": draft.implementation_plan,
+        "rollback_plan": draft.rollback_plan,
+        "test_plan": draft.test_plan,
+        "downtime_minutes": draft.downtime_minutes,
+        "catalog_id": draft.catalog_id,
+        "implementer": draft.implementer,
+    }
 
 
 UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")

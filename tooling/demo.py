@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from domain.model import AuditEntry, Change
+from tooling.demo_edit import CR_EDITED, changes_requested_then_approved
 from tooling.demo_pipeline import CR_PIPELINE, pipeline_at_the_gate
 from tooling.demo_policy import PEOPLE
 from tooling.demo_world import START, DemoWorld
@@ -41,7 +42,7 @@ async def play(world: DemoWorld) -> None:
     """The story, scene by scene, then the audit trails it left."""
     for scene in SCENES:
         await scene(world)
-    for change_id in (CR_NORMAL, CR_EMERGENCY, CR_PIPELINE):
+    for change_id in (CR_NORMAL, CR_EMERGENCY, CR_PIPELINE, CR_EDITED):
         change = await world.bot.context.service.get_change(change_id=change_id)
         print_audit(change, world.names, world.feed.out)
 
@@ -156,6 +157,7 @@ SCENES: tuple[Callable[[DemoWorld], Awaitable[None]], ...] = (
     _declare_an_emergency,
     _plan_ahead_and_digest,
     pipeline_at_the_gate,  # tooling/demo_pipeline.py
+    changes_requested_then_approved,  # tooling/demo_edit.py
 )
 
 

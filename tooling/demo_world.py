@@ -219,9 +219,13 @@ class DemoWorld:
         self._expect_ok(status, reply)
         await self.settle()
 
-    async def submit(self, user: str, callback_id: str, values: dict[str, Any], *, what: str) -> None:
+    async def submit(
+        self, user: str, callback_id: str, values: dict[str, Any], *, what: str, private_metadata: str = ""
+    ) -> None:
         self.feed.say(f"{self.names.user(user)} {what}")
-        payload = view_submission(callback_id, values, user=user, trigger=self._trigger(user))
+        payload = view_submission(
+            callback_id, values, user=user, trigger=self._trigger(user), private_metadata=private_metadata
+        )
         status, reply = await self.post(interaction_body(payload))
         self._expect_ok(status, reply)
         if reply.strip() and json.loads(reply).get("response_action") == "errors":

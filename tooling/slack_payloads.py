@@ -234,6 +234,31 @@ _CHANGE_FIELDS: dict[str, Callable[[Any], dict[str, Any]]] = {
 }
 
 
+_INITIAL_STATE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "plain_text_input": lambda e: {"value": e.get("initial_value")},
+    "number_input": lambda e: {"value": e.get("initial_value")},
+    "static_select": lambda e: {"selected_option": e.get("initial_option")},
+    "multi_static_select": lambda e: {"selected_options": e.get("initial_options") or []},
+    "users_select": lambda e: {"selected_user": e.get("initial_user")},
+    "datetimepicker": lambda e: {"selected_date_time": e.get("initial_date_time")},
+    "checkboxes": lambda e: {"selected_options": e.get("initial_options") or []},
+}
+
+
+def prefilled_state(view: dict[str, Any], **changes: dict[str, Any]) -> dict[str, Any]:
+    """What submitting an opened `view` sends when the person changed only `changes`
+    (by block id, in the state's shape, e.g. `test_plan={"value": "…"}`): every other
+    input keeps the value the form was opened with (an edit form's prefill)."""
+    values: dict[str, Any] = {}
+    for block in view.get("blocks") or []:
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        state = {"type": element["type"], **_INITIAL_STATE[element["type"]](element)}
+        values[block["block_id"]] = {element["action_id"]: {**state, **changes.get(block["block_id"], {})}}
+    return values
+
+
 def change_form_state(**fields: Any) -> dict[str, Any]:
     """State of the `/change new` modal: each block id maps to {action_id: value}."""
     return {name: {name: _CHANGE_FIELDS[name](value)} for name, value in fields.items()}

@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from domain.messages.approvals import Decided
 from domain.messages.base import ChangeMessage, Escalating
 from domain.messages.calendar import CalendarDigest, FreezeChanged
+from domain.messages.editing import ChangesRequested, Edited
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
 from domain.messages.notices import TimelineNotice
@@ -37,6 +38,8 @@ ChangeNews = (
     | PostDecided
     | ReviewRequired
     | TimelineNotice
+    | Edited
+    | ChangesRequested
 )
 # What is posted to a channel, rendered from a read model loaded when sent.
 BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost
@@ -73,7 +76,9 @@ __all__ = [
     "ChangeEvent",
     "ChangeMessage",
     "ChangeNews",
+    "ChangesRequested",
     "Decided",
+    "Edited",
     "Ephemeral",
     "Escalating",
     "Filed",

@@ -83,7 +83,7 @@ class Calendar(UseCase):
 
     async def calendar(self, *, span: CalendarRange) -> CalendarView:
         now = self._clock.now()
-        active = (Status.PENDING_APPROVAL, Status.APPROVED, Status.IN_PROGRESS)
+        active = (Status.PENDING_APPROVAL, Status.CHANGES_REQUESTED, Status.APPROVED, Status.IN_PROGRESS)
         scheduled = await self._counted(
             ChangeQuery(
                 statuses=(*active, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK),

@@ -10,7 +10,7 @@ from datetime import datetime
 from domain.authz import before_start_refusal, voided_entry, voids_approval
 from domain.calendar_policy import Freeze, schedule_problems
 from domain.conflicts import OPEN_FOR_CONFLICTS, Conflict, find_conflicts
-from domain.enums import Category, Status
+from domain.enums import Category, Risk, Status
 from domain.errors import ConflictsFound
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
@@ -62,15 +62,7 @@ class Intake(UseCase):
         if unseen:
             raise ConflictsFound(conflicts)
         risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
-        steps = tuple(
-            StepSnapshot(role=spec.role, count=spec.count, members=tuple(self.policy.roles[spec.role]))
-            for spec in self.policy.steps_for(category=draft.category, risk=risk)
-        )
-        if exception_reason is not None:
-            spec = self.policy.exceptions
-            steps += (
-                StepSnapshot(spec.role, spec.count, tuple(self.policy.roles[spec.role]), purpose="exception"),
-            )
+        steps = route_steps(self.policy, draft.category, risk, exception=exception_reason is not None)
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
         audit: list[AuditEntry] = []
         notices: list[PlannedNotice] = []
@@ -160,6 +152,10 @@ class Intake(UseCase):
             exclude_id=exclude_id,
         )
 
+    # Editing a filed CR (usecases/editing.py) checks its schedule and overlaps the same way.
+    check_schedule = _check_schedule
+    find_conflicts = _conflicts
+
     async def reschedule(
         self, *, change_id: str, user: str, starts_at: int | None, ends_at: int | None
     ) -> ActionOutcome:
@@ -234,6 +230,21 @@ class Intake(UseCase):
             return None  # the CR moved meanwhile: decide again on its fresh state
 
         return await until_stored(change_id, attempt)
+
+
+def route_steps(
+    policy: Policy, category: Category, risk: Risk, *, exception: bool
+) -> tuple[StepSnapshot, ...]:
+    """The approval steps a CR of `category` and `risk` needs, snapshotted from the policy
+    (one more step for an exception to the windows); filing and editing route alike."""
+    steps = tuple(
+        StepSnapshot(role=spec.role, count=spec.count, members=tuple(policy.roles[spec.role]))
+        for spec in policy.steps_for(category=category, risk=risk)
+    )
+    if exception:
+        spec = policy.exceptions
+        steps += (StepSnapshot(spec.role, spec.count, tuple(policy.roles[spec.role]), purpose="exception"),)
+    return steps
 
 
 def _overlapping(start: datetime, end: datetime) -> ChangeQuery:

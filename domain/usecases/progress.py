@@ -233,7 +233,10 @@ class Progress(UseCase):
         async def attempt() -> ActionOutcome | None:
             change = await self._require(change_id)
             now = self._clock.now()
-            refusal = before_start_refusal(change, user, verb="cancel")
+            # a change sent back for changes may be dropped instead of edited
+            refusal = before_start_refusal(
+                change, user, verb="cancel", also=frozenset({Status.CHANGES_REQUESTED})
+            )
             if refusal:
                 return ActionOutcome(change, refusal)
             audit = [AuditEntry(user, AuditAction.CANCELLED, now, {"reason": reason.strip()[:MAX_REASON]})]

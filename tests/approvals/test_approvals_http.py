@@ -34,7 +34,11 @@ async def test_card_goes_to_channel_and_each_eligible_approver(harness: Harness)
     assert channels == ["CCHANGES", "ULEAD1", "ULEAD2", "UMGR1", "UMGR2"]
     for card in cards:
         actions = [b for b in card.params["blocks"] if b["type"] == "actions"]
-        assert [e["action_id"] for e in actions[0]["elements"]] == ["change_approve", "change_reject"]
+        assert [e["action_id"] for e in actions[0]["elements"]] == [
+            "change_approve",
+            "change_request_changes",
+            "change_reject",
+        ]
         assert {e["value"] for e in actions[0]["elements"]} == {"CR-2026-0001"}
     # the group was resolved through usergroups.users.list
     assert harness.slack.calls_to("usergroups.users.list")[0].params["usergroup"] == "SMANAGERS"

@@ -368,6 +368,13 @@ ALLOWED = {
     ("pending_approval", "approved"),
     ("pending_approval", "rejected"),
     ("pending_approval", "cancelled"),
+    ("pending_approval", "changes_requested"),
+    ("changes_requested", "pending_approval"),  # edited and resubmitted
+    ("changes_requested", "approved"),  # edited so that it needs no sign-off
+    ("changes_requested", "cancelled"),
+    ("rejected", "pending_approval"),  # edited and resubmitted, keeping its id
+    ("rejected", "approved"),
+    ("approved", "pending_approval"),  # what was approved was edited or moved
     ("approved", "in_progress"),
     ("approved", "cancelled"),
     ("in_progress", "completed"),
@@ -378,7 +385,7 @@ ALLOWED = {
     ("failed", "rolled_back"),
     ("rolled_back", "closed"),
 }
-TERMINAL = {Status.REJECTED, Status.CANCELLED, Status.CLOSED}
+TERMINAL = {Status.CANCELLED, Status.CLOSED}  # a rejected change can be edited and resubmitted
 ALL_PAIRS = [(a, b) for a in Status for b in Status]
 
 

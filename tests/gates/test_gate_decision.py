@@ -305,3 +305,12 @@ def test_pipeline_principals_are_named_api_or_github() -> None:
     assert not is_pipeline_principal("UIMPL")
     assert not is_pipeline_principal("api:")
     assert not is_pipeline_principal("gitlab:x")
+
+
+def test_a_change_sent_back_for_changes_waits_at_its_gate() -> None:
+    answer = gate(change(status=Status.CHANGES_REQUESTED), START)
+
+    assert answer == GateAnswer(
+        GateDecision.WAIT,
+        "CR-2026-0007 is back with its requester: an approver asked for changes before approving",
+    )

@@ -4,6 +4,7 @@ models accept, with what users typed escaped, whatever the message."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,9 @@ from domain.messages import (
     CabAgendaPost,
     CalendarDigest,
     ChangeNews,
+    ChangesRequested,
     Decided,
+    Edited,
     Filed,
     FreezeChanged,
     IncidentLinked,
@@ -96,6 +99,10 @@ CHANGE_NEWS: list[ChangeNews] = [
     TimelineNotice(key="t_minus_1h", due_at=NOW, actions=True),
     TimelineNotice(key=OVERRUN, late=True, due_at=NOW, actions=True),
     TimelineNotice(key=SHORT_NOTICE, due_at=NOW, thread=True),
+    Edited(by="UREQ", changes=(f"Title: Upgrade → {HOSTILE}", "Rollback plan changed"), reapproval=True),
+    Edited(by="UREQ", resubmitted=True, thread=True),
+    ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE),
+    ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE, thread=True),
 ]
 
 
@@ -125,6 +132,12 @@ BOARD_NEWS: list[BoardNews] = [
 CASES = [(message, SendTime(POLICY, change=change())) for message in CHANGE_NEWS] + [
     (message, board(message)) for message in BOARD_NEWS
 ]
+# sent back to a normal change's requester: the message carries the Edit button
+SENT_BACK = change(status=Status.CHANGES_REQUESTED, post_state=None, post_steps=())
+SENT_BACK = replace(SENT_BACK, draft=replace(SENT_BACK.draft, category=Category.NORMAL))
+CASES.append(
+    (ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE), SendTime(POLICY, change=SENT_BACK))
+)
 
 
 def assert_valid(text: str, blocks: list[dict[str, Any]] | None) -> None:
@@ -161,3 +174,11 @@ def test_user_text_shows_escaped_not_dropped() -> None:
 def test_a_message_about_a_change_needs_the_change() -> None:
     with pytest.raises(ValueError, match="without its change"):
         render_message(ReviewDone(by="UDEV"), SendTime(POLICY))
+
+
+def test_a_sent_back_change_offers_its_requester_the_edit_button() -> None:
+    text, blocks = render_message(
+        ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE), SendTime(POLICY, change=SENT_BACK)
+    )
+    assert "asks for changes to *CR-2026-0001*" in text and "&lt;!channel&gt;" in text
+    assert '"action_id": "change_edit"' in json.dumps(blocks)

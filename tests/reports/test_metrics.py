@@ -255,6 +255,7 @@ def test_counts_select_by_window_start_in_the_half_open_period() -> None:
         Status.FAILED: 0,
         Status.ROLLED_BACK: 1,
         Status.CLOSED: 4,
+        Status.CHANGES_REQUESTED: 0,
     }
 
 

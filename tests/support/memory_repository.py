@@ -434,7 +434,7 @@ class MemoryChangeRepository:
 def _updated(row: Change, update: ChangeUpdate) -> Change:
     """The CR row after `update`: every field it sets, the next version, approved_at
     cleared when the approvals are voided."""
-    draft = row.draft
+    draft = row.draft if update.draft is None else replace(update.draft, source=row.draft.source)
     if update.starts_at is not None or update.ends_at is not None:
         draft = replace(
             draft,
@@ -442,11 +442,11 @@ def _updated(row: Change, update: ChangeUpdate) -> Change:
             ends_at=update.ends_at or draft.ends_at,
         )
     changed: dict[str, Any] = {"draft": draft, "version": row.version + 1, "updated_at": update.at}
-    for name in ("status", "post_state", "steps", "conflicts", "caused_incident", *_UPDATABLE):
+    for name in ("status", "post_state", "steps", "conflicts", "caused_incident", "risk", *_UPDATABLE):
         value = getattr(update, name)
         if value is not None:
             changed[name] = value
-    if update.void_approvals:
+    if update.void_approvals and update.approved_at is None:
         changed["approved_at"] = None
     return replace(row, **changed)
 

@@ -58,9 +58,11 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
     steps = [
         # the change is filed: the form, then the card in the channel and the approver's DM
         "modal opens on @bob's screen",
-        "#changes, @carol's DM\n           == CR-2026-0001 · Upgrade the API gateway to 2.4 ==",
+        "#changes\n           == CR-2026-0001 · Upgrade the API gateway to 2.4 ==",
         "tell <!channel> only if it goes wrong",  # escaped user text, shown as text
-        "[ Approve ] [ Reject ]",
+        "[ Approve ] [ Request changes ] [ Reject ]\n           [ Edit ]",  # Edit: the channel's copy
+        "@carol's DM\n           == CR-2026-0001 · Upgrade the API gateway to 2.4 ==",
+        "[ Approve ] [ Request changes ] [ Reject ]",
         # nobody approves their own change, nor the wrong role
         "#changes, only @bob sees this\n           Not recorded: you requested this change",
         "#changes, only @erin sees this\n           Not recorded: you are not an approver",
@@ -94,6 +96,13 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "HTTP 200 · go: CR-2026-0004 is approved",
         "`api:deploy-pipeline` :construction: started *CR-2026-0004*",
         "HTTP 200 · CR-2026-0004 is completed",
+        # an approver asks for changes; the requester edits the change and resubmits it
+        "━━ 8. bob asks for changes before approving",
+        "» @bob clicks [ Request changes ]",
+        ":memo: @bob asks for changes to *CR-2026-0005*",
+        "» @alice clicks [ Edit and resubmit ]",
+        "@alice edited and resubmitted *CR-2026-0005*",
+        "@bob approved your change *CR-2026-0005*",
         "━━ Audit trail of CR-2026-0001",
         "@bob       decision refused  (decision: approve; refusal: own_request)",
         "@carol     approval recorded",
@@ -104,6 +113,9 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "━━ Audit trail of CR-2026-0004",
         "gate answered  (service: kubernetes; decision: wait",
         "api:deploy-pipeline completed  (notes: Rolled out to 3 clusters.)",
+        "━━ Audit trail of CR-2026-0005",
+        "@bob       changes requested",
+        "@alice     edited  (changes: ['Test plan added']",
     ]
     position = 0
     for step in steps:
