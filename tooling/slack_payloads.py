@@ -242,6 +242,8 @@ _INITIAL_STATE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "users_select": lambda e: {"selected_user": e.get("initial_user")},
     "datetimepicker": lambda e: {"selected_date_time": e.get("initial_date_time")},
     "checkboxes": lambda e: {"selected_options": e.get("initial_options") or []},
+    "multi_users_select": lambda e: {"selected_users": e.get("initial_users") or []},
+    "multi_conversations_select": lambda e: {"selected_conversations": e.get("initial_conversations") or []},
 }
 
 

@@ -14,6 +14,7 @@ from domain.editing import draft_changes, edit_refusal, form_of, window_text
 from domain.enums import Category, Impact, Likelihood, Risk, Status
 from domain.intake import validate_form
 from domain.model import AuditAction, AuditEntry, Change, ChangeDraft, StepSnapshot
+from modals.intake import edit_change_modal
 from tests.support.change_forms import policy_with
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -92,6 +93,42 @@ def test_the_form_carries_the_exception_its_steps_hold() -> None:
     form = form_of(change(steps=(exception,), audit=(asked,)))
     assert (form.exception_requested, form.exception_reason) == (True, "Vendor deadline")
     assert form_of(change(audit=(asked,))).exception_requested is False  # no exception step any more
+
+
+FULL = replace(
+    DRAFT,
+    links=("https://github.com/acme/api/pull/7",),
+    success_criteria="p99 under 200 ms",
+    dependencies="auth-service 3.1",
+    stakeholders=("USUPPORT", "CSTATUS"),
+    rollback_minutes=15,
+    rollback_triggers="Checkout errors",
+    test_plan="Smoke tests.",
+)
+
+
+def test_the_form_of_a_change_carries_the_template_fields_back_to_its_draft() -> None:
+    assert validate_form(form_of(change(draft=FULL)), policy=policy_with(), now=NOW) == FULL
+
+
+def test_an_edit_form_is_filled_in_with_the_people_channels_and_links() -> None:
+    view = edit_change_modal(
+        policy_with(), change_id="CR-2026-0001", form=form_of(change(draft=FULL)), now=NOW
+    )
+    elements = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
+    assert elements["stakeholders"]["initial_users"] == ["USUPPORT"]
+    assert elements["stakeholder_channels"]["initial_conversations"] == ["CSTATUS"]
+    assert elements["links"]["initial_value"] == "https://github.com/acme/api/pull/7"
+    assert elements["rollback_duration"]["initial_value"] == "15"
+
+
+def test_a_changed_plan_field_is_judged_and_new_stakeholders_are_not() -> None:
+    new = replace(FULL, success_criteria="p99 under 150 ms", stakeholders=("USUPPORT",))
+    changes = draft_changes(FULL, new, old_risk="medium", new_risk="medium", zone=LONDON)
+    assert [(c.line(), c.judged) for c in changes] == [
+        ("Success criteria changed", True),
+        ("People and channels to notify changed", False),
+    ]
 
 
 def test_what_an_edit_changed_and_what_the_approvers_judged() -> None:

@@ -177,7 +177,8 @@ def test_a_short_notice_exception_is_named_on_the_card() -> None:
         NOW,
         {"reason": HOSTILE, "short_notice": "Normal changes are filed at least 24 hours before they start."},
     )
-    card = texts(change_card(replace(change(), audit=(entry,)), zone=ZONE))
+    exception_step = StepSnapshot("cto", 1, ("UCTO",), purpose="exception")  # what asking for it adds
+    card = texts(change_card(replace(change(), audit=(entry,), steps=(exception_step,)), zone=ZONE))
     assert ":warning: Short notice: Normal changes are filed at least 24 hours before they start." in card
     assert "Exception requested: &lt;!channel&gt;" in card
 
