@@ -425,7 +425,7 @@ async def test_chart_and_report_from_stored_history(db: Db) -> None:
     assert blocks[0]["type"] == "header" and len(blocks) <= 50
     text = json.dumps(blocks, ensure_ascii=False)
     assert "Successful: 2 (66.7%) of 3 finished" in text
-    assert ":warning: Rollback rate: *33.3%* (target ≤ 3%)" in text
+    assert ":warning: Rollback rate: *33.3%* (target &lt; 3%)" in text
     assert "1 of 1 post-approved by the deadline (100.0%)" in text
 
 
