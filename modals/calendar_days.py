@@ -57,13 +57,18 @@ def day_lines(
     for day, listed in days.items():
         lines.append(md("*{}*", f"{day:%a %d %b}"))
         for change in listed:
-            flags: list[Mrkdwn] = []
-            if change.id in overdue:
-                flags.append(Mrkdwn(":rotating_light: overdue"))
-            if change.id in post_overdue:
-                flags.append(Mrkdwn(":warning: post-approval overdue"))
-            lines.append(calendar_line(change, zone, flags=flags))
+            lines.append(calendar_line(change, zone, flags=flags_for(change, overdue, post_overdue)))
     return lines
+
+
+def flags_for(change: Change, overdue: Collection[str], post_overdue: Collection[str]) -> list[Mrkdwn]:
+    """What is late about a change, said on its line wherever it is listed."""
+    flags: list[Mrkdwn] = []
+    if change.id in overdue:
+        flags.append(Mrkdwn(":rotating_light: overdue"))
+    if change.id in post_overdue:
+        flags.append(Mrkdwn(":warning: post-approval overdue"))
+    return flags
 
 
 def not_listed(counted: Counted, seen: set[str]) -> Counted:

@@ -32,7 +32,7 @@ from modals.blocks import (
     modal,
     titled_lines,
 )
-from modals.calendar_days import day_lines, not_listed
+from modals.calendar_days import day_lines, flags_for, not_listed
 from modals.cards import implementation_actions
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
@@ -163,12 +163,18 @@ def freeze_message(message: FreezeChanged) -> Mrkdwn:
 
 
 def _lines(
-    changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False, flagged: Collection[str] = ()
+    changes: Sequence[Change],
+    zone: ZoneInfo,
+    *,
+    show_end: bool = False,
+    overdue: Collection[str] = (),
+    post_overdue: Collection[str] = (),
 ) -> list[Mrkdwn]:
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
-        flag = Mrkdwn(" · :rotating_light: overdue") if change.id in flagged else Mrkdwn("")
+        flags = flags_for(change, overdue, post_overdue)
+        flag = md(" · {}", join_md(" · ", flags)) if flags else Mrkdwn("")
         out.append(
             md(
                 "• {} *{}* {} · {} · owner {} · {} · {} risk{}",
@@ -204,20 +210,28 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
     else:
         blocks.append(section(md("*{}*\nNone.", heading)))
     seen = {c.id for c in view.scheduled}
+    # The most urgent first: a change is listed in the first section that has it, and its
+    # line says what else is late about it.
     sections = [
-        ("Also waiting for approval", view.awaiting_approval, list_command("pending"), False),
-        ("Also in progress", view.in_progress, list_command("in-progress"), False),
-        ("Also overdue: window ended, not completed", view.overdue, list_command("overdue"), True),
         (
             "Also emergencies with post-approval overdue",
             view.post_approval_overdue,
             list_command("post-overdue"),
             False,
         ),
+        ("Also overdue: window ended, not completed", view.overdue, list_command("overdue"), True),
+        ("Also waiting for approval", view.awaiting_approval, list_command("pending"), False),
+        ("Also in progress", view.in_progress, list_command("in-progress"), False),
     ]
     for heading, counted, rest, show_end in [] if past else sections:
         others = not_listed(counted, seen)
-        lines = _lines(others, zone, show_end=show_end, flagged=() if show_end else overdue)
+        lines = _lines(
+            others,
+            zone,
+            show_end=show_end,
+            overdue=() if counted is view.overdue else overdue,
+            post_overdue=() if counted is view.post_approval_overdue else post_overdue,
+        )
         more = more_line(others, len(lines), rest)
         if not lines and more is None:
             continue  # nothing beyond what the days list

@@ -110,10 +110,10 @@ async def test_calendar_and_digest_show_true_totals_and_where_the_rest_is(harnes
     assert "… and 150 more: `/change calendar 2026-11-23` for one day, or the calendar feed (ICS)" in week
     # each change once: the 100 listed by day are not listed again
     assert "*Also waiting for approval* (150)" in week and "… and 150 more: `/change list pending`" in week
-    assert "*Also in progress* (105)" in week and "… and 5 more: `/change list in-progress`" in week
-    assert ":rotating_light: overdue" in week  # the overdue ones in progress say so where they are listed
-    assert "*Also overdue: window ended, not completed* (5)" in week
+    # the most urgent first: the overdue ones (all in progress), then the rest of those in progress
+    assert "*Also overdue: window ended, not completed* (105)" in week
     assert "… and 5 more: `/change list overdue`" in week
+    assert "*Also in progress* (5)" in week and "… and 5 more: `/change list in-progress`" in week
     running = await harness.command("list in-progress", user="UREQ")
     assert "Showing 1–20 of 105" in text(running) and "Changes in progress" in text(running)
     overdue = await harness.command("list overdue --page 6", user="UREQ")
@@ -130,7 +130,8 @@ async def test_calendar_and_digest_show_true_totals_and_where_the_rest_is(harnes
     assert (
         "*Also waiting for approval* (150)" in digest and "… and 150 more: `/change list pending`" in digest
     )
-    assert "*Also in progress* (105)" in digest and "… and 5 more: `/change list in-progress`" in digest
+    assert "*Also overdue: window ended, not completed* (105)" in digest
+    assert "*Also in progress* (5)" in digest and "… and 5 more: `/change list in-progress`" in digest
 
 
 async def test_cab_agenda_and_app_home_count_past_their_caps(harness: Harness, db: Db) -> None:
