@@ -114,6 +114,11 @@ async def test_a_report_is_queued_on_request_and_the_monthly_one_once(
         (IntentKind.REPORT, "CCHANGES", None),
     ]
     assert [(r.change_id, r.entry.action) for r in repo.audit_log] == [(None, AuditAction.REPORT_POSTED)] * 2
+    asked, monthly = [i.message for i in repo.intents]
+    assert isinstance(asked, ReportPost) and asked.previous is None  # asked for: no trends
+    assert isinstance(monthly, ReportPost) and monthly.title == "Change report, November 2026"
+    # trends against October, from its first midnight in London (BST: 23:00 UTC the day before)
+    assert monthly.previous_start == datetime(2026, 9, 30, 23, 0, tzinfo=UTC)
 
 
 async def test_the_cab_agenda_lists_what_waits_and_what_went_wrong(
