@@ -101,6 +101,7 @@ class Changebot:
         await self.context.service.run_digest(catch_up=True)
         await self.context.service.run_cab_agenda(catch_up=True)
         await self.context.service.run_monthly_report(catch_up=True)
+        await self.context.service.run_weekly_report(catch_up=True)
         self.context.dispatcher.wake()
         if self.deployments is not None:
             self.deployments.wake()  # deployments left waiting while the bot was down

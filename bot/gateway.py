@@ -386,7 +386,7 @@ class SlackGateway:
     async def _report(self, row: OutboxRow, message: ReportPost) -> None:
         """The report as a message, its chart uploaded in the message's thread."""
         assert row.channel
-        report = await self._service.report(span=message.span)
+        report = await self._service.report(span=message.span, previous=message.previous)
         posted = await self._already_posted(row)
         if posted is None:
             text, blocks = render_message(message, SendTime(self._policy, report=report))
@@ -498,7 +498,9 @@ class SlackGateway:
         if isinstance(message, CabAgendaPost):
             return SendTime(self._policy, agenda=await self._service.cab_agenda())
         if isinstance(message, ReportPost):
-            return SendTime(self._policy, report=await self._service.report(span=message.span))
+            return SendTime(
+                self._policy, report=await self._service.report(span=message.span, previous=message.previous)
+            )
         if isinstance(message, ChangeMessage) and row.change_id:
             change = await self._service.get_change(change_id=row.change_id, history=False)
             return SendTime(self._policy, change=change)

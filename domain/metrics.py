@@ -1,32 +1,46 @@
-"""Change-management metrics for a period: the figures of the monthly report (seed 001/002)
-checked against the policy's targets (seed 004). Pure, so every figure can be checked by hand.
+"""Change-management metrics for a period: the figures of the monthly and weekly reports
+(seed 001/002) with seed 004's definitions and targets. Pure, so every figure can be checked by
+hand.
 
 Definitions (all rates are percentages, `None` when the denominator is zero):
 
 * A change belongs to the period when its window starts (`draft.starts_at`) in [start, end).
+* *Implemented* changes are those whose implementation began: in progress, completed, failed,
+  rolled back or closed (or with a start time). Rejected and cancelled changes, and approved
+  ones that never started, were not deployed: they are in no rate and no per-week count.
 * Its *outcome* is how its implementation ended: completed, failed or rolled back. A change
   whose status is one of those has that outcome. A closed change has the outcome it had when
   it was closed: the last COMPLETED / FAILED / ROLLED_BACK entry of its audit trail (so a
   change that failed and was then rolled back counts as rolled back). The `outcomes` mapping
   overrides all of this per change id, for callers that have no audit trail loaded.
-* *Finished* changes are those with an outcome. Closed changes whose outcome cannot be told
-  are counted in `unknown_outcome` and left out of every rate.
-* success rate = completed / finished; rollback rate = rolled back / finished;
-  change failure rate = (failed + rolled back + completed changes listed in
-  `caused_incident`) / finished.
+* *Finished* changes are the implemented ones with an outcome. Closed changes whose outcome
+  cannot be told are counted in `unknown_outcome` and left out of every rate.
+* success rate = completed / finished; rollback rate = rolled back / finished (seed 004:
+  "% of changes without rollback", "% of changes requiring rollback").
+* change failure rate = finished changes that caused an incident (an incident linked to
+  them, `caused_incident`) / finished (seed 004: "% of changes causing incidents").
+* changes per week = implemented / (days in the period / 7) (seed 004: deployments per week).
 * lead time = created_at -> started_at (started changes); time to implement =
   started_at -> finished_at. p90 is the nearest-rank percentile: the value at position
-  ceil(0.9 n) of the sorted list.
-* changes per week = total / (days in the period / 7).
+  ceil(0.9 n) of the sorted list; the median is the one at ceil(0.5 n).
+* approval cycle time = created_at -> approved_at, for changes that needed an approval
+  (approval steps, not emergencies: theirs comes after) and got it.
+* time to restore (MTTR) of change-caused incidents: no incident resolution time is recorded,
+  so it runs from the failure (the change's FAILED entry, or the incident being linked,
+  whichever came first) to the change being rolled back or closed. Incidents not yet restored
+  are counted in `restore_open`; ones whose trail is not loaded are left out.
 * post-approval compliance: of the emergencies whose post-approval came due (deadline passed
   by `now`, or already decided), the share post-approved no later than `post_due_at`.
-* targets are inclusive bounds: success >= min, rollback <= max, failure <= max,
-  changes per week >= min.
+* review compliance: of the reviews that came due in the period (the caller counts them), the
+  share written by their due time.
+* targets are compared as seed 004 states them: success rate > min, rollback rate < max,
+  change failure rate < max, changes per week >= min ("10+").
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -38,6 +52,7 @@ from domain.enums import Category, Decision, Status
 from domain.model import AuditAction, Change, PostState
 
 OUTCOME_STATUSES = (Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK)
+IMPLEMENTED_STATUSES = frozenset({Status.IN_PROGRESS, *OUTCOME_STATUSES, Status.CLOSED})
 _OUTCOME_ACTIONS = {
     AuditAction.COMPLETED: Status.COMPLETED,
     AuditAction.FAILED: Status.FAILED,
@@ -47,7 +62,9 @@ WEEK = timedelta(days=7)
 
 
 class Targets(BaseModel):
-    """The policy's `targets:` section, in percent (changes per week is a count)."""
+    """The policy's `targets:` section, in percent (changes per week is a count). The names
+    say which side is good; the comparison is seed 004's: success > 95, rollback < 3, failure < 5,
+    10+ changes a week."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -95,6 +112,7 @@ class TargetCheck(BaseModel):
     target: float
     bound: str  # "min" or "max"
     verdict: Verdict
+    comparison: str = ">="  # how the actual must compare to the target: ">", "<" or ">="
 
 
 class Metrics(BaseModel):
@@ -108,6 +126,7 @@ class Metrics(BaseModel):
     total: int
     by_category: dict[Category, int]
     by_status: dict[Status, int]
+    implemented: int
     finished: int
     succeeded: int
     failed: int
@@ -126,6 +145,12 @@ class Metrics(BaseModel):
     lead_time_p90: timedelta | None
     implement_count: int
     implement_time_mean: timedelta | None
+    approval_count: int
+    approval_time_median: timedelta | None
+    approval_time_p90: timedelta | None
+    restore_count: int
+    restore_open: int
+    time_to_restore_mean: timedelta | None
     weeks: float
     changes_per_week: float
     post_approval_due: int
@@ -179,6 +204,11 @@ def outcome_of(change: Change, outcomes: Mapping[str, Status] | None = None) -> 
     return found
 
 
+def implemented(change: Change) -> bool:
+    """Whether its implementation began (seed 004 counts deployments, not requests)."""
+    return change.status in IMPLEMENTED_STATUSES or change.started_at is not None
+
+
 def in_period(changes: Sequence[Change], start: datetime, end: datetime) -> list[Change]:
     return [c for c in changes if start <= c.draft.starts_at < end]
 
@@ -212,14 +242,27 @@ def post_approval_judgement(change: Change, as_of: datetime) -> bool | None:
     return change.post_due_at is None or approved_at <= change.post_due_at
 
 
-def _check(key: str, label: str, actual: float | None, target: float, bound: str) -> TargetCheck:
+_COMPARE = {">": operator.gt, "<": operator.lt, ">=": operator.ge}
+
+
+def _check(key: str, label: str, actual: float | None, target: float, comparison: str) -> TargetCheck:
+    """Met when `actual` compares to `target` as `comparison` says (">", "<" or ">=")."""
     if actual is None:
         verdict = Verdict.NO_DATA
-    elif (actual >= target) if bound == "min" else (actual <= target):
+    elif _COMPARE[comparison](actual, target):
         verdict = Verdict.MET
     else:
         verdict = Verdict.MISSED
-    return TargetCheck(key=key, label=label, actual=actual, target=target, bound=bound, verdict=verdict)
+    bound = "max" if comparison == "<" else "min"
+    return TargetCheck(
+        key=key,
+        label=label,
+        actual=actual,
+        target=target,
+        bound=bound,
+        verdict=verdict,
+        comparison=comparison,
+    )
 
 
 def compute_metrics(
@@ -251,6 +294,7 @@ def compute_metrics(
         **volume._asdict(),
         **results._asdict(),
         **_durations(selected)._asdict(),
+        **_restore(selected, set(caused_incident))._asdict(),
         **compliance._asdict(),
         targets=targets,
         checks=_target_checks(results, volume, targets),
@@ -263,6 +307,7 @@ class _Volume(NamedTuple):
     total: int
     by_category: dict[Category, int]
     by_status: dict[Status, int]
+    implemented: int
     emergency_count: int
     emergency_share: float | None
     weeks: float
@@ -276,15 +321,17 @@ def _volume(selected: Sequence[Change], start: datetime, end: datetime) -> _Volu
         by_category[change.draft.category] += 1
         by_status[change.status] += 1
     total = len(selected)
+    deployed = sum(1 for change in selected if implemented(change))
     weeks = (end - start) / WEEK
     return _Volume(
         total=total,
         by_category=by_category,
         by_status=by_status,
+        implemented=deployed,
         emergency_count=by_category[Category.EMERGENCY],
         emergency_share=percent(by_category[Category.EMERGENCY], total),
         weeks=weeks,
-        changes_per_week=total / weeks,
+        changes_per_week=deployed / weeks,
     )
 
 
@@ -313,7 +360,7 @@ def _outcomes(
         outcome = outcome_of(change, outcomes)
         if outcome is not None:
             counts[outcome] += 1
-            if outcome is not Status.COMPLETED or change.id in caused_incident:
+            if change.id in caused_incident:
                 failure_count += 1
         elif change.status is Status.CLOSED:
             unknown += 1
@@ -342,23 +389,81 @@ class _Durations(NamedTuple):
     lead_time_p90: timedelta | None
     implement_count: int
     implement_time_mean: timedelta | None
+    approval_count: int
+    approval_time_median: timedelta | None
+    approval_time_p90: timedelta | None
+
+
+def approval_time(change: Change) -> timedelta | None:
+    """Filed -> approved, for a change that waited for approvers (not pre-approved, not an
+    emergency, whose approval comes after the fact); None otherwise or while not approved."""
+    if not change.steps or change.draft.category is Category.EMERGENCY or change.approved_at is None:
+        return None
+    return max(change.approved_at - change.created_at, timedelta(0))
 
 
 def _durations(selected: Sequence[Change]) -> _Durations:
     lead_times: list[timedelta] = []
     implement_times: list[timedelta] = []
+    approval_times: list[timedelta] = []
     for change in selected:
         if change.started_at is not None:
             lead_times.append(change.started_at - change.created_at)
             if change.finished_at is not None and change.finished_at >= change.started_at:
                 implement_times.append(change.finished_at - change.started_at)
+        waited = approval_time(change)
+        if waited is not None:
+            approval_times.append(waited)
     return _Durations(
         lead_time_count=len(lead_times),
         lead_time_mean=mean(lead_times),
         lead_time_p90=nearest_rank(lead_times, 0.9),
         implement_count=len(implement_times),
         implement_time_mean=mean(implement_times),
+        approval_count=len(approval_times),
+        approval_time_median=nearest_rank(approval_times, 0.5),
+        approval_time_p90=nearest_rank(approval_times, 0.9),
     )
+
+
+class _Restore(NamedTuple):
+    """Time to restore after the change-caused incidents (see the module's definitions)."""
+
+    restore_count: int
+    restore_open: int
+    time_to_restore_mean: timedelta | None
+
+
+_FAILURE_ACTIONS = (AuditAction.FAILED, AuditAction.INCIDENT_LINKED)
+_RESTORE_ACTIONS = (AuditAction.ROLLED_BACK, AuditAction.CLOSED)
+
+
+def time_to_restore(change: Change) -> tuple[datetime, datetime | None] | None:
+    """(failed at, restored at or None while not yet) from the audit trail; None when the
+    trail shows no failure (not loaded, or nothing failed)."""
+    trail = sorted(change.audit, key=lambda e: e.at)
+    failed = next((e.at for e in trail if e.action in _FAILURE_ACTIONS), None)
+    if failed is None:
+        return None
+    restored = next((e.at for e in trail if e.action in _RESTORE_ACTIONS and e.at >= failed), None)
+    return failed, restored
+
+
+def _restore(selected: Sequence[Change], caused_incident: Collection[str]) -> _Restore:
+    times: list[timedelta] = []
+    still_open = 0
+    for change in selected:
+        if change.id not in caused_incident:
+            continue
+        span = time_to_restore(change)
+        if span is None:
+            continue
+        failed, restored = span
+        if restored is None:
+            still_open += 1
+        else:
+            times.append(restored - failed)
+    return _Restore(restore_count=len(times), restore_open=still_open, time_to_restore_mean=mean(times))
 
 
 class _Compliance(NamedTuple):
@@ -390,21 +495,21 @@ def _compliance(
 
 def _target_checks(results: _Outcomes, volume: _Volume, targets: Targets) -> list[TargetCheck]:
     return [
-        _check("success_rate_min", "Success rate", results.success_rate, targets.success_rate_min, "min"),
-        _check("rollback_rate_max", "Rollback rate", results.rollback_rate, targets.rollback_rate_max, "max"),
+        _check("success_rate_min", "Success rate", results.success_rate, targets.success_rate_min, ">"),
+        _check("rollback_rate_max", "Rollback rate", results.rollback_rate, targets.rollback_rate_max, "<"),
         _check(
             "failure_rate_max",
             "Change failure rate",
             results.change_failure_rate,
             targets.failure_rate_max,
-            "max",
+            "<",
         ),
         _check(
             "changes_per_week_min",
             "Changes per week",
             volume.changes_per_week,
             targets.changes_per_week_min,
-            "min",
+            ">=",
         ),
     ]
 
@@ -417,14 +522,14 @@ def weekly_series(
     outcomes: Mapping[str, Status] | None = None,
 ) -> list[WeekPoint]:
     """Week buckets of 7 days from `start` (the last one may be short), for the trend chart;
-    a change falls in the week its window starts in; rates as in `compute_metrics`."""
+    an implemented change falls in the week its window starts in; rates as in `compute_metrics`."""
     if end <= start:
         raise ValueError("the period must end after it starts")
     points: list[WeekPoint] = []
     week_start = start
     while week_start < end:
         week_end = min(week_start + WEEK, end)
-        selected = in_period(changes, week_start, week_end)
+        selected = [c for c in in_period(changes, week_start, week_end) if implemented(c)]
         by_category = {category: 0 for category in Category}
         counts = {status: 0 for status in OUTCOME_STATUSES}
         for change in selected:

@@ -110,6 +110,7 @@ class AuditAction(StrEnum):
     ACTION_REFUSED = "action_refused"
     NOTICE_SKIPPED = "notice_skipped"
     NOTICE_SENT_LATE = "notice_sent_late"
+    NOTICE_SENT = "notice_sent"  # a timeline notice or chase went out on time
     DIGEST_POSTED = "digest_posted"
     EMERGENCY_DECLARED = "emergency_declared"
     ON_CALL_RESOLVED = "on_call_resolved"

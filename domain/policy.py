@@ -291,6 +291,22 @@ class CabPolicy(_Strict):
         return _known_zone(value)
 
 
+class WeeklyReport(_Strict):
+    """The weekly report (seed 004's weekly figures): the seven days before `day`, posted at
+    `at` (policy time zone) with trends against the week before."""
+
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    at: str = Field(default="09:00", pattern=HH_MM)
+    channel: str | None = None  # default: the monthly report's channel, else the changes channel
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not CHANNEL_ID.match(value):
+            raise ValueError(f"'{value}' is not a Slack channel id (like C0123ABCD)")
+        return value
+
+
 class ReportPolicy(_Strict):
     """The monthly report (seed 001/002), posted on `day` at `at` for the month before."""
 
@@ -298,6 +314,7 @@ class ReportPolicy(_Strict):
     day: int = Field(default=1, ge=1, le=28)
     at: str = Field(default="09:00", pattern=HH_MM)
     channel: str | None = None  # default: the changes channel
+    weekly: WeeklyReport | None = None  # off unless set
 
 
 class ReschedulePolicy(_Strict):

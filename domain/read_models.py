@@ -59,6 +59,7 @@ class Report:
     title: str
     metrics: Metrics
     series: list[WeekPoint]
+    previous: Metrics | None = None  # the period before, for the trends
 
 
 @dataclass(frozen=True)

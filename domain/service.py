@@ -113,5 +113,6 @@ class ChangeService:
         self.run_cab_agenda = reports.run_cab_agenda
         self.cab_agenda = reports.cab_agenda
         self.run_monthly_report = reports.run_monthly_report
+        self.run_weekly_report = reports.run_weekly_report
         self.request_report = reports.request_report
         self.report = reports.report

@@ -40,10 +40,16 @@ class Skip:
 
 
 def plan_notices(
-    timeline: Timeline, *, starts_at: datetime, ends_at: datetime, approved_at: datetime
+    timeline: Timeline,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    approved_at: datetime,
+    pre_approved: bool = False,
 ) -> list[PlannedNotice]:
     """Notices for a change approved at `approved_at`. A pre-start notice already due at
-    approval is not planned; one short-notice message says so instead (if the policy wants)."""
+    approval is not planned; one short-notice message says so instead (if the policy wants),
+    but not for a pre-approved standard change: nobody held it up, nothing went out late."""
     planned: list[PlannedNotice] = []
     missed = False
     for spec in timeline.notices:
@@ -52,7 +58,7 @@ def plan_notices(
             missed = True
             continue
         planned.append(PlannedNotice(spec.id, due, _expiry(spec, starts_at=starts_at, ends_at=ends_at)))
-    if missed and timeline.short_notice and approved_at < starts_at:
+    if missed and timeline.short_notice and not pre_approved and approved_at < starts_at:
         planned.append(PlannedNotice(SHORT_NOTICE, approved_at, starts_at))
     if timeline.overrun_alert:
         planned.append(PlannedNotice(OVERRUN, ends_at, None))

@@ -257,7 +257,9 @@ async def help_answer(ctx: AppContext, command: Command) -> Blocks:
 
 
 async def unknown(ctx: AppContext, command: Command) -> Blocks:
-    return help_blocks(md("I don't know `/change {}`. Here is what I do:", escaped_clip(command.name, 40)))
+    return help_blocks(
+        md("I don't know `/change {}`. Here is what I do:", escaped_clip(command.name, 40)), with_help=True
+    )
 
 
 # What each `/change` word does to state, for the repeat check at the door (bot/replay.py):

@@ -41,6 +41,7 @@ from modals.template_fields import card_blocks, detail_blocks, rollback_text
 from modals.text import (
     Mrkdwn,
     clip,
+    clip_md,
     context,
     escaped_clip,
     join_md,
@@ -142,7 +143,7 @@ def change_card(
         blocks.append(section(titled_lines("Post-approval", post)))
         if with_actions and change.post_approval_open and not emergency_dm:
             blocks.append(post_actions(change))
-    if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
+    if change.implementer != change.requester or change.started_at or change.status in IMPLEMENTED:
         blocks.append(context(_progress_line(change, zone)))
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
@@ -257,6 +258,8 @@ def on_call_line(change: Change) -> Mrkdwn | None:
 
 
 CLOSABLE = frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
+# The card names who carries the change out from its start on, failed or closed alike.
+IMPLEMENTED = frozenset({Status.IN_PROGRESS, Status.CLOSED}) | CLOSABLE
 
 
 def _progress_line(change: Change, zone: ZoneInfo) -> Mrkdwn:
@@ -269,13 +272,19 @@ def _progress_line(change: Change, zone: ZoneInfo) -> Mrkdwn:
 
 
 def implementation_actions(change: Change) -> ActionsBlock:
-    """Start / Completed / Failed / Rolled back (or Close once it is over)."""
+    """Start / Completed / Failed / Rolled back (or Close once it is over; a failed change
+    can still be reported rolled back)."""
     if change.status in CLOSABLE:
-        buttons = [
+        buttons = []
+        if change.status is Status.FAILED:
+            buttons.append(
+                ButtonElement(text="Rolled back", action_id=ActionId.ROLLBACK.value, value=change.id)
+            )
+        buttons.append(
             ButtonElement(
                 text="Close the change", action_id=ActionId.CLOSE.value, value=change.id, style="primary"
             )
-        ]
+        )
     else:
         buttons = []
         if change.status is Status.APPROVED:
@@ -312,10 +321,11 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     if change.audit:
         trail = [
             md(
-                "{} · {} · {}",
+                "{} · {} · {}{}",
                 slack_date(e.at, zone),
                 mention(e.actor) if e.actor.startswith(("U", "W")) else e.actor,
                 e.action.value.replace("_", " "),
+                audit_details(e.details),
             )
             for e in change.audit[-15:]
         ]
@@ -324,6 +334,27 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
             section(titled_lines("Audit trail", trail)),
         ]
     return blocks[:-1] + dump(extra) + blocks[-1:]
+
+
+def audit_details(details: dict[str, Any]) -> Mrkdwn:
+    """An audit entry's details as ` · key: value; …`, each value escaped and clipped (they
+    hold what people typed: reasons, notes, incident links)."""
+    if not details:
+        return Mrkdwn("")
+    parts = [
+        md("{}: {}", str(key).replace("_", " "), escaped_clip(_detail_text(value), 200))
+        for key, value in details.items()
+        if value not in (None, "", [], {})
+    ]
+    return md(" · {}", clip_md(join_md("; ", parts), 600)) if parts else Mrkdwn("")
+
+
+def _detail_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_detail_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_detail_text(v)}" for k, v in value.items())
+    return str(value)
 
 
 def change_list(
@@ -420,9 +451,12 @@ HELP_TEXT = Mrkdwn(
 )
 
 
-def help_blocks(prefix: Mrkdwn | None = None) -> list[dict[str, Any]]:
+def help_blocks(prefix: Mrkdwn | None = None, *, with_help: bool = False) -> list[dict[str, Any]]:
+    """The help; with a `prefix` (an answer or a refusal), that one line alone unless
+    `with_help` asks for the help under it."""
     blocks: list[Block] = []
     if prefix:
         blocks.append(section(prefix))
-    blocks.append(section(HELP_TEXT))
+    if not prefix or with_help:
+        blocks.append(section(HELP_TEXT))
     return dump(blocks)

@@ -93,7 +93,7 @@ def render_message(message: ChangeNews | BoardNews, at: SendTime) -> Rendered:
             assert at.report is not None, "a report is sent with its metrics"
             report = at.report
             return report_text(report.metrics, title=report.title), report_blocks(
-                report.metrics, title=report.title, zone=zone
+                report.metrics, title=report.title, zone=zone, previous=report.previous
             )
         case _:
             return _change_message(message, at.the_change(), at.policy)

@@ -1,5 +1,6 @@
-"""The monthly change report as Block Kit: seed 001/002's template (summary, categories,
-performance) plus the seed-004 targets, emergencies' post-approval and review compliance."""
+"""The monthly and weekly change reports as Block Kit: seed 001/002's template (summary,
+categories, performance) plus seed 004's targets and figures, emergencies' post-approval,
+review compliance, and trends against the period before."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from slack_sdk.models.blocks import (
 
 from domain.enums import Category, Status
 from domain.metrics import Metrics, TargetCheck, Verdict
+from domain.trends import Direction, Trend, Unit, trends
 from modals.blocks import dump, titled_lines
 from modals.text import Mrkdwn, clip, context, md, section
 
@@ -61,8 +63,12 @@ def _share(part: int, rate: float | None) -> str:
     return f"{part}" if rate is None else f"{part} ({rate:.1f}%)"
 
 
+COMPARISON_SIGNS = {">": ">", "<": "<", ">=": "≥"}
+ARROWS = {Direction.UP: "↑", Direction.DOWN: "↓", Direction.FLAT: "→"}
+
+
 def target_line(check: TargetCheck) -> str:
-    bound = "≥" if check.bound == "min" else "≤"
+    bound = COMPARISON_SIGNS[check.comparison]
     unit = "" if check.key == "changes_per_week_min" else "%"
     actual = NO_DATA if check.actual is None else format_rate(check.actual) if unit else f"{check.actual:.1f}"
     return (
@@ -76,8 +82,61 @@ def _section(heading: str, lines: list[str]) -> SectionBlock:
     return section(titled_lines(heading, lines))
 
 
-def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[str, Any]]:
-    """Blocks for chat.postMessage; slack_sdk validates each one (limits, types) in to_dict()."""
+def restore_line(m: Metrics) -> str:
+    """MTTR, saying what it measures: no incident resolution time is recorded."""
+    still = f" · {m.restore_open} not yet restored" if m.restore_open else ""
+    return (
+        f"• Time to restore (MTTR): {format_duration(m.time_to_restore_mean)} over {m.restore_count} "
+        f"change-caused incidents{still} (from the failure to the rollback or close)"
+    )
+
+
+def format_trend_value(trend: Trend, value: float | None) -> str:
+    if value is None:
+        return NO_DATA
+    if trend.unit is Unit.PERCENT:
+        return format_rate(value)
+    if trend.unit is Unit.DURATION:
+        return format_duration(timedelta(seconds=value))
+    return format_number(value)
+
+
+def format_delta(trend: Trend) -> str:
+    """`+4.0 pts`, `-2`, `+1 h 5 min`: the move, signed, in the figure's own unit."""
+    delta = trend.delta
+    if delta is None:
+        return ""
+    sign = "+" if delta >= 0 else "-"
+    if trend.unit is Unit.PERCENT:
+        return f"{sign}{abs(delta):.1f} pts"
+    if trend.unit is Unit.DURATION:
+        return f"{sign}{format_duration(timedelta(seconds=abs(delta)))}"
+    return f"{sign}{format_number(abs(delta))}"
+
+
+def trend_line(trend: Trend) -> str:
+    """`• Success rate: *96.0%* ↑ +4.0 pts (was 92.0%) :white_check_mark:`"""
+    now = format_trend_value(trend, trend.current)
+    was = format_trend_value(trend, trend.previous)
+    direction = trend.direction
+    if direction is None:
+        return f"• {trend.label}: *{now}* (was {was})"
+    mark = {True: " · better", False: " · worse", None: ""}[trend.better]
+    return f"• {trend.label}: *{now}* {ARROWS[direction]} {format_delta(trend)} (was {was}){mark}"
+
+
+def trend_section(current: Metrics, previous: Metrics, zone: ZoneInfo) -> SectionBlock:
+    first = previous.start.astimezone(zone)
+    last = (previous.end - timedelta(microseconds=1)).astimezone(zone)
+    heading = f"Against {first:%a %d %b} – {last:%a %d %b %Y}"
+    return _section(heading, [trend_line(t) for t in trends(current, previous)])
+
+
+def report_blocks(
+    metrics: Metrics, *, title: str, zone: ZoneInfo, previous: Metrics | None = None
+) -> list[dict[str, Any]]:
+    """Blocks for chat.postMessage; slack_sdk validates each one (limits, types) in to_dict().
+    With `previous`, the trends against it follow the targets."""
     m = metrics
     first = m.start.astimezone(zone)
     last = (m.end - timedelta(microseconds=1)).astimezone(zone)
@@ -86,7 +145,8 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
     )
     dropped = m.by_status.get(Status.REJECTED, 0) + m.by_status.get(Status.CANCELLED, 0)
     summary = [
-        f"• Total changes: *{m.total}* ({m.changes_per_week:.1f} per week)",
+        f"• Changes implemented: *{m.implemented}* ({m.changes_per_week:.1f} per week) "
+        f"· total filed: {m.total}",
         f"• Successful: {_share(m.succeeded, m.success_rate)} of {m.finished} finished",
         f"• Failed: {_share(m.failed, None if m.finished == 0 else 100 * m.failed / m.finished)}",
         f"• Rolled back: {_share(m.rolled_back, m.rollback_rate)}",
@@ -111,13 +171,16 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
         incidents.append("• Which: " + ", ".join(shown) + (f" and {more} more" if more else ""))
     incidents.append(
         f"• Change failure rate: {format_rate(m.change_failure_rate)} "
-        f"({m.failure_rate_count} of {m.finished} finished: failed, rolled back or caused an incident)"
+        f"({m.failure_rate_count} of {m.finished} finished caused an incident)"
     )
+    incidents.append(restore_line(m))
     performance = [
         f"• Average lead time (filed → started): {format_duration(m.lead_time_mean)} "
         f"· p90 {format_duration(m.lead_time_p90)} · {m.lead_time_count} started",
         f"• Average implementation time: {format_duration(m.implement_time_mean)} "
         f"· {m.implement_count} implemented",
+        f"• Approval time (filed → approved): median {format_duration(m.approval_time_median)} "
+        f"· p90 {format_duration(m.approval_time_p90)} · {m.approval_count} approved",
     ]
     if m.reviews_due:
         review = (
@@ -132,6 +195,7 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
         _section("Summary", summary),
         _section("By category", categories),
         _section("Targets", [target_line(check) for check in m.checks]),
+        *([trend_section(m, previous, zone)] if previous is not None else []),
         DividerBlock(),
         _section("Emergencies", emergencies),
         _section("Incidents", incidents),
@@ -140,7 +204,8 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
         context(
             md(
                 "As of {}. Changes counted by window start. Rates are over finished changes "
-                "(completed, failed, rolled back; closed ones by how they ended).",
+                "(completed, failed, rolled back; closed ones by how they ended); rejected and "
+                "cancelled changes are in no rate or per-week count.",
                 f"{m.as_of.astimezone(zone):%d %b %Y %H:%M %Z}",
             )
         ),
@@ -151,9 +216,9 @@ def report_blocks(metrics: Metrics, *, title: str, zone: ZoneInfo) -> list[dict[
 def report_text(metrics: Metrics, *, title: str) -> Mrkdwn:
     """The notification / fallback text that goes with the blocks."""
     return md(
-        "{}: {} changes, success {}, rollback {}",
+        "{}: {} changes implemented, success {}, rollback {}",
         clip(title, 150),
-        str(metrics.total),
+        str(metrics.implemented),
         format_rate(metrics.success_rate),
         format_rate(metrics.rollback_rate),
     )

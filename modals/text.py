@@ -85,6 +85,12 @@ def slack_date(moment: datetime, zone: ZoneInfo) -> Mrkdwn:
     return Mrkdwn(f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{escape(fallback)}>")
 
 
+def slack_time(moment: datetime, zone: ZoneInfo) -> Mrkdwn:
+    """The time of day only (a list under its day's heading), in each reader's time zone."""
+    fallback = moment.astimezone(zone).strftime("%H:%M %Z")
+    return Mrkdwn(f"<!date^{int(moment.timestamp())}^{{time}}|{escape(fallback)}>")
+
+
 def mention(user_id: str) -> Mrkdwn:
     """A Slack user as a mention; a pipeline principal (github:…, api:…) as its name."""
     if is_pipeline_principal(user_id):
@@ -93,8 +99,37 @@ def mention(user_id: str) -> Mrkdwn:
     return Mrkdwn(f"<@{escape(user_id)}>")
 
 
+# Role-name words that are acronyms: `cto` reads "CTO", `sre_lead` "SRE lead".
+ROLE_ACRONYMS = frozenset(
+    {
+        "cab",
+        "ceo",
+        "cfo",
+        "cio",
+        "ciso",
+        "coo",
+        "cpo",
+        "cto",
+        "dba",
+        "hr",
+        "it",
+        "noc",
+        "qa",
+        "soc",
+        "sre",
+        "vp",
+    }
+)
+
+
 def role_label(role: str) -> str:
-    return role.replace("_", " ").replace("-", " ").capitalize()
+    """A policy role as people say it: `engineering_manager` -> "Engineering manager",
+    `cto` -> "CTO" (known acronyms upper-case, the first word capitalised)."""
+    words = role.replace("_", " ").replace("-", " ").split()
+    shown = [w.upper() if w.lower() in ROLE_ACRONYMS else w.lower() for w in words]
+    if shown and shown[0].islower():
+        shown[0] = shown[0].capitalize()
+    return " ".join(shown)
 
 
 def section(text: Mrkdwn, *, block_id: str | None = None) -> SectionBlock:

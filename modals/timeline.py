@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from modals.blocks import (
     modal,
     titled_lines,
 )
+from modals.calendar_days import day_lines, flags_for, not_listed
 from modals.cards import implementation_actions
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
@@ -163,48 +164,80 @@ def freeze_message(message: FreezeChanged) -> Mrkdwn:
     return md(":white_check_mark: {} lifted the change freeze.", by)
 
 
-def _lines(changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:
+def _lines(
+    changes: Sequence[Change],
+    zone: ZoneInfo,
+    *,
+    show_end: bool = False,
+    overdue: Collection[str] = (),
+    post_overdue: Collection[str] = (),
+) -> list[Mrkdwn]:
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
+        flags = flags_for(change, overdue, post_overdue)
+        flag = md(" · {}", join_md(" · ", flags)) if flags else Mrkdwn("")
         out.append(
             md(
-                "• {} *{}* {} · {} · {} risk · {}",
+                "• {} *{}* {} · {} · owner {} · {} · {} risk{}",
                 when,
                 change.id,
                 escaped_clip(change.draft.title, 80),
-                change.draft.category.value,
-                change.risk.value,
                 STATUS_LABELS[change.status],
+                mention(change.implementer),
+                escaped_clip(", ".join(change.draft.services), 120),
+                change.risk.value,
+                flag,
             )
         )
     return out
 
 
 def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each change once: on its day (in the state it is in), then what else needs attention
+    (not listed above). A past range shows what happened on it, not today's open items."""
     blocks: list[Block] = [HeaderBlock(text=clip(view.range.title, 150))]
     first_day = f"{view.range.start.astimezone(zone):%Y-%m-%d}"
     day = md("`/change calendar {}` for one day, or {}", first_day, ICS_FEED)
     scheduled_rest = day if view.range.end - view.range.start > timedelta(hours=25) else ICS_FEED
+    past = view.range.end <= view.now
+    overdue = {c.id for c in view.overdue}
+    post_overdue = {c.id for c in view.post_approval_overdue}
+    listed = day_lines(view.scheduled, zone, overdue=overdue, post_overdue=post_overdue)
+    heading = "What happened" if past else "Scheduled"
+    if listed:
+        more = more_line(view.scheduled, len(view.scheduled), scheduled_rest)
+        title = md("*{}* ({})", heading, total_label(view.scheduled))
+        blocks += line_sections([title, *listed, *([more] if more else [])], room=SECTION_LIMIT - 20)
+    else:
+        blocks.append(section(md("*{}*\nNone.", heading)))
+    seen = {c.id for c in view.scheduled}
+    # The most urgent first: a change is listed in the first section that has it, and its
+    # line says what else is late about it.
     sections = [
-        ("Scheduled", view.scheduled, scheduled_rest, False),
-        ("Waiting for approval", view.awaiting_approval, list_command("pending"), False),
-        ("In progress", view.in_progress, list_command("in-progress"), False),
-        ("Overdue: window ended, not completed", view.overdue, list_command("overdue"), True),
         (
-            "Emergencies with post-approval overdue",
+            "Also emergencies with post-approval overdue",
             view.post_approval_overdue,
             list_command("post-overdue"),
             False,
         ),
+        ("Also overdue: window ended, not completed", view.overdue, list_command("overdue"), True),
+        ("Also waiting for approval", view.awaiting_approval, list_command("pending"), False),
+        ("Also in progress", view.in_progress, list_command("in-progress"), False),
     ]
-    for heading, counted, rest, show_end in sections:
-        lines = _lines(counted, zone, show_end=show_end)
-        if not lines:
-            blocks.append(section(md("*{}*\nNone.", heading)))
-            continue
-        more = more_line(counted, len(lines), rest)
-        title = md("*{}* ({})", heading, total_label(counted))
+    for heading, counted, rest, show_end in [] if past else sections:
+        others = not_listed(counted, seen)
+        lines = _lines(
+            others,
+            zone,
+            show_end=show_end,
+            overdue=() if counted is view.overdue else overdue,
+            post_overdue=() if counted is view.post_approval_overdue else post_overdue,
+        )
+        more = more_line(others, len(lines), rest)
+        if not lines and more is None:
+            continue  # nothing beyond what the days list
+        title = md("*{}* ({})", heading, total_label(others))
         blocks += line_sections([title, *lines, *([more] if more else [])], room=SECTION_LIMIT - 20)
     periods = [
         md(

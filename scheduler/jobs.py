@@ -30,6 +30,7 @@ NOTICES_JOB = "due_notices"
 DIGEST_JOB = "daily_digest"
 CAB_JOB = "cab_agenda"
 REPORT_JOB = "monthly_report"
+WEEKLY_REPORT_JOB = "weekly_report"
 
 
 def digest_trigger(policy: Policy) -> CronTrigger:
@@ -126,4 +127,13 @@ def build_scheduler(
             timezone=policy.timezone,
         )
         scheduler.add_job(service.run_monthly_report, monthly, id=REPORT_JOB, **tick)
+    weekly = policy.report.weekly
+    if weekly is not None:
+        trigger = CronTrigger(
+            day_of_week=weekly.day,
+            hour=int(weekly.at[:2]),
+            minute=int(weekly.at[3:]),
+            timezone=policy.timezone,
+        )
+        scheduler.add_job(service.run_weekly_report, trigger, id=WEEKLY_REPORT_JOB, **tick)
     return scheduler, notices

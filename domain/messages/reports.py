@@ -18,13 +18,21 @@ class CabAgendaPost:
 
 @dataclass(frozen=True, kw_only=True)
 class ReportPost:
-    """The metrics report of `start`..`end`, its chart uploaded in its thread."""
+    """The metrics report of `start`..`end`, its chart uploaded in its thread; with
+    `previous_start`, its trends against `previous_start`..`start` (rows from before have none)."""
 
     template: Literal["report"] = "report"
     start: Moment
     end: Moment
     title: str
+    previous_start: Moment | None = None
 
     @property
     def span(self) -> CalendarRange:
         return CalendarRange(self.start, self.end, self.title)
+
+    @property
+    def previous(self) -> CalendarRange | None:
+        if self.previous_start is None:
+            return None
+        return CalendarRange(self.previous_start, self.start, "the period before")

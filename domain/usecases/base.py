@@ -165,8 +165,10 @@ class UseCase:
             allowed |= await self._directory.expand(self.policy.roles.get(role, []))
         return user in allowed
 
-    def _plan(self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime) -> list[PlannedNotice]:
-        return plan(self.policy, starts_at, ends_at, approved_at=approved_at)
+    def _plan(
+        self, starts_at: datetime, ends_at: datetime, *, approved_at: datetime, pre_approved: bool = False
+    ) -> list[PlannedNotice]:
+        return plan(self.policy, starts_at, ends_at, approved_at=approved_at, pre_approved=pre_approved)
 
     async def _counted(self, query: ChangeQuery) -> Counted:
         """The first `query.limit` CRs and their true total (a COUNT only when the cap is hit)."""
@@ -177,10 +179,22 @@ class UseCase:
 
 
 def plan(
-    policy: Policy, starts_at: datetime, ends_at: datetime, *, approved_at: datetime
+    policy: Policy,
+    starts_at: datetime,
+    ends_at: datetime,
+    *,
+    approved_at: datetime,
+    pre_approved: bool = False,
 ) -> list[PlannedNotice]:
-    """An approved window's notices (intake, approvals and emergencies all plan them)."""
-    return plan_notices(policy.timeline, starts_at=starts_at, ends_at=ends_at, approved_at=approved_at)
+    """An approved window's notices (intake, approvals and emergencies all plan them);
+    `pre_approved`: a standard change that needed no sign-off (no short-notice message)."""
+    return plan_notices(
+        policy.timeline,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        approved_at=approved_at,
+        pre_approved=pre_approved,
+    )
 
 
 # --- settling a due notice (each notice family's function builds on these) ------------
@@ -205,11 +219,10 @@ def skipped(change: Change, notice: DueNotice, *, now: datetime, reason: str) ->
 
 
 def late_audit(notice: DueNotice, *, now: datetime, late: bool) -> list[AuditEntry]:
-    """A notice sent after its time (the bot was down) says so in the trail."""
-    if not late:
-        return []
+    """Every notice sent is in the trail; one sent after its time (the bot was down) says so."""
     details = {"notice": notice.key, "due_at": notice.due_at.isoformat()}
-    return [AuditEntry(SYSTEM_ACTOR, AuditAction.NOTICE_SENT_LATE, now, details)]
+    action = AuditAction.NOTICE_SENT_LATE if late else AuditAction.NOTICE_SENT
+    return [AuditEntry(SYSTEM_ACTOR, action, now, details)]
 
 
 def escalation(change: Change, notice: DueNotice, payload: PostChase | ReviewChase, *, role: str) -> Intent:

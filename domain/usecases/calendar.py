@@ -84,9 +84,10 @@ class Calendar(UseCase):
     async def calendar(self, *, span: CalendarRange) -> CalendarView:
         now = self._clock.now()
         active = (Status.PENDING_APPROVAL, Status.CHANGES_REQUESTED, Status.APPROVED, Status.IN_PROGRESS)
+        ended = (Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK, Status.CLOSED)  # kept on their day
         scheduled = await self._counted(
             ChangeQuery(
-                statuses=(*active, Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK),
+                statuses=(*active, *ended),
                 starts_from=span.start,
                 starts_before=span.end,
                 limit=CALENDAR_LIMIT,

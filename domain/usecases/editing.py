@@ -196,7 +196,14 @@ class Editing(UseCase):
             void_approvals=True,
             approved_at=now if not steps else None,
             drop_notices=bool(steps),
-            replace_notices=None if steps else self._plan(draft.starts_at, draft.ends_at, approved_at=now),
+            replace_notices=None
+            if steps
+            else self._plan(
+                draft.starts_at,
+                draft.ends_at,
+                approved_at=now,
+                pre_approved=draft.category is Category.STANDARD,  # no "short notice" for those
+            ),
         )
         payload = Edited(by=user, changes=lines, reapproval=bool(steps), resubmitted=resubmitted)
         intents.append(

@@ -73,7 +73,8 @@ class Intake(UseCase):
                 else f"no approval needed for a {draft.category.value} change of {risk.value} risk"
             )
             audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
-            notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
+            standard = draft.category is Category.STANDARD
+            notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now, pre_approved=standard)
         if exception_reason is not None:
             details = {"reason": exception_reason}
             if lead is not None and draft.starts_at < lead.earliest:
@@ -189,7 +190,7 @@ class Intake(UseCase):
             ]
             void = voids_approval(change, new_start, new_end, self.policy.reschedule.keep_approval_within)
             replan = (
-                self._plan(new_start, new_end, approved_at=now)
+                self._plan(new_start, new_end, approved_at=now, pre_approved=pre_approved(change))
                 if change.status is Status.APPROVED and not void
                 else None
             )
@@ -245,6 +246,11 @@ def route_steps(
         spec = policy.exceptions
         steps += (StepSnapshot(spec.role, spec.count, tuple(policy.roles[spec.role]), purpose="exception"),)
     return steps
+
+
+def pre_approved(change: Change) -> bool:
+    """A standard change that needed no sign-off."""
+    return change.draft.category is Category.STANDARD and not change.steps
 
 
 def _overlapping(start: datetime, end: datetime) -> ChangeQuery:

@@ -1,26 +1,28 @@
-"""Looking back and ahead for the CAB: the weekly agenda, the monthly report, and reports
-asked for by hand (their chart rendered when sent)."""
+"""Looking back and ahead for the CAB: the weekly agenda, the monthly and weekly reports
+(with trends against the period before), and reports asked for by hand (their chart rendered
+when sent)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain import quorum
-from domain.calendar import CalendarRange, report_range
+from domain.calendar import CalendarRange, days_range, local_midnight, report_range
 from domain.calendar_policy import DAYS as DAY_NAMES
 from domain.enums import Risk, Status
 from domain.intents import Intent, IntentKind
 from domain.listing import Counted
 from domain.messages import CabAgendaPost, ReportPost
-from domain.metrics import compute_metrics, weekly_series
-from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry
+from domain.metrics import Metrics, compute_metrics, weekly_series
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CabAgenda, Report
 from domain.usecases.base import CALENDAR_LIMIT, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 CAB_SHOWN = 20  # overdue reviews loaded for the CAB agenda (the rest are named by id)
+WEEKLY_JOB = "weekly_report"  # its runs are claimed apart from the monthly report's
 
 
 class Reports(UseCase):
@@ -113,50 +115,93 @@ class Reports(UseCase):
             return False
         span = report_range(last_month, now=now, zone=zone)
         assert span is not None
+        first = span.start.astimezone(zone).date()
+        month_before = local_midnight((first - timedelta(days=1)).replace(day=1), zone)
         return await self.request_report(
-            span=span, channel=report.channel or self.policy.channels.changes, period_key=last_month
+            span=span,
+            channel=report.channel or self.policy.channels.changes,
+            period_key=last_month,
+            previous_start=month_before,
+        )
+
+    async def run_weekly_report(self, *, catch_up: bool = False) -> bool:
+        """On the policy's weekday, post the seven days before once, with trends against the
+        week before that."""
+        weekly = self.policy.report.weekly
+        if weekly is None:
+            return False
+        now = self._clock.now()
+        zone = self.policy.zone
+        today, on_time = post_slot(now, at=weekly.at, zone=zone)
+        due = DAY_NAMES[today.weekday()] == weekly.day and on_time
+        first = today - timedelta(days=7)
+        if not await self._due(WEEKLY_JOB, first.isoformat(), due=due, now=now, catch_up=catch_up):
+            return False
+        last = today - timedelta(days=1)
+        span = days_range(first, 7, zone, f"Weekly change report, {first:%a %d %b} – {last:%a %d %b %Y}")
+        return await self.request_report(
+            span=span,
+            channel=weekly.channel or self.policy.report.channel or self.policy.channels.changes,
+            period_key=first.isoformat(),
+            previous_start=local_midnight(first - timedelta(days=7), zone),
+            job=WEEKLY_JOB,
         )
 
     async def request_report(
-        self, *, span: CalendarRange, channel: str, period_key: str | None = None
+        self,
+        *,
+        span: CalendarRange,
+        channel: str,
+        period_key: str | None = None,
+        previous_start: datetime | None = None,
+        job: str = "report",
     ) -> bool:
-        """Queue a report post (its chart rendered when sent); scheduled ones run once per period."""
+        """Queue a report post (its chart rendered when sent); scheduled ones run once per
+        period. With `previous_start`, it shows trends against [previous_start, span.start)."""
         now = self._clock.now()
-        payload = ReportPost(
-            start=span.start,
-            end=span.end,
-            title=span.title,
-        )
+        payload = ReportPost(start=span.start, end=span.end, title=span.title, previous_start=previous_start)
         intent = Intent(
             IntentKind.REPORT,
             None,
             channel,
             payload,
-            dedupe_key=f"report:{period_key}" if period_key else None,
+            dedupe_key=f"{job}:{period_key}" if period_key else None,
         )
         entry = AuditEntry(
             SYSTEM_ACTOR, AuditAction.REPORT_POSTED, now, {"title": span.title, "channel": channel}
         )
         if period_key:
-            return await self._post_once("report", period=period_key, now=now, entry=entry, intent=intent)
+            return await self._post_once(job, period=period_key, now=now, entry=entry, intent=intent)
         await self._repo.append_audit(None, entry)
         await self._repo.add_intents([intent], now=now)
         self._notifier.wake()
         return True
 
-    async def report(self, *, span: CalendarRange) -> Report:
-        now = self._clock.now()
+    async def report(self, *, span: CalendarRange, previous: CalendarRange | None = None) -> Report:
+        """The period's figures and weekly series; with `previous`, that period's figures too,
+        for the trends."""
         changes = await self._repo.changes_with_history(start=span.start, end=span.end)
-        due, on_time = await self._repo.review_counts(start=span.start, end=span.end)
-        caused = [c.id for c in changes if c.caused_incident]
-        metrics = compute_metrics(
+        metrics = await self._metrics(span, changes)
+        before = None
+        if previous is not None and previous.start < previous.end:
+            earlier = await self._repo.changes_with_history(start=previous.start, end=previous.end)
+            before = await self._metrics(previous, earlier)
+        series = weekly_series(changes=changes, start=span.start, end=span.end)
+        return Report(span.title, metrics, series, previous=before)
+
+    async def _metrics(self, span: CalendarRange, changes: list[Change]) -> Metrics:
+        """Seed 004's figures of `changes`; reviews count once they came due (by now)."""
+        as_of = min(self._clock.now(), span.end)
+        due, on_time = (0, 0)
+        if as_of > span.start:
+            due, on_time = await self._repo.review_counts(start=span.start, end=as_of)
+        return compute_metrics(
             changes=changes,
             start=span.start,
             end=span.end,
-            caused_incident=caused,
+            caused_incident=[c.id for c in changes if c.caused_incident],
             reviews_due=due,
             reviews_done_on_time=on_time,
             targets=self.policy.targets,
-            now=min(now, span.end),
+            now=as_of,
         )
-        return Report(span.title, metrics, weekly_series(changes=changes, start=span.start, end=span.end))

@@ -35,8 +35,12 @@ async def test_digest_posts_once_at_the_policy_time(harness: Harness) -> None:
     [digest] = digests(harness)
     assert "Change calendar for Mon 23 Nov" in digest
     assert "Tomorrow's upgrade" in digest and "Needs a lead" in digest and "Next month" not in digest
-    assert "Waiting for approval* (1)" in digest and "In progress* (1)" in digest
-    assert "Overdue" in digest and "Running late" in digest  # its window ended at 08:01
+    assert "Scheduled* (3)" in digest and "*Mon 23 Nov*" in digest and "*Tue 24 Nov*" in digest
+    # each CR once, in its state, on its day: no second listing under "waiting" or "in progress"
+    assert all(digest.count(title) == 1 for title in ("Tomorrow's upgrade", "Needs a lead", "Running late"))
+    assert "*Also" not in digest
+    assert ":rotating_light: overdue" in digest and "Running late" in digest  # its window ended at 08:01
+    assert "owner <@UREQ>" in digest and "api-server" in digest and " 1 h " in digest
     audit_days = [
         e for e in (await harness.change("CR-2026-0001")).audit if e.action.value == "digest_posted"
     ]
@@ -91,3 +95,38 @@ async def test_calendar_command(harness: Harness) -> None:
     bogus = json.dumps((await harness.command("calendar someday", user="UREQ"))["blocks"])
     assert "Which days?" in bogus
     assert (await harness.change("CR-2026-0001")).status is Status.APPROVED
+
+
+async def test_the_calendar_keeps_ended_changes_on_their_day_and_a_past_day_shows_what_happened(
+    harness: Harness,
+) -> None:
+    now = harness.clock.now()  # Mon 23 Nov 07:00
+    await file_at(harness, "Went fine <!channel>", now + timedelta(minutes=5), impact="low", likelihood="low")
+    await file_at(
+        harness, "Broke", now + timedelta(minutes=10), impact="low", likelihood="low", services=["database"]
+    )
+    await file_at(harness, "Needs a lead", now + timedelta(days=2))
+    await file_at(harness, "Cancelled one", now + timedelta(hours=3), impact="low", likelihood="low")
+    await harness.command("cancel CR-2026-0004 not needed", user="UREQ")
+    for change_id in ("CR-2026-0001", "CR-2026-0002"):
+        await harness.click("change_start", change_id, user="UREQ")
+    await harness.click("change_complete", "CR-2026-0001", user="UREQ")
+    await harness.click("change_close", "CR-2026-0001", user="UREQ")
+    await harness.click("change_fail", "CR-2026-0002", user="UREQ")
+    meta = harness.slack.calls_to("views.open")[-1].params["view"]["private_metadata"]
+    notes = {"notes": {"notes": {"value": "Timeouts"}}}
+    assert await harness.submit("change_progress_notes", notes, user="UREQ", private_metadata=meta) == {}
+    assert (await harness.change("CR-2026-0001")).status is Status.CLOSED
+
+    today = json.dumps((await harness.command("calendar", user="UREQ"))["blocks"])
+    assert "Went fine &lt;!channel&gt;" in today and "<!channel>" not in today
+    assert ":lock: Closed" in today and ":x: Failed" in today and "Cancelled one" not in today
+    assert "Also waiting for approval* (1)" in today and today.count("Needs a lead") == 1
+    week = json.dumps((await harness.command("calendar week", user="UREQ"))["blocks"])
+    assert week.count("Needs a lead") == 1 and "*Also" not in week
+
+    harness.clock.set(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    past = json.dumps((await harness.command("calendar 2026-11-23", user="UREQ"))["blocks"])
+    assert "What happened* (2)" in past and "Changes on Mon 23 Nov 2026" in past
+    assert ":lock: Closed" in past and ":x: Failed" in past and "Broke" in past
+    assert "Needs a lead" not in past and "Cancelled one" not in past  # not today's open items either

@@ -291,3 +291,16 @@ def test_timeline_notice_ids_are_unique_and_not_reserved() -> None:
     )
     with pytest.raises(PolicyError, match="reserved"):
         parse_policy(reserved)
+
+
+def test_the_weekly_report_is_optional_and_its_errors_name_their_line() -> None:
+    assert parse_policy(TEST_POLICY).report.weekly is None
+    weekly = parse_policy(TEST_POLICY + "report:\n  weekly: {}\n").report.weekly
+    assert weekly is not None and (weekly.day, weekly.at, weekly.channel) == ("mon", "09:00", None)
+    text = TEST_POLICY + 'report:\n  weekly:\n    day: monday\n    at: "9am"\n    channel: changes\n'
+    found = {p.path: p for p in problems(text)}
+    assert set(found) == {"report.weekly.day", "report.weekly.at", "report.weekly.channel"}
+    assert found["report.weekly.day"].line == line_of(text, "day: monday")
+    assert found["report.weekly.at"].line == line_of(text, 'at: "9am"')
+    assert "not a Slack channel id" in found["report.weekly.channel"].message
+    assert found["report.weekly.channel"].line == line_of(text, "channel: changes")

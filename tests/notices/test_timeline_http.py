@@ -92,13 +92,17 @@ async def test_the_whole_timeline_of_a_change(harness: Harness) -> None:
     await harness.click("change_close", CR, user="UIMPL", channel="D_UIMPL")
     closed = await harness.change(CR)
     assert closed.status is Status.CLOSED
-    assert [e.action.value for e in closed.audit] == [
+    assert [e.action.value for e in closed.audit if e.action.value != "notice_sent"] == [
         "submitted",
         "auto_approved",
         "started",
         "completed",
         "closed",
     ]
+    # every notice sent is in the trail too
+    sent = [e.details["notice"] for e in closed.audit if e.action.value == "notice_sent"]
+    assert sorted(sent) == sorted(key for key, state in await notice_rows(harness) if state == "sent")
+    assert "t_minus_24h" in sent and "monitoring_end" in sent
     # the card in the channel followed every step
     final_card = [c for c in harness.slack.calls_to("chat.update") if c.params["channel"] == "CCHANGES"][-1]
     assert "Closed" in json.dumps(final_card.params["blocks"])

@@ -108,10 +108,12 @@ async def test_calendar_and_digest_show_true_totals_and_where_the_rest_is(harnes
     week = text(await harness.command("calendar week", user="UREQ"))
     assert "*Scheduled* (250)" in week
     assert "… and 150 more: `/change calendar 2026-11-23` for one day, or the calendar feed (ICS)" in week
-    assert "*Waiting for approval* (250)" in week and "… and 150 more: `/change list pending`" in week
-    assert "*In progress* (105)" in week and "… and 5 more: `/change list in-progress`" in week
-    assert "*Overdue: window ended, not completed* (105)" in week
+    # each change once: the 100 listed by day are not listed again
+    assert "*Also waiting for approval* (150)" in week and "… and 150 more: `/change list pending`" in week
+    # the most urgent first: the overdue ones (all in progress), then the rest of those in progress
+    assert "*Also overdue: window ended, not completed* (105)" in week
     assert "… and 5 more: `/change list overdue`" in week
+    assert "*Also in progress* (5)" in week and "… and 5 more: `/change list in-progress`" in week
     running = await harness.command("list in-progress", user="UREQ")
     assert "Showing 1–20 of 105" in text(running) and "Changes in progress" in text(running)
     overdue = await harness.command("list overdue --page 6", user="UREQ")
@@ -125,8 +127,11 @@ async def test_calendar_and_digest_show_true_totals_and_where_the_rest_is(harnes
         for c in harness.posts_to("CCHANGES")
         if "Change calendar for" in json.dumps(c.params.get("blocks"))
     ]
-    assert "*Waiting for approval* (250)" in digest and "… and 150 more: `/change list pending`" in digest
-    assert "*In progress* (105)" in digest and "… and 5 more: `/change list in-progress`" in digest
+    assert (
+        "*Also waiting for approval* (150)" in digest and "… and 150 more: `/change list pending`" in digest
+    )
+    assert "*Also overdue: window ended, not completed* (105)" in digest
+    assert "*Also in progress* (5)" in digest and "… and 5 more: `/change list in-progress`" in digest
 
 
 async def test_cab_agenda_and_app_home_count_past_their_caps(harness: Harness, db: Db) -> None:

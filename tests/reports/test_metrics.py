@@ -21,8 +21,18 @@ from domain.metrics import (
     post_approved_at,
     weekly_series,
 )
-from domain.model import ApprovalEntry, AuditAction, AuditEntry, Change, ChangeDraft, Phase, PostState
-from modals.report import format_duration, report_blocks, report_text
+from domain.model import (
+    ApprovalEntry,
+    AuditAction,
+    AuditEntry,
+    Change,
+    ChangeDraft,
+    Phase,
+    PostState,
+    StepSnapshot,
+)
+from domain.trends import Direction, trends
+from modals.report import format_duration, report_blocks, report_text, trend_line
 
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 DEC = datetime(2026, 12, 1, tzinfo=UTC)
@@ -49,8 +59,11 @@ def make(
     post_state: PostState | None = None,
     post_due: datetime | None = None,
     post_approvals: tuple[ApprovalEntry, ...] = (),
+    approved: datetime | None = None,
+    needs_approval: bool = False,
 ) -> Change:
     created = created or starts - timedelta(days=1)
+    steps = (StepSnapshot("tech_lead", 1, ("ULEAD",)),) if needs_approval else ()
     return Change(
         id=change_id,
         draft=ChangeDraft(
@@ -69,7 +82,8 @@ def make(
         version=1,
         created_at=created,
         updated_at=created,
-        steps=(),
+        steps=steps,
+        approved_at=approved,
         audit=trail,
         started_at=started,
         finished_at=finished,
@@ -265,8 +279,9 @@ def test_outcomes_and_rates() -> None:
     assert (m.succeeded, m.failed, m.rolled_back, m.unknown_outcome, m.finished) == (7, 1, 1, 1, 9)
     assert m.success_rate == pytest.approx(77.77777777)  # 7 / 9
     assert m.rollback_rate == pytest.approx(11.11111111)  # 1 / 9
-    assert m.failure_rate_count == 3  # CR-4, CR-5, CR-12 (incident)
-    assert m.change_failure_rate == pytest.approx(33.33333333)  # 3 / 9
+    # seed 004: % of changes causing incidents; failing or rolling back is not one by itself
+    assert m.failure_rate_count == 1  # CR-12 (incident)
+    assert m.change_failure_rate == pytest.approx(11.11111111)  # 1 / 9
     assert m.incidents_caused == 1 and m.incident_change_ids == ["CR-12"]  # CR-99 is outside
     assert m.emergency_count == 4
     assert m.emergency_share == pytest.approx(28.57142857)  # 4 / 14
@@ -277,7 +292,7 @@ def test_outcome_override_when_no_audit_is_loaded() -> None:
     assert (m.succeeded, m.finished, m.unknown_outcome) == (8, 10, 0)
     assert m.success_rate == 80.0
     assert m.rollback_rate == 10.0
-    assert m.change_failure_rate == 30.0
+    assert m.change_failure_rate == 10.0
 
 
 def test_lead_time_mean_and_p90_and_time_to_implement() -> None:
@@ -295,7 +310,9 @@ def test_lead_time_mean_and_p90_and_time_to_implement() -> None:
 def test_changes_per_week_and_compliance() -> None:
     m = month()
     assert m.weeks == pytest.approx(30 / 7)
-    assert m.changes_per_week == pytest.approx(3.26666666)  # 14 * 7 / 30
+    # implemented: CR-1 to CR-8, 12, 13, 14 (not CR-9 approved, CR-10 cancelled, CR-11 pending)
+    assert m.implemented == 11
+    assert m.changes_per_week == pytest.approx(2.56666666)  # 11 * 7 / 30
     # due by 1 Dec: CR-6 (on time), CR-7 (overdue), CR-13 (quorum 2 h late); CR-8 is due 1 Dec 12:00
     assert (m.post_approval_on_time, m.post_approval_due) == (1, 3)
     assert m.post_approval_compliance == pytest.approx(33.33333333)
@@ -310,8 +327,8 @@ def test_default_targets_all_missed() -> None:
     assert {c.key: c.verdict for c in m.checks} == {
         "success_rate_min": Verdict.MISSED,  # 77.8 < 95
         "rollback_rate_max": Verdict.MISSED,  # 11.1 > 3
-        "failure_rate_max": Verdict.MISSED,  # 33.3 > 5
-        "changes_per_week_min": Verdict.MISSED,  # 3.27 < 10
+        "failure_rate_max": Verdict.MISSED,  # 11.1 > 5
+        "changes_per_week_min": Verdict.MISSED,  # 2.57 < 10
     }
 
 
@@ -320,13 +337,13 @@ def test_targets_from_policy_and_mixed_verdicts() -> None:
         {
             "success_rate_min": "75%",
             "rollback_rate_max": 12,
-            "failure_rate_max": 30,
-            "changes_per_week_min": 3,
+            "failure_rate_max": 10,
+            "changes_per_week_min": 2.5,
             "report": "monthly",
         }
     )
     assert targets == Targets(
-        success_rate_min=75, rollback_rate_max=12, failure_rate_max=30, changes_per_week_min=3
+        success_rate_min=75, rollback_rate_max=12, failure_rate_max=10, changes_per_week_min=2.5
     )
     m = month(targets=targets)
     assert {c.key: c.verdict for c in m.checks} == {
@@ -348,8 +365,9 @@ def test_targets_defaults_and_bad_values() -> None:
         Targets.from_policy({"failure_rate_max": "lots"})
 
 
-def test_targets_are_inclusive_bounds() -> None:
-    """Ten completed changes in one week: 100 % success, no rollbacks, exactly 10 per week."""
+def test_targets_compare_as_seed_004_states_them() -> None:
+    """Ten completed changes in one week: 100 % success, no rollbacks, exactly 10 per week.
+    Seed 004: success > 95 %, rollback < 3 %, failure < 5 %, 10+ a week."""
     week = [
         make(
             f"CR-{i}",
@@ -360,10 +378,21 @@ def test_targets_are_inclusive_bounds() -> None:
         )
         for i in range(10)
     ]
-    m = compute_metrics(changes=week, start=at(2), end=at(9), targets=Targets(rollback_rate_max=0))
+    m = compute_metrics(changes=week, start=at(2), end=at(9), targets=Targets())
     assert m.changes_per_week == 10.0
     assert (m.success_rate, m.rollback_rate, m.change_failure_rate) == (100.0, 0.0, 0.0)
     assert all(c.verdict is Verdict.MET for c in m.checks)
+    assert [c.comparison for c in m.checks] == [">", "<", "<", ">="]
+    on_the_line = Targets(
+        success_rate_min=100, rollback_rate_max=0, failure_rate_max=0, changes_per_week_min=10
+    )
+    m = compute_metrics(changes=week, start=at(2), end=at(9), targets=on_the_line)
+    assert {c.key: c.verdict for c in m.checks} == {
+        "success_rate_min": Verdict.MISSED,  # 100 is not above 100
+        "rollback_rate_max": Verdict.MISSED,  # 0 is not below 0
+        "failure_rate_max": Verdict.MISSED,
+        "changes_per_week_min": Verdict.MET,  # 10 is 10+
+    }
 
 
 def test_empty_period_has_no_rates_and_no_division_by_zero() -> None:
@@ -438,10 +467,11 @@ def test_weekly_series() -> None:
         WeekPoint(at(1), {S: 1, N: 2, M: 0, E: 0}, 100.0, 0.0),  # CR-1, 2, 3
         WeekPoint(at(8), {S: 0, N: 1, M: 1, E: 0}, 0.0, 50.0),  # CR-4 rolled back, CR-5 failed
         WeekPoint(at(15), {S: 1, N: 0, M: 0, E: 2}, 100.0, 0.0),  # CR-6, 7, 12
-        WeekPoint(at(22), {S: 1, N: 3, M: 0, E: 1}, 100.0, 0.0),  # CR-13 done; 9, 10, 11, 14 no outcome
+        # CR-13 done, CR-14 closed (no outcome); CR-9 approved, CR-10 cancelled, CR-11 pending: not counted
+        WeekPoint(at(22), {S: 0, N: 1, M: 0, E: 1}, 100.0, 0.0),
         WeekPoint(at(29), {S: 0, N: 0, M: 0, E: 1}, None, None),  # two days: CR-8 in progress
     ]
-    assert sum(sum(p.by_category.values()) for p in series) == 14
+    assert sum(sum(p.by_category.values()) for p in series) == 11
 
 
 def test_report_blocks_render_the_template() -> None:
@@ -452,26 +482,33 @@ def test_report_blocks_render_the_template() -> None:
     }
     text = json.dumps(blocks, ensure_ascii=False)
     assert "Sun 01 Nov 2026 – Mon 30 Nov 2026 · times in UTC" in text
-    assert "Total changes: *14* (3.3 per week)" in text
+    assert "Changes implemented: *11* (2.6 per week) · total filed: 14" in text
     assert "Successful: 7 (77.8%) of 9 finished" in text
     assert "Rolled back: 1 (11.1%)" in text
     assert "Emergency changes: 4 (28.6%)" in text
     assert "Standard: 3" in text and "Normal: 6" in text and "Major: 1" in text and "Emergency: 4" in text
-    assert ":warning: Success rate: *77.8%* (target ≥ 95%)" in text
-    assert ":warning: Changes per week: *3.3* (target ≥ 10)" in text
+    assert ":warning: Success rate: *77.8%* (target &gt; 95%)" in text
+    assert ":warning: Rollback rate: *11.1%* (target &lt; 3%)" in text
+    assert ":warning: Changes per week: *2.6* (target ≥ 10)" in text
+    assert "Change failure rate: 11.1% (1 of 9 finished caused an incident)" in text
     assert "1 of 3 post-approved by the deadline (33.3%)" in text
     assert "Changes causing incidents: 1\\n• Which: CR-12" in text
     assert "Still open: 3 · rejected or cancelled: 1" in text and "Closed, outcome unknown: 1" in text
     assert "Average lead time (filed → started): 1 d 6 h · p90 3 d 0 h · 11 started" in text
     assert "Average implementation time: 1 h 20 min" in text
     assert "3 of 4 reviews done on time (75.0%)" in text
-    assert report_text(month(), title="November").startswith("November: 14 changes, success 77.8%")
+    assert "Approval time (filed → approved): median no data · p90 no data · 0 approved" in text
+    assert "Time to restore (MTTR): no data over 0 change-caused incidents" in text
+    assert "Against" not in text  # no period before was given: no trends
+    assert report_text(month(), title="November").startswith(
+        "November: 11 changes implemented, success 77.8%"
+    )
 
 
 def test_report_blocks_with_no_data() -> None:
     m = compute_metrics(changes=[], start=NOV, end=DEC, targets=Targets())
     text = json.dumps(report_blocks(m, title="x" * 300, zone=ZoneInfo("UTC")), ensure_ascii=False)
-    assert ":grey_question: Success rate: *no data* (target ≥ 95%)" in text
+    assert ":grey_question: Success rate: *no data* (target &gt; 95%)" in text
     assert "no post-approval came due" in text and "no review came due" in text
 
 
@@ -481,3 +518,145 @@ def test_format_duration() -> None:
     assert format_duration(timedelta(hours=3, minutes=20)) == "3 h 20 min"
     assert format_duration(timedelta(days=2, hours=4, minutes=10)) == "2 d 4 h"
     assert format_duration(None) == "no data"
+
+
+def test_rejected_and_cancelled_changes_are_in_no_rate_and_no_weekly_count() -> None:
+    changes = [
+        make("CR-1", category=N, status=Status.COMPLETED, starts=at(2, 10), started=at(2, 10)),
+        make("CR-2", category=N, status=Status.REJECTED, starts=at(3, 10)),
+        make("CR-3", category=N, status=Status.CANCELLED, starts=at(4, 10)),
+        make("CR-4", category=N, status=Status.APPROVED, starts=at(5, 10)),  # never started
+    ]
+    m = compute_metrics(changes=changes, start=at(2), end=at(9), targets=Targets())
+    assert (m.total, m.implemented, m.finished) == (4, 1, 1)
+    assert (m.success_rate, m.rollback_rate, m.change_failure_rate) == (100.0, 0.0, 0.0)
+    assert m.changes_per_week == 1.0
+    assert m.by_status[Status.REJECTED] == 1 and m.by_status[Status.CANCELLED] == 1
+    [week] = weekly_series(changes=changes, start=at(2), end=at(9))
+    assert week.by_category[N] == 1
+
+
+def test_approval_cycle_time_median_and_p90() -> None:
+    """Filed -> approved for changes that waited for approvers: 1 h, 2 h, 3 h, 10 h."""
+    waited = [
+        make(
+            f"CR-{hours}",
+            category=N,
+            status=Status.APPROVED,
+            starts=at(5, 10),
+            created=at(2, 0),
+            approved=at(2, hours),
+            needs_approval=True,
+        )
+        for hours in (3, 1, 10, 2)
+    ]
+    others = [
+        # pre-approved: approved at filing, nobody to wait for
+        make("CR-20", category=S, status=Status.APPROVED, starts=at(5, 10), created=at(2), approved=at(2)),
+        # an emergency's approval comes after the fact
+        make(
+            "CR-21",
+            category=E,
+            status=Status.COMPLETED,
+            starts=at(5, 10),
+            created=at(2),
+            approved=at(4),
+            needs_approval=True,
+        ),
+        # still waiting
+        make("CR-22", category=N, status=Status.PENDING_APPROVAL, starts=at(5, 10), needs_approval=True),
+    ]
+    m = compute_metrics(changes=waited + others, start=at(2), end=at(9), targets=Targets())
+    assert m.approval_count == 4
+    assert m.approval_time_median == timedelta(hours=2)  # sorted 1 2 3 10: rank ceil(0.5 * 4) = 2
+    assert m.approval_time_p90 == timedelta(hours=10)  # rank ceil(0.9 * 4) = 4
+    text = json.dumps(report_blocks(m, title="Week", zone=ZoneInfo("UTC")), ensure_ascii=False)
+    assert "Approval time (filed → approved): median 2 h 0 min · p90 10 h 0 min · 4 approved" in text
+
+
+def test_time_to_restore_of_change_caused_incidents() -> None:
+    """From the failure (FAILED, or the incident linked, whichever first) to rollback or close."""
+    changes = [
+        make(  # failed 10:00, rolled back 10:45, the incident linked at 11:00: 45 min
+            "CR-1",
+            category=N,
+            status=Status.ROLLED_BACK,
+            starts=at(2, 9),
+            started=at(2, 9),
+            trail=audit(
+                (AuditAction.FAILED, at(2, 10)),
+                (AuditAction.ROLLED_BACK, at(2, 10, 45)),
+                (AuditAction.INCIDENT_LINKED, at(2, 11)),
+            ),
+        ),
+        make(  # completed, then an incident linked at 12:00 and the change closed at 14:00: 2 h
+            "CR-2",
+            category=N,
+            status=Status.CLOSED,
+            starts=at(3, 9),
+            started=at(3, 9),
+            trail=audit(
+                (AuditAction.COMPLETED, at(3, 10)),
+                (AuditAction.INCIDENT_LINKED, at(3, 12)),
+                (AuditAction.CLOSED, at(3, 14)),
+            ),
+        ),
+        make(  # an incident linked, not yet rolled back or closed
+            "CR-3",
+            category=N,
+            status=Status.COMPLETED,
+            starts=at(4, 9),
+            started=at(4, 9),
+            trail=audit((AuditAction.COMPLETED, at(4, 10)), (AuditAction.INCIDENT_LINKED, at(4, 11))),
+        ),
+        make(  # failed and closed, but no incident: not in the MTTR
+            "CR-4",
+            category=N,
+            status=Status.CLOSED,
+            starts=at(5, 9),
+            started=at(5, 9),
+            trail=audit((AuditAction.FAILED, at(5, 10)), (AuditAction.CLOSED, at(5, 20))),
+        ),
+    ]
+    m = compute_metrics(
+        changes=changes, start=at(2), end=at(9), caused_incident={"CR-1", "CR-2", "CR-3"}, targets=Targets()
+    )
+    assert (m.restore_count, m.restore_open) == (2, 1)
+    assert m.time_to_restore_mean == timedelta(minutes=82, seconds=30)  # (45 + 120) / 2
+    assert (m.failure_rate_count, m.finished, m.change_failure_rate) == (3, 4, 75.0)
+    text = json.dumps(report_blocks(m, title="Week", zone=ZoneInfo("UTC")), ensure_ascii=False)
+    assert "Time to restore (MTTR): 1 h 22 min over 2 change-caused incidents · 1 not yet restored" in text
+
+
+def test_trends_against_the_period_before() -> None:
+    def week_of(first: int, outcomes: list[Status]) -> Metrics:
+        changes = [
+            make(
+                f"CR-{first}-{i}",
+                category=S,
+                status=status,
+                starts=at(first, 10 + i),
+                started=at(first, 10 + i),
+            )
+            for i, status in enumerate(outcomes)
+        ]
+        return compute_metrics(changes=changes, start=at(first), end=at(first + 7), targets=Targets())
+
+    before = week_of(2, [Status.COMPLETED] * 3 + [Status.ROLLED_BACK])  # 75 % success, 25 % rollback
+    now = week_of(9, [Status.COMPLETED] * 5)  # 100 %, 0 %
+    moved = {t.key: t for t in trends(now, before)}
+    assert (moved["implemented"].delta, moved["implemented"].direction) == (1, Direction.UP)
+    assert moved["success_rate"].delta == 25.0 and moved["success_rate"].better is True
+    assert moved["rollback_rate"].direction is Direction.DOWN and moved["rollback_rate"].better is True
+    assert (
+        moved["change_failure_rate"].direction is Direction.FLAT
+        and moved["change_failure_rate"].better is None
+    )
+    assert moved["approval_time_median"].direction is None  # no data either side
+    assert trend_line(moved["success_rate"]) == "• Success rate: *100.0%* ↑ +25.0 pts (was 75.0%) · better"
+    assert trend_line(moved["rollback_rate"]) == "• Rollback rate: *0.0%* ↓ -25.0 pts (was 25.0%) · better"
+    assert trend_line(moved["implemented"]) == "• Changes implemented: *5* ↑ +1 (was 4) · better"
+    assert trend_line(moved["approval_time_median"]) == "• Approval time (median): *no data* (was no data)"
+    blocks = report_blocks(now, title="Week", zone=ZoneInfo("UTC"), previous=before)
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert "*Against Mon 02 Nov – Sun 08 Nov 2026*" in text and "↑ +25.0 pts" in text

@@ -331,7 +331,7 @@ def test_blocks_render_headers_fields_context_dividers_and_buttons() -> None:
 
 
 def test_a_real_help_message_and_a_text_only_message() -> None:
-    text = blocks_to_text(help_blocks("I don't know `/change fly`."))
+    text = blocks_to_text(help_blocks("I don't know `/change fly`.", with_help=True))
     assert text.startswith("I don't know `/change fly`.\n*changebot: change requests in Slack*")
     assert "• `/change new`: file a change request" in text
     assert message_to_text("Hi <@U2>", None, NAMES) == "Hi @bob"

@@ -9,7 +9,7 @@ from domain.intents import IntentKind
 from domain.model import AuditAction, Change
 from domain.read_models import ProgressAction
 from domain.service import ChangeService
-from tests.support.change_forms import IMPLEMENTER, REQUESTER, low_risk_form
+from tests.support.change_forms import IMPLEMENTER, REQUESTER, change_form, low_risk_form
 from tests.support.memory_repository import MemoryChangeRepository, MemoryNotifier
 
 
@@ -44,6 +44,11 @@ async def test_a_due_notice_becomes_its_posts_once(
         clock.now(),
     )
     assert notifier.wakes == wakes + 1
+    trail = (await service.get_change(change_id=change.id)).audit
+    assert [(e.action, e.details.get("notice")) for e in trail][-1] == (
+        AuditAction.NOTICE_SENT,
+        "t_minus_24h",
+    )
 
     assert await service.process_due_notices() == 0
     assert len(repo.outbox) == before + 2
@@ -149,3 +154,28 @@ async def test_a_written_review_is_not_chased(
     reviews = [(n.state, n.note) for n in await repo.notices(change.id) if n.key.startswith("review_")]
     assert reviews == [("skipped", "the review is written")] * 2
     assert await repo.overdue_reviews(now=clock.now()) == []
+
+
+async def test_no_short_notice_for_a_pre_approved_standard_change(
+    service: ChangeService, repo: MemoryChangeRepository, clock: FakeClock
+) -> None:
+    soon = timedelta(hours=2)  # the T-24h heads-up is already past at filing
+    standard = await service.submit_change(
+        form=change_form(
+            clock,
+            starts_in=soon,
+            category="standard",
+            catalog="cache-clear",
+            impact=None,
+            likelihood=None,
+            description=None,
+        ),
+        requester=REQUESTER,
+    )
+    normal = await service.submit_change(
+        form=low_risk_form(clock, starts_in=soon + timedelta(hours=2), services=["database"]),
+        requester=REQUESTER,
+    )
+    assert "short_notice" not in {n.key for n in await repo.notices(standard.id)}
+    assert "t_minus_1h" in {n.key for n in await repo.notices(standard.id)}
+    assert "short_notice" in {n.key for n in await repo.notices(normal.id)}  # auto-approved, not standard
