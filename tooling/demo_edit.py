@@ -30,6 +30,7 @@ async def changes_requested_then_approved(world: DemoWorld) -> None:
             ends_at=int((window + timedelta(hours=1)).timestamp()),
             description="Evictions spike every evening; give the cache room.",
             rollback_plan="Set the limit back to 4 GB.",
+            test_plan="Raise it on one replica first and watch its memory for an hour.",
         ),
         what="files a change: raise the Redis memory limit (Mon 10:00)",
     )
@@ -37,8 +38,8 @@ async def changes_requested_then_approved(world: DemoWorld) -> None:
     await world.submit(
         "UBOB",
         "change_request_changes_submit",
-        {"reason": {"reason": text_value("Add a test plan: how will we know the evictions stopped?")}},
-        what="asks for a test plan and clicks [ Send ]",
+        {"reason": {"reason": text_value("Add success criteria: how will we know the evictions stopped?")}},
+        what="asks for success criteria and clicks [ Send ]",
         private_metadata=_opened(world)["private_metadata"],
     )
     await world.click("UALICE", "Edit and resubmit", "change_edit", CR_EDITED, channel="D_UALICE")
@@ -46,8 +47,10 @@ async def changes_requested_then_approved(world: DemoWorld) -> None:
     await world.submit(
         "UALICE",
         "change_edit_submit",
-        prefilled_state(view, test_plan={"value": "Watch evicted_keys on the Redis dashboard for a day."}),
-        what="adds the test plan in the filled-in form and clicks [ Save ]",
+        prefilled_state(
+            view, success_criteria={"value": "evicted_keys stays at zero on the Redis dashboard for a day."}
+        ),
+        what="adds success criteria in the filled-in form and clicks [ Save ]",
         private_metadata=view["private_metadata"],
     )
     await world.advance_to(world.clock.now() + timedelta(minutes=10))

@@ -115,7 +115,7 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "api:deploy-pipeline completed  (notes: Rolled out to 3 clusters.)",
         "━━ Audit trail of CR-2026-0005",
         "@bob       changes requested",
-        "@alice     edited  (changes: ['Test plan added']",
+        "@alice     edited  (changes: ['Success criteria added']",
     ]
     position = 0
     for step in steps:
