@@ -30,6 +30,7 @@ from domain.durations import Duration
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.gate_policy import GatePolicy, Integrations, integration_problems
 from domain.metrics import Targets
+from domain.quiet_hours import QuietHours
 from domain.risk import DEFAULT_RISK_MATRIX
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -134,7 +135,7 @@ class NoticeSpec(_Strict):
 
 
 def _default_notices() -> list[NoticeSpec]:
-    """Seed process 002's communication timeline."""
+    """Seed process 002's full timeline: T-24h, T-1h, T-15m, T-0, T+15m, T+30m."""
     return [
         NoticeSpec(
             id="t_minus_24h",
@@ -150,6 +151,12 @@ def _default_notices() -> list[NoticeSpec]:
             check_readiness=True,
         ),
         NoticeSpec(
+            id="t_minus_15m",
+            at=timedelta(minutes=-15),
+            audience=["implementer"],
+            text="Prepare: take a backup, open the dashboards, join #incidents.",
+        ),
+        NoticeSpec(
             id="t_0",
             at=timedelta(0),
             audience=["thread", "implementer"],
@@ -162,6 +169,12 @@ def _default_notices() -> list[NoticeSpec]:
             audience=["thread", "implementer"],
             text="Status update, please: how is the change going?",
             buttons="implementation",
+        ),
+        NoticeSpec(
+            id="t_plus_30m",
+            at=timedelta(minutes=30),
+            audience=["implementer"],
+            text="Verify: run the smoke tests and check the success criteria.",
         ),
     ]
 
@@ -352,6 +365,7 @@ class Policy(_Strict):
     targets: Targets = Field(default_factory=Targets)
     gates: GatePolicy = Field(default_factory=GatePolicy)  # pipelines waiting at a change's gate
     integrations: Integrations = Field(default_factory=Integrations)  # what else asks the gates
+    quiet_hours: QuietHours | None = None  # DMs due at night wait for the recipient's morning
 
     @field_validator("timezone")
     @classmethod

@@ -82,6 +82,7 @@ class ChangeService:
         # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
         self.start_freeze = calendar.start_freeze
         self.end_freeze = calendar.end_freeze
+        self.end_due_freezes = calendar.end_due_freezes
         self.active_freezes = calendar.active_freezes
         self.calendar = calendar.calendar
         self.open_home = calendar.open_home

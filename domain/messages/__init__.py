@@ -13,10 +13,10 @@ from pydantic import Field, TypeAdapter
 
 from domain.messages.approvals import Decided
 from domain.messages.base import ChangeMessage, Escalating
-from domain.messages.calendar import CalendarDigest, FreezeChanged
+from domain.messages.calendar import CalendarDigest, FreezeChanged, FreezeCovers
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
-from domain.messages.notices import TimelineNotice
+from domain.messages.notices import StakeholderNotice, TimelineNotice
 from domain.messages.progress import ChangeEvent, ProgressUpdate, Rescheduled
 from domain.messages.replies import Ephemeral, Text
 from domain.messages.reports import CabAgendaPost, ReportPost
@@ -37,6 +37,8 @@ ChangeNews = (
     | PostDecided
     | ReviewRequired
     | TimelineNotice
+    | StakeholderNotice
+    | FreezeCovers
 )
 # What is posted to a channel, rendered from a read model loaded when sent.
 BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost
@@ -78,6 +80,7 @@ __all__ = [
     "Escalating",
     "Filed",
     "FreezeChanged",
+    "FreezeCovers",
     "IncidentLinked",
     "Message",
     "OnCallFound",
@@ -92,6 +95,7 @@ __all__ = [
     "ReviewRequest",
     "ReviewRequired",
     "SlackMessage",
+    "StakeholderNotice",
     "Text",
     "TimelineNotice",
     "message_payload",

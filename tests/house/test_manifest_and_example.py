@@ -48,6 +48,7 @@ READ_TODAY = {
     "reschedule",
     "gates",
     "integrations",
+    "quiet_hours",
 }
 UPCOMING: set[str] = set()
 

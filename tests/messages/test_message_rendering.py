@@ -20,6 +20,7 @@ from domain.messages import (
     Decided,
     Filed,
     FreezeChanged,
+    FreezeCovers,
     IncidentLinked,
     OnCallFound,
     PostChase,
@@ -31,6 +32,7 @@ from domain.messages import (
     ReviewDone,
     ReviewRequest,
     ReviewRequired,
+    StakeholderNotice,
     TimelineNotice,
 )
 from domain.metrics import compute_metrics, weekly_series
@@ -96,6 +98,10 @@ CHANGE_NEWS: list[ChangeNews] = [
     TimelineNotice(key="t_minus_1h", due_at=NOW, actions=True),
     TimelineNotice(key=OVERRUN, late=True, due_at=NOW, actions=True),
     TimelineNotice(key=SHORT_NOTICE, due_at=NOW, thread=True),
+    StakeholderNotice(key="t_minus_24h", due_at=NOW, late=True),
+    StakeholderNotice(key="t_0", due_at=NOW),
+    FreezeCovers(by="UCTO", reason=HOSTILE, until=NOW),
+    FreezeCovers(by="UCTO"),
 ]
 
 
@@ -119,6 +125,8 @@ BOARD_NEWS: list[BoardNews] = [
     CalendarDigest(start=NOW, end=NOW + timedelta(days=2), title="Change calendar for Mon 23 Nov"),
     FreezeChanged(started=True, by="UCTO", reason=HOSTILE),
     FreezeChanged(started=False, by="UCTO"),
+    FreezeChanged(started=True, by="UCTO", reason=HOSTILE, until=NOW),
+    FreezeChanged(started=False, by="changebot", reason=HOSTILE, as_planned=True),
     CabAgendaPost(),
     ReportPost(start=NOW - timedelta(days=30), end=NOW, title="Changes in November"),
 ]
@@ -161,3 +169,21 @@ def test_user_text_shows_escaped_not_dropped() -> None:
 def test_a_message_about_a_change_needs_the_change() -> None:
     with pytest.raises(ValueError, match="without its change"):
         render_message(ReviewDone(by="UDEV"), SendTime(POLICY))
+
+
+def test_the_stakeholders_read_document_001s_template() -> None:
+    text, blocks = render_message(
+        StakeholderNotice(key="t_minus_24h", due_at=NOW), SendTime(POLICY, change=change())
+    )
+    shown = json.dumps(blocks)
+    assert text.startswith("[SCHEDULED MAINTENANCE] CR-2026-0001")
+    for heading in (
+        "Maintenance window",
+        "Services affected",
+        "Expected impact",
+        "What we",
+        "Contact",
+        "Rollback plan",
+    ):
+        assert f"*{heading}" in shown, heading
+    assert "&lt;!channel&gt;" in shown and "<!channel>" not in shown

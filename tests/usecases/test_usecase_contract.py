@@ -60,7 +60,8 @@ async def test_filing_and_approving(backend: Backend, service: ChangeService, cl
         ("message", REQUESTER, medium.id),
     ]
     assert [n[:2] for n in await backend.notices(medium.id)] == [
-        (key, "pending") for key in ("t_minus_24h", "t_minus_1h", "t_0", "t_plus_15m", "overrun")
+        (key, "pending")
+        for key in ("t_minus_24h", "t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", "overrun")
     ]
 
 
@@ -104,22 +105,25 @@ async def test_the_notice_pass_sends_once_and_skips_what_went_stale(
     change = await service.submit_change(form=low_risk_form(clock), requester=REQUESTER)
     clock.set(change.draft.starts_at + timedelta(minutes=30))
 
-    assert await service.process_due_notices() == 4
+    assert await service.process_due_notices() == 6
     assert await service.process_due_notices() == 0
 
     assert [(*n[:2], n[4]) for n in await backend.notices(change.id)] == [
         ("t_minus_24h", "skipped", False),
         ("t_minus_1h", "skipped", False),
+        ("t_minus_15m", "skipped", False),
         ("t_0", "sent", True),
         ("t_plus_15m", "sent", True),
+        ("t_plus_30m", "sent", False),
         ("overrun", "pending", False),
     ]
     assert await service.seconds_to_next_notice() == timedelta(minutes=30).total_seconds()
     assert [row[3] for row in (await backend.outbox())[2:]] == [
-        "notice:3:thread",
-        "notice:3:implementer",
         "notice:4:thread",
         "notice:4:implementer",
+        "notice:5:thread",
+        "notice:5:implementer",
+        "notice:6:implementer",
     ]
 
 
