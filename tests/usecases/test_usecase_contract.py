@@ -190,3 +190,31 @@ async def test_freezes_and_the_cr_less_audit_chain(
         (None, CTO, "freeze_ended"),
         (None, CTO, "freeze_started"),
     ]
+
+
+async def test_a_freeze_with_an_end_ends_once_and_tells_the_owners(
+    backend: Backend, service: ChangeService, clock: FakeClock
+) -> None:
+    inside = await service.submit_change(
+        form=low_risk_form(clock, implementer=IMPLEMENTER), requester=REQUESTER
+    )
+    until = (clock.now() + timedelta(days=3)).date()
+    freeze, _ = await service.start_freeze(user=CTO, reason="Holidays", until=until)
+    assert freeze is not None and freeze.ended_at is not None
+    assert (await service.start_freeze(user=CTO, reason="Again"))[0] is None  # on until its end
+    assert [row[:3] for row in (await backend.outbox())[-3:]] == [
+        ("message", "CCHANGES", None),
+        ("message", IMPLEMENTER, inside.id),
+        ("message", REQUESTER, inside.id),
+    ]
+    assert await service.end_due_freezes() == 0
+    clock.set(freeze.ended_at)
+    assert (await service.end_freeze(user=CTO))[0] is None  # over: nothing to lift
+    assert await service.end_due_freezes() == 1
+    assert await service.end_due_freezes() == 0
+    assert [row[1:3] for row in await backend.audit()][-2:] == [
+        (CTO, "freeze_started"),
+        ("changebot", "freeze_ended"),
+    ]
+    again, _ = await service.start_freeze(user=CTO, reason="Next")
+    assert again is not None and again.ended_at is None
