@@ -44,8 +44,9 @@ class ChangeService:
         )
         self._repo = repository
         self.policy = policy
-        intake, queries, approvals = Intake(deps), Queries(deps), Approvals(deps)
-        reviews, progress, emergency = Reviews(deps), Progress(deps), Emergency(deps)
+        emergency, queries, approvals = Emergency(deps), Queries(deps), Approvals(deps)
+        intake = Intake(deps, declare=emergency.declare_from_form)  # category emergency: declared
+        reviews, progress = Reviews(deps), Progress(deps)
         notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
 
         # --- intake (usecases/intake.py) and reading (usecases/queries.py) -----
@@ -74,14 +75,14 @@ class ChangeService:
         # --- emergencies (usecases/emergency.py) -------------------------------
         self.declare_emergency = emergency.declare_emergency
         self.assign_on_call = emergency.assign_on_call
+        self.acknowledge = emergency.acknowledge
 
         # --- the timeline (usecases/notices.py) --------------------------------
         self.seconds_to_next_notice = notices.seconds_to_next_notice
         self.process_due_notices = notices.process_due_notices
 
         # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
-        self.start_freeze = calendar.start_freeze
-        self.end_freeze = calendar.end_freeze
+        self.start_freeze, self.end_freeze = calendar.start_freeze, calendar.end_freeze
         self.end_due_freezes = calendar.end_due_freezes
         self.active_freezes = calendar.active_freezes
         self.calendar = calendar.calendar

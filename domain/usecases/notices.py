@@ -19,6 +19,7 @@ from domain.model import Change
 from domain.policy import Policy
 from domain.ports import DueNotice, NoticeSettlement
 from domain.quiet_hours import cannot_wait, deliver_at
+from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE
 from domain.usecases.base import UseCase, late_audit, skipped
 from domain.usecases.emergency import settle_post_chase
@@ -150,7 +151,7 @@ def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *
         elif who == "stakeholders":
             # Stakeholders read it in document 001's template, not the team's shorthand.
             told = StakeholderNotice(key=notice.key, late=late, due_at=notice.due_at)
-            for channel in policy.timeline.stakeholders.get(change.draft.category, []):
+            for channel in stakeholders_of(policy.timeline.stakeholders, change.draft):
                 targets.append((f"stakeholders:{channel}", channel, told))
     return [
         Intent(
