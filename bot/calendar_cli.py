@@ -21,6 +21,9 @@ class _NoSlack:
     async def expand(self, refs: Sequence[str]) -> frozenset[str]:
         raise RuntimeError("the calendar commands have no Slack connection")
 
+    async def time_zone(self, user: str) -> str | None:
+        raise RuntimeError("the calendar commands have no Slack connection")
+
     def wake(self) -> None:
         return None
 

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from domain.clock import Clock
 
 log = logging.getLogger(__name__)
+ZONE_TTL = timedelta(days=1)  # how long a user's time zone is trusted before asking again
 
 
 class DirectoryUnavailable(Exception):
@@ -25,6 +26,7 @@ class SlackDirectory:
         self._clock = clock
         self._ttl = timedelta(seconds=ttl_seconds)
         self._groups: dict[str, tuple[datetime, frozenset[str]]] = {}
+        self._zones: dict[str, tuple[datetime, str | None]] = {}
 
     async def expand(self, refs: Sequence[str]) -> frozenset[str]:
         users = {ref for ref in refs if not ref.startswith("S")}
@@ -47,6 +49,22 @@ class SlackDirectory:
         members = frozenset(str(u) for u in response.get("users") or [])
         self._groups[group] = (now, members)
         return members
+
+    async def time_zone(self, user: str) -> str | None:
+        """The user's `tz` from `users.info`, cached for a day (people rarely move); None
+        when Slack cannot say and nothing is cached, so the caller uses the policy's zone."""
+        now = self._clock.now()
+        cached = self._zones.get(user)
+        if cached and now - cached[0] < ZONE_TTL:
+            return cached[1]
+        try:
+            response = await self._client.users_info(user=user)
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            log.warning("users.info %s: no time zone, Slack failed: %s", user, type(exc).__name__)
+            return cached[1] if cached else None
+        zone = str((response.get("user") or {}).get("tz") or "") or None
+        self._zones[user] = (now, zone)
+        return zone
 
     async def user_by_email(self, email: str) -> str | None:
         """The Slack user id with this email (`users.lookupByEmail`), None when nobody has it;

@@ -168,7 +168,14 @@ class Freeze:
     reason: str
     started_by: str
     started_at: datetime
-    ended_at: datetime | None = None
+    ended_at: datetime | None = None  # lifted then, or set at declaration: ends itself then
+
+
+def freeze_label(freeze: Freeze, zone: ZoneInfo) -> str:
+    """How refusals and listings name a freeze: "Change freeze until Thu 24 Dec 2026 00:00
+    GMT: reason" (no "until" while it lasts until lifted)."""
+    until = f" until {freeze.ended_at.astimezone(zone):%a %d %b %Y %H:%M %Z}" if freeze.ended_at else ""
+    return f"Change freeze{until}: {freeze.reason or 'declared in Slack'}"
 
 
 @dataclass(frozen=True)
@@ -275,7 +282,7 @@ def blackout_hits(
             if freeze.started_at < end and start < freeze_end:
                 hits.append(
                     BlackoutHit(
-                        f"Change freeze: {freeze.reason or 'declared in Slack'}",
+                        freeze_label(freeze, zone),
                         freeze.started_at,
                         freeze_end,
                     )

@@ -3,10 +3,15 @@ caused them (a transactional outbox), so a crash can neither lose nor invent one
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from domain.messages import Message
+
+# A message to a channel like this is a person's DM (a pipeline principal has none).
+DM_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class IntentKind(StrEnum):
@@ -32,3 +37,5 @@ class Intent:
     message: Message | None = None  # what to say, for the kinds that say something
     # Enqueueing twice with the same key stores one row: a retried handler never doubles a post.
     dedupe_key: str | None = None
+    # Not sent before this moment (a DM held over someone's quiet hours); None: at once.
+    not_before: datetime | None = None

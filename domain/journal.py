@@ -57,9 +57,9 @@ def job_baseline(job: str, period: str) -> None:
     log.info("%s: a new database, nothing missed (%s recorded as done, not posted)", job, period)
 
 
-def freeze(freeze: Freeze, *, by: str) -> None:
+def freeze(freeze: Freeze, *, by: str, started: bool) -> None:
     """A change freeze declared or lifted (its reason is user text: left out)."""
-    log.info("freeze %s %s by %s", freeze.id, "started" if freeze.ended_at is None else "ended", by)
+    log.info("freeze %s %s by %s", freeze.id, "started" if started else "ended", by)
 
 
 def review_written(change_id: str, *, by: str, on_time: bool) -> None:

@@ -31,6 +31,7 @@ from domain.enums import Category, Impact, Likelihood, Risk
 from domain.gate_policy import GatePolicy, Integrations, integration_problems
 from domain.lead_time import default_lead_time
 from domain.metrics import Targets
+from domain.quiet_hours import QuietHours
 from domain.risk import DEFAULT_RISK_MATRIX
 from domain.template_fields import RequiredField, default_required_fields
 
@@ -136,7 +137,7 @@ class NoticeSpec(_Strict):
 
 
 def _default_notices() -> list[NoticeSpec]:
-    """Seed process 002's communication timeline."""
+    """Seed process 002's full timeline: T-24h, T-1h, T-15m, T-0, T+15m, T+30m."""
     return [
         NoticeSpec(
             id="t_minus_24h",
@@ -152,6 +153,12 @@ def _default_notices() -> list[NoticeSpec]:
             check_readiness=True,
         ),
         NoticeSpec(
+            id="t_minus_15m",
+            at=timedelta(minutes=-15),
+            audience=["implementer"],
+            text="Prepare: take a backup, open the dashboards, join #incidents.",
+        ),
+        NoticeSpec(
             id="t_0",
             at=timedelta(0),
             audience=["thread", "implementer"],
@@ -164,6 +171,12 @@ def _default_notices() -> list[NoticeSpec]:
             audience=["thread", "implementer"],
             text="Status update, please: how is the change going?",
             buttons="implementation",
+        ),
+        NoticeSpec(
+            id="t_plus_30m",
+            at=timedelta(minutes=30),
+            audience=["implementer"],
+            text="Verify: run the smoke tests and check the success criteria.",
         ),
     ]
 
@@ -378,6 +391,7 @@ class Policy(_Strict):
     required_fields: dict[Category, list[RequiredField]] = Field(default_factory=default_required_fields)
     # How far ahead of its start a category is filed (004); sooner takes the exception path.
     lead_time: dict[Category, Duration] = Field(default_factory=default_lead_time)
+    quiet_hours: QuietHours | None = None  # DMs due at night wait for the recipient's morning
 
     @field_validator("timezone")
     @classmethod

@@ -186,8 +186,25 @@ class ChangeRepository(Protocol):
     async def changes_with_history(self, *, start: datetime, end: datetime) -> list[Change]: ...
 
     async def start_freeze(
-        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
-    ) -> Freeze | None: ...
+        self,
+        *,
+        reason: str,
+        user: str,
+        now: datetime,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+        until: datetime | None = None,
+    ) -> Freeze | None:
+        """None when a freeze is on (one with an end is on until then); `until`: it ends then."""
+        ...
+
+    async def close_due_freezes(
+        self, *, now: datetime, closing: Callable[[Freeze], tuple[list[AuditEntry], list[Intent]]]
+    ) -> list[Freeze]:
+        """The freezes whose declared end has come and was not yet marked, each marked
+        ended with the audit and intents `closing` gives it, in one transaction; a freeze
+        goes to one caller only."""
+        ...
 
     async def end_freeze(
         self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
@@ -203,6 +220,10 @@ class ChangeRepository(Protocol):
 class Directory(Protocol):
     async def expand(self, refs: Sequence[str]) -> frozenset[str]:
         """User ids for a mix of user ids and user-group ids."""
+        ...
+
+    async def time_zone(self, user: str) -> str | None:
+        """The user's Slack time zone (an IANA name), None when Slack cannot say."""
         ...
 
 

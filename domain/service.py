@@ -99,8 +99,8 @@ class ChangeService:
         self.process_due_notices = notices.process_due_notices
 
         # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
-        self.start_freeze = calendar.start_freeze
-        self.end_freeze = calendar.end_freeze
+        self.start_freeze, self.end_freeze = calendar.start_freeze, calendar.end_freeze
+        self.end_due_freezes = calendar.end_due_freezes
         self.active_freezes = calendar.active_freezes
         self.calendar = calendar.calendar
         self.open_home = calendar.open_home

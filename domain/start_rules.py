@@ -78,7 +78,10 @@ def start_block(
     freeze = binding_freeze(change=change, now=now, freezes=freezes)
     if freeze is not None:
         since = _when(freeze.started_at, zone)
-        return StartBlock(StartBlockKind.FREEZE, f"a change freeze is on (since {since})")
+        until = f", until {_when(freeze.ended_at, zone)}" if freeze.ended_at else ""
+        # The refusal may keep `<@U…>` mentions the domain wrote: the reason's are defused.
+        reason = f": {freeze.reason.replace('<', '‹').replace('>', '›')}" if freeze.reason else ""
+        return StartBlock(StartBlockKind.FREEZE, f"a change freeze is on (since {since}{until}){reason}")
     blackout = binding_blackout(change=change, now=now, blackouts=blackouts, zone=zone)
     if blackout is not None:
         return StartBlock(StartBlockKind.BLACKOUT, f"it is inside the blackout '{blackout}'")

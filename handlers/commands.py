@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -21,7 +22,7 @@ from modals.cards import change_detail, change_list, help_blocks
 from modals.counts import page_footer, past_end
 from modals.emergency import EmergencyMetadata, emergency_modal
 from modals.intake import new_change_modal
-from modals.text import Mrkdwn, escaped_clip, md
+from modals.text import Mrkdwn, escaped_clip, md, slack_date
 from modals.timeline import calendar_blocks, reschedule_modal
 
 CHANGE_ID = re.compile(r"^CR-\d{4}-\d{4,}$", re.IGNORECASE)
@@ -34,6 +35,7 @@ LIST_HEADINGS = {
     ListScope.POST_OVERDUE: "Emergencies with post-approval overdue",
 }
 PAGE_NUMBER = re.compile(r"^[1-9]\d{0,8}$")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 Blocks = list[dict[str, Any]]
 
 
@@ -187,17 +189,39 @@ async def calendar(ctx: AppContext, command: Command) -> Blocks:
     return calendar_blocks(await ctx.service.calendar(span=span), zone=ctx.policy.zone)
 
 
+def freeze_words(words: tuple[str, ...]) -> tuple[date | None, str] | None:
+    """`[YYYY-MM-DD] [reason]` after `freeze start`: (the day it ends, the reason); None for
+    a date that is no day."""
+    if not words or not DAY.match(words[0]):
+        return None, " ".join(words)
+    try:
+        return date.fromisoformat(words[0]), " ".join(words[1:])
+    except ValueError:
+        return None
+
+
 async def freeze(ctx: AppContext, command: Command) -> Blocks:
     action = command.args[0].lower() if command.args else ""
-    if action not in ("start", "end"):
-        return help_blocks(Mrkdwn("Use `/change freeze start [reason]` or `/change freeze end`."))
+    parsed = freeze_words(command.args[1:])
+    if action not in ("start", "end") or parsed is None:
+        return help_blocks(
+            Mrkdwn("Use `/change freeze start [2026-12-24] [reason]` or `/change freeze end`.")
+        )
     if action == "start":
-        frozen, refusal = await ctx.service.start_freeze(user=command.user, reason=" ".join(command.args[1:]))
+        until, reason = parsed
+        frozen, refusal = await ctx.service.start_freeze(user=command.user, reason=reason, until=until)
     else:
         frozen, refusal = await ctx.service.end_freeze(user=command.user)
     if refusal or frozen is None:
         return help_blocks(md("Not done: {}.", escaped_clip(refusal or "unknown", 300)))[:1]
-    done = "on: no changes but emergencies" if action == "start" else "lifted"
+    done = Mrkdwn("lifted")
+    if action == "start":
+        when = (
+            md("until {}", slack_date(frozen.ended_at, ctx.policy.zone))
+            if frozen.ended_at
+            else "until lifted"
+        )
+        done = md("on {}: no changes but emergencies", when)
     return help_blocks(md("The change freeze is {}. The changes channel has been told.", done))[:1]
 
 

@@ -67,9 +67,13 @@ def home_view(home: HomeView, *, zone: ZoneInfo) -> dict[str, Any]:
     ]
     blocks += _more(more_line(home.upcoming, 20, list_command("upcoming")))
     periods = [
-        md(":no_entry_sign: {} (freeze, until lifted)", escaped_clip(f.reason or "Change freeze", 100))
+        md(
+            ":no_entry_sign: {} (freeze{})",
+            escaped_clip(f.reason or "Change freeze", 100),
+            md(", until {}", slack_date(f.ended_at, zone)) if f.ended_at else Mrkdwn(", until lifted"),
+        )
         for f in home.freezes
-        if f.ended_at is None
+        if f.ended_at is None or f.ended_at > home.now
     ]
     periods += [blackout_line(b, zone, name_limit=80) for b in home.blackouts[:10]]
     if len(home.blackouts) > 10:

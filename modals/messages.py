@@ -21,6 +21,7 @@ from domain.messages import (
     Edited,
     Filed,
     FreezeChanged,
+    FreezeCovers,
     IncidentLinked,
     OnCallFound,
     PostChase,
@@ -32,6 +33,7 @@ from domain.messages import (
     ReviewDone,
     ReviewRequest,
     ReviewRequired,
+    StakeholderNotice,
     TimelineNotice,
 )
 from domain.model import Change
@@ -51,10 +53,12 @@ from modals.review import (
 from modals.text import Mrkdwn, md
 from modals.timeline import (
     calendar_blocks,
+    freeze_covers_message,
     freeze_message,
     notice_message,
     progress_message,
     rescheduled_message,
+    stakeholder_message,
 )
 
 Rendered = tuple[Mrkdwn, list[dict[str, Any]] | None]
@@ -82,7 +86,7 @@ def render_message(message: ChangeNews | BoardNews, at: SendTime) -> Rendered:
     zone = at.policy.zone
     match message:
         case FreezeChanged():
-            return freeze_message(message), None
+            return freeze_message(message, zone), None
         case CalendarDigest():
             assert at.calendar is not None, "a digest is sent with its calendar"
             return md("{}", message.span.title), calendar_blocks(at.calendar, zone=zone)
@@ -139,5 +143,9 @@ def _change_message(message: ChangeNews, change: Change, policy: Policy) -> Rend
                 policy=policy,
                 actions=message.actions,
             )
+        case FreezeCovers():
+            return freeze_covers_message(change, message, zone), None
+        case StakeholderNotice():
+            return stakeholder_message(change, message, policy=policy)
         case _:
             assert_never(message)

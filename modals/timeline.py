@@ -14,10 +14,11 @@ from slack_sdk.models.blocks import (
     InputBlock,
 )
 
+from domain.calendar_policy import Freeze
 from domain.durations import format_offset
 from domain.enums import Status
 from domain.limits import MAX_NOTES
-from domain.messages import FreezeChanged, ProgressUpdate, Rescheduled
+from domain.messages import FreezeChanged, FreezeCovers, ProgressUpdate, Rescheduled, StakeholderNotice
 from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CalendarView, ProgressAction
@@ -100,6 +101,51 @@ def notice_message(
     return fallback, dump(blocks)
 
 
+def stakeholder_message(
+    change: Change, message: StakeholderNotice, *, policy: Policy
+) -> tuple[Mrkdwn, list[dict[str, Any]]]:
+    """Document 001's stakeholder notification: what, when, the services, the expected
+    impact and downtime, whom to contact and how it is rolled back. Everything typed is
+    escaped."""
+    zone, draft = policy.zone, change.draft
+    spec = spec_for(policy.timeline, message.key)
+    ahead = spec is not None and spec.at < timedelta(0)
+    subject = "SCHEDULED MAINTENANCE" if ahead else "MAINTENANCE UNDER WAY"
+    downtime = (
+        md("up to {} min of downtime", f"{draft.downtime_minutes:,}")
+        if draft.downtime_minutes
+        else Mrkdwn("no downtime expected")
+    )
+    contact = join_md(
+        " · ",
+        [md("implementer {}", mention(change.implementer)), md("requester {}", mention(change.requester))],
+    )
+    rollback = (
+        escaped_clip(draft.rollback_plan, 400) if draft.rollback_plan.strip() else Mrkdwn("none documented")
+    )
+    lines = [
+        md("*[{}]* *{}* {}", subject, change.id, escaped_clip(draft.title, 150)),
+        md(
+            "*Maintenance window:* {} → {}",
+            slack_date(draft.starts_at, zone),
+            slack_date(draft.ends_at, zone),
+        ),
+        md(
+            "*Services affected:* {}",
+            join_md(", ", [escaped_clip(s, 60) for s in draft.services]) or "none named",
+        ),
+        md("*Expected impact:* {} impact, {}", draft.impact.value, downtime),
+        md("*What we're doing:* {}", escaped_clip(draft.description, 800)),
+        md("*Contact:* {}", contact),
+        md("*Rollback plan:* {}", rollback),
+    ]
+    if message.late:
+        lines.append(md(":hourglass: Sent late: this was due {}.", slack_date(message.due_at, zone)))
+    text = clip_md(join_md("\n", lines), SECTION_LIMIT)
+    fallback = md("[{}] {} {}", subject, change.id, escaped_clip(draft.title, 250))
+    return fallback, dump([section(text)])
+
+
 def readiness(change: Change) -> Mrkdwn:
     approved = change.status is Status.APPROVED or change.status is Status.IN_PROGRESS
     checks = [
@@ -152,16 +198,42 @@ def rescheduled_message(change: Change, message: Rescheduled, zone: ZoneInfo) ->
     return text
 
 
-def freeze_message(message: FreezeChanged) -> Mrkdwn:
+def freeze_message(message: FreezeChanged, zone: ZoneInfo) -> Mrkdwn:
     by = mention(message.by)
+    reason = md(": {}", escaped_clip(message.reason, 500)) if message.reason else Mrkdwn("")
+    if message.started and message.until is not None:
+        return md(
+            ":no_entry_sign: {} declared a change freeze until {}{}. No changes but emergencies until then.",
+            by,
+            slack_date(message.until, zone),
+            reason,
+        )
     if message.started:
-        reason = md(": {}", escaped_clip(message.reason, 500)) if message.reason else ""
         return md(
             ":no_entry_sign: {} declared a change freeze{}. No changes but emergencies until it is lifted.",
             by,
             reason,
         )
+    if message.as_planned:
+        return md(":white_check_mark: The change freeze{} ended as planned.", reason)
     return md(":white_check_mark: {} lifted the change freeze.", by)
+
+
+def freeze_covers_message(change: Change, message: FreezeCovers, zone: ZoneInfo) -> Mrkdwn:
+    """An owner's approved change falls inside a new freeze: it waits, or moves."""
+    until = md("until {}", slack_date(message.until, zone)) if message.until else Mrkdwn("until it is lifted")
+    reason = md(": {}", escaped_clip(message.reason, 300)) if message.reason else Mrkdwn("")
+    return md(
+        ":no_entry_sign: {} declared a change freeze {}{}. Your approved change *{}* {} ({} → {}) "
+        "falls inside it and cannot start while it is on: reschedule it, or wait for the freeze to end.",
+        mention(message.by),
+        until,
+        reason,
+        change.id,
+        escaped_clip(change.draft.title, 150),
+        slack_date(change.draft.starts_at, zone),
+        slack_date(change.draft.ends_at, zone),
+    )
 
 
 def _lines(
@@ -244,7 +316,7 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
             "• :no_entry_sign: {} (freeze by {}{})",
             escaped_clip(f.reason or "Change freeze", 100),
             mention(f.started_by),
-            ", until lifted" if f.ended_at is None else "",
+            freeze_until(f, view.now, zone),
         )
         for f in view.freezes
     ]
@@ -255,6 +327,15 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         blocks.append(section(titled_lines("Blackouts and freezes", periods)))
     blocks.append(context(md("As of {} · times in your time zone", slack_date(view.now, zone))))
     return dump(blocks[:50])
+
+
+def freeze_until(freeze: Freeze, now: datetime, zone: ZoneInfo) -> Mrkdwn:
+    """ ", until lifted" or ", until <date>" for a freeze still on at `now`; "" once over."""
+    if freeze.ended_at is None:
+        return Mrkdwn(", until lifted")
+    if freeze.ended_at > now:
+        return md(", until {}", slack_date(freeze.ended_at, zone))
+    return Mrkdwn("")
 
 
 def notes_modal(change: Change, metadata: ProgressMetadata) -> dict[str, Any]:

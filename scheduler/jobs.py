@@ -31,6 +31,8 @@ DIGEST_JOB = "daily_digest"
 CAB_JOB = "cab_agenda"
 REPORT_JOB = "monthly_report"
 WEEKLY_REPORT_JOB = "weekly_report"
+FREEZE_JOB = "freeze_ends"
+FREEZE_TICK_SECONDS = 15  # a freeze stops holding changes at its end; this is when it is announced
 
 
 def digest_trigger(policy: Policy) -> CronTrigger:
@@ -109,6 +111,8 @@ def build_scheduler(
     # would hand to a thread, and the coroutine would never run).
     scheduler.add_job(notices.wake, "interval", seconds=tick_seconds, id=NOTICES_JOB, **tick)
     scheduler.add_job(dispatcher.tick, "interval", seconds=tick_seconds, id=DISPATCH_JOB, **tick)
+    freeze_tick = max(tick_seconds, FREEZE_TICK_SECONDS)
+    scheduler.add_job(service.end_due_freezes, "interval", seconds=freeze_tick, id=FREEZE_JOB, **tick)
     if policy.digest.enabled:
         scheduler.add_job(service.run_digest, digest_trigger(policy), id=DIGEST_JOB, **tick)
     if policy.cab.enabled:

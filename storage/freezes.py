@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -13,6 +13,7 @@ from sqlmodel import col
 from domain.calendar_policy import Freeze
 from domain.intents import Intent
 from domain.model import (
+    SYSTEM_ACTOR,
     AuditEntry,
     Change,
 )
@@ -108,40 +109,78 @@ class SqlFreezes(SqlStore):
             return results
 
     async def start_freeze(
-        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+        self,
+        *,
+        reason: str,
+        user: str,
+        now: datetime,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+        until: datetime | None = None,
     ) -> Freeze | None:
-        """None when a freeze is already on."""
+        """None when a freeze is already on. A freeze with an end stores it as its `ended_at`
+        (so every read sees it end then) and no `ended_by` until the end is announced."""
         async with self._sessions() as session, session.begin():
-            active = await session.execute(
-                sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None)).with_for_update()
-                if session.get_bind().dialect.name == "postgresql"
-                else sa.select(col(FreezeRow.id)).where(col(FreezeRow.ended_at).is_(None))
-            )
-            if active.first() is not None:
+            on = sa.select(col(FreezeRow.id)).where(_on(now))
+            if session.get_bind().dialect.name == "postgresql":
+                on = on.with_for_update()
+            if (await session.execute(on)).first() is not None:
                 return None
-            row = FreezeRow(reason=reason, started_by=user, started_at=now)
+            row = FreezeRow(reason=reason, started_by=user, started_at=now, ended_at=until)
             session.add(row)
             await session.flush()
             await insert_audit(session, [audit_values(None, entry) for entry in audit])
             await enqueue(session, intents, now)
-            return Freeze(row.id or 0, reason, user, now)
+            return Freeze(row.id or 0, reason, user, now, until)
 
     async def end_freeze(
         self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
     ) -> Freeze | None:
         """None when no freeze is on."""
         async with self._sessions() as session, session.begin():
-            row = (
-                (await session.execute(sa.select(FreezeRow).where(col(FreezeRow.ended_at).is_(None))))
-                .scalars()
-                .first()
-            )
+            row = (await session.execute(sa.select(FreezeRow).where(_on(now)))).scalars().first()
             if row is None:
                 return None
             row.ended_at, row.ended_by = now, user
             await insert_audit(session, [audit_values(None, entry) for entry in audit])
             await enqueue(session, intents, now)
             return Freeze(row.id or 0, row.reason, row.started_by, row.started_at, now)
+
+    async def close_due_freezes(
+        self, *, now: datetime, closing: Callable[[Freeze], tuple[list[AuditEntry], list[Intent]]]
+    ) -> list[Freeze]:
+        """Mark the freezes whose declared end has come as ended by changebot, each once:
+        the UPDATE … RETURNING hands a row to one replica only."""
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    sa.update(FREEZE_TABLE)
+                    .where(
+                        FREEZE_TABLE.c.ended_by.is_(None),
+                        FREEZE_TABLE.c.ended_at.is_not(None),
+                        FREEZE_TABLE.c.ended_at <= now,
+                    )
+                    .values(ended_by=SYSTEM_ACTOR)
+                    .returning(
+                        FREEZE_TABLE.c.id,
+                        FREEZE_TABLE.c.reason,
+                        FREEZE_TABLE.c.started_by,
+                        FREEZE_TABLE.c.started_at,
+                        FREEZE_TABLE.c.ended_at,
+                    )
+                )
+            ).all()
+            ended = [Freeze(r.id or 0, r.reason, r.started_by, r.started_at, r.ended_at) for r in rows]
+            for freeze in sorted(ended, key=lambda f: f.id):
+                audit, intents = closing(freeze)
+                await insert_audit(session, [audit_values(None, entry) for entry in audit])
+                await enqueue(session, intents, now)
+            return ended
+
+
+def _on(now: datetime) -> sa.ColumnElement[bool]:
+    """A freeze on at `now`: until lifted, or its end still ahead."""
+    return sa.or_(col(FreezeRow.ended_at).is_(None), col(FreezeRow.ended_at) > now)
 
 
 async def _freezes(session: AsyncSession, *, start: datetime, end: datetime) -> list[Freeze]:

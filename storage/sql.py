@@ -46,7 +46,7 @@ def outbox_values(intent: Intent, now: datetime) -> dict[str, Any]:
         "state": "pending",
         "attempts": 0,
         "recovered": False,
-        "due_at": now,
+        "due_at": max(now, intent.not_before) if intent.not_before is not None else now,
         "created_at": now,
     }
 

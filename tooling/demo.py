@@ -82,12 +82,16 @@ async def _approve(world: DemoWorld) -> None:
 
 
 async def _follow_the_timeline(world: DemoWorld) -> None:
-    world.feed.banner("3. The timeline: the bot's clock jumps to each due moment (T-24h, T-1h, T-0, T+15m)")
+    world.feed.banner(
+        "3. The timeline: the bot's clock jumps to each due moment (T-24h, T-1h, T-15m, T-0, T+15m, T+30m)"
+    )
     await world.advance_to(WINDOW_START - timedelta(hours=24))
     await world.advance_to(WINDOW_START - timedelta(hours=1))
+    await world.advance_to(WINDOW_START - timedelta(minutes=15))
     await world.advance_to(WINDOW_START)
     await world.click("UALICE", "Start", "change_start", CR_NORMAL, channel="D_UALICE")
     await world.advance_to(WINDOW_START + timedelta(minutes=15))
+    await world.advance_to(WINDOW_START + timedelta(minutes=30))
 
 
 async def _complete_and_close(world: DemoWorld) -> None:

@@ -13,11 +13,11 @@ from pydantic import Field, TypeAdapter
 
 from domain.messages.approvals import Decided
 from domain.messages.base import ChangeMessage, Escalating
-from domain.messages.calendar import CalendarDigest, FreezeChanged
+from domain.messages.calendar import CalendarDigest, FreezeChanged, FreezeCovers
 from domain.messages.editing import ChangesRequested, Edited
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
-from domain.messages.notices import TimelineNotice
+from domain.messages.notices import StakeholderNotice, TimelineNotice
 from domain.messages.progress import ChangeEvent, ProgressUpdate, Rescheduled
 from domain.messages.replies import Ephemeral, Text
 from domain.messages.reports import CabAgendaPost, ReportPost
@@ -40,6 +40,8 @@ ChangeNews = (
     | TimelineNotice
     | Edited
     | ChangesRequested
+    | StakeholderNotice
+    | FreezeCovers
 )
 # What is posted to a channel, rendered from a read model loaded when sent.
 BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost
@@ -83,6 +85,7 @@ __all__ = [
     "Escalating",
     "Filed",
     "FreezeChanged",
+    "FreezeCovers",
     "IncidentLinked",
     "Message",
     "OnCallFound",
@@ -97,6 +100,7 @@ __all__ = [
     "ReviewRequest",
     "ReviewRequired",
     "SlackMessage",
+    "StakeholderNotice",
     "Text",
     "TimelineNotice",
     "message_payload",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from domain.calendar import CalendarRange
-from domain.messages.base import Moment, UserId
+from domain.messages.base import ChangeMessage, Moment, UserId
 
 DIGEST_TITLE = "Change calendar"
 
@@ -27,9 +27,23 @@ class CalendarDigest:
 
 @dataclass(frozen=True, kw_only=True)
 class FreezeChanged:
-    """`by` declared (`started`, with `reason`) or lifted a change freeze."""
+    """`by` declared (`started`, with `reason`, until `until` if given) or lifted a change
+    freeze; `as_planned`: it ended itself at the end it was declared with."""
 
     template: Literal["freeze"] = "freeze"
     started: bool
     by: UserId
     reason: str = ""
+    until: Moment | None = None
+    as_planned: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreezeCovers(ChangeMessage):
+    """To an owner of an approved change inside a freeze `by` just declared: it cannot start
+    while the freeze is on (until `until`, or until lifted)."""
+
+    template: Literal["freeze_covers"] = "freeze_covers"
+    by: UserId
+    reason: str = ""
+    until: Moment | None = None

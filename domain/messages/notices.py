@@ -18,3 +18,14 @@ class TimelineNotice(ChangeMessage):
     late: bool = False
     due_at: Moment
     actions: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StakeholderNotice(ChangeMessage):
+    """Notice `key` as the stakeholders read it (document 001's notification template: what,
+    when, services, expected impact and downtime, contact, rollback), from the CR when sent."""
+
+    template: Literal["stakeholder_notice"] = "stakeholder_notice"
+    key: NoticeKey
+    late: bool = False
+    due_at: Moment

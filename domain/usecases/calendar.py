@@ -3,16 +3,16 @@ daily digest."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from domain import journal
-from domain.calendar import CalendarRange, days_range
+from domain.calendar import CalendarRange, days_range, scheduled_moment
 from domain.calendar_policy import BlackoutHit, Freeze, blackout_periods
-from domain.enums import Status
-from domain.intents import Intent, IntentKind
+from domain.enums import Category, Status
+from domain.intents import DM_USER, Intent, IntentKind
 from domain.limits import MAX_REASON
 from domain.listing import Counted
-from domain.messages import CalendarDigest, FreezeChanged
+from domain.messages import CalendarDigest, FreezeChanged, FreezeCovers
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, PostState
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CalendarView, FeedData, HomeView
@@ -21,6 +21,7 @@ from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase, post_slot
 from domain.usecases.queries import scope_query
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
+FREEZE_OWNERS_LIMIT = 500  # approved changes whose owners a new freeze tells
 
 
 class Calendar(UseCase):
@@ -28,24 +29,85 @@ class Calendar(UseCase):
         super().__init__(deps)
         self._approvals = approvals  # the App Home lists what waits for the user's decision
 
-    async def start_freeze(self, *, user: str, reason: str) -> tuple[Freeze | None, str | None]:
-        """An ad-hoc freeze for the roles the policy allows; (freeze, refusal)."""
+    async def start_freeze(
+        self, *, user: str, reason: str, until: date | None = None
+    ) -> tuple[Freeze | None, str | None]:
+        """An ad-hoc freeze for the roles the policy allows, until lifted or until the start
+        of the day `until` in the policy's zone; (freeze, refusal). The owners of the
+        approved changes inside it are told by DM, once, with it."""
         refusal = await self._freeze_refusal(user)
         if refusal:
             return None, refusal
         now = self._clock.now()
+        ends_at, refusal = self._freeze_end(until, now=now)
+        if refusal:
+            return None, refusal
         reason = reason.strip()[:MAX_REASON]
-        payload = FreezeChanged(started=True, by=user, reason=reason)
+        payload = FreezeChanged(started=True, by=user, reason=reason, until=ends_at)
+        told = FreezeCovers(by=user, reason=reason, until=ends_at)
+        covered = await self._covered(now=now, until=ends_at)
+        owners = [
+            Intent(IntentKind.MESSAGE, change.id, owner, told)
+            for change in covered
+            for owner in sorted({change.requester, change.implementer})
+            if DM_USER.match(owner)
+        ]
+        details = {"reason": reason, "until": ends_at.isoformat() if ends_at else None}
         freeze = await self._repo.start_freeze(
             reason=reason,
             user=user,
             now=now,
-            audit=[AuditEntry(user, AuditAction.FREEZE_STARTED, now, {"reason": reason})],
-            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
+            until=ends_at,
+            audit=[
+                AuditEntry(
+                    user, AuditAction.FREEZE_STARTED, now, {**details, "covers": [c.id for c in covered]}
+                )
+            ],
+            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload), *owners],
         )
         return self._announced(
             freeze, user, refusal="a change freeze is already on: `/change freeze end` lifts it"
         )
+
+    def _freeze_end(self, until: date | None, *, now: datetime) -> tuple[datetime | None, str | None]:
+        """When a freeze declared "until `until`" ends: 00:00 that day in the policy's zone;
+        (None, refusal) for a day already begun or past, or beyond how far ahead changes go."""
+        if until is None:
+            return None, None
+        if until <= now.date() - timedelta(days=1):
+            return None, f"a freeze until {until} would end in the past"
+        if until > (now + self.policy.limits.max_ahead).date() + timedelta(days=1):
+            return None, f"a freeze until {until} would end too far ahead"
+        ends_at = scheduled_moment(until, 0, 0, self.policy.zone)
+        if ends_at <= now:
+            return None, f"a freeze until {until} would end in the past"
+        if ends_at > now + self.policy.limits.max_ahead:
+            return None, f"a freeze until {until} would end too far ahead"
+        return ends_at, None
+
+    async def _covered(self, *, now: datetime, until: datetime | None) -> list[Change]:
+        """The approved changes (emergencies aside) whose window a freeze from `now` touches."""
+        query = ChangeQuery(
+            statuses=(Status.APPROVED,), ends_after=now, starts_before=until, limit=FREEZE_OWNERS_LIMIT
+        )
+        return [c for c in await self._repo.list_changes(query) if c.draft.category is not Category.EMERGENCY]
+
+    async def end_due_freezes(self) -> int:
+        """End the freezes whose declared end has come, each announced once (the scheduler's
+        tick; replicas share the work, the repository hands each freeze to one)."""
+        now = self._clock.now()
+
+        def closing(freeze: Freeze) -> tuple[list[AuditEntry], list[Intent]]:
+            payload = FreezeChanged(started=False, by=SYSTEM_ACTOR, reason=freeze.reason, as_planned=True)
+            audit = AuditEntry(SYSTEM_ACTOR, AuditAction.FREEZE_ENDED, now, {"as_planned": True})
+            return [audit], [Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)]
+
+        ended = await self._repo.close_due_freezes(now=now, closing=closing)
+        for freeze in ended:
+            journal.freeze(freeze, by=SYSTEM_ACTOR, started=False)
+        if ended:
+            self._notifier.wake()
+        return len(ended)
 
     async def end_freeze(self, *, user: str) -> tuple[Freeze | None, str | None]:
         refusal = await self._freeze_refusal(user)
@@ -59,16 +121,16 @@ class Calendar(UseCase):
             audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
             intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
         )
-        return self._announced(freeze, user, refusal="there is no change freeze on")
+        return self._announced(freeze, user, refusal="there is no change freeze on", started=False)
 
     def _announced(
-        self, freeze: Freeze | None, user: str, *, refusal: str
+        self, freeze: Freeze | None, user: str, *, refusal: str, started: bool = True
     ) -> tuple[Freeze | None, str | None]:
         """(freeze, None) once a freeze started or ended, its message queued; (None, `refusal`)
         when the repository found nothing to change."""
         if freeze is None:
             return None, refusal
-        journal.freeze(freeze, by=user)
+        journal.freeze(freeze, by=user, started=started)
         self._notifier.wake()
         return freeze, None
 

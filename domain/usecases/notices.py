@@ -8,15 +8,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain import journal, timeline
 from domain.emergency import is_post_notice
 from domain.errors import ChangeNotFound
-from domain.intents import Intent, IntentKind
-from domain.messages import TimelineNotice
+from domain.intents import DM_USER, Intent, IntentKind
+from domain.messages import Message, StakeholderNotice, TimelineNotice
 from domain.model import Change
 from domain.policy import Policy
 from domain.ports import DueNotice, NoticeSettlement
+from domain.quiet_hours import cannot_wait, deliver_at
 from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE
 from domain.usecases.base import UseCase, late_audit, skipped
@@ -59,12 +61,47 @@ class Notices(UseCase):
             if change is None:
                 raise ChangeNotFound(notice.change_id)
             settle = family_of(notice.key)
-            settlements.append(settle(change, notice, now=now, policy=self.policy))
+            settled = settle(change, notice, now=now, policy=self.policy)
+            settlements.append(await self._quiet_hours(settled, change, now=now))
         await self._repo.settle_notices(settlements, now=now)
         journal.notices_settled(due, settlements)
         if due:
             self._notifier.wake()
         return len(due)
+
+    async def _quiet_hours(
+        self, settled: NoticeSettlement, change: Change, *, now: datetime
+    ) -> NoticeSettlement:
+        """Hold each DM of a settled notice until its recipient's quiet hours end, unless the
+        change cannot wait; the posts to channels go at once."""
+        quiet = self.policy.quiet_hours
+        if quiet is None or not settled.intents:
+            return settled
+        draft = change.draft
+        urgent = cannot_wait(
+            category=draft.category,
+            status=change.status,
+            starts_at=draft.starts_at,
+            ends_at=draft.ends_at,
+            now=now,
+            within=quiet.unless_within,
+        )
+        intents: list[Intent] = []
+        for intent in settled.intents:
+            if intent.kind is IntentKind.MESSAGE and intent.channel and DM_USER.match(intent.channel):
+                zone = await self._zone_of(intent.channel)
+                held = deliver_at(now, zone=zone, quiet=quiet, urgent=urgent)
+                intent = replace(intent, not_before=held) if held else intent
+            intents.append(intent)
+        return replace(settled, intents=intents)
+
+    async def _zone_of(self, user: str) -> ZoneInfo:
+        """The user's Slack time zone; the policy's when Slack does not know it."""
+        name = await self._directory.time_zone(user)
+        try:
+            return ZoneInfo(name) if name else self.policy.zone
+        except (ZoneInfoNotFoundError, ValueError):
+            return self.policy.zone
 
 
 def family_of(key: str) -> NoticeFamily:
@@ -103,7 +140,7 @@ def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *
     audience = NOTICE_AUDIENCE.get(notice.key) or (spec.audience if spec else ["thread"])
     payload = TimelineNotice(key=notice.key, late=late, due_at=notice.due_at)
     changes = policy.channels.changes
-    targets: list[tuple[str, str, TimelineNotice]] = []
+    targets: list[tuple[str, str, Message]] = []
     for who in audience:
         if who == "thread":
             targets.append(("thread", changes, replace(payload, thread=True)))
@@ -112,8 +149,10 @@ def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *
         elif who == "implementer":
             targets.append(("implementer", change.implementer, replace(payload, actions=True)))
         elif who == "stakeholders":
+            # Stakeholders read it in document 001's template, not the team's shorthand.
+            told = StakeholderNotice(key=notice.key, late=late, due_at=notice.due_at)
             for channel in stakeholders_of(policy.timeline.stakeholders, change.draft):
-                targets.append((f"stakeholders:{channel}", channel, payload))
+                targets.append((f"stakeholders:{channel}", channel, told))
     return [
         Intent(
             IntentKind.MESSAGE,

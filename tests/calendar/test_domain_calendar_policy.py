@@ -539,7 +539,7 @@ def test_freezes_block_every_category_but_emergency() -> None:
             ("Change freeze: incident 42", utc(2026, 6, 9, 9), datetime.max.replace(tzinfo=UTC))
         ]
         assert hit_names([], utc(2026, 6, 9, 11), utc(2026, 6, 9, 13), category, [ended]) == [
-            "Change freeze: declared in Slack"
+            "Change freeze until Tue 09 Jun 2026 13:00 BST: declared in Slack"  # named with its end
         ]
         # from its end on, the ended freeze no longer blocks
         assert hit_names([], utc(2026, 6, 9, 12), utc(2026, 6, 9, 13), category, [ended]) == []

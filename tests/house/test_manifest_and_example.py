@@ -50,6 +50,7 @@ READ_TODAY = {
     "integrations",
     "required_fields",
     "lead_time",
+    "quiet_hours",
 }
 UPCOMING: set[str] = set()
 

@@ -23,6 +23,7 @@ from domain.messages import (
     Edited,
     Filed,
     FreezeChanged,
+    FreezeCovers,
     IncidentLinked,
     OnCallFound,
     PostChase,
@@ -34,6 +35,7 @@ from domain.messages import (
     ReviewDone,
     ReviewRequest,
     ReviewRequired,
+    StakeholderNotice,
     TimelineNotice,
 )
 from domain.metrics import compute_metrics, weekly_series
@@ -103,6 +105,10 @@ CHANGE_NEWS: list[ChangeNews] = [
     Edited(by="UREQ", resubmitted=True, thread=True),
     ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE),
     ChangesRequested(by="ULEAD1", role="tech_lead", comment=HOSTILE, thread=True),
+    StakeholderNotice(key="t_minus_24h", due_at=NOW, late=True),
+    StakeholderNotice(key="t_0", due_at=NOW),
+    FreezeCovers(by="UCTO", reason=HOSTILE, until=NOW),
+    FreezeCovers(by="UCTO"),
 ]
 
 
@@ -126,6 +132,8 @@ BOARD_NEWS: list[BoardNews] = [
     CalendarDigest(start=NOW, end=NOW + timedelta(days=2), title="Change calendar for Mon 23 Nov"),
     FreezeChanged(started=True, by="UCTO", reason=HOSTILE),
     FreezeChanged(started=False, by="UCTO"),
+    FreezeChanged(started=True, by="UCTO", reason=HOSTILE, until=NOW),
+    FreezeChanged(started=False, by="changebot", reason=HOSTILE, as_planned=True),
     CabAgendaPost(),
     ReportPost(start=NOW - timedelta(days=30), end=NOW, title="Changes in November"),
 ]
@@ -182,3 +190,21 @@ def test_a_sent_back_change_offers_its_requester_the_edit_button() -> None:
     )
     assert "asks for changes to *CR-2026-0001*" in text and "&lt;!channel&gt;" in text
     assert '"action_id": "change_edit"' in json.dumps(blocks)
+
+
+def test_the_stakeholders_read_document_001s_template() -> None:
+    text, blocks = render_message(
+        StakeholderNotice(key="t_minus_24h", due_at=NOW), SendTime(POLICY, change=change())
+    )
+    shown = json.dumps(blocks)
+    assert text.startswith("[SCHEDULED MAINTENANCE] CR-2026-0001")
+    for heading in (
+        "Maintenance window",
+        "Services affected",
+        "Expected impact",
+        "What we",
+        "Contact",
+        "Rollback plan",
+    ):
+        assert f"*{heading}" in shown, heading
+    assert "&lt;!channel&gt;" in shown and "<!channel>" not in shown

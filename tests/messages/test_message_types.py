@@ -19,6 +19,7 @@ from domain.messages import (
     Ephemeral,
     Filed,
     FreezeChanged,
+    FreezeCovers,
     IncidentLinked,
     Message,
     OnCallFound,
@@ -31,6 +32,7 @@ from domain.messages import (
     ReviewDone,
     ReviewRequest,
     ReviewRequired,
+    StakeholderNotice,
     Text,
     TimelineNotice,
     message_payload,
@@ -155,6 +157,16 @@ STORED_BEFORE: list[tuple[IntentKind, Message, dict[str, Any]]] = [
         MESSAGE,
         FreezeChanged(started=True, by="UCTO", reason="Quarter end"),
         {"template": "freeze", "started": True, "by": "UCTO", "reason": "Quarter end"},
+    ),
+    (
+        MESSAGE,
+        StakeholderNotice(key="t_minus_24h", due_at=AT),
+        {"template": "stakeholder_notice", "key": "t_minus_24h", "late": False, "due_at": AT.isoformat()},
+    ),
+    (
+        MESSAGE,
+        FreezeCovers(by="UCTO", reason="Holidays", until=AT),
+        {"template": "freeze_covers", "by": "UCTO", "reason": "Holidays", "until": AT.isoformat()},
     ),
     (MESSAGE, CabAgendaPost(), {"template": "cab_agenda"}),
     (

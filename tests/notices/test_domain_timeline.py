@@ -108,7 +108,15 @@ def by_key(planned: list[PlannedNotice]) -> dict[str, PlannedNotice]:
 
 def test_default_timeline_approved_days_ahead_plans_every_notice() -> None:
     planned = plan_notices(Timeline(), starts_at=START, ends_at=END, approved_at=START - timedelta(days=3))
-    assert [n.key for n in planned] == ["t_minus_24h", "t_minus_1h", "t_0", "t_plus_15m", OVERRUN]
+    assert [n.key for n in planned] == [
+        "t_minus_24h",
+        "t_minus_1h",
+        "t_minus_15m",
+        "t_0",
+        "t_plus_15m",
+        "t_plus_30m",
+        OVERRUN,
+    ]
     notices = by_key(planned)
     assert notices["t_minus_24h"] == PlannedNotice("t_minus_24h", START - timedelta(hours=24), START)
     assert notices["t_minus_1h"] == PlannedNotice("t_minus_1h", START - timedelta(hours=1), START)
@@ -154,7 +162,7 @@ def test_short_notice_disabled_sends_none() -> None:
     keys = [n.key for n in planned]
     assert SHORT_NOTICE not in keys
     assert "t_minus_24h" not in keys
-    assert keys == ["t_minus_1h", "t_0", "t_plus_15m", OVERRUN]
+    assert keys == ["t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", OVERRUN]
 
 
 def test_approved_after_start_gets_no_short_notice_and_no_pre_start_notice() -> None:
@@ -171,14 +179,21 @@ def test_approved_after_start_gets_no_short_notice_and_no_pre_start_notice() -> 
 def test_approved_at_start_gets_no_short_notice() -> None:
     keys = [n.key for n in plan_notices(Timeline(), starts_at=START, ends_at=END, approved_at=START)]
     assert SHORT_NOTICE not in keys
-    assert keys == ["t_0", "t_plus_15m", OVERRUN]
+    assert keys == ["t_0", "t_plus_15m", "t_plus_30m", OVERRUN]
 
 
 def test_no_overrun_alert_when_disabled() -> None:
     planned = plan_notices(
         Timeline(overrun_alert=False), starts_at=START, ends_at=END, approved_at=START - timedelta(days=3)
     )
-    assert [n.key for n in planned] == ["t_minus_24h", "t_minus_1h", "t_0", "t_plus_15m"]
+    assert [n.key for n in planned] == [
+        "t_minus_24h",
+        "t_minus_1h",
+        "t_minus_15m",
+        "t_0",
+        "t_plus_15m",
+        "t_plus_30m",
+    ]
 
 
 def test_empty_timeline_plans_only_the_overrun() -> None:

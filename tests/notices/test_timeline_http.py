@@ -40,8 +40,10 @@ async def test_the_whole_timeline_of_a_change(harness: Harness) -> None:
     assert [k for k, _ in await notice_rows(harness)] == [
         "t_minus_24h",
         "t_minus_1h",
+        "t_minus_15m",
         "t_0",
         "t_plus_15m",
+        "t_plus_30m",
         "overrun",
     ]
     ts = card_ts(harness)
@@ -63,6 +65,9 @@ async def test_the_whole_timeline_of_a_change(harness: Harness) -> None:
     [reminder] = harness.posts_to("UIMPL")
     body = json.dumps(reminder.params["blocks"])
     assert "<@UIMPL>" in body and "approvals complete" in body and "Roll back if: Error rate" in body
+
+    await harness.advance_to(start - timedelta(minutes=15))
+    assert "Prepare: take a backup" in json.dumps(harness.posts_to("UIMPL")[-1].params["blocks"])
 
     await harness.advance_to(start)
     opening = harness.posts_to("UIMPL")[-1]
@@ -111,8 +116,10 @@ async def test_the_whole_timeline_of_a_change(harness: Harness) -> None:
         [
             ("t_minus_24h", "sent"),
             ("t_minus_1h", "sent"),
+            ("t_minus_15m", "sent"),
             ("t_0", "sent"),
             ("t_plus_15m", "sent"),
+            ("t_plus_30m", "cancelled"),
             ("overrun", "cancelled"),
             ("monitoring_end", "sent"),
         ]
@@ -260,7 +267,7 @@ async def test_reschedule_recomputes_pending_notices(harness: Harness) -> None:
     pending = {n.key: n.due_at for n in rows if n.state == "pending"}
     assert pending["t_0"] == moved.draft.starts_at
     assert pending["t_minus_24h"] == moved.draft.starts_at - timedelta(hours=24)
-    assert len([n for n in rows if n.state == "cancelled"]) == 5
+    assert len([n for n in rows if n.state == "cancelled"]) == 7
     assert moved.audit[-1].action.value == "rescheduled"
     assert any("moved" in t for t in thread_posts(harness, card_ts(harness)))
     # the old T-24h never fires
@@ -280,7 +287,7 @@ async def test_after_downtime_stale_notices_are_skipped_and_audited_the_rest_sen
     assert states["t_0"] == "sent" and states["t_plus_15m"] == "pending"
     audit = (await harness.change(CR)).audit
     skipped = [e for e in audit if e.action.value == "notice_skipped"]
-    assert {e.details["notice"] for e in skipped} == {"t_minus_24h", "t_minus_1h"}
+    assert {e.details["notice"] for e in skipped} == {"t_minus_24h", "t_minus_1h", "t_minus_15m"}
     assert "moment passed" in skipped[0].details["reason"]
     late = [e for e in audit if e.action.value == "notice_sent_late"]
     assert [e.details["notice"] for e in late] == ["t_0"]

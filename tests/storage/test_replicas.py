@@ -107,7 +107,7 @@ async def test_messages_and_notices_go_out_once_across_replicas(harness: Harness
     ]
     assert rows and {n.state for n in rows} <= {"sent", "skipped"}
     dms = [c for c in harness.slack.calls_to("chat.postMessage") if c.params["channel"].startswith("UIMPL")]
-    to_implementer = {"t_minus_1h", "t_0", "t_plus_15m", "overrun"}
+    to_implementer = {"t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", "overrun"}
     assert len(dms) == sum(1 for n in rows if n.state == "sent" and n.key in to_implementer) > 0
 
 

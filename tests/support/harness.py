@@ -169,8 +169,9 @@ class Harness:
             raise AssertionError(f"outbox did not settle: {await store.counts()}")
 
     async def tick(self) -> None:
-        """What the scheduler does every second: due notices, then the outbox."""
+        """What the scheduler does: due notices and freeze ends, then the outbox."""
         await self.bot.context.service.process_due_notices()
+        await self.bot.context.service.end_due_freezes()
         await self.settle()
 
     async def advance_to(self, moment: datetime) -> None:

@@ -67,6 +67,12 @@ class OutboxEntry:
         return self.intent.kind.value
 
     @property
+    def due_at(self) -> datetime:
+        """When the outbox would send it: at once, or once the recipient's quiet hours end."""
+        held = self.intent.not_before
+        return max(self.at, held) if held is not None else self.at
+
+    @property
     def channel(self) -> str | None:
         return self.intent.channel
 
@@ -105,6 +111,7 @@ class MemoryChangeRepository:
         self._reviews: dict[str, Review] = {}
         self._notices: list[StoredNotice] = []
         self._freezes: list[Freeze] = []
+        self._freezes_closed: set[int] = set()  # lifted, or their declared end announced
         self._job_runs: dict[tuple[str, str], datetime] = {}
         self._home_viewers: dict[str, datetime] = {}
         self.outbox: list[OutboxEntry] = []
@@ -363,12 +370,19 @@ class MemoryChangeRepository:
         )
 
     async def start_freeze(
-        self, *, reason: str, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+        self,
+        *,
+        reason: str,
+        user: str,
+        now: datetime,
+        audit: Sequence[AuditEntry],
+        intents: Sequence[Intent],
+        until: datetime | None = None,
     ) -> Freeze | None:
-        """None when a freeze is already on."""
-        if any(f.ended_at is None for f in self._freezes):
+        """None when a freeze is already on (one with an end is on until then)."""
+        if any(f.ended_at is None or f.ended_at > now for f in self._freezes):
             return None
-        freeze = Freeze(len(self._freezes) + 1, reason, user, now)
+        freeze = Freeze(len(self._freezes) + 1, reason, user, now, until)
         self._freezes.append(freeze)
         self._audit(None, audit)
         self._enqueue(intents, now)
@@ -378,14 +392,31 @@ class MemoryChangeRepository:
         self, *, user: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
     ) -> Freeze | None:
         """None when no freeze is on."""
-        index = next((i for i, f in enumerate(self._freezes) if f.ended_at is None), None)
+        index = next((i for i, f in enumerate(self._freezes) if f.ended_at is None or f.ended_at > now), None)
         if index is None:
             return None
         ended = replace(self._freezes[index], ended_at=now)
         self._freezes[index] = ended
+        self._freezes_closed.add(ended.id)
         self._audit(None, audit)
         self._enqueue(intents, now)
         return ended
+
+    async def close_due_freezes(
+        self, *, now: datetime, closing: Callable[[Freeze], tuple[list[AuditEntry], list[Intent]]]
+    ) -> list[Freeze]:
+        """The freezes whose declared end has come, each handed out once."""
+        due = [
+            f
+            for f in self._freezes
+            if f.id not in self._freezes_closed and f.ended_at is not None and f.ended_at <= now
+        ]
+        for freeze in due:
+            self._freezes_closed.add(freeze.id)
+            audit, intents = closing(freeze)
+            self._audit(None, audit)
+            self._enqueue(intents, now)
+        return due
 
     # --- reviews and reports -------------------------------------------------------------
     async def submit_review(
@@ -475,12 +506,17 @@ class MemoryDirectory:
 
     def __init__(self, groups: dict[str, Sequence[str]] | None = None) -> None:
         self.groups: dict[str, list[str]] = {k: list(v) for k, v in (groups or {}).items()}
+        self.zones: dict[str, str] = {}
 
     async def expand(self, refs: Sequence[str]) -> frozenset[str]:
         users = {ref for ref in refs if not ref.startswith("S")}
         for group in (ref for ref in refs if ref.startswith("S")):
             users |= set(self.groups.get(group, ()))
         return frozenset(users)
+
+    async def time_zone(self, user: str) -> str | None:
+        """The user's Slack time zone, from `zones` (None: unknown)."""
+        return self.zones.get(user)
 
 
 class MemoryNotifier:

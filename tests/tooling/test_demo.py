@@ -69,13 +69,17 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "+ Status: :white_check_mark: Approved",  # every copy of the card is updated
         "@carol approved your change *CR-2026-0001*",
         # the timeline
-        "Tue 10:00  #changes › thread of “CR-2026-0001 · Upgrade the API gateway to 2.4”, #support",
+        "Tue 10:00  #changes › thread of “CR-2026-0001 · Upgrade the API gateway to 2.4”",
         "T-24h · *CR-2026-0001*",
+        "Tue 10:00  #support\n           *[SCHEDULED MAINTENANCE]* *CR-2026-0001*",  # document 001's template
+        "*Contact:* implementer @alice · requester @bob",
         "Wed 09:00  #changes › thread of “CR-2026-0001 · Upgrade the API gateway to 2.4”, @alice's DM",
         "T-1h · *CR-2026-0001*",
+        "Wed 09:45  @alice's DM\n           T-15m · *CR-2026-0001*",
         "T-0 · *CR-2026-0001*",
         "» @alice clicks [ Start ]",
         "T+15m · *CR-2026-0001*",
+        "T+30m · *CR-2026-0001*",
         "@alice :tada: completed *CR-2026-0001*",
         "Monitoring done · *CR-2026-0001*",
         "@alice :lock: closed *CR-2026-0001*",

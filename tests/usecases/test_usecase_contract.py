@@ -60,7 +60,8 @@ async def test_filing_and_approving(backend: Backend, service: ChangeService, cl
         ("message", REQUESTER, medium.id),
     ]
     assert [n[:2] for n in await backend.notices(medium.id)] == [
-        (key, "pending") for key in ("t_minus_24h", "t_minus_1h", "t_0", "t_plus_15m", "overrun")
+        (key, "pending")
+        for key in ("t_minus_24h", "t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", "overrun")
     ]
 
 
@@ -104,22 +105,25 @@ async def test_the_notice_pass_sends_once_and_skips_what_went_stale(
     change = await service.submit_change(form=low_risk_form(clock), requester=REQUESTER)
     clock.set(change.draft.starts_at + timedelta(minutes=30))
 
-    assert await service.process_due_notices() == 4
+    assert await service.process_due_notices() == 6
     assert await service.process_due_notices() == 0
 
     assert [(*n[:2], n[4]) for n in await backend.notices(change.id)] == [
         ("t_minus_24h", "skipped", False),
         ("t_minus_1h", "skipped", False),
+        ("t_minus_15m", "skipped", False),
         ("t_0", "sent", True),
         ("t_plus_15m", "sent", True),
+        ("t_plus_30m", "sent", False),
         ("overrun", "pending", False),
     ]
     assert await service.seconds_to_next_notice() == timedelta(minutes=30).total_seconds()
     assert [row[3] for row in (await backend.outbox())[2:]] == [
-        "notice:3:thread",
-        "notice:3:implementer",
         "notice:4:thread",
         "notice:4:implementer",
+        "notice:5:thread",
+        "notice:5:implementer",
+        "notice:6:implementer",
     ]
 
 
@@ -186,3 +190,31 @@ async def test_freezes_and_the_cr_less_audit_chain(
         (None, CTO, "freeze_ended"),
         (None, CTO, "freeze_started"),
     ]
+
+
+async def test_a_freeze_with_an_end_ends_once_and_tells_the_owners(
+    backend: Backend, service: ChangeService, clock: FakeClock
+) -> None:
+    inside = await service.submit_change(
+        form=low_risk_form(clock, implementer=IMPLEMENTER), requester=REQUESTER
+    )
+    until = (clock.now() + timedelta(days=3)).date()
+    freeze, _ = await service.start_freeze(user=CTO, reason="Holidays", until=until)
+    assert freeze is not None and freeze.ended_at is not None
+    assert (await service.start_freeze(user=CTO, reason="Again"))[0] is None  # on until its end
+    assert [row[:3] for row in (await backend.outbox())[-3:]] == [
+        ("message", "CCHANGES", None),
+        ("message", IMPLEMENTER, inside.id),
+        ("message", REQUESTER, inside.id),
+    ]
+    assert await service.end_due_freezes() == 0
+    clock.set(freeze.ended_at)
+    assert (await service.end_freeze(user=CTO))[0] is None  # over: nothing to lift
+    assert await service.end_due_freezes() == 1
+    assert await service.end_due_freezes() == 0
+    assert [row[1:3] for row in await backend.audit()][-2:] == [
+        (CTO, "freeze_started"),
+        ("changebot", "freeze_ended"),
+    ]
+    again, _ = await service.start_freeze(user=CTO, reason="Next")
+    assert again is not None and again.ended_at is None

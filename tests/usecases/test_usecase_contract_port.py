@@ -138,6 +138,7 @@ async def test_a_moved_window_keeps_the_chases_and_replans_the_rest(
     assert window == [
         ("t_0", "cancelled", change.draft.starts_at),
         ("t_plus_15m", "cancelled", change.draft.starts_at + timedelta(minutes=15)),
+        ("t_plus_30m", "cancelled", change.draft.starts_at + timedelta(minutes=30)),
         ("overrun", "cancelled", change.draft.ends_at),
         ("t_0", "pending", later),
     ]
@@ -162,7 +163,7 @@ async def test_due_notices_are_claimed_under_a_lease_and_settled_once(
     taken_over = await repo.claim_due_notices(now=now + LEASE + timedelta(seconds=1), limit=1, lease=LEASE)
 
     assert [n.key for n in first] == ["t_minus_24h", "t_minus_1h"]
-    assert [n.key for n in second] == ["t_0", "t_plus_15m"]  # overrun is not due yet
+    assert [n.key for n in second] == ["t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m"]  # overrun: not yet
     assert held == []  # a lease runs until its end
     assert [n.id for n in taken_over] == [first[0].id]  # the claimer died: taken over, earliest first
     assert (first[0].change_id, first[0].due_at) == (change.id, change.draft.starts_at - timedelta(hours=24))

@@ -49,7 +49,7 @@ async def test_an_emergency_is_approved_at_once_and_announced(
         (IntentKind.ON_CALL, None),
     ]
     keys = [n.key for n in await repo.notices(change.id)]
-    assert keys == [*POST_NOTICES, "t_0", "t_plus_15m", "overrun"]
+    assert keys == [*POST_NOTICES, "t_0", "t_plus_15m", "t_plus_30m", "overrun"]
     assert await service.post_approvers_to_notify(change_id=change.id) == ["UMGR1", "UMGR2"]
 
 

@@ -17,7 +17,7 @@ from domain.service import ChangeService
 from tests.support.change_forms import REQUESTER, change_form, low_risk_form
 from tests.support.memory_repository import MemoryChangeRepository, MemoryNotifier
 
-WINDOW_NOTICES = ["t_minus_24h", "t_minus_1h", "t_0", "t_plus_15m", "overrun"]
+WINDOW_NOTICES = ["t_minus_24h", "t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", "overrun"]
 
 
 def routes(repo: MemoryChangeRepository, change_id: str) -> list[tuple[IntentKind, str | None]]:
@@ -202,9 +202,9 @@ async def test_moving_a_pre_approved_change_keeps_it_approved_and_replans_its_no
 
     assert outcome.change.status is Status.APPROVED
     notices = await repo.notices(change.id)
-    assert [n.state for n in notices] == ["cancelled"] * 5 + ["pending"] * 5
+    assert [n.state for n in notices] == ["cancelled"] * 7 + ["pending"] * 7
     assert [n.key for n in notices if n.state == "pending"] == WINDOW_NOTICES
-    assert notices[5].due_at == new_start - timedelta(hours=24)
+    assert notices[7].due_at == new_start - timedelta(hours=24)
 
 
 async def test_only_its_people_can_move_an_open_change(service: ChangeService, clock: FakeClock) -> None:

@@ -61,22 +61,25 @@ async def test_after_downtime_stale_notices_are_skipped_and_the_rest_sent_late(
     change = await approved(service, clock)
     clock.set(change.draft.starts_at + timedelta(minutes=30))
 
-    assert await service.process_due_notices() == 4
+    assert await service.process_due_notices() == 6
 
     states = {n.key: (n.state, n.late) for n in await repo.notices(change.id)}
     assert states == {
         "t_minus_24h": ("skipped", False),
         "t_minus_1h": ("skipped", False),
+        "t_minus_15m": ("skipped", False),
         "t_0": ("sent", True),
         "t_plus_15m": ("sent", True),
+        "t_plus_30m": ("sent", False),
         "overrun": ("pending", False),
     }
     trail = [
         (e.action, e.details.get("notice")) for e in (await service.get_change(change_id=change.id)).audit
     ]
-    assert trail[-4:] == [
+    assert trail[-5:] == [
         (AuditAction.NOTICE_SKIPPED, "t_minus_24h"),
         (AuditAction.NOTICE_SKIPPED, "t_minus_1h"),
+        (AuditAction.NOTICE_SKIPPED, "t_minus_15m"),
         (AuditAction.NOTICE_SENT_LATE, "t_0"),
         (AuditAction.NOTICE_SENT_LATE, "t_plus_15m"),
     ]
@@ -89,11 +92,13 @@ async def test_a_pass_takes_at_most_its_limit_earliest_first(
     change = await approved(service, clock)
     clock.set(change.draft.starts_at + timedelta(minutes=30))
 
-    assert await service.process_due_notices(limit=3) == 3
-    assert await service.process_due_notices(limit=3) == 1
+    assert await service.process_due_notices(limit=4) == 4
+    assert await service.process_due_notices(limit=4) == 2
     assert [n.state for n in await repo.notices(change.id)] == [
         "skipped",
         "skipped",
+        "skipped",
+        "sent",
         "sent",
         "sent",
         "pending",
