@@ -76,12 +76,13 @@ async def test_after_downtime_stale_notices_are_skipped_and_the_rest_sent_late(
     trail = [
         (e.action, e.details.get("notice")) for e in (await service.get_change(change_id=change.id)).audit
     ]
-    assert trail[-5:] == [
+    assert trail[-6:] == [
         (AuditAction.NOTICE_SKIPPED, "t_minus_24h"),
         (AuditAction.NOTICE_SKIPPED, "t_minus_1h"),
         (AuditAction.NOTICE_SKIPPED, "t_minus_15m"),
         (AuditAction.NOTICE_SENT_LATE, "t_0"),
         (AuditAction.NOTICE_SENT_LATE, "t_plus_15m"),
+        (AuditAction.NOTICE_SENT, "t_plus_30m"),  # sent on time: audited too
     ]
     assert (IntentKind.MESSAGE, IMPLEMENTER) in [(i.kind, i.channel) for i in repo.intents_for(change.id)]
 
