@@ -60,7 +60,7 @@ class StepSnapshot:
     role: str
     count: int
     members: tuple[str, ...]
-    purpose: str = ""  # "exception": the extra step for a change outside its window
+    purpose: str = ""  # "exception": the extra step for a change outside its window; "rule": added by a rule
 
 
 class Phase(StrEnum):
@@ -123,12 +123,22 @@ class AuditAction(StrEnum):
     APPROVALS_VOIDED = "approvals_voided"
     GATE_ANSWERED = "gate_answered"  # a pipeline asked a change's gate: each distinct answer
     GATE_CALLBACK = "gate_callback"  # a deployment waiting at the gate was answered (GitHub's result)
+    APPROVAL_REMINDED = "approval_reminded"  # the approvers who had not answered were reminded
+    APPROVAL_OVERDUE = "approval_overdue"  # past its approval deadline: escalated
+    UNAPPROVED_AT_START = "unapproved_at_start"  # the window opened unapproved: the requester told
+    DELEGATED = "delegated"  # an approver away handed their approvals to another member
+    DELEGATION_ENDED = "delegation_ended"
 
 
 # The audit entries a card shows. Everything else in the trail is read only by
 # `/change show`, the CLI and reports, so ordinary loads leave it in the database.
 CARD_AUDIT_ACTIONS = frozenset(
-    {AuditAction.EXCEPTION_REQUESTED, AuditAction.ON_CALL_RESOLVED, AuditAction.START_OVERRIDDEN}
+    {
+        AuditAction.EXCEPTION_REQUESTED,
+        AuditAction.ON_CALL_RESOLVED,
+        AuditAction.START_OVERRIDDEN,
+        AuditAction.APPROVAL_OVERDUE,
+    }
 )
 
 
@@ -180,6 +190,7 @@ class Change:
     conflicts: tuple[str, ...] = ()
     caused_incident: str | None = None
     review: Review | None = None
+    approval_due_at: datetime | None = None  # chased until approved by then (policy approvals.deadline)
 
     @property
     def post_approval_open(self) -> bool:
@@ -204,6 +215,7 @@ class NewChange:
     post_due_at: datetime | None = None
     post_steps: tuple[StepSnapshot, ...] = ()
     conflicts: tuple[str, ...] = ()
+    approval_due_at: datetime | None = None
 
 
 def format_change_id(year: int, sequence: int) -> str:

@@ -11,6 +11,7 @@ from domain.ports import ChangeRepository, Directory, Notifier
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
+from domain.usecases.delegation import Delegations
 from domain.usecases.emergency import Emergency
 from domain.usecases.gates import Gates
 from domain.usecases.intake import Intake
@@ -62,6 +63,8 @@ class ChangeService:
         self.approvers_to_notify = approvals.approvers_to_notify
         self.post_approvers_to_notify = approvals.post_approvers_to_notify
         self.role_members = approvals.role_members
+        self.who_can_approve = approvals.who_can_approve  # and delegation (usecases/delegation.py):
+        self.delegate, self.end_delegation = (away := Delegations(deps)).delegate, away.end_delegation
 
         # --- implementation (usecases/progress.py) -----------------------------
         self.record_progress = progress.record_progress

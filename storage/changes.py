@@ -93,6 +93,7 @@ def _change_values(change: NewChange) -> dict[str, Any]:
         "post_due_at": change.post_due_at,
         "post_steps": steps_json(change.post_steps) if change.post_steps else None,
         "conflicts": list(change.conflicts) or None,
+        "approval_due_at": change.approval_due_at,
         "version": 1,
         "steps": steps_json(change.steps),
         "created_at": change.created_at,
@@ -333,7 +334,15 @@ async def _void_approvals(session: AsyncSession, change_id: str) -> None:
     )
 
 
-UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
+UPDATABLE = (
+    "starts_at",
+    "ends_at",
+    "approved_at",
+    "started_at",
+    "finished_at",
+    "outcome_notes",
+    "approval_due_at",
+)
 
 
 def _matching(statement: Any, query: ChangeQuery) -> Any:

@@ -85,6 +85,8 @@ class ChangeRow(SQLModel, table=True):
     source_kind: str | None = Field(default=None, max_length=MAX_SOURCE_KIND)
     source_url: str | None = Field(default=None, max_length=MAX_SOURCE_URL)
     source_ref: str | None = Field(default=None, max_length=MAX_SOURCE_REF)
+    # Its approval deadline (policy approvals.deadline); None: not chased, or filed before.
+    approval_due_at: datetime | None = utc_column(nullable=True)
 
     __table_args__ = (sa.UniqueConstraint("year", "sequence", name="uq_change_year_sequence"),)
 
@@ -331,3 +333,17 @@ class GateRequestRow(SQLModel, table=True):
     version: int = 1
 
     __table_args__ = (sa.Index("ix_gate_request_status_claimed", "status", "claimed_until"),)
+
+
+class DelegationRow(SQLModel, table=True):
+    """An approver away hands their approvals to `delegate` from `starts_at` until
+    `until`; `ended_at` set when they end it early or start another."""
+
+    __tablename__ = "delegation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delegator: str = Field(max_length=40, index=True)
+    delegate: str = Field(max_length=40)
+    starts_at: datetime = utc_column()
+    until: datetime = utc_column(index=True)
+    ended_at: datetime | None = utc_column(nullable=True)

@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from domain.messages.approvals import Decided
 from domain.messages.base import ChangeMessage, Escalating
 from domain.messages.calendar import CalendarDigest, FreezeChanged
+from domain.messages.chase import ApprovalChase, DelegationNews
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
 from domain.messages.notices import TimelineNotice
@@ -37,9 +38,10 @@ ChangeNews = (
     | PostDecided
     | ReviewRequired
     | TimelineNotice
+    | ApprovalChase
 )
 # What is posted to a channel, rendered from a read model loaded when sent.
-BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost
+BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost | DelegationNews
 # Text a handler composed already.
 Reply = Text | Ephemeral
 SlackMessage = ChangeNews | BoardNews | Reply
@@ -67,6 +69,7 @@ def parse_message(payload: dict[str, Any], *, template: str | None = None) -> Me
 
 
 __all__ = [
+    "ApprovalChase",
     "BoardNews",
     "CabAgendaPost",
     "CalendarDigest",
@@ -74,6 +77,7 @@ __all__ = [
     "ChangeMessage",
     "ChangeNews",
     "Decided",
+    "DelegationNews",
     "Ephemeral",
     "Escalating",
     "Filed",

@@ -22,8 +22,8 @@ from domain.ports import ChangeQuery, ChangeUpdate
 from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.timeline import PlannedNotice
 from domain.usecases.base import CALENDAR_LIMIT, UseCase
+from domain.usecases.chase import filing_chase, rechase, with_rule_steps
 
 
 class Intake(UseCase):
@@ -53,6 +53,7 @@ class Intake(UseCase):
             StepSnapshot(role=spec.role, count=spec.count, members=tuple(self.policy.roles[spec.role]))
             for spec in self.policy.steps_for(category=draft.category, risk=risk)
         )
+        steps = with_rule_steps(self.policy, steps, draft=draft, risk=risk)
         if exception_reason is not None:
             spec = self.policy.exceptions
             steps += (
@@ -60,7 +61,8 @@ class Intake(UseCase):
             )
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
         audit: list[AuditEntry] = []
-        notices: list[PlannedNotice] = []
+        # Waiting for approval: chased until approved (policy approvals.deadline).
+        approval_due_at, notices = filing_chase(self.policy, draft, risk, now) if steps else (None, [])
         if not steps:
             why = (
                 f"pre-approved standard change '{draft.catalog_id}'"
@@ -82,6 +84,7 @@ class Intake(UseCase):
                 created_at=now,
                 steps=steps,
                 conflicts=tuple(c.change_id for c in conflicts),
+                approval_due_at=approval_due_at,
             ),
             team_id=team_id,
             audit=audit,
@@ -180,6 +183,11 @@ class Intake(UseCase):
                 if change.status is Status.APPROVED and not void
                 else None
             )
+            approval_due_at = None
+            if change.status is Status.PENDING_APPROVAL or void:  # chased again for the new window
+                approval_due_at, replan = rechase(
+                    self.policy, change, starts_at=new_start, ends_at=new_end, now=now, voided=void
+                )
             update = ChangeUpdate(
                 at=now,
                 status=Status.PENDING_APPROVAL if void else None,
@@ -189,6 +197,7 @@ class Intake(UseCase):
                 drop_notices=void,
                 void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
+                approval_due_at=approval_due_at,
             )
             moved_from = (change.draft.starts_at, change.draft.ends_at)
             payload = Rescheduled(
