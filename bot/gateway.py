@@ -296,6 +296,8 @@ class SlackGateway:
                     zone=self._policy.zone,
                     for_approver=is_dm,
                     waiting=await self._gate_waits(change.id),
+                    approvers=await self._service.who_can_approve(change=change),
+                    viewer=row.channel if is_dm else None,
                 ),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
@@ -422,17 +424,25 @@ class SlackGateway:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id, history=False)
         text = gated(card_fallback(change))
-        cards: dict[bool, list[dict[str, Any]]] = {}  # one render per kind, not per copy
+        # One render per kind of copy (an approver who decided sees their decision on theirs).
+        cards: dict[str | None, list[dict[str, Any]]] = {}
         waiting = await self._gate_waits(change.id)
+        approvers = await self._service.who_can_approve(change=change)
+        deciders = {entry.user for entry in (*change.approvals, *change.post_approvals)}
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
-            if for_approver not in cards:
-                cards[for_approver] = change_card(
-                    change, zone=self._policy.zone, for_approver=for_approver, waiting=waiting
+            viewer = copy.user_id if copy.user_id in deciders else None
+            key = viewer or ("dm" if for_approver else None)
+            if key not in cards:
+                cards[key] = change_card(
+                    change,
+                    zone=self._policy.zone,
+                    for_approver=for_approver,
+                    waiting=waiting,
+                    approvers=approvers,
+                    viewer=viewer,
                 )
-            await self.client.chat_update(
-                channel=copy.channel, ts=copy.ts, text=text, blocks=cards[for_approver]
-            )
+            await self.client.chat_update(channel=copy.channel, ts=copy.ts, text=text, blocks=cards[key])
         # Everyone whose App Home shows this change sees it move too.
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
         await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)

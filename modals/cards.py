@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +15,12 @@ from slack_sdk.models.blocks import (
 )
 
 from domain import quorum
+from domain.delegation import Approver
 from domain.deployments import GateWait
 from domain.enums import Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
-from domain.model import AuditAction, Change, ChangeSource
+from domain.model import ApprovalEntry, AuditAction, Change, ChangeSource
 from modals.blocks import (
     SECTION_LIMIT,
     change_heading,
@@ -31,6 +32,7 @@ from modals.blocks import (
     modal,
     titled_lines,
 )
+from modals.chase import approval_due_line, approver_names, own_decision_line
 from modals.emergency import post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.labels import STATUS_LABELS
@@ -57,7 +59,9 @@ def card_fallback(change: Change) -> Mrkdwn:
     return md("{}: {} ({})", change.id, escaped_clip(change.draft.title, 250), status)
 
 
-def approval_lines(change: Change) -> list[Mrkdwn]:
+def approval_lines(change: Change, approvers: Mapping[int, Sequence[Approver]] | None = None) -> list[Mrkdwn]:
+    """Each step's count and who approved; an open step also names who can still approve
+    (`approvers`, when the caller resolved them)."""
     counts = quorum.approvals_per_step(change.steps, change.approvals)
     lines = []
     for index, step in enumerate(change.steps):
@@ -69,7 +73,10 @@ def approval_lines(change: Change) -> list[Mrkdwn]:
         ]
         mark = ":white_check_mark:" if done else ":hourglass_flowing_sand:"
         names = md(": {}", join_md(", ", who)) if who else ""
-        label = role_label(step.role) + (" (exception)" if step.purpose == "exception" else "")
+        label = role_label(step.role) + STEP_PURPOSES.get(step.purpose, "")
+        open_to = (approvers or {}).get(index) if not done else None
+        if open_to:
+            names = md("{} · can approve: {}", names, approver_names(open_to))
         lines.append(md("{} {} {}/{}{}", mark, label, str(counts[index]), str(step.count), names))
     for entry in change.approvals:
         if entry.decision is Decision.REJECT:
@@ -79,6 +86,9 @@ def approval_lines(change: Change) -> list[Mrkdwn]:
     return lines
 
 
+STEP_PURPOSES = {"exception": " (exception)", "rule": " (review added by rule)"}
+
+
 def change_card(
     change: Change,
     *,
@@ -86,10 +96,14 @@ def change_card(
     with_actions: bool = True,
     for_approver: bool = False,
     waiting: Sequence[GateWait] = (),
+    approvers: Mapping[int, Sequence[Approver]] | None = None,
+    viewer: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The CR card. Approvers' DM copies carry only the approval buttons; the channel
-    copy also carries the implementation buttons once the change is approved. Deployments
-    `waiting` at its gate are listed, so approvers see what their click lets through."""
+    """The CR card. Approvers' DM copies carry only the approval buttons, or, once the
+    approver (`viewer`) decided, their decision instead; the channel copy also carries the
+    implementation buttons once the change is approved. Open steps name who can still
+    approve (`approvers`). Deployments `waiting` at its gate are listed, so approvers see
+    what their click lets through."""
     draft = change.draft
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
@@ -102,7 +116,10 @@ def change_card(
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
-    lines = approval_lines(change)
+    lines = approval_lines(change, approvers)
+    due = approval_due_line(change, zone)
+    if due:
+        lines.append(due)
     exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
     if exception is not None:
         lines.append(
@@ -120,22 +137,30 @@ def change_card(
         blocks.append(section(titled_lines("Approvals", lines)))
     elif change.status is Status.APPROVED:
         blocks.append(context(Mrkdwn("Pre-approved: no sign-off needed.")))
+    viewer = viewer if for_approver else None  # only an approver's own DM copy shows their decision
     post = post_lines(change, zone)
     if post:
         blocks.append(section(titled_lines("Post-approval", post)))
-        if with_actions and change.post_approval_open:
+        if with_actions and change.post_approval_open and not decided(change.post_approvals, viewer):
             blocks.append(post_actions(change))
     if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
         blocks.append(context(_progress_line(change, zone)))
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
-    if with_actions and change.status is Status.PENDING_APPROVAL:
+    own = own_decision_line(change, viewer, zone) if viewer else None
+    if own is not None:
+        blocks.append(context(own))
+    if with_actions and change.status is Status.PENDING_APPROVAL and not decided(change.approvals, viewer):
         blocks.append(decision_buttons(change, prefix="decide"))
     if waiting:
         blocks.append(context(waiting_line(waiting, zone)))
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return dump(blocks)
+
+
+def decided(entries: Sequence[ApprovalEntry], viewer: str | None) -> bool:
+    return viewer is not None and any(entry.user == viewer for entry in entries)
 
 
 def waiting_line(waiting: Sequence[GateWait], zone: ZoneInfo) -> Mrkdwn:
@@ -368,6 +393,8 @@ HELP_TEXT = Mrkdwn(
     "• `/change report [week|month|2026-10]`: success, rollback and failure rates with a chart\n"
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
+    "• `/change delegate @user until 2026-12-24` / `/change delegate off`: while you are away, "
+    "another member of your role approves for you\n"
     "• `/change help`: this help"
 )
 

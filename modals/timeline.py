@@ -33,6 +33,7 @@ from modals.blocks import (
     titled_lines,
 )
 from modals.cards import implementation_actions
+from modals.chase import approval_due_note
 from modals.counts import ICS_FEED, list_command, more_line, total_label
 from modals.ids import CallbackId, Field
 from modals.labels import STATUS_LABELS
@@ -161,19 +162,23 @@ def freeze_message(message: FreezeChanged) -> Mrkdwn:
     return md(":white_check_mark: {} lifted the change freeze.", by)
 
 
-def _lines(changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False) -> list[Mrkdwn]:
+def _lines(
+    changes: Sequence[Change], zone: ZoneInfo, *, show_end: bool = False, now: datetime | None = None
+) -> list[Mrkdwn]:
+    """One line per change; one waiting for approval says by when (or that it is overdue)."""
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
         out.append(
             md(
-                "• {} *{}* {} · {} · {} risk · {}",
+                "• {} *{}* {} · {} · {} risk · {}{}",
                 when,
                 change.id,
                 escaped_clip(change.draft.title, 80),
                 change.draft.category.value,
                 change.risk.value,
                 STATUS_LABELS[change.status],
+                approval_due_note(change, now=now, zone=zone) if now else "",
             )
         )
     return out
@@ -197,7 +202,7 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
         ),
     ]
     for heading, counted, rest, show_end in sections:
-        lines = _lines(counted, zone, show_end=show_end)
+        lines = _lines(counted, zone, show_end=show_end, now=view.now)
         if not lines:
             blocks.append(section(md("*{}*\nNone.", heading)))
             continue

@@ -13,11 +13,13 @@ from slack_sdk.models.blocks import Block
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.listing import Counted
 from domain.messages import (
+    ApprovalChase,
     BoardNews,
     CabAgendaPost,
     CalendarDigest,
     ChangeNews,
     Decided,
+    DelegationNews,
     Filed,
     FreezeChanged,
     IncidentLinked,
@@ -96,6 +98,10 @@ CHANGE_NEWS: list[ChangeNews] = [
     TimelineNotice(key="t_minus_1h", due_at=NOW, actions=True),
     TimelineNotice(key=OVERRUN, late=True, due_at=NOW, actions=True),
     TimelineNotice(key=SHORT_NOTICE, due_at=NOW, thread=True),
+    ApprovalChase(key="approval_reminder", due_at=NOW),
+    ApprovalChase(key="approval_deadline", due_at=NOW, late=True),
+    ApprovalChase(key="approval_deadline", due_at=NOW, role="cto"),
+    ApprovalChase(key="approval_at_start", due_at=NOW),
 ]
 
 
@@ -121,6 +127,8 @@ BOARD_NEWS: list[BoardNews] = [
     FreezeChanged(started=False, by="UCTO"),
     CabAgendaPost(),
     ReportPost(start=NOW - timedelta(days=30), end=NOW, title="Changes in November"),
+    DelegationNews(delegator="UCTO", until=NOW + timedelta(days=3)),
+    DelegationNews(delegator="UCTO", until=NOW, ended=True),
 ]
 CASES = [(message, SendTime(POLICY, change=change())) for message in CHANGE_NEWS] + [
     (message, board(message)) for message in BOARD_NEWS
