@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from domain.model import AuditEntry, Change
+from tooling.demo_chase import approvals_chased
 from tooling.demo_pipeline import CR_PIPELINE, pipeline_at_the_gate
 from tooling.demo_policy import PEOPLE
 from tooling.demo_world import START, DemoWorld
@@ -155,6 +156,7 @@ SCENES: tuple[Callable[[DemoWorld], Awaitable[None]], ...] = (
     _declare_an_emergency,
     _plan_ahead_and_digest,
     pipeline_at_the_gate,  # tooling/demo_pipeline.py
+    approvals_chased,  # tooling/demo_chase.py
 )
 
 

@@ -94,6 +94,9 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "HTTP 200 · go: CR-2026-0004 is approved",
         "api:deploy-pipeline :construction: started *CR-2026-0004*",
         "HTTP 200 · CR-2026-0004 is completed",
+        # the database failover waits for approval: its approvers are reminded half-way to the deadline
+        "━━ 8. Nobody has approved the database failover yet",
+        "Reminder: *CR-2026-0003* Fail over the primary database waits for your approval",
         "━━ Audit trail of CR-2026-0001",
         "@bob       decision refused  (decision: approve; refusal: own_request)",
         "@carol     approval recorded",
