@@ -7,6 +7,7 @@ webhook, and the installation token must never be sent anywhere else."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from domain.deployments import CallbackResult
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS = 10.0  # well inside the claim's lease
+COMMIT_SECONDS = 4.0  # asked while GitHub waits for the webhook's answer (it gives up at 10 s)
 
 
 class GithubDeployments:
@@ -87,6 +89,20 @@ class GithubDeployments:
         except (GitHubException, httpx.HTTPError) as error:
             return CallbackResult.FAILED, type(error).__name__
         return CallbackResult.SENT, f"HTTP {response.status_code}"
+
+    async def commit_message(self, *, repository: str, sha: str, installation_id: int | None) -> str | None:
+        if installation_id is None:
+            return None
+        github = self._github.with_auth(self._github.auth.as_installation(installation_id))
+        url = self._api.join(f"repos/{repository}/commits/{sha}")
+        try:
+            async with asyncio.timeout(COMMIT_SECONDS):
+                response = await github.arequest("GET", str(url))
+            message = response.json()["commit"]["message"]
+        except (GitHubException, httpx.HTTPError, TimeoutError, ValueError, KeyError, TypeError) as error:
+            log.info("the commit of a deployment could not be read: %s", type(error).__name__)
+            return None
+        return message[:2000] if isinstance(message, str) else None
 
     async def close(self) -> None:
         """Nothing pooled: githubkit opens a client per request outside a context."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from domain.calendar_policy import BlackoutHit, Freeze
 from domain.enums import Status
@@ -12,6 +13,7 @@ from domain.listing import Counted
 from domain.model import Change
 from domain.policy import Policy
 from domain.service import ChangeService
+from domain.template_fields import web_link
 
 ICS_STATUS = {
     Status.PENDING_APPROVAL: "TENTATIVE",
@@ -86,12 +88,14 @@ def render_ics(
                     f"Requester: {change.requester}",
                     "",
                     change.draft.description,
+                    *_links_text(change),
                 ]
             ).strip(),
         )
         event.add("categories", [change.draft.category.value, f"risk-{change.risk.value}"])
         event.add("status", ICS_STATUS[change.status])
         event.add("url", link)
+        _attach_links(event, change)
         calendar.add_component(event)
     for hit in blackouts:
         event = Event()
@@ -116,3 +120,16 @@ def render_ics(
         event.add("categories", ["freeze"])
         calendar.add_component(event)
     return calendar.to_ical()
+
+
+def _attach_links(event: Any, change: Change) -> None:
+    """The PRs, tickets, runbooks and dashboards the change names, as attachments."""
+    for url in change.draft.links:
+        if web_link(url):
+            event.add("attach", url)
+
+
+def _links_text(change: Change) -> list[str]:
+    """The change's links for the description: calendars show them as clickable text."""
+    links = [url for url in change.draft.links if web_link(url)]
+    return ["", "Links:", *links] if links else []

@@ -130,6 +130,8 @@ standard_catalog:
     services: [api-server, kubernetes]
 timeline:
   rollback_triggers: [Error rate > 5%]
+required_fields: {}
+lead_time: {}
 """
 
 

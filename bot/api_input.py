@@ -27,17 +27,35 @@ TEXT_FIELDS = (
     "standard_procedure",
     "implementer",
     "exception_reason",
+    "success_criteria",
+    "dependencies",
+    "rollback_triggers",
 )
-OTHER_FIELDS = ("services", "starts_at", "ends_at", "downtime_minutes", "requester", "source")
+OTHER_FIELDS = (
+    "services",
+    "starts_at",
+    "ends_at",
+    "downtime_minutes",
+    "requester",
+    "source",
+    "links",
+    "stakeholders",
+    "rollback_minutes",
+)
 CHOICES = ("confirm_conflicts",)
 CHANGE_FIELDS = frozenset((*TEXT_FIELDS, *OTHER_FIELDS, *CHOICES))
 SOURCE_FIELDS = frozenset(("kind", "url", "ref"))
 EVENT_FIELDS = frozenset(("event", "notes"))
 MAX_TEXT = 20_000  # far above any policy's limit: the form's own check gives the message
 MAX_SERVICES = 50
+MAX_LIST = 100  # links or stakeholders read at most; the form's check says how many it takes
 MAX_EMAIL = 254
 # The form's field names where the API's differ.
-FORM_TO_API = {"catalog": "standard_procedure", "downtime": "downtime_minutes"}
+FORM_TO_API = {
+    "catalog": "standard_procedure",
+    "downtime": "downtime_minutes",
+    "rollback_duration": "rollback_minutes",
+}
 DEFAULT_SOURCE = ChangeSource(kind="api")
 FORM_HINT = "Or tick 'request an exception' and say why."
 API_HINT = "Or give an exception_reason saying why."
@@ -133,14 +151,32 @@ def _services(body: dict[str, Any], errors: dict[str, str]) -> list[str]:
     return list(value)
 
 
-def _downtime(body: dict[str, Any], errors: dict[str, str]) -> str | None:
-    value = body.get("downtime_minutes")
+def _downtime(body: dict[str, Any], errors: dict[str, str], name: str = "downtime_minutes") -> str | None:
+    value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        errors["downtime_minutes"] = "Must be a whole number of minutes."
+        errors[name] = "Must be a whole number of minutes."
         return None
     return str(value)
+
+
+def _strings(body: dict[str, Any], name: str, errors: dict[str, str], *, what: str) -> list[str]:
+    """A list of strings (links, stakeholders); what each must be, the form's check says."""
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        errors[name] = f"Must be a list of {what}."
+        return []
+    if len(value) > MAX_LIST:
+        errors[name] = f"Give at most {MAX_LIST} {what}."
+        return []
+    problems = [p for p in (_string_problem(v, 2000) for v in value) if p]
+    if problems:
+        errors[name] = problems[0]
+        return []
+    return list(value)
 
 
 def _source(body: dict[str, Any], errors: dict[str, str]) -> ChangeSource:
@@ -205,6 +241,12 @@ def parse_change(body: dict[str, Any], *, policy: Policy, now: datetime) -> Chan
         implementer=texts["implementer"],
         exception_requested=bool((exception_reason or "").strip()),
         exception_reason=exception_reason,
+        links=tuple(_strings(body, "links", errors, what="http(s) URLs")),
+        success_criteria=texts["success_criteria"],
+        dependencies=texts["dependencies"],
+        stakeholders=_strings(body, "stakeholders", errors, what="Slack user and channel ids"),
+        rollback_duration=_downtime(body, errors, "rollback_minutes"),
+        rollback_triggers=texts["rollback_triggers"],
     )
     requester = _requester(body, errors)
     source = _source(body, errors)

@@ -11,7 +11,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -56,6 +58,32 @@ def _settings(*require: str) -> Settings:
 def _database_url() -> str:
     """For the commands that only read or write the database: no Slack credentials needed."""
     return DatabaseSettings().database_url
+
+
+async def _on_current_schema(work: Callable[[], Awaitable[int]]) -> int:
+    """Run a command that reads or writes the database without migrating it, once the
+    schema is known to be current (same event loop, so a failed probe cleans up in it)."""
+    await _require_current_schema()
+    return await work()
+
+
+async def _require_current_schema() -> None:
+    """A database behind the code gets one line saying what to run, not a traceback."""
+    from storage.database import create_engine
+    from storage.migrate import HEAD_REVISION, current_revision
+
+    engine = create_engine(_database_url())
+    try:
+        current = await current_revision(engine)
+    except Exception:  # unreachable or unreadable: the command itself says what went wrong
+        return
+    finally:
+        await engine.dispose()
+    if current != HEAD_REVISION:
+        raise StartupError(
+            f"the database schema is at {current or 'nothing yet'}, this changebot needs {HEAD_REVISION}: "
+            "run `changebot db upgrade` first"
+        )
 
 
 async def _serve(host: str, port: int) -> None:
@@ -319,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "socket":
             asyncio.run(_socket())
         elif args.command == "changes":
-            return asyncio.run(_show_change(args.change_id, args.json))
+            return asyncio.run(_on_current_schema(lambda: _show_change(args.change_id, args.json)))
         elif args.command == "db":
             from storage.migrate import upgrade
 
@@ -334,14 +362,16 @@ def main(argv: list[str] | None = None) -> int:
             load_policy(path)
             print(f"{path}: policy is valid")
         elif args.command == "audit":
-            return asyncio.run(_audit_verify() if args.action == "verify" else _audit_export(args))
+            audit = _audit_verify if args.action == "verify" else partial(_audit_export, args)
+            return asyncio.run(_on_current_schema(audit))
         elif args.command == "calendar":
-            return asyncio.run(_calendar(args))
+            return asyncio.run(_on_current_schema(partial(_calendar, args)))
         elif args.command == "api-token":
             from bot.api_tokens_cli import api_token_command
 
             name = getattr(args, "name", None)
-            return asyncio.run(api_token_command(database_url=_database_url(), action=args.action, name=name))
+            tokens = partial(api_token_command, database_url=_database_url(), action=args.action, name=name)
+            return asyncio.run(_on_current_schema(tokens))
         elif args.command == "gate":
             return _gate(args)
         elif args.command == "demo":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -22,6 +22,7 @@ from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransie
 from adapters.prometheus import SlackErrorCounter
 from domain.clock import Clock
 from domain.deployments import GateWait
+from domain.enums import Category
 from domain.gates import is_pipeline_principal
 from domain.intents import Intent, IntentKind
 from domain.messages import (
@@ -37,10 +38,12 @@ from domain.messages import (
     ReportPost,
     Text,
 )
+from domain.model import Change
 from domain.policy import Policy
 from domain.ports import Notifier
 from domain.service import ChangeService
 from modals.cards import card_fallback, change_card
+from modals.emergency import DmReader
 from modals.home import home_view
 from modals.messages import SendTime, render_message
 from modals.text import Mrkdwn, escape, reloaded
@@ -256,7 +259,10 @@ class SlackGateway:
         elif kind is IntentKind.DM_POST_APPROVERS:
             assert row.change_id
             users = await self._service.post_approvers_to_notify(change_id=row.change_id)
-            await self._fan_out_messages(row, postable(row, message), users)
+            if message is None:  # declared: each post-approver gets the card at once
+                await self._fan_out_cards(row, users)
+            else:
+                await self._fan_out_messages(row, postable(row, message), users)
         elif kind is IntentKind.DM_ROLE:
             role = expect(row, message, Escalating).role
             if role is None:
@@ -296,6 +302,7 @@ class SlackGateway:
                     zone=self._policy.zone,
                     for_approver=is_dm,
                     waiting=await self._gate_waits(change.id),
+                    reader=(await self._readers(change))(row.channel if is_dm else None),
                     approvers=await self._service.who_can_approve(change=change),
                     viewer=row.channel if is_dm else None,
                 ),
@@ -340,6 +347,13 @@ class SlackGateway:
     async def _fan_out(self, row: OutboxRow, message: Message | None) -> None:
         assert row.change_id
         users = await self._service.approvers_to_notify(change_id=row.change_id)
+        await self._fan_out_cards(row, users)
+        if message is not None:  # e.g. moved: the cards refresh, each approver is told why
+            await self._fan_out_messages(row, postable(row, message), users)
+
+    async def _fan_out_cards(self, row: OutboxRow, users: list[str]) -> None:
+        """One DM_CARD row per user, keyed so each person gets one copy of the card."""
+        assert row.change_id
         await self._outbox.add(
             [
                 Intent(IntentKind.DM_CARD, row.change_id, user, dedupe_key=f"{row.change_id}:dm:{user}")
@@ -347,8 +361,6 @@ class SlackGateway:
             ],
             now=row.due_at,
         )
-        if message is not None:  # e.g. moved: the cards refresh, each approver is told why
-            await self._fan_out_messages(row, postable(row, message), users)
 
     async def _fan_out_messages(self, row: OutboxRow, message: Postable, users: list[str]) -> None:
         """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing."""
@@ -424,21 +436,25 @@ class SlackGateway:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id, history=False)
         text = gated(card_fallback(change))
-        # One render per kind of copy (an approver who decided sees their decision on theirs).
-        cards: dict[str | None, list[dict[str, Any]]] = {}
+        # One render per kind of copy, not per copy: the channel's, the approvers', for an
+        # emergency each reader's own (it carries only the buttons they may use), and each
+        # approver's who decided (their decision instead of the buttons).
+        cards: dict[tuple[bool, DmReader | None, str | None], list[dict[str, Any]]] = {}
         waiting = await self._gate_waits(change.id)
+        readers = await self._readers(change)
         approvers = await self._service.who_can_approve(change=change)
         deciders = {entry.user for entry in (*change.approvals, *change.post_approvals)}
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
             viewer = copy.user_id if copy.user_id in deciders else None
-            key = viewer or ("dm" if for_approver else None)
+            key = (for_approver, readers(copy.user_id), viewer)
             if key not in cards:
                 cards[key] = change_card(
                     change,
                     zone=self._policy.zone,
                     for_approver=for_approver,
                     waiting=waiting,
+                    reader=key[1],
                     approvers=approvers,
                     viewer=viewer,
                 )
@@ -446,6 +462,15 @@ class SlackGateway:
         # Everyone whose App Home shows this change sees it move too.
         viewers = await self._repo.home_viewers(await self._service.users_touched(change_id=row.change_id))
         await self._outbox.add([Intent(IntentKind.HOME, None, user) for user in viewers], now=row.due_at)
+
+    async def _readers(self, change: Change) -> Callable[[str | None], DmReader | None]:
+        """Who reads an emergency's DM copy and what they may still decide; None for the
+        channel's copy and for other changes (their DM copies are drawn alike)."""
+        if change.draft.category is not Category.EMERGENCY:
+            return lambda user: None
+        deciders = set(await self._service.approvers_to_notify(change_id=change.id))
+        post = set(await self._service.post_approvers_to_notify(change_id=change.id))
+        return lambda user: None if user is None else DmReader(user, user in deciders, user in post)
 
     async def card_permalink(self, change_id: str) -> str | None:
         """The link to the change's card in the changes channel (a Slack read, no write)."""

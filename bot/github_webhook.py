@@ -5,6 +5,7 @@ deployment status moves the change it was gated on."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -73,18 +74,29 @@ def github_webhook_handler(
             return web.json_response({"error": f"malformed {event}"}, status=400)
         delivery = request.headers.get("X-GitHub-Delivery", "")[:90]
         if act is None:
-            outcome = "ignored"
-        elif delivery and not await gates.first_delivery(delivery):
-            outcome = "duplicate"
-        elif isinstance(act, DeploymentRequest):
-            await gates.requested(act)
-            wake()
-            outcome = "stored"
-        else:
-            outcome = await gates.status(**act)
+            return web.json_response({"ok": True, "outcome": "ignored"}, status=202)
+        if delivery and not await gates.first_delivery(delivery):
+            return web.json_response({"ok": True, "outcome": "duplicate"}, status=202)
+        try:
+            outcome = await _act(act, gates=gates, wake=wake)
+        except BaseException:
+            if delivery:  # not acted on: GitHub's redelivery of it must be, not skipped
+                with contextlib.suppress(Exception):
+                    await gates.forget_delivery(delivery)
+            raise
         return web.json_response({"ok": True, "outcome": outcome}, status=202)
 
     return handle
+
+
+async def _act(
+    act: DeploymentRequest | dict[str, Any], *, gates: DeploymentGates, wake: Callable[[], None]
+) -> str:
+    if isinstance(act, DeploymentRequest):
+        await gates.requested(act)
+        wake()
+        return "stored"
+    return await gates.status(**act)
 
 
 def _reader(event: str, payload: dict[str, Any]) -> DeploymentRequest | dict[str, Any] | None:
@@ -125,7 +137,15 @@ def deployment_request(payload: dict[str, Any]) -> DeploymentRequest:
         run_url=run_url,
         ref=ref[:200] if isinstance(ref, str) else None,
         texts=_texts(payload, deployment),
+        sha=_sha(deployment.get("sha")),
     )
+
+
+def _sha(value: Any) -> str | None:
+    """A commit id as GitHub writes it (hex, 7 to 40 digits), else None."""
+    if isinstance(value, str) and 7 <= len(value) <= 40 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
 
 
 def _texts(payload: dict[str, Any], deployment: dict[str, Any]) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from domain.enums import Category
+from domain.lead_time import LeadTime
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -359,9 +360,11 @@ def schedule_problems(
     start: datetime,
     end: datetime,
     zone: ZoneInfo,
+    lead: LeadTime | None = None,
 ) -> dict[str, str]:
-    """Inline errors for a window outside the category's windows or touching a blackout,
-    each with the next slot that would be accepted."""
+    """Inline errors for a window outside the category's windows, touching a blackout or
+    starting sooner than the category's `lead` time allows, with the next slot that would
+    be accepted."""
     problems: list[str] = []
     if not inside_window(windows, category=category, start=start, end=end, zone=zone):
         problems.append(f"{category.value.capitalize()} changes run {describe_window(windows, category)}.")
@@ -371,6 +374,10 @@ def schedule_problems(
     if hits:
         names = ", ".join(dict.fromkeys(hit.name for hit in hits))
         problems.append(f"It touches a blackout: {names}.")
+    after = start
+    if lead is not None and start < lead.earliest:
+        problems.append(lead.problem)
+        after = lead.earliest
     if not problems:
         return {}
     slot = next_allowed_start(
@@ -379,7 +386,7 @@ def schedule_problems(
         freezes=freezes,
         category=category,
         duration=end - start,
-        after=start,
+        after=after,
         zone=zone,
     )
     hint = (

@@ -63,6 +63,7 @@ class DeploymentRequest:
     run_url: str | None  # the workflow run, for the change's source and the comment
     ref: str | None
     texts: tuple[str, ...]  # ref, commit message, PR titles, inputs: where a change id may be
+    sha: str | None = None  # the commit deployed: its message is read when the texts name no change
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,14 @@ from domain.enums import Category, Impact, Likelihood
 from domain.limits import MAX_DOWNTIME_MINUTES, MAX_SOURCE_KIND, MAX_SOURCE_REF, MAX_SOURCE_URL
 from domain.model import ChangeDraft, ChangeSource
 from domain.policy import CatalogEntry, Limits, Policy
+from domain.template_fields import (
+    TemplateValues,
+    check_links,
+    check_minutes,
+    check_stakeholders,
+    check_texts,
+    missing_required,
+)
 
 # A form takes a while to fill in; a start a few minutes ago is "now", not "the past".
 START_GRACE = timedelta(minutes=5)
@@ -58,6 +66,13 @@ class ChangeForm:
     exception_reason: str | None = None
     acknowledged_conflicts: tuple[str, ...] = ()  # conflicts the requester saw and submitted anyway
     source: ChangeSource | None = None  # the pipeline filing it; never set by the modal
+    # The template's further fields (domain/template_fields.py).
+    links: tuple[str, ...] = ()  # one per line in the form, a list in the API
+    success_criteria: str | None = None
+    dependencies: str | None = None
+    stakeholders: list[str] = field(default_factory=list)  # Slack user and channel ids
+    rollback_duration: str | None = None  # whole minutes
+    rollback_triggers: str | None = None
 
 
 class IntakeRejected(Exception):
@@ -98,6 +113,13 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
     downtime = _downtime(form.downtime, errors)
     implementer = _implementer(form.implementer, errors)
     source = _source(form.source, errors)
+    template = _template(form, policy.limits, errors)
+    missing_required(
+        policy.required_fields,
+        category,
+        _present(form, texts, template, implementer=implementer),
+        errors,
+    )
     if errors:
         raise IntakeRejected(errors)
     assert category and impact and likelihood and starts_at and ends_at
@@ -118,7 +140,53 @@ def validate_form(form: ChangeForm, *, policy: Policy, now: datetime) -> ChangeD
         catalog_id=catalog_entry.id if catalog_entry else None,
         implementer=implementer,
         source=source,
+        links=template.links,
+        success_criteria=template.success_criteria,
+        dependencies=template.dependencies,
+        stakeholders=template.stakeholders,
+        rollback_minutes=template.rollback_minutes,
+        rollback_triggers=template.rollback_triggers,
     )
+
+
+def _template(form: ChangeForm, limits: Limits, errors: dict[str, str]) -> TemplateValues:
+    """Links, success criteria, dependencies, stakeholders and the rollback's duration
+    and triggers, each checked on its own field."""
+    links = check_links(form.links, errors)
+    texts = check_texts(
+        {
+            "success_criteria": form.success_criteria,
+            "dependencies": form.dependencies,
+            "rollback_triggers": form.rollback_triggers,
+        },
+        limits.text,
+        errors,
+    )
+    return TemplateValues(
+        links=links,
+        success_criteria=texts["success_criteria"],
+        dependencies=texts["dependencies"],
+        stakeholders=check_stakeholders(form.stakeholders, errors),
+        rollback_minutes=check_minutes(form.rollback_duration, errors),
+        rollback_triggers=texts["rollback_triggers"],
+    )
+
+
+def _present(
+    form: ChangeForm, texts: dict[str, str], template: TemplateValues, *, implementer: str | None
+) -> dict[str, bool]:
+    """Which of the fields a policy may require were given."""
+    return {
+        **{name: bool(text) for name, text in texts.items()},
+        "success_criteria": bool(template.success_criteria),
+        "dependencies": bool(template.dependencies),
+        "stakeholders": bool(template.stakeholders),
+        "rollback_duration": template.rollback_minutes is not None,
+        "rollback_triggers": bool(template.rollback_triggers),
+        "links": bool(template.links),
+        "downtime": bool(_clean(form.downtime)),
+        "implementer": implementer is not None,
+    }
 
 
 def _title(raw: str | None, limits: Limits, errors: dict[str, str]) -> str:
@@ -249,6 +317,11 @@ def _source(raw: ChangeSource | None, errors: dict[str, str]) -> ChangeSource | 
     elif ref is not None and len(ref) > MAX_SOURCE_REF:
         errors["source"] = f"Keep the source ref to {MAX_SOURCE_REF} characters."
     return ChangeSource(kind=kind, url=url, ref=ref)
+
+
+def validate_source(raw: ChangeSource | None, errors: dict[str, str]) -> ChangeSource | None:
+    """A pipeline's source checked as the form's is (emergencies filed by a pipeline too)."""
+    return _source(raw, errors)
 
 
 def validate_window(

@@ -12,3 +12,7 @@ MAX_ACTOR = 40  # who did something, as the audit stores it: a Slack id or a pip
 MAX_SOURCE_KIND = 40  # where a pipeline-filed change came from: github, gitlab, argocd, api
 MAX_SOURCE_URL = 500  # the pipeline run's URL
 MAX_SOURCE_REF = 200  # the branch, tag or commit it deploys
+MAX_LINKS = 10  # links on a change: PRs, tickets, runbooks, dashboards
+MAX_LINK = 500  # one link's URL
+MAX_STAKEHOLDERS = 20  # people and channels a change's own notices go to
+MAX_ROLLBACK_MINUTES = 7 * 24 * 60  # how long a rollback takes: at most a week

@@ -30,8 +30,10 @@ from domain.calendar_policy import Blackout, Windows
 from domain.durations import Duration
 from domain.enums import Category, Impact, Likelihood, Risk
 from domain.gate_policy import GatePolicy, Integrations, integration_problems
+from domain.lead_time import default_lead_time
 from domain.metrics import Targets
 from domain.risk import DEFAULT_RISK_MATRIX
+from domain.template_fields import RequiredField, default_required_fields
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -239,6 +241,9 @@ class Emergency(_Strict):
     # not_required: fix first, document concurrently (seed 002); on_call: wait for the
     # on-call engineer's go-ahead before starting.
     go_ahead: Literal["not_required", "on_call"] = "not_required"
+    # Approvals before the fix may start (seed 000: "On-call engineer + manager"): `on_call`
+    # (whoever PagerDuty says is on call) and/or role names, one approval each. Empty: none.
+    pre_approval: list[str] = Field(default_factory=list, max_length=5)
     fallback: list[SlackMember] = Field(default_factory=list)
     post_approval: PostApproval = Field(default_factory=PostApproval)
     escalate_to: str = "cto"
@@ -355,6 +360,10 @@ class Policy(_Strict):
     targets: Targets = Field(default_factory=Targets)
     gates: GatePolicy = Field(default_factory=GatePolicy)  # pipelines waiting at a change's gate
     integrations: Integrations = Field(default_factory=Integrations)  # what else asks the gates
+    # Form fields a category must fill in, besides the built-in ones (003/004: a test plan).
+    required_fields: dict[Category, list[RequiredField]] = Field(default_factory=default_required_fields)
+    # How far ahead of its start a category is filed (004); sooner takes the exception path.
+    lead_time: dict[Category, Duration] = Field(default_factory=default_lead_time)
 
     @field_validator("timezone")
     @classmethod
@@ -496,6 +505,11 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
     ]
     if policy.cab.role:
         role_refs.append((("cab", "role"), policy.cab.role))
+    role_refs += [
+        (("emergency", "pre_approval", i), role)
+        for i, role in enumerate(policy.emergency.pre_approval)
+        if role != "on_call"
+    ]
     role_refs += [(("freeze_roles", i), role) for i, role in enumerate(policy.freeze_roles)]
     role_refs += [(("incident_roles", i), role) for i, role in enumerate(policy.incident_roles)]
     role_refs += [(("start_override_roles", i), role) for i, role in enumerate(policy.start_override_roles)]
@@ -522,6 +536,14 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
             if service not in services:
                 loc = ("standard_catalog", i, "services", j)
                 yield PolicyProblem(_format_path(loc), locate(loc), f"unknown service '{service}'")
+    for category, lead in policy.lead_time.items():
+        loc = ("lead_time", category.value)
+        if category is Category.EMERGENCY:
+            yield PolicyProblem(_format_path(loc), locate(loc), "emergency changes have no lead time")
+        elif not timedelta(0) <= lead < policy.limits.max_ahead:
+            yield PolicyProblem(
+                _format_path(loc), locate(loc), "must be from 0 to less than limits.max_ahead"
+            )
     catalog = {entry.id: entry.services for entry in policy.standard_catalog}
     for loc, message in integration_problems(policy.integrations, catalog=catalog, services=policy.services):
         yield PolicyProblem(_format_path(loc), locate(loc), message)

@@ -43,10 +43,10 @@ class ChangeService:
             policy=policy,
             change_events=change_events,  # PagerDuty Change Events configured
         )
-        self._repo = repository
         self.policy = policy
-        intake, queries, approvals = Intake(deps), Queries(deps), Approvals(deps)
-        reviews, progress, emergency = Reviews(deps), Progress(deps), Emergency(deps)
+        emergency, queries, approvals = Emergency(deps), Queries(deps), Approvals(deps)
+        intake = Intake(deps, declare=emergency.declare_from_form)  # category emergency: declared
+        reviews, progress, delegations = Reviews(deps), Progress(deps), Delegations(deps)
         notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
 
         # --- intake (usecases/intake.py) and reading (usecases/queries.py) -----
@@ -62,9 +62,8 @@ class ChangeService:
         self.post_decide = approvals.post_decide
         self.approvers_to_notify = approvals.approvers_to_notify
         self.post_approvers_to_notify = approvals.post_approvers_to_notify
-        self.role_members = approvals.role_members
-        self.who_can_approve = approvals.who_can_approve  # and delegation (usecases/delegation.py):
-        self.delegate, self.end_delegation = (away := Delegations(deps)).delegate, away.end_delegation
+        self.role_members, self.who_can_approve = approvals.role_members, approvals.who_can_approve
+        self.delegate, self.end_delegation = delegations.delegate, delegations.end_delegation  # delegation.py
 
         # --- implementation (usecases/progress.py) -----------------------------
         self.record_progress = progress.record_progress
@@ -77,6 +76,7 @@ class ChangeService:
         # --- emergencies (usecases/emergency.py) -------------------------------
         self.declare_emergency = emergency.declare_emergency
         self.assign_on_call = emergency.assign_on_call
+        self.acknowledge = emergency.acknowledge
 
         # --- the timeline (usecases/notices.py) --------------------------------
         self.seconds_to_next_notice = notices.seconds_to_next_notice

@@ -69,6 +69,12 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             return
         await ack()
 
+    register_decisions(app, ctx)
+
+
+def register_decisions(app: AsyncApp, ctx: AppContext) -> None:
+    """The buttons on an emergency: post-approval, and the on-call's acknowledgement."""
+
     @app.action(ActionId.POST_APPROVE.value)
     async def post_approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -78,6 +84,19 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                 change_id=click.change_id, user=click.user, decision=Decision.APPROVE, team_id=click.team
             )
             text = refused(outcome.refusal)
+        except (ChangeNotFound, DecisionConflict) as exc:
+            text = md("Not recorded: {}.", str(exc))
+        await tell(ctx, click, text)
+
+    @app.action(ActionId.ACKNOWLEDGE.value)
+    async def acknowledge(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        click = clicked(body)
+        try:
+            outcome = await ctx.service.acknowledge(
+                change_id=click.change_id, user=click.user, team_id=click.team
+            )
+            text = md("Not recorded: {}.", outcome.refusal) if outcome.refusal else None
         except (ChangeNotFound, DecisionConflict) as exc:
             text = md("Not recorded: {}.", str(exc))
         await tell(ctx, click, text)

@@ -17,10 +17,10 @@ from slack_sdk.models.blocks import (
 from domain import quorum
 from domain.delegation import Approver
 from domain.deployments import GateWait
-from domain.enums import Decision, Status
+from domain.enums import Category, Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
-from domain.model import ApprovalEntry, AuditAction, Change, ChangeSource
+from domain.model import ApprovalEntry, AuditAction, Change, ChangeSource, PostState
 from modals.blocks import (
     SECTION_LIMIT,
     change_heading,
@@ -33,11 +33,12 @@ from modals.blocks import (
     titled_lines,
 )
 from modals.chase import approval_due_line, approver_names, own_decision_line
-from modals.emergency import post_actions, post_lines
+from modals.emergency import DmReader, acknowledged_by, emergency_dm_actions, post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
 from modals.labels import STATUS_LABELS
 from modals.metadata import RejectMetadata
 from modals.review import review_detail, review_lines
+from modals.template_fields import card_blocks, detail_blocks, rollback_text
 from modals.text import (
     Mrkdwn,
     clip,
@@ -96,14 +97,15 @@ def change_card(
     with_actions: bool = True,
     for_approver: bool = False,
     waiting: Sequence[GateWait] = (),
+    reader: DmReader | None = None,
     approvers: Mapping[int, Sequence[Approver]] | None = None,
     viewer: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The CR card. Approvers' DM copies carry only the approval buttons, or, once the
-    approver (`viewer`) decided, their decision instead; the channel copy also carries the
-    implementation buttons once the change is approved. Open steps name who can still
-    approve (`approvers`). Deployments `waiting` at its gate are listed, so approvers see
-    what their click lets through."""
+    """The CR card. Approvers' DM copies carry only the approval buttons (an emergency's,
+    only those its `reader` may use), or, once the approver (`viewer`) decided, their
+    decision instead; the channel copy also carries the implementation buttons once the
+    change is approved. Open steps name who can still approve (`approvers`). Deployments
+    `waiting` at its gate are listed, so approvers see what their click lets through."""
     draft = change.draft
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
@@ -111,8 +113,10 @@ def change_card(
     ]
     if draft.description:
         blocks.append(section(escaped_clip(draft.description, SECTION_LIMIT - 10)))
-    if draft.rollback_plan:
-        blocks.append(section(md("*Rollback plan*\n{}", escaped_clip(draft.rollback_plan, 1500))))
+    rollback = rollback_text(draft)
+    if rollback:
+        blocks.append(section(rollback))
+    blocks += card_blocks(draft)
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
@@ -120,14 +124,7 @@ def change_card(
     due = approval_due_line(change, zone)
     if due:
         lines.append(due)
-    exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
-    if exception is not None:
-        lines.append(
-            md(
-                ":warning: Outside its windows or in a blackout; exception requested: {}",
-                escaped_clip(str(exception.details.get("reason", "")), 500),
-            )
-        )
+    lines += exception_lines(change)
     lines += override_lines(change)
     lines += review_lines(change, zone)
     on_call = on_call_line(change)
@@ -135,13 +132,19 @@ def change_card(
         lines.insert(0, on_call)
     if lines:
         blocks.append(section(titled_lines("Approvals", lines)))
-    elif change.status is Status.APPROVED:
+    elif change.status is Status.APPROVED and change.post_state is None:
         blocks.append(context(Mrkdwn("Pre-approved: no sign-off needed.")))
     viewer = viewer if for_approver else None  # only an approver's own DM copy shows their decision
     post = post_lines(change, zone)
+    emergency_dm = for_approver and change.draft.category is Category.EMERGENCY
     if post:
         blocks.append(section(titled_lines("Post-approval", post)))
-        if with_actions and change.post_approval_open and not decided(change.post_approvals, viewer):
+        if (
+            with_actions
+            and change.post_approval_open
+            and not emergency_dm
+            and not decided(change.post_approvals, viewer)
+        ):
             blocks.append(post_actions(change))
     if change.implementer != change.requester or change.status in (Status.IN_PROGRESS, Status.COMPLETED):
         blocks.append(context(_progress_line(change, zone)))
@@ -150,13 +153,41 @@ def change_card(
     own = own_decision_line(change, viewer, zone) if viewer else None
     if own is not None:
         blocks.append(context(own))
-    if with_actions and change.status is Status.PENDING_APPROVAL and not decided(change.approvals, viewer):
+    if (
+        with_actions
+        and change.status is Status.PENDING_APPROVAL
+        and not emergency_dm
+        and not decided(change.approvals, viewer)
+    ):
         blocks.append(decision_buttons(change, prefix="decide"))
+    if with_actions and emergency_dm:
+        blocks += emergency_dm_actions(change, reader)
     if waiting:
         blocks.append(context(waiting_line(waiting, zone)))
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return dump(blocks)
+
+
+def exception_lines(change: Change) -> list[Mrkdwn]:
+    """The exception its requester asked for: under the lead time, or outside its windows."""
+    exception = next((e for e in change.audit if e.action is AuditAction.EXCEPTION_REQUESTED), None)
+    if exception is not None and exception.details.get("short_notice"):
+        return [
+            md(
+                ":warning: Short notice: {} Exception requested: {}",
+                escaped_clip(str(exception.details["short_notice"]), 200),
+                escaped_clip(str(exception.details.get("reason", "")), 500),
+            )
+        ]
+    if exception is not None:
+        return [
+            md(
+                ":warning: Outside its windows or in a blackout; exception requested: {}",
+                escaped_clip(str(exception.details.get("reason", "")), 500),
+            )
+        ]
+    return []
 
 
 def decided(entries: Sequence[ApprovalEntry], viewer: str | None) -> bool:
@@ -189,7 +220,7 @@ def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
             draft.impact.value,
             draft.likelihood.value,
         ),
-        md("*Status*\n{}", STATUS_LABELS[change.status]),
+        md("*Status*\n{}{}", STATUS_LABELS[change.status], _post_pending(change)),
         md("*Requester*\n{}", mention(change.requester)),
         md("*Window*\n{} →\n{}", slack_date(draft.starts_at, zone), slack_date(draft.ends_at, zone)),
         md("*Services*\n{}", escaped_clip(", ".join(draft.services), 900)),
@@ -206,6 +237,13 @@ def _fields(change: Change, zone: ZoneInfo) -> list[Mrkdwn]:
 
 
 IMPLEMENTATION_STATUSES = frozenset({Status.APPROVED, Status.IN_PROGRESS})
+
+
+def _post_pending(change: Change) -> str:
+    """An emergency free to go is not signed off yet: its status says so until it is."""
+    if change.post_state is PostState.OVERDUE:
+        return " · post-approval OVERDUE"
+    return " · post-approval pending" if change.post_approval_open else ""
 
 
 def incident_link(ref: str) -> Mrkdwn:
@@ -245,10 +283,12 @@ def on_call_line(change: Change) -> Mrkdwn | None:
         return None
     details = resolved[-1].details
     users = join_md(", ", [mention(str(u)) for u in details.get("users") or []]) or Mrkdwn("nobody")
+    seen = acknowledged_by(change)
+    ack = md(" · acknowledged by {}", join_md(", ", [mention(u) for u in seen])) if seen else ""
     if details.get("source") == "fallback":
         reason = escaped_clip(str(details.get("reason")), 200)
-        return md(":pager: On call: {} (fallback: {})", users, reason)
-    return md(":pager: On call: {} (from PagerDuty)", users)
+        return md(":pager: On call: {} (fallback: {}){}", users, reason, ack)
+    return md(":pager: On call: {} (from PagerDuty){}", users, ack)
 
 
 CLOSABLE = frozenset({Status.COMPLETED, Status.FAILED, Status.ROLLED_BACK})
@@ -301,6 +341,7 @@ def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
     ):
         if text:
             extra.append(section(md("*{}*\n{}", label, escaped_clip(text, SECTION_LIMIT - 40))))
+    extra += detail_blocks(change.draft)
     if review_detail(change):
         extra.append(section(review_detail(change)))
     if change.audit:
@@ -335,11 +376,27 @@ def change_list(
 
 def filed_message(change: Change) -> Mrkdwn:
     title = escaped_clip(change.draft.title, 150)
+    if change.post_state is not None:
+        return emergency_filed(change, title)
     if change.status is Status.APPROVED:
         return md(":white_check_mark: Your change *{}* {} is approved: no sign-off needed.", change.id, title)
     needed = ", ".join(f"{role_label(s.role)} ×{s.count}" for s in change.steps)
     return md(
         ":inbox_tray: Your change *{}* {} was filed and waits for approval: {}.", change.id, title, needed
+    )
+
+
+def emergency_filed(change: Change, title: Mrkdwn) -> Mrkdwn:
+    """A declared emergency: free to start or waiting for its go-ahead; post-approval pending."""
+    if change.status is Status.PENDING_APPROVAL:
+        needed = ", ".join(f"{role_label(s.role)} ×{s.count}" for s in change.steps)
+        now = md("It waits for the go-ahead before it starts: {}.", needed)
+    else:
+        now = Mrkdwn("Start the fix now.")
+    post = join_md(", ", [md("{} ×{}", role_label(s.role), str(s.count)) for s in change.post_steps])
+    after = md(" Post-approval pending: {}.", post) if change.post_approval_open else ""
+    return md(
+        ":rotating_light: Your emergency change *{}* {} is declared. {}{}", change.id, title, now, after
     )
 
 
@@ -355,7 +412,7 @@ def decided_message(change: Change, message: Decided) -> Mrkdwn:
     )
     if message.reason:
         text = md("{} Reason: {}", text, escaped_clip(message.reason, MAX_REASON))
-    return md("{} Status: {}.", text, STATUS_LABELS[message.status])
+    return md("{} Status: {}{}.", text, STATUS_LABELS[message.status], _post_pending(change))
 
 
 def reject_modal(change: Change, metadata: RejectMetadata) -> dict[str, Any]:

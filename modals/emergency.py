@@ -3,12 +3,14 @@ announcement. Pure builders."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
+    ButtonElement,
     InputBlock,
     Option,
     PlainTextInputElement,
@@ -17,11 +19,11 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from domain.emergency import POST_DEADLINE, EmergencyForm
-from domain.enums import Decision
+from domain.emergency import ON_CALL_ROLE, POST_DEADLINE, EmergencyForm, on_call_users
+from domain.enums import Decision, Status
 from domain.limits import MAX_INCIDENT, MAX_REASON
 from domain.messages import OnCallFound, PostChase, PostDecided
-from domain.model import Change, PostState
+from domain.model import AuditAction, Change, PostState
 from domain.policy import Policy
 from modals.blocks import SECTION_LIMIT, decision_buttons, dump, modal
 from modals.ids import ActionId, CallbackId
@@ -39,7 +41,7 @@ from modals.text import (
 )
 
 POST_STATE_LABELS = {
-    PostState.PENDING: ":hourglass_flowing_sand: post-approval due",
+    PostState.PENDING: ":hourglass_flowing_sand: post-approval pending",
     PostState.APPROVED: ":white_check_mark: post-approved",
     PostState.REJECTED: ":no_entry: post-approval refused",
     PostState.OVERDUE: ":rotating_light: post-approval OVERDUE",
@@ -187,6 +189,55 @@ def post_actions(change: Change) -> ActionsBlock:
     )
 
 
+def acknowledged_by(change: Change) -> list[str]:
+    """The on-call engineers who acknowledged the emergency, in order."""
+    return list(dict.fromkeys(e.actor for e in change.audit if e.action is AuditAction.ON_CALL_ACKNOWLEDGED))
+
+
+@dataclass(frozen=True)
+class DmReader:
+    """Who reads an emergency's DM copy of the card, and what they may still decide."""
+
+    user: str
+    decides: bool = False  # an open approval step (the on-call's: the go-ahead) is theirs
+    post_decides: bool = False  # they may still post-approve
+
+
+def emergency_dm_actions(change: Change, reader: DmReader | None) -> list[Block]:
+    """An emergency's DM copy carries only the buttons its reader may use: the on-call
+    their go-ahead (or, when none is asked of them, Acknowledge), the approvers their step,
+    the post-approvers the post-approval."""
+    if reader is None:
+        return []
+    on_call = reader.user in on_call_users(change)
+    blocks: list[Block] = []
+    if reader.decides and change.status is Status.PENDING_APPROVAL:
+        go_ahead = on_call and any(step.role == ON_CALL_ROLE for step in change.steps)
+        blocks.append(
+            decision_buttons(change, prefix="decide", approve_text="Go ahead" if go_ahead else "Approve")
+        )
+    elif on_call and _may_acknowledge(change, reader.user):
+        button = ButtonElement(
+            text="Acknowledge", action_id=ActionId.ACKNOWLEDGE.value, value=change.id, style="primary"
+        )
+        blocks.append(ActionsBlock(block_id=f"acknowledge:{change.id}", elements=[button]))
+    if reader.post_decides and change.post_approval_open:
+        blocks.append(post_actions(change))
+    return blocks
+
+
+def _may_acknowledge(change: Change, user: str) -> bool:
+    """No go-ahead is asked of the on-call, the emergency is on, and they have not yet."""
+    return (
+        not any(step.role == ON_CALL_ROLE for step in change.steps)
+        and change.status in ACKNOWLEDGEABLE
+        and user not in acknowledged_by(change)
+    )
+
+
+ACKNOWLEDGEABLE = frozenset({Status.APPROVED, Status.IN_PROGRESS})
+
+
 def post_lines(change: Change, zone: Any) -> list[Mrkdwn]:
     if change.post_state is None:
         return []
@@ -211,7 +262,7 @@ def on_call_text(change: Change, message: OnCallFound) -> Mrkdwn:
     ask = (
         " Your go-ahead is needed before the change starts: see your DM."
         if go_ahead
-        else " For your information."
+        else " No go-ahead needed: acknowledge it on your card."
     )
     text = md(":pager: On call for *{}*: {}.{}", change.id, users, ask)
     if message.source == "fallback":

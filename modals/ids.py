@@ -15,6 +15,7 @@ class ActionId(StrEnum):
     CLOSE = "change_close"
     POST_APPROVE = "change_post_approve"
     POST_REJECT = "change_post_reject"
+    ACKNOWLEDGE = "change_acknowledge"  # the on-call's "seen" on an emergency needing no go-ahead
     REVIEW = "change_review"
 
 
@@ -51,3 +52,10 @@ class Field(StrEnum):
     EXCEPTION = "exception"
     EXCEPTION_REASON = "exception_reason"
     IMPLEMENTER = "implementer"
+    LINKS = "links"
+    SUCCESS_CRITERIA = "success_criteria"
+    DEPENDENCIES = "dependencies"
+    STAKEHOLDERS = "stakeholders"  # people; the channels have a block of their own
+    STAKEHOLDER_CHANNELS = "stakeholder_channels"
+    ROLLBACK_DURATION = "rollback_duration"
+    ROLLBACK_TRIGGERS = "rollback_triggers"

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from slack_sdk.models.blocks import (
     Block,
     CheckboxesElement,
+    ConversationFilter,
+    ConversationMultiSelectElement,
     DateTimePickerElement,
     DividerBlock,
     InputBlock,
@@ -24,13 +26,21 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticMultiSelectElement,
     StaticSelectElement,
+    UserMultiSelectElement,
     UserSelectElement,
 )
 
 from domain.conflicts import Conflict
 from domain.enums import Category, Impact, Likelihood
 from domain.intake import ChangeForm
-from domain.limits import MAX_DOWNTIME_MINUTES, MAX_REASON
+from domain.limits import (
+    MAX_DOWNTIME_MINUTES,
+    MAX_LINK,
+    MAX_LINKS,
+    MAX_REASON,
+    MAX_ROLLBACK_MINUTES,
+    MAX_STAKEHOLDERS,
+)
 from domain.policy import Policy
 from modals.blocks import modal
 from modals.ids import CallbackId, Field
@@ -126,6 +136,8 @@ class _Kind(Enum):
     DATETIME = "a date and time"
     NUMBER = "a whole number"
     CHECKBOX = "a box to tick"
+    PEOPLE = "several people"
+    CHANNELS = "several channels"
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,18 @@ def _reason_limit(form: _Form) -> int:
 
 def _downtime_limit(form: _Form) -> int:
     return MAX_DOWNTIME_MINUTES
+
+
+def _rollback_limit(form: _Form) -> int:
+    return MAX_ROLLBACK_MINUTES
+
+
+def _links_limit(form: _Form) -> int:
+    return min(3000, MAX_LINKS * (MAX_LINK + 1))  # Slack's own cap on a text input
+
+
+def _stakeholders_limit(form: _Form) -> int:
+    return MAX_STAKEHOLDERS
 
 
 def _categories(form: _Form) -> list[Option]:
@@ -231,11 +255,27 @@ _FIELDS: tuple[_Spec, ...] = (
     _Spec(Field.JUSTIFICATION, "Why now", _Kind.LONG_TEXT, optional=True, limit=_text_limit),
     _Spec(Field.IMPLEMENTATION_PLAN, "Implementation plan", _Kind.LONG_TEXT, optional=True,
           hint="Required for major changes.", limit=_text_limit),
+    _Spec(Field.DEPENDENCIES, "Dependencies", _Kind.LONG_TEXT, optional=True,
+          hint="Other systems, teams or changes this one needs.", limit=_text_limit),
     _Spec(Field.ROLLBACK_PLAN, "Rollback plan", _Kind.LONG_TEXT, optional=True,
           hint="Required for normal and major changes.", limit=_text_limit),
+    _Spec(Field.ROLLBACK_DURATION, "Rollback takes (minutes)", _Kind.NUMBER, optional=True,
+          limit=_rollback_limit),
+    _Spec(Field.ROLLBACK_TRIGGERS, "Roll back if", _Kind.LONG_TEXT, optional=True,
+          hint="This change's own triggers, besides the policy's.", limit=_text_limit),
     _Spec(Field.TEST_PLAN, "Test plan", _Kind.LONG_TEXT, optional=True,
           hint="How you verify it worked.", limit=_text_limit),
+    _Spec(Field.SUCCESS_CRITERIA, "Success criteria", _Kind.LONG_TEXT, optional=True,
+          hint="How you know it succeeded.", limit=_text_limit),
     _Spec(Field.DOWNTIME, "Expected downtime (minutes)", _Kind.NUMBER, optional=True, limit=_downtime_limit),
+    _Spec(Field.LINKS, "Links", _Kind.LONG_TEXT, optional=True, limit=_links_limit,
+          hint=f"PRs, tickets, runbooks, dashboards: one http(s) link per line, at most {MAX_LINKS}.",
+          placeholder="https://github.com/org/repo/pull/123"),
+    _Spec(Field.STAKEHOLDERS, "People to notify", _Kind.PEOPLE, optional=True, limit=_stakeholders_limit,
+          hint="Told at T-24h and when the change completes.", placeholder="Pick people"),
+    _Spec(Field.STAKEHOLDER_CHANNELS, "Channels to notify", _Kind.CHANNELS, optional=True,
+          limit=_stakeholders_limit, hint="Told at T-24h and when the change completes.",
+          placeholder="Pick channels"),
     _Spec(Field.EXCEPTION, "Outside the windows or in a blackout?", _Kind.CHECKBOX, optional=True,
           options=_exception_request),
     _Spec(Field.EXCEPTION_REASON, "Why it cannot wait", _Kind.LONG_TEXT, optional=True,
@@ -281,6 +321,19 @@ def _element(spec: _Spec, form: _Form) -> InputInteractiveElement:
             )
         case _Kind.CHECKBOX:
             return CheckboxesElement(action_id=action_id, options=_got(spec.options, form, spec))
+        case _Kind.PEOPLE:
+            return UserMultiSelectElement(
+                action_id=action_id,
+                placeholder=spec.placeholder,
+                max_selected_items=_got(spec.limit, form, spec),
+            )
+        case _Kind.CHANNELS:
+            return ConversationMultiSelectElement(
+                action_id=action_id,
+                placeholder=spec.placeholder,
+                max_selected_items=_got(spec.limit, form, spec),
+                filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+            )
 
 
 def _field_blocks(spec: _Spec, form: _Form) -> list[Block]:
@@ -290,11 +343,23 @@ def _field_blocks(spec: _Spec, form: _Form) -> list[Block]:
     block = InputBlock(
         block_id=spec.field.value,
         label=spec.label,
-        hint=spec.hint,
+        hint=_hint(spec, form),
         optional=spec.optional,
         element=_element(spec, form),
     )
     return [DividerBlock(), block] if spec.divider_before else [block]
+
+
+def _hint(spec: _Spec, form: _Form) -> str | None:
+    """The field's hint, saying which categories the policy requires it for (unless the
+    hint says what is required already)."""
+    if spec.hint and spec.hint.startswith("Required"):
+        return spec.hint
+    needed = [c.value for c in Category if spec.field.value in form.policy.required_fields.get(c, ())]
+    if not needed:
+        return spec.hint
+    which = needed[0] if len(needed) == 1 else f"{', '.join(needed[:-1])} and {needed[-1]}"
+    return f"{spec.hint + ' ' if spec.hint else ''}Required for {which} changes."
 
 
 def _build_change_modal(policy: Policy, *, now: datetime, conflicts: Sequence[Conflict]) -> dict[str, Any]:
@@ -346,6 +411,10 @@ def parse_change_form(view: dict[str, Any]) -> ChangeForm:
         except (TypeError, ValueError):
             return None
 
+    def chosen(field: Field, key: str) -> list[str]:
+        values = _value(state, field).get(key) or []
+        return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
     options = _value(state, Field.SERVICES).get("selected_options") or []
     return ChangeForm(
         title=text(Field.TITLE),
@@ -366,6 +435,13 @@ def parse_change_form(view: dict[str, Any]) -> ChangeForm:
         exception_requested=bool(_value(state, Field.EXCEPTION).get("selected_options")),
         exception_reason=text(Field.EXCEPTION_REASON),
         acknowledged_conflicts=_acknowledged(view),
+        links=tuple((text(Field.LINKS) or "").splitlines()),
+        success_criteria=text(Field.SUCCESS_CRITERIA),
+        dependencies=text(Field.DEPENDENCIES),
+        stakeholders=chosen(Field.STAKEHOLDERS, "selected_users")
+        + chosen(Field.STAKEHOLDER_CHANNELS, "selected_conversations"),
+        rollback_duration=text(Field.ROLLBACK_DURATION),
+        rollback_triggers=text(Field.ROLLBACK_TRIGGERS),
     )
 
 

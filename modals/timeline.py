@@ -87,9 +87,11 @@ def notice_message(
             body = md("{}\n{}", body, readiness(change))
     if late:
         body = md("{}\n:hourglass: Sent late: this was due {}.", body, slack_date(due_at, zone))
-    if policy.timeline.rollback_triggers and key in ("t_0", "t_minus_1h"):
-        triggers = join_md("; ", [escaped_clip(t, 100) for t in policy.timeline.rollback_triggers])
-        body = md("{}\nRoll back if: {}.", body, triggers)
+    triggers = [escaped_clip(t, 100) for t in policy.timeline.rollback_triggers]
+    if change.draft.rollback_triggers:  # this change's own, next to the policy's
+        triggers.append(escaped_clip(" ".join(change.draft.rollback_triggers.split()), 500))
+    if triggers and key in ("t_0", "t_minus_1h"):
+        body = md("{}\nRoll back if: {}.", body, join_md("; ", triggers))
     text = clip_md(md("{} · {} · {}\n{}", label, title, window, body), SECTION_LIMIT)
     blocks: list[Block] = [section(text)]
     if actions and (key in (OVERRUN, MONITORING_END, SHORT_NOTICE) or (spec and spec.buttons != "none")):

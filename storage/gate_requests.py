@@ -32,6 +32,11 @@ class SqlGateRequests(SqlStore):
             )
         return bool(inserted.rowcount == 1)  # type: ignore[attr-defined]
 
+    async def forget_delivery(self, delivery_id: str) -> None:
+        async with self._sessions() as session, session.begin():
+            key = (DELIVERY_PREFIX + delivery_id)[:100]
+            await session.execute(sa.delete(ProcessedEventRow).where(col(ProcessedEventRow.event_id) == key))
+
     async def open(
         self, gate: NewGate, *, now: datetime, lease: timedelta, intents: list[Intent]
     ) -> int | None:

@@ -85,6 +85,13 @@ class ChangeRow(SQLModel, table=True):
     source_kind: str | None = Field(default=None, max_length=MAX_SOURCE_KIND)
     source_url: str | None = Field(default=None, max_length=MAX_SOURCE_URL)
     source_ref: str | None = Field(default=None, max_length=MAX_SOURCE_REF)
+    # The template's further fields (domain ChangeDraft); None on rows filed before them.
+    links: list[str] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
+    success_criteria: str | None = Field(default=None, sa_type=sa.Text)
+    dependencies: str | None = Field(default=None, sa_type=sa.Text)
+    stakeholders: list[str] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
+    rollback_minutes: int | None = None
+    rollback_triggers: str | None = Field(default=None, sa_type=sa.Text)
     # Its approval deadline (policy approvals.deadline); None: not chased, or filed before.
     approval_due_at: datetime | None = utc_column(nullable=True)
 

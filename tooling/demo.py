@@ -140,6 +140,7 @@ async def _plan_ahead_and_digest(world: DemoWorld) -> None:
             ends_at=int((friday + timedelta(hours=1)).timestamp()),
             description="Promote the replica in the second zone, then retire the old primary.",
             rollback_plan="Fail back to the old primary.",
+            test_plan="Fail over the staging database first; replication lag under a second.",
         ),
         what="files a change: fail over the primary database (high impact, Fri 14:00)",
     )

@@ -36,6 +36,7 @@ async def pipeline_at_the_gate(world: DemoWorld) -> None:
             "ends_at": (window + timedelta(hours=1)).isoformat(),
             "description": "Roll out ingress-nginx 1.11 from the release pipeline.",
             "rollback_plan": "Re-run the pipeline of the previous tag.",
+            "test_plan": "The pipeline's end-to-end suite against staging.",
             "requester": "UALICE",
             "source": {
                 "kind": "github",

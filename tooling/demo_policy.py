@@ -33,6 +33,7 @@ timeline:
   stakeholders:
     normal: [CSUPPORT]
   rollback_triggers: [Error rate > 5%, Database errors]
+lead_time: {}                 # pipelines file their changes minutes ahead: no minimum notice here
 digest:
   at: "09:00"
   days_ahead: 3

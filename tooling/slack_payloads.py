@@ -192,6 +192,14 @@ def multi_value(values: list[str]) -> dict[str, Any]:
     }
 
 
+def users_value(users: list[str]) -> dict[str, Any]:
+    return {"type": "multi_users_select", "selected_users": list(users)}
+
+
+def conversations_value(channels: list[str]) -> dict[str, Any]:
+    return {"type": "multi_conversations_select", "selected_conversations": list(channels)}
+
+
 def datetime_value(epoch: int | None) -> dict[str, Any]:
     return {"type": "datetimepicker", "selected_date_time": epoch}
 
@@ -216,6 +224,13 @@ _CHANGE_FIELDS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "starts_at": datetime_value,
     "ends_at": datetime_value,
     "implementer": user_value,
+    "links": text_value,
+    "success_criteria": text_value,
+    "dependencies": text_value,
+    "rollback_triggers": text_value,
+    "rollback_duration": lambda v: {"type": "number_input", "value": v},
+    "stakeholders": users_value,
+    "stakeholder_channels": conversations_value,
 }
 
 

@@ -64,6 +64,10 @@ class GateRequestStore(Protocol):
         """True the first time a webhook delivery id is seen."""
         ...
 
+    async def forget_delivery(self, delivery_id: str) -> None:
+        """A delivery that could not be acted on: GitHub's redelivery of it is acted on."""
+        ...
+
     async def open(
         self, gate: NewGate, *, now: datetime, lease: timedelta, intents: list[Intent]
     ) -> int | None:
@@ -105,6 +109,10 @@ class DeploymentCallbacks(Protocol):
         """Send the answer; the result and a short detail ("HTTP 204", "timeout")."""
         ...
 
+    async def commit_message(self, *, repository: str, sha: str, installation_id: int | None) -> str | None:
+        """The deployed commit's message, or None if GitHub cannot tell us quickly."""
+        ...
+
 
 class CardLinks(Protocol):
     async def __call__(self, change_id: str) -> str | None:
@@ -142,6 +150,10 @@ class DeploymentGates:
         """A webhook delivery GitHub sends again (same id) is acted on once."""
         return await self._store.first_delivery(delivery_id, now=self._clock.now())
 
+    async def forget_delivery(self, delivery_id: str) -> None:
+        """Acting on the delivery failed (e.g. the database went away): its redelivery counts."""
+        await self._store.forget_delivery(delivery_id)
+
     async def requested(self, request: DeploymentRequest) -> None:
         """A deployment asks to pass: keep it (once per deployment and environment) and
         file the mapped standard change if it names none; a pass answers it."""
@@ -165,6 +177,11 @@ class DeploymentGates:
     async def _named_change(self, request: DeploymentRequest) -> tuple[str | None, str | None]:
         """The change the deployment names, or why the one it names cannot be used."""
         ref = find_change_ref(request.texts)
+        if ref is None and request.sha:  # the event carries no commit message: ask for it
+            message = await self._callbacks.commit_message(
+                repository=request.repository, sha=request.sha, installation_id=request.installation_id
+            )
+            ref = find_change_ref([message])
         if ref is None:
             return None, None
         try:

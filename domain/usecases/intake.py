@@ -3,7 +3,7 @@ blackouts, freezes) and overlapping CRs, route the approval steps, plan the time
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -14,6 +14,7 @@ from domain.enums import Category, Status
 from domain.errors import ConflictsFound
 from domain.intake import ChangeForm, IntakeRejected, validate_form, validate_window
 from domain.intents import Intent, IntentKind
+from domain.lead_time import LeadTime, lead_time_floor
 from domain.limits import MAX_REASON
 from domain.messages import Filed, Rescheduled
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
@@ -22,18 +23,29 @@ from domain.ports import ChangeQuery, ChangeUpdate
 from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.usecases.base import CALENDAR_LIMIT, UseCase
+from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase
 from domain.usecases.chase import filing_chase, rechase, with_rule_steps
+
+# Files an emergency from the form (usecases/emergency.py: declare_from_form).
+Declare = Callable[..., Awaitable[Change]]
 
 
 class Intake(UseCase):
+    def __init__(self, deps: Deps, *, declare: Declare | None = None) -> None:
+        super().__init__(deps)
+        self._declare = declare
+
     async def submit_change(self, *, form: ChangeForm, requester: str, team_id: str | None = None) -> Change:
-        """Validate, score, snapshot the approval steps and store the CR with its posts."""
+        """Validate, score, snapshot the approval steps and store the CR with its posts.
+        An emergency goes the one emergency way (on-call, incidents channel, post-approval)."""
+        if self._declare is not None and (form.category or "").strip() == Category.EMERGENCY.value:
+            return await self._declare(form=form, requester=requester, team_id=team_id)
         now = self._clock.now()
         draft = validate_form(form, policy=self.policy, now=now)
         freezes, others = await self._repo.schedule_context(
             start=draft.starts_at, end=draft.ends_at, others=_overlapping(draft.starts_at, draft.ends_at)
         )
+        lead = lead_time_floor(self.policy.lead_time, category=draft.category, now=now)
         exception_reason = await self._check_schedule(
             category=draft.category,
             start=draft.starts_at,
@@ -41,6 +53,7 @@ class Intake(UseCase):
             requested=form.exception_requested,
             reason=form.exception_reason,
             freezes=freezes,
+            lead=lead,
         )
         conflicts = await self._conflicts(
             services=draft.services, start=draft.starts_at, end=draft.ends_at, others=others
@@ -72,9 +85,10 @@ class Intake(UseCase):
             audit.append(AuditEntry(SYSTEM_ACTOR, AuditAction.AUTO_APPROVED, now, {"reason": why}))
             notices = self._plan(draft.starts_at, draft.ends_at, approved_at=now)
         if exception_reason is not None:
-            audit.append(
-                AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, {"reason": exception_reason})
-            )
+            details = {"reason": exception_reason}
+            if lead is not None and draft.starts_at < lead.earliest:
+                details["short_notice"] = lead.problem  # under the category's lead time
+            audit.append(AuditEntry(requester, AuditAction.EXCEPTION_REQUESTED, now, details))
         return await self._file(
             NewChange(
                 draft=draft,
@@ -101,9 +115,11 @@ class Intake(UseCase):
         requested: bool,
         reason: str | None,
         freezes: Sequence[Freeze] | None = None,
+        lead: LeadTime | None = None,
     ) -> str | None:
-        """Refuse a window outside the category's windows or touching a blackout, unless an
-        exception is requested with a reason (returned: the CR then needs one more step)."""
+        """Refuse a window outside the category's windows, touching a blackout or sooner
+        than the `lead` time allows, unless an exception is requested with a reason
+        (returned: the CR then needs one more step)."""
         if freezes is None:
             freezes = await self._repo.freezes(start=start, end=end)
         problems = schedule_problems(
@@ -114,6 +130,7 @@ class Intake(UseCase):
             start=start,
             end=end,
             zone=self.policy.zone,
+            lead=lead,
         )
         if not problems:
             return None

@@ -19,6 +19,7 @@ from domain.messages import TimelineNotice
 from domain.model import Change
 from domain.policy import Policy
 from domain.ports import DueNotice, NoticeSettlement
+from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE
 from domain.usecases.base import UseCase, late_audit, skipped
 from domain.usecases.chase import settle_approval_chase
@@ -116,7 +117,7 @@ def timeline_notice_intents(policy: Policy, change: Change, notice: DueNotice, *
         elif who == "implementer":
             targets.append(("implementer", change.implementer, replace(payload, actions=True)))
         elif who == "stakeholders":
-            for channel in policy.timeline.stakeholders.get(change.draft.category, []):
+            for channel in stakeholders_of(policy.timeline.stakeholders, change.draft):
                 targets.append((f"stakeholders:{channel}", channel, payload))
     return [
         Intent(

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.authz import before_start_refusal
-from domain.enums import Status
+from domain.emergency import implicit_start
+from domain.enums import Category, Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
 from domain.limits import MAX_NOTES, MAX_REASON
@@ -17,6 +18,7 @@ from domain.ports import ChangeUpdate
 from domain.read_models import ActionOutcome, ProgressAction
 from domain.retry import until_stored
 from domain.start_rules import gate_start
+from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, PlannedNotice
 from domain.usecases.base import UseCase
 from domain.usecases.reviews import review_needed, with_review
@@ -91,10 +93,13 @@ class Progress(UseCase):
             audit = [overridden] if overridden else []
             started_at = None
             if change.status is Status.APPROVED and target is not Status.IN_PROGRESS:
-                audit.append(
-                    AuditEntry(user, AuditAction.STARTED, now, {"implicit": True, "team_id": team_id})
-                )
-                started_at = now
+                # An emergency began at its declaration (or go-ahead): its duration stays real.
+                emergency = change.draft.category is Category.EMERGENCY
+                started_at = implicit_start(change) if emergency else now
+                details: dict[str, object] = {"implicit": True, "team_id": team_id}
+                if emergency:
+                    details["started_at"] = started_at.isoformat()
+                audit.append(AuditEntry(user, AuditAction.STARTED, now, details))
             elif target is Status.IN_PROGRESS:
                 started_at = now
             audit.append(AuditEntry(user, audit_action, now, {"notes": notes, "team_id": team_id}))
@@ -214,7 +219,7 @@ class Progress(UseCase):
         if target in (Status.FAILED, Status.ROLLED_BACK):
             intents.append(Intent(IntentKind.MESSAGE, change.id, channel, replace(payload, thread=False)))
         if target is Status.COMPLETED:
-            for stakeholder in self.policy.timeline.stakeholders.get(change.draft.category, []):
+            for stakeholder in stakeholders_of(self.policy.timeline.stakeholders, change.draft):
                 intents.append(
                     Intent(IntentKind.MESSAGE, change.id, stakeholder, replace(payload, thread=False))
                 )

@@ -114,7 +114,7 @@ async def test_the_24_hour_chase_reminds_escalates_and_accepts_a_late_post_appro
         for manager in ("UMGR1", "UMGR2"):
             reminder = harness.posts_to(manager)[-1]
             assert "needs post-approval" in rendered(reminder) and "change_post_approve" in rendered(reminder)
-    assert all(len(harness.posts_to(m)) == 5 for m in ("UMGR1", "UMGR2"))
+    assert all(len(harness.posts_to(m)) == 1 + 5 for m in ("UMGR1", "UMGR2"))  # the card, then 5 reminders
     thread = [
         c for c in harness.posts_to("CCHANGES") if c.params.get("thread_ts") and "Reminder" in rendered(c)
     ]
@@ -231,4 +231,6 @@ async def test_go_ahead_refused_needs_no_post_approval(harness: Harness) -> None
     change = await harness.change(CR)
     assert change.status is Status.REJECTED and change.post_state is PostState.NOT_NEEDED
     await harness.advance_to(declared + timedelta(hours=25))
-    assert not harness.posts_to("UMGR1") and not harness.posts_to("UCTO")
+    [card] = harness.posts_to("UMGR1")  # the card at declaration; no reminder followed
+    assert "post-approval not needed" in rendered(harness.slack.calls_to("chat.update")[-1])
+    assert "needs post-approval" not in rendered(card) and not harness.posts_to("UCTO")

@@ -156,3 +156,26 @@ async def test_bodies_that_are_not_json_objects_or_too_big_are_refused(pipeline:
     assert (await pipeline.post("/api/v1/changes", data=b"[" * 50_000 + b"]" * 10_000))[0] == 400
     status, body = await pipeline.post("/api/v1/changes", {"description": "x" * 70_000})
     assert status == 413 and "over" in body["error"]
+
+
+async def test_a_pipeline_filing_an_emergency_declares_it_as_the_form_does(
+    harness: Harness, pipeline: Pipeline
+) -> None:
+    declared = harness.clock.now()
+    status, body = await pipeline.file(
+        category="emergency", impact="critical", implementation_plan="Roll back"
+    )
+
+    assert status == 201, body
+    change = await harness.change(CR)
+    assert (change.draft.category.value, change.status.value, change.post_state.value) == (
+        "emergency",
+        "approved",
+        "pending",
+    )
+    assert change.draft.severity == "P0" and change.draft.source is not None
+    assert change.draft.source.kind == "github" and change.draft.starts_at == declared
+    assert "emergency_declared" in [e.action.value for e in change.audit]
+    assert ("chat.postMessage", "CINCIDENTS") in slack_shape(harness, 0)
+    status, body = await pipeline.file(category="emergency")  # no fix said: on the form's field
+    assert status == 422 and set(body["errors"]) == {"implementation_plan"}

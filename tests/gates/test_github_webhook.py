@@ -129,6 +129,24 @@ async def test_a_change_named_in_the_ref_waits_then_one_approved_click_answers_i
     assert answers == ["wait", "wait", "go"]  # awaiting approval, too early, go: each once
 
 
+async def test_a_change_named_only_in_the_commit_message_is_found_through_the_api(
+    harness: Harness, deliveries: Deliveries, github: GithubFake
+) -> None:
+    await harness.file_change()
+    github.commits["9fceb02d0ae598e95dc970b74767f19372d61af8"] = "Gateway timeouts (CR-2026-0001)\n\nbody"
+    payload = deliveries.protection_rule(ref="main")
+    payload["deployment"]["sha"] = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+    assert (await deliveries.send("deployment_protection_rule", payload)).status == 202
+    assert await gate_rows(harness) == [(CR, "9001:production", "pending")]
+
+    unknown = deliveries.protection_rule(ref="main", deployment_id=9002, environment="staging")
+    unknown["deployment"]["sha"] = "0000000000000000000000000000000000000000"  # GitHub has no such commit
+    assert (await deliveries.send("deployment_protection_rule", unknown, delivery="d-2")).status == 202
+    await tick(harness)
+    assert github.states() == ["rejected"]  # no change named anywhere: refused with guidance
+    assert "CR-2026-0042" in github.callbacks[0].body["comment"]
+
+
 async def test_a_rejected_change_answers_rejected(
     harness: Harness, deliveries: Deliveries, github: GithubFake
 ) -> None:

@@ -48,6 +48,8 @@ READ_TODAY = {
     "reschedule",
     "gates",
     "integrations",
+    "required_fields",
+    "lead_time",
 }
 UPCOMING: set[str] = set()
 

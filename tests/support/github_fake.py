@@ -59,6 +59,7 @@ class GithubFake:
     # (run id, environment) answered already: GitHub refuses a second answer with 422.
     answered: set[tuple[int, str]] = field(default_factory=set)
     attempts: list[tuple[int, str]] = field(default_factory=list)  # every answer sent, refused or not
+    commits: dict[str, str] = field(default_factory=dict)  # sha -> message, served to the App
 
     def __post_init__(self) -> None:
         self.ca_file, self._cert_file, self._key_file = tls_certificates()
@@ -76,6 +77,7 @@ class GithubFake:
         app.router.add_post(
             "/repos/{owner}/{repo}/actions/runs/{run}/deployment_protection_rule", self._callback
         )
+        app.router.add_get("/repos/{owner}/{repo}/commits/{sha}", self._commit)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
@@ -113,6 +115,14 @@ class GithubFake:
             return web.json_response({"message": "Integration not found"}, status=401)
         self.tokens_issued.append(int(request.match_info["installation"]))
         return web.json_response({"token": TOKEN, "expires_at": "2099-01-01T00:00:00Z"}, status=201)
+
+    async def _commit(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") not in (f"token {TOKEN}", f"Bearer {TOKEN}"):
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        sha = request.match_info["sha"]
+        if sha not in self.commits:
+            return web.json_response({"message": "No commit found for SHA"}, status=422)
+        return web.json_response({"sha": sha, "commit": {"message": self.commits[sha]}})
 
     async def _callback(self, request: web.Request) -> web.Response:
         authorization = request.headers.get("Authorization", "")

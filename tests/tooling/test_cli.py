@@ -14,6 +14,7 @@ from bot.app import build_changebot, migrate
 from bot.settings import Settings
 from domain.clock import FakeClock
 from domain.policy_loader import parse_policy
+from storage.migrate import HEAD_REVISION
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
 from tests.support.processes import CHANGEBOT, clean_env, free_port, run, spawn_serve
@@ -141,6 +142,18 @@ async def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
         code, out, err = await run("db", "upgrade", env=env, cwd=tmp_path)
         assert code == 0, err
         assert "database schema is current" in out
+
+
+async def test_commands_on_a_database_not_upgraded_say_what_to_run(tmp_path: Path) -> None:
+    env = clean_env(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'new.db'}", SLACK_BOT_TOKEN="xoxb-1")
+    for command in (("audit", "verify"), ("changes", "show", "CR-2026-0001"), ("api-token", "list")):
+        code, out, err = await run(*command, env=env, cwd=tmp_path)
+        assert code == 2, (command, out, err)
+        assert "Traceback" not in err
+        assert err.strip().splitlines() == [
+            "the database schema is at nothing yet, this changebot needs "
+            f"{HEAD_REVISION}: run `changebot db upgrade` first"
+        ]
 
 
 async def test_socket_mode_end_to_end(tmp_path: Path, emulator: SlackEmulator) -> None:

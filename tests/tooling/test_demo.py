@@ -92,7 +92,7 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "HTTP 200 · wait: CR-2026-0004 is waiting for approval: Tech lead 0/1",
         "» @carol clicks [ Approve ]",
         "HTTP 200 · go: CR-2026-0004 is approved",
-        "api:deploy-pipeline :construction: started *CR-2026-0004*",
+        "`api:deploy-pipeline` :construction: started *CR-2026-0004*",
         "HTTP 200 · CR-2026-0004 is completed",
         # the database failover waits for approval: its approvers are reminded half-way to the deadline
         "━━ 8. Nobody has approved the database failover yet",

@@ -45,6 +45,7 @@ async def test_an_emergency_is_approved_at_once_and_announced(
         (IntentKind.POST_CARD, "CCHANGES"),
         (IntentKind.POST_CARD, "CINCIDENTS"),
         (IntentKind.MESSAGE, "UDEV"),
+        (IntentKind.DM_POST_APPROVERS, None),  # the post-approvers' cards, at declaration
         (IntentKind.ON_CALL, None),
     ]
     keys = [n.key for n in await repo.notices(change.id)]
@@ -126,7 +127,7 @@ async def test_an_unanswered_post_approval_is_chased_then_overdue_then_late(
     assert stored.post_state is PostState.OVERDUE
     assert AuditAction.POST_APPROVAL_OVERDUE in [e.action for e in stored.audit]
     kinds = [i.kind for i in repo.intents_for(change.id)]
-    assert kinds.count(IntentKind.DM_POST_APPROVERS) == 6
+    assert kinds.count(IntentKind.DM_POST_APPROVERS) == 1 + 6  # the cards at declaration, then the chase
     assert kinds.count(IntentKind.DM_ROLE) == 1
 
     late = await service.post_decide(change_id=change.id, user="UMGR2", decision=Decision.APPROVE)
@@ -148,7 +149,8 @@ async def test_an_approved_post_approval_stops_the_chase(
 
     reminder = next(n for n in await repo.notices(change.id) if n.key == "post_reminder_1")
     assert (reminder.state, reminder.note) == ("skipped", "post-approval is approved")
-    assert IntentKind.DM_POST_APPROVERS not in [i.kind for i in repo.intents_for(change.id)]
+    # only the cards at declaration: no reminder
+    assert [i.kind for i in repo.intents_for(change.id)].count(IntentKind.DM_POST_APPROVERS) == 1
 
 
 async def test_with_an_on_call_go_ahead_the_on_call_engineer_approves_first(

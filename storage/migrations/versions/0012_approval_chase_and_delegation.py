@@ -1,7 +1,7 @@
 """approval chase and delegation: a change's approval deadline, approvers' delegations
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-04 06:00:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import storage.models
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
