@@ -303,6 +303,8 @@ class SlackGateway:
                     for_approver=is_dm,
                     waiting=await self._gate_waits(change.id),
                     reader=(await self._readers(change))(row.channel if is_dm else None),
+                    approvers=await self._service.who_can_approve(change=change),
+                    viewer=row.channel if is_dm else None,
                 ),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
@@ -434,17 +436,27 @@ class SlackGateway:
         assert row.change_id
         change = await self._service.get_change(change_id=row.change_id, history=False)
         text = gated(card_fallback(change))
-        # One render per kind of copy, not per copy: the channel's, the approvers', and for
-        # an emergency each reader's own (it carries only the buttons they may use).
-        cards: dict[tuple[bool, DmReader | None], list[dict[str, Any]]] = {}
+        # One render per kind of copy, not per copy: the channel's, the approvers', for an
+        # emergency each reader's own (it carries only the buttons they may use), and each
+        # approver's who decided (their decision instead of the buttons).
+        cards: dict[tuple[bool, DmReader | None, str | None], list[dict[str, Any]]] = {}
         waiting = await self._gate_waits(change.id)
         readers = await self._readers(change)
+        approvers = await self._service.who_can_approve(change=change)
+        deciders = {entry.user for entry in (*change.approvals, *change.post_approvals)}
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
-            key = (for_approver, readers(copy.user_id))
+            viewer = copy.user_id if copy.user_id in deciders else None
+            key = (for_approver, readers(copy.user_id), viewer)
             if key not in cards:
                 cards[key] = change_card(
-                    change, zone=self._policy.zone, for_approver=for_approver, waiting=waiting, reader=key[1]
+                    change,
+                    zone=self._policy.zone,
+                    for_approver=for_approver,
+                    waiting=waiting,
+                    reader=key[1],
+                    approvers=approvers,
+                    viewer=viewer,
                 )
             await self.client.chat_update(channel=copy.channel, ts=copy.ts, text=text, blocks=cards[key])
         # Everyone whose App Home shows this change sees it move too.

@@ -67,7 +67,7 @@ class StepSnapshot:
     role: str
     count: int
     members: tuple[str, ...]
-    purpose: str = ""  # "exception": the extra step for a change outside its window
+    purpose: str = ""  # "exception": the extra step for a change outside its window; "rule": added by a rule
 
 
 class Phase(StrEnum):
@@ -134,6 +134,11 @@ class AuditAction(StrEnum):
     GATE_CALLBACK = "gate_callback"  # a deployment waiting at the gate was answered (GitHub's result)
     EDITED = "edited"  # the requester corrected the CR: its diff, and whether it went back for approval
     CHANGES_REQUESTED = "changes_requested"  # an approver sent it back with a comment
+    APPROVAL_REMINDED = "approval_reminded"  # the approvers who had not answered were reminded
+    APPROVAL_OVERDUE = "approval_overdue"  # past its approval deadline: escalated
+    UNAPPROVED_AT_START = "unapproved_at_start"  # the window opened unapproved: the requester told
+    DELEGATED = "delegated"  # an approver away handed their approvals to another member
+    DELEGATION_ENDED = "delegation_ended"
 
 
 # The audit entries a card shows. Everything else in the trail is read only by
@@ -146,6 +151,7 @@ CARD_AUDIT_ACTIONS = frozenset(
         AuditAction.START_OVERRIDDEN,
         AuditAction.EDITED,
         AuditAction.CHANGES_REQUESTED,
+        AuditAction.APPROVAL_OVERDUE,
     }
 )
 
@@ -198,6 +204,7 @@ class Change:
     conflicts: tuple[str, ...] = ()
     caused_incident: str | None = None
     review: Review | None = None
+    approval_due_at: datetime | None = None  # chased until approved by then (policy approvals.deadline)
 
     @property
     def post_approval_open(self) -> bool:
@@ -222,6 +229,7 @@ class NewChange:
     post_due_at: datetime | None = None
     post_steps: tuple[StepSnapshot, ...] = ()
     conflicts: tuple[str, ...] = ()
+    approval_due_at: datetime | None = None
 
 
 def format_change_id(year: int, sequence: int) -> str:

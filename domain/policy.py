@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.approval_policy import ApprovalDeadline, ExtraStep, approval_problems
 from domain.bounds import CEILING_AHEAD, CEILING_DURATION, DEFAULT_MAX_AHEAD, DEFAULT_MAX_DURATION
 from domain.calendar_policy import Blackout, Windows
 from domain.durations import Duration
@@ -98,6 +99,8 @@ class Approvals(_Strict):
     by_category: dict[Category, list[ApprovalStepSpec]] = Field(default_factory=dict)
     # Separation of duties: who carries a change out does not approve it, unless allowed here.
     implementer_may_approve: bool = False
+    deadline: ApprovalDeadline = Field(default_factory=ApprovalDeadline)  # reminders, escalation
+    extra_steps: list[ExtraStep] = Field(default_factory=list, max_length=20)  # review steps by rule
 
     @field_validator("by_risk")
     @classmethod
@@ -574,4 +577,12 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
             )
     catalog = {entry.id: entry.services for entry in policy.standard_catalog}
     for loc, message in integration_problems(policy.integrations, catalog=catalog, services=policy.services):
+        yield PolicyProblem(_format_path(loc), locate(loc), message)
+    approvals = policy.approvals
+    for loc, message in approval_problems(
+        deadline=approvals.deadline,
+        extra_steps=approvals.extra_steps,
+        roles=policy.roles,
+        services=policy.services,
+    ):
         yield PolicyProblem(_format_path(loc), locate(loc), message)

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from domain.calendar_policy import Freeze
+from domain.delegation import Delegation
 from domain.enums import Risk, Status
 from domain.intents import Intent
 from domain.model import (
@@ -75,6 +76,7 @@ class ChangeUpdate:
     void_approvals: bool = False  # drop the pre-approvals and approved_at (the window moved)
     draft: ChangeDraft | None = None  # the CR as edited: every field of the form (its source kept)
     risk: Risk | None = None  # scored again for an edited draft
+    approval_due_at: datetime | None = None  # the approval deadline, planned again (moved, voided)
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,23 @@ class ChangeRepository(Protocol):
     ) -> Freeze | None: ...
 
     async def list_changes(self, query: ChangeQuery) -> list[Change]: ...
+
+    async def delegations(self, *, now: datetime) -> list[Delegation]:
+        """The delegations in force at `now`, oldest first."""
+        ...
+
+    async def start_delegation(
+        self, delegation: Delegation, *, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> None:
+        """Store `delegation`, ending the delegator's earlier one, with its audit and intents."""
+        ...
+
+    async def end_delegation(
+        self, *, delegator: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Delegation | None:
+        """End the delegator's delegation in force (audit and intents stored with it);
+        None, with nothing written, when there is none."""
+        ...
 
     async def count_changes(self, query: ChangeQuery) -> int:
         """How many CRs match (limit and offset ignored): a COUNT, nothing loaded."""

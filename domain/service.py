@@ -11,6 +11,7 @@ from domain.ports import ChangeRepository, Directory, Notifier
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import Deps
 from domain.usecases.calendar import Calendar
+from domain.usecases.delegation import Delegations
 from domain.usecases.editing import Editing
 from domain.usecases.emergency import Emergency
 from domain.usecases.gates import Gates
@@ -47,10 +48,17 @@ class ChangeService:
         emergency, queries, approvals = Emergency(deps), Queries(deps), Approvals(deps)
         intake = Intake(deps, declare=emergency.declare_from_form)  # category emergency: declared
         reviews, progress, editing = Reviews(deps), Progress(deps), Editing(deps)
+        delegations = Delegations(deps)
         notices, calendar, reports = Notices(deps), Calendar(deps, approvals=approvals), Reports(deps)
         gates = Gates(deps, intake=intake, progress=progress)
         self._bind_filing(intake=intake, editing=editing, queries=queries, gates=gates)
-        self._bind_decisions(approvals=approvals, progress=progress, reviews=reviews, emergency=emergency)
+        self._bind_decisions(
+            approvals=approvals,
+            progress=progress,
+            reviews=reviews,
+            emergency=emergency,
+            delegations=delegations,
+        )
         self._bind_schedule(notices=notices, calendar=calendar, reports=reports)
 
     def _bind_filing(self, *, intake: Intake, editing: Editing, queries: Queries, gates: Gates) -> None:
@@ -69,7 +77,13 @@ class ChangeService:
         self.report_event = gates.report_event
 
     def _bind_decisions(
-        self, *, approvals: Approvals, progress: Progress, reviews: Reviews, emergency: Emergency
+        self,
+        *,
+        approvals: Approvals,
+        progress: Progress,
+        reviews: Reviews,
+        emergency: Emergency,
+        delegations: Delegations,
     ) -> None:
         # --- decisions (usecases/approvals.py) ---------------------------------
         self.check_decision = approvals.check_decision
@@ -78,7 +92,8 @@ class ChangeService:
         self.post_decide = approvals.post_decide
         self.approvers_to_notify = approvals.approvers_to_notify
         self.post_approvers_to_notify = approvals.post_approvers_to_notify
-        self.role_members = approvals.role_members
+        self.role_members, self.who_can_approve = approvals.role_members, approvals.who_can_approve
+        self.delegate, self.end_delegation = delegations.delegate, delegations.end_delegation  # delegation.py
 
         # --- implementation (usecases/progress.py) -----------------------------
         self.record_progress = progress.record_progress

@@ -17,6 +17,7 @@ from domain.intake import IntakeRejected
 from domain.ports import ListScope
 from domain.read_models import ProgressAction
 from handlers.context import AppContext
+from handlers.delegation import delegate_answer
 from handlers.editing import edit_form
 from modals.cards import change_detail, change_list, help_blocks
 from modals.counts import page_footer, past_end
@@ -276,6 +277,10 @@ async def report(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks(md("Posting *{}* here, with its chart.", escaped_clip(span.title, 100)))[:1]
 
 
+async def delegate(ctx: AppContext, command: Command) -> Blocks:
+    return await delegate_answer(ctx, user=command.user, args=command.args)
+
+
 async def help_answer(ctx: AppContext, command: Command) -> Blocks:
     return help_blocks()
 
@@ -289,7 +294,7 @@ async def unknown(ctx: AppContext, command: Command) -> Blocks:
 # What each `/change` word does to state, for the repeat check at the door (bot/replay.py):
 # a replayed or double-sent request that changes something must act once; one that only
 # reads or opens a form costs no claim (a form's submission is claimed instead).
-CHANGES_STATE = frozenset({"cancel", "freeze", "incident", "start", "report"})
+CHANGES_STATE = frozenset({"cancel", "freeze", "incident", "start", "report", "delegate"})
 READS_ONLY = frozenset({"new", "emergency", "reschedule", "edit", "show", "list", "calendar", "help"})
 
 MODAL_COMMANDS: dict[str, Callable[[AppContext, Command], Awaitable[Mrkdwn | None]]] = {
@@ -307,5 +312,6 @@ ANSWERS: dict[str, Callable[[AppContext, Command], Awaitable[Blocks]]] = {
     "incident": incident,
     "start": start,
     "report": report,
+    "delegate": delegate,
     "help": help_answer,
 }

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from domain.listing import Counted
 from domain.model import Change
+from modals.chase import approval_due_flag
 from modals.labels import STATUS_LABELS
 from modals.text import Mrkdwn, escaped_clip, md, mention, slack_time
 
@@ -48,6 +49,7 @@ def day_lines(
     *,
     overdue: Collection[str] = (),
     post_overdue: Collection[str] = (),
+    now: datetime | None = None,
 ) -> list[Mrkdwn]:
     """A bold heading per local day that has changes, then its changes by start time."""
     days: dict[date, list[Change]] = {}
@@ -57,13 +59,24 @@ def day_lines(
     for day, listed in days.items():
         lines.append(md("*{}*", f"{day:%a %d %b}"))
         for change in listed:
-            lines.append(calendar_line(change, zone, flags=flags_for(change, overdue, post_overdue)))
+            flags = flags_for(change, overdue, post_overdue, now=now, zone=zone)
+            lines.append(calendar_line(change, zone, flags=flags))
     return lines
 
 
-def flags_for(change: Change, overdue: Collection[str], post_overdue: Collection[str]) -> list[Mrkdwn]:
-    """What is late about a change, said on its line wherever it is listed."""
+def flags_for(
+    change: Change,
+    overdue: Collection[str],
+    post_overdue: Collection[str],
+    *,
+    now: datetime | None = None,
+    zone: ZoneInfo | None = None,
+) -> list[Mrkdwn]:
+    """What is late (or soon due) about a change, said on its line wherever it is listed."""
     flags: list[Mrkdwn] = []
+    due = approval_due_flag(change, now=now, zone=zone) if now and zone else None
+    if due is not None:
+        flags.append(due)
     if change.id in overdue:
         flags.append(Mrkdwn(":rotating_light: overdue"))
     if change.id in post_overdue:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +15,12 @@ from slack_sdk.models.blocks import (
 )
 
 from domain import quorum
+from domain.delegation import Approver
 from domain.deployments import GateWait
 from domain.enums import Category, Decision, Status
 from domain.limits import MAX_REASON
 from domain.messages import Decided
-from domain.model import AuditAction, Change, ChangeSource, PostState
+from domain.model import ApprovalEntry, AuditAction, Change, ChangeSource, PostState
 from modals.blocks import (
     SECTION_LIMIT,
     change_heading,
@@ -31,6 +32,7 @@ from modals.blocks import (
     modal,
     titled_lines,
 )
+from modals.chase import approval_due_line, approver_names, own_decision_line
 from modals.editing import correction_lines, edit_actions, editable
 from modals.emergency import DmReader, acknowledged_by, emergency_dm_actions, post_actions, post_lines
 from modals.ids import ActionId, CallbackId, Field
@@ -60,7 +62,9 @@ def card_fallback(change: Change) -> Mrkdwn:
     return md("{}: {} ({})", change.id, escaped_clip(change.draft.title, 250), status)
 
 
-def approval_lines(change: Change) -> list[Mrkdwn]:
+def approval_lines(change: Change, approvers: Mapping[int, Sequence[Approver]] | None = None) -> list[Mrkdwn]:
+    """Each step's count and who approved; an open step also names who can still approve
+    (`approvers`, when the caller resolved them)."""
     counts = quorum.approvals_per_step(change.steps, change.approvals)
     lines = []
     for index, step in enumerate(change.steps):
@@ -72,7 +76,10 @@ def approval_lines(change: Change) -> list[Mrkdwn]:
         ]
         mark = ":white_check_mark:" if done else ":hourglass_flowing_sand:"
         names = md(": {}", join_md(", ", who)) if who else ""
-        label = role_label(step.role) + (" (exception)" if step.purpose == "exception" else "")
+        label = role_label(step.role) + STEP_PURPOSES.get(step.purpose, "")
+        open_to = (approvers or {}).get(index) if not done else None
+        if open_to:
+            names = md("{} · can approve: {}", names, approver_names(open_to))
         lines.append(md("{} {} {}/{}{}", mark, label, str(counts[index]), str(step.count), names))
     for entry in change.approvals:
         if entry.decision is Decision.REJECT:
@@ -80,6 +87,9 @@ def approval_lines(change: Change) -> list[Mrkdwn]:
                 md(":no_entry: Rejected by {}: {}", mention(entry.user), escaped_clip(entry.reason, 500))
             )
     return lines
+
+
+STEP_PURPOSES = {"exception": " (exception)", "rule": " (review added by rule)"}
 
 
 def change_card(
@@ -90,11 +100,14 @@ def change_card(
     for_approver: bool = False,
     waiting: Sequence[GateWait] = (),
     reader: DmReader | None = None,
+    approvers: Mapping[int, Sequence[Approver]] | None = None,
+    viewer: str | None = None,
 ) -> list[dict[str, Any]]:
     """The CR card. Approvers' DM copies carry only the approval buttons (an emergency's,
-    only those its `reader` may use); the channel copy also carries the
-    implementation buttons once the change is approved. Deployments `waiting` at its gate
-    are listed, so approvers see what their click lets through."""
+    only those its `reader` may use), or, once the approver (`viewer`) decided, their
+    decision instead; the channel copy also carries the implementation buttons once the
+    change is approved. Open steps name who can still approve (`approvers`). Deployments
+    `waiting` at its gate are listed, so approvers see what their click lets through."""
     draft = change.draft
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
@@ -109,25 +122,11 @@ def change_card(
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
-    lines = approval_lines(change) + correction_lines(change)
-    exception = next((e for e in reversed(change.audit) if e.action is AuditAction.EXCEPTION_REQUESTED), None)
-    if exception is not None and not any(s.purpose == "exception" for s in change.steps):
-        exception = None  # an edit brought it back inside its windows and lead time
-    if exception is not None and exception.details.get("short_notice"):
-        lines.append(
-            md(
-                ":warning: Short notice: {} Exception requested: {}",
-                escaped_clip(str(exception.details["short_notice"]), 200),
-                escaped_clip(str(exception.details.get("reason", "")), 500),
-            )
-        )
-    elif exception is not None:
-        lines.append(
-            md(
-                ":warning: Outside its windows or in a blackout; exception requested: {}",
-                escaped_clip(str(exception.details.get("reason", "")), 500),
-            )
-        )
+    lines = approval_lines(change, approvers) + correction_lines(change)
+    due = approval_due_line(change, zone)
+    if due:
+        lines.append(due)
+    lines += exception_lines(change)
     lines += override_lines(change)
     lines += review_lines(change, zone)
     on_call = on_call_line(change)
@@ -137,17 +136,31 @@ def change_card(
         blocks.append(section(titled_lines("Approvals", lines)))
     elif change.status is Status.APPROVED and change.post_state is None:
         blocks.append(context(Mrkdwn("Pre-approved: no sign-off needed.")))
+    viewer = viewer if for_approver else None  # only an approver's own DM copy shows their decision
     post = post_lines(change, zone)
     emergency_dm = for_approver and change.draft.category is Category.EMERGENCY
     if post:
         blocks.append(section(titled_lines("Post-approval", post)))
-        if with_actions and change.post_approval_open and not emergency_dm:
+        if (
+            with_actions
+            and change.post_approval_open
+            and not emergency_dm
+            and not decided(change.post_approvals, viewer)
+        ):
             blocks.append(post_actions(change))
     if change.implementer != change.requester or change.started_at or change.status in IMPLEMENTED:
         blocks.append(context(_progress_line(change, zone)))
     if with_actions and not for_approver and change.status in IMPLEMENTATION_STATUSES | CLOSABLE:
         blocks.append(implementation_actions(change))
-    if with_actions and change.status is Status.PENDING_APPROVAL and not emergency_dm:
+    own = own_decision_line(change, viewer, zone) if viewer else None
+    if own is not None:
+        blocks.append(context(own))
+    if (
+        with_actions
+        and change.status is Status.PENDING_APPROVAL
+        and not emergency_dm
+        and not decided(change.approvals, viewer)
+    ):
         blocks.append(decision_buttons(change, prefix="decide", request_changes=ActionId.REQUEST_CHANGES))
     if with_actions and emergency_dm:
         blocks += emergency_dm_actions(change, reader)
@@ -158,6 +171,31 @@ def change_card(
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return dump(blocks)
+
+
+def exception_lines(change: Change) -> list[Mrkdwn]:
+    """The exception its requester asked for: under the lead time, or outside its windows."""
+    exception = next((e for e in reversed(change.audit) if e.action is AuditAction.EXCEPTION_REQUESTED), None)
+    if exception is None or not any(s.purpose == "exception" for s in change.steps):
+        return []  # none asked, or an edit brought it back inside its windows and lead time
+    if exception.details.get("short_notice"):
+        return [
+            md(
+                ":warning: Short notice: {} Exception requested: {}",
+                escaped_clip(str(exception.details["short_notice"]), 200),
+                escaped_clip(str(exception.details.get("reason", "")), 500),
+            )
+        ]
+    return [
+        md(
+            ":warning: Outside its windows or in a blackout; exception requested: {}",
+            escaped_clip(str(exception.details.get("reason", "")), 500),
+        )
+    ]
+
+
+def decided(entries: Sequence[ApprovalEntry], viewer: str | None) -> bool:
+    return viewer is not None and any(entry.user == viewer for entry in entries)
 
 
 def waiting_line(waiting: Sequence[GateWait], zone: ZoneInfo) -> Mrkdwn:
@@ -448,6 +486,8 @@ HELP_TEXT = Mrkdwn(
     "• `/change reschedule CR-2026-0001`: move a change's window\n"
     "• `/change edit CR-2026-0001`: correct a change (what approvers judged goes back to them)\n"
     "• `/change cancel CR-2026-0001 [reason]`: cancel a change that has not started\n"
+    "• `/change delegate @user until 2026-12-24` / `/change delegate off`: while you are away, "
+    "another member of your role approves for you\n"
     "• `/change help`: this help"
 )
 

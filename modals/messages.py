@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from domain.messages import (
+    ApprovalChase,
     BoardNews,
     CabAgendaPost,
     CalendarDigest,
     ChangeNews,
     ChangesRequested,
     Decided,
+    DelegationNews,
     Edited,
     Filed,
     FreezeChanged,
@@ -40,6 +42,7 @@ from domain.model import Change
 from domain.policy import Policy
 from domain.read_models import CabAgenda, CalendarView, Report
 from modals.cards import decided_message, filed_message
+from modals.chase import approval_chase_message, delegation_message
 from modals.editing import changes_requested_message, edited_message
 from modals.emergency import on_call_text, post_chase_message, post_decided_message, review_requested_message
 from modals.report import report_blocks, report_text
@@ -87,6 +90,8 @@ def render_message(message: ChangeNews | BoardNews, at: SendTime) -> Rendered:
     match message:
         case FreezeChanged():
             return freeze_message(message, zone), None
+        case DelegationNews():
+            return delegation_message(message, zone), None
         case CalendarDigest():
             assert at.calendar is not None, "a digest is sent with its calendar"
             return md("{}", message.span.title), calendar_blocks(at.calendar, zone=zone)
@@ -128,6 +133,8 @@ def _change_message(message: ChangeNews, change: Change, policy: Policy) -> Rend
             return post_chase_message(change, message, zone)
         case PostDecided():
             return post_decided_message(change, message), None
+        case ApprovalChase():
+            return approval_chase_message(change, message, zone), None
         case ReviewRequired():
             return review_requested_message(change), None
         case Edited():

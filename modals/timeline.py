@@ -243,11 +243,13 @@ def _lines(
     show_end: bool = False,
     overdue: Collection[str] = (),
     post_overdue: Collection[str] = (),
+    now: datetime | None = None,
 ) -> list[Mrkdwn]:
+    """One line per change, with what is late or due about it."""
     out = []
     for change in changes:
         when = slack_date(change.draft.ends_at if show_end else change.draft.starts_at, zone)
-        flags = flags_for(change, overdue, post_overdue)
+        flags = flags_for(change, overdue, post_overdue, now=now, zone=zone)
         flag = md(" · {}", join_md(" · ", flags)) if flags else Mrkdwn("")
         out.append(
             md(
@@ -275,7 +277,7 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
     past = view.range.end <= view.now
     overdue = {c.id for c in view.overdue}
     post_overdue = {c.id for c in view.post_approval_overdue}
-    listed = day_lines(view.scheduled, zone, overdue=overdue, post_overdue=post_overdue)
+    listed = day_lines(view.scheduled, zone, overdue=overdue, post_overdue=post_overdue, now=view.now)
     heading = "What happened" if past else "Scheduled"
     if listed:
         more = more_line(view.scheduled, len(view.scheduled), scheduled_rest)
@@ -305,6 +307,7 @@ def calendar_blocks(view: CalendarView, *, zone: ZoneInfo) -> list[dict[str, Any
             show_end=show_end,
             overdue=() if counted is view.overdue else overdue,
             post_overdue=() if counted is view.post_approval_overdue else post_overdue,
+            now=view.now,
         )
         more = more_line(others, len(lines), rest)
         if not lines and more is None:

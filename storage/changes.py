@@ -100,6 +100,7 @@ def _change_values(change: NewChange) -> dict[str, Any]:
         "post_due_at": change.post_due_at,
         "post_steps": steps_json(change.post_steps) if change.post_steps else None,
         "conflicts": list(change.conflicts) or None,
+        "approval_due_at": change.approval_due_at,
         "version": 1,
         "steps": steps_json(change.steps),
         "created_at": change.created_at,
@@ -366,10 +367,24 @@ def _draft_values(draft: ChangeDraft) -> dict[str, Any]:
         "downtime_minutes": draft.downtime_minutes,
         "catalog_id": draft.catalog_id,
         "implementer": draft.implementer,
+        "links": list(draft.links) or None,
+        "success_criteria": draft.success_criteria or None,
+        "dependencies": draft.dependencies or None,
+        "stakeholders": list(draft.stakeholders) or None,
+        "rollback_minutes": draft.rollback_minutes,
+        "rollback_triggers": draft.rollback_triggers or None,
     }
 
 
-UPDATABLE = ("starts_at", "ends_at", "approved_at", "started_at", "finished_at", "outcome_notes")
+UPDATABLE = (
+    "starts_at",
+    "ends_at",
+    "approved_at",
+    "started_at",
+    "finished_at",
+    "outcome_notes",
+    "approval_due_at",
+)
 
 
 def _matching(statement: Any, query: ChangeQuery) -> Any:

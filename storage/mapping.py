@@ -62,6 +62,7 @@ def numbered(change_id: str, change: NewChange, *, audit: Sequence[AuditEntry] =
         post_due_at=change.post_due_at,
         post_steps=change.post_steps,
         conflicts=change.conflicts,
+        approval_due_at=change.approval_due_at,
     )
 
 
@@ -134,4 +135,5 @@ def to_change(
         )
         if review
         else None,
+        approval_due_at=row.approval_due_at,
     )

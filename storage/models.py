@@ -92,6 +92,8 @@ class ChangeRow(SQLModel, table=True):
     stakeholders: list[str] | None = Field(default=None, sa_column=Column(sa.JSON(), nullable=True))
     rollback_minutes: int | None = None
     rollback_triggers: str | None = Field(default=None, sa_type=sa.Text)
+    # Its approval deadline (policy approvals.deadline); None: not chased, or filed before.
+    approval_due_at: datetime | None = utc_column(nullable=True)
 
     __table_args__ = (sa.UniqueConstraint("year", "sequence", name="uq_change_year_sequence"),)
 
@@ -338,3 +340,17 @@ class GateRequestRow(SQLModel, table=True):
     version: int = 1
 
     __table_args__ = (sa.Index("ix_gate_request_status_claimed", "status", "claimed_until"),)
+
+
+class DelegationRow(SQLModel, table=True):
+    """An approver away hands their approvals to `delegate` from `starts_at` until
+    `until`; `ended_at` set when they end it early or start another."""
+
+    __tablename__ = "delegation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delegator: str = Field(max_length=40, index=True)
+    delegate: str = Field(max_length=40)
+    starts_at: datetime = utc_column()
+    until: datetime = utc_column(index=True)
+    ended_at: datetime | None = utc_column(nullable=True)

@@ -20,6 +20,7 @@ from domain.model import (
 from domain.ports import ChangeQuery
 from storage.audit_chain import insert_audit
 from storage.changes import SqlChanges, count_matching, list_matching
+from storage.delegations import SqlDelegations
 from storage.freezes import SqlFreezes
 from storage.models import (
     CardCopyRow,
@@ -35,8 +36,9 @@ from storage.reports import changes_in_period
 from storage.sql import audit_values, enqueue, insert_ignoring_conflicts
 
 
-class SqlChangeRepository(SqlChanges, SqlNotices, SqlFreezes):
-    """The domain's ChangeRepository: the changes, notices and freezes parts, and the rest below."""
+class SqlChangeRepository(SqlChanges, SqlNotices, SqlFreezes, SqlDelegations):
+    """The domain's ChangeRepository: the changes, notices, freezes and delegations parts,
+    and the rest below."""
 
     # --- calendar feed tokens and App Home viewers --------------------------------
     async def feed_token(self, *, now: datetime, rotate: bool = False) -> str | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from domain.model import AuditEntry, Change
+from tooling.demo_chase import approvals_chased
 from tooling.demo_edit import CR_EDITED, changes_requested_then_approved
 from tooling.demo_pipeline import CR_PIPELINE, pipeline_at_the_gate
 from tooling.demo_policy import PEOPLE
@@ -162,6 +163,7 @@ SCENES: tuple[Callable[[DemoWorld], Awaitable[None]], ...] = (
     _plan_ahead_and_digest,
     pipeline_at_the_gate,  # tooling/demo_pipeline.py
     changes_requested_then_approved,  # tooling/demo_edit.py
+    approvals_chased,  # tooling/demo_chase.py
 )
 
 

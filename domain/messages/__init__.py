@@ -14,6 +14,7 @@ from pydantic import Field, TypeAdapter
 from domain.messages.approvals import Decided
 from domain.messages.base import ChangeMessage, Escalating
 from domain.messages.calendar import CalendarDigest, FreezeChanged, FreezeCovers
+from domain.messages.chase import ApprovalChase, DelegationNews
 from domain.messages.editing import ChangesRequested, Edited
 from domain.messages.emergency import OnCallFound, PostChase, PostDecided, ReviewRequired
 from domain.messages.intake import Filed
@@ -42,9 +43,10 @@ ChangeNews = (
     | ChangesRequested
     | StakeholderNotice
     | FreezeCovers
+    | ApprovalChase
 )
 # What is posted to a channel, rendered from a read model loaded when sent.
-BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost
+BoardNews = CalendarDigest | FreezeChanged | CabAgendaPost | ReportPost | DelegationNews
 # Text a handler composed already.
 Reply = Text | Ephemeral
 SlackMessage = ChangeNews | BoardNews | Reply
@@ -72,6 +74,7 @@ def parse_message(payload: dict[str, Any], *, template: str | None = None) -> Me
 
 
 __all__ = [
+    "ApprovalChase",
     "BoardNews",
     "CabAgendaPost",
     "CalendarDigest",
@@ -80,6 +83,7 @@ __all__ = [
     "ChangeNews",
     "ChangesRequested",
     "Decided",
+    "DelegationNews",
     "Edited",
     "Ephemeral",
     "Escalating",

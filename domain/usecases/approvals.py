@@ -11,6 +11,7 @@ from datetime import datetime
 
 from domain import quorum
 from domain.authz import barred_implementer, deciders_excluded
+from domain.delegation import Approver, delegates_for
 from domain.enums import Decision, Status
 from domain.intake import IntakeRejected
 from domain.intents import Intent, IntentKind
@@ -179,16 +180,45 @@ class Approvals(UseCase):
             implementer=barred_implementer(change, self.policy),
         )
 
+    async def who_can_approve(self, *, change: Change) -> dict[int, tuple[Approver, ...]]:
+        """Who can still sign each open approval step of `change`, for its card: the
+        members who have not decided (an away member through their delegate)."""
+        if change.status is not Status.PENDING_APPROVAL:
+            return {}
+        return {
+            index: tuple(sorted(people, key=lambda a: (a.user, a.for_user or "")))
+            for index, people in (await self._open_people(PRE, change)).items()
+        }
+
     async def _to_notify(self, phase: DecisionPhase, *, change_id: str) -> list[str]:
+        """Who is asked (and chased): everyone who can still sign an open step, a member
+        away through their delegate instead."""
         change = await self._require(change_id)
         if phase.status(change) is not Status.PENDING_APPROVAL:
             return []
+        people = await self._open_people(phase, change)
+        return sorted({approver.user for step in people.values() for approver in step})
+
+    async def _open_people(self, phase: DecisionPhase, change: Change) -> dict[int, set[Approver]]:
         steps, approvals = phase.steps(change), phase.approvals(change)
         decided = {entry.user for entry in approvals}
-        users: set[str] = set()
+        excluded = deciders_excluded(change, self.policy)
+        now = self._clock.now()
+        delegations = await self._repo.delegations(now=now)
+        people: dict[int, set[Approver]] = {}
         for index in quorum.open_steps(steps, approvals):
-            users |= await self._directory.expand(steps[index].members)
-        return sorted(users - decided - deciders_excluded(change, self.policy))
+            members = await self._directory.expand(steps[index].members) - decided - excluded
+            away = delegates_for(members, delegations, now=now)
+            people[index] = {
+                Approver(away[user], user) if user in away else Approver(user) for user in members
+            }
+            direct = {a.user for a in people[index] if a.for_user is None}
+            people[index] = {
+                a
+                for a in people[index]
+                if a.user not in decided | excluded and (a.for_user is None or a.user not in direct)
+            }
+        return people
 
 
 def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ballot: Ballot) -> Write:
@@ -216,9 +246,10 @@ def _approval_write(policy: Policy, change: Change, verdict: quorum.Accepted, ba
         drop_notices=verdict.new_status is Status.REJECTED,
         approval=ballot.approval(),
         approved_at=now if approved else None,
-        add_notices=plan(policy, change.draft.starts_at, change.draft.ends_at, approved_at=now)
+        # Approved: the window's notices replace the approval chase.
+        replace_notices=plan(policy, change.draft.starts_at, change.draft.ends_at, approved_at=now)
         if approved
-        else (),
+        else None,
     )
     intents = [
         Intent(IntentKind.REFRESH_CARDS, ballot.change_id),

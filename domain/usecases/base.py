@@ -11,12 +11,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain import first_start, journal
+from domain.authz import deciders_excluded
 from domain.calendar import scheduled_moment
 from domain.clock import Clock
+from domain.delegation import delegators_of
 from domain.errors import ChangeNotFound
 from domain.intents import Intent, IntentKind
 from domain.listing import Counted
-from domain.messages import PostChase, ReviewChase
+from domain.messages import ApprovalChase, PostChase, ReviewChase
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import (
@@ -153,11 +155,23 @@ class UseCase:
     async def _eligible_steps(
         self, change: Change, user: str, steps: Sequence[StepSnapshot] | None = None
     ) -> set[int]:
+        """The steps `user` may sign: as a member, or as the delegate of a member who is
+        away (unless that member requested the change, carries it out or decided on it)."""
+        people = {user} | await self._acting_for(change, user)
         eligible = set()
         for index, step in enumerate(change.steps if steps is None else steps):
-            if user in step.members or user in await self._directory.expand(step.members):
+            if people & set(step.members) or people & await self._directory.expand(step.members):
                 eligible.add(index)
         return eligible
+
+    async def _acting_for(self, change: Change, user: str) -> set[str]:
+        """Whose approvals `user` holds for `change` right now (delegation)."""
+        now = self._clock.now()
+        held = delegators_of(user, await self._repo.delegations(now=now), now=now)
+        if not held:
+            return held
+        decided = {entry.user for entry in (*change.approvals, *change.post_approvals)}
+        return held - decided - deciders_excluded(change, self.policy)
 
     async def _in_roles(self, user: str, roles: Sequence[str]) -> bool:
         allowed: set[str] = set()
@@ -225,7 +239,9 @@ def late_audit(notice: DueNotice, *, now: datetime, late: bool) -> list[AuditEnt
     return [AuditEntry(SYSTEM_ACTOR, action, now, details)]
 
 
-def escalation(change: Change, notice: DueNotice, payload: PostChase | ReviewChase, *, role: str) -> Intent:
+def escalation(
+    change: Change, notice: DueNotice, payload: PostChase | ReviewChase | ApprovalChase, *, role: str
+) -> Intent:
     """A chase at its deadline, sent to every member of the policy's escalation `role` too."""
     return Intent(
         IntentKind.DM_ROLE,

@@ -180,7 +180,7 @@ class Editing(UseCase):
         )  # fmt: skip
         if not edit.reapproval:
             return update, audit, intents
-        steps = route_steps(self.policy, draft.category, edit.risk, exception=edit.exception is not None)
+        steps = route_steps(self.policy, draft, edit.risk, exception=edit.exception is not None)
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
         if any(a.phase is Phase.PRE for a in change.approvals):
             audit.append(voided_entry(change, now))

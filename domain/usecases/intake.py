@@ -17,14 +17,14 @@ from domain.intents import Intent, IntentKind
 from domain.lead_time import LeadTime, lead_time_floor
 from domain.limits import MAX_REASON
 from domain.messages import Filed, Rescheduled
-from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, NewChange, StepSnapshot
+from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, ChangeDraft, NewChange, StepSnapshot
 from domain.policy import Policy
 from domain.ports import ChangeQuery, ChangeUpdate
 from domain.read_models import ActionOutcome
 from domain.retry import until_stored
 from domain.risk import assess_risk
-from domain.timeline import PlannedNotice
 from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase
+from domain.usecases.chase import filing_chase, rechase, with_rule_steps
 
 # Files an emergency from the form (usecases/emergency.py: declare_from_form).
 Declare = Callable[..., Awaitable[Change]]
@@ -62,10 +62,11 @@ class Intake(UseCase):
         if unseen:
             raise ConflictsFound(conflicts)
         risk = assess_risk(self.policy.risk_matrix, impact=draft.impact, likelihood=draft.likelihood)
-        steps = route_steps(self.policy, draft.category, risk, exception=exception_reason is not None)
+        steps = route_steps(self.policy, draft, risk, exception=exception_reason is not None)
         status = Status.PENDING_APPROVAL if steps else Status.APPROVED
         audit: list[AuditEntry] = []
-        notices: list[PlannedNotice] = []
+        # Waiting for approval: chased until approved (policy approvals.deadline).
+        approval_due_at, notices = filing_chase(self.policy, draft, risk, now) if steps else (None, [])
         if not steps:
             why = (
                 f"pre-approved standard change '{draft.catalog_id}'"
@@ -89,6 +90,7 @@ class Intake(UseCase):
                 created_at=now,
                 steps=steps,
                 conflicts=tuple(c.change_id for c in conflicts),
+                approval_due_at=approval_due_at,
             ),
             team_id=team_id,
             audit=audit,
@@ -194,6 +196,11 @@ class Intake(UseCase):
                 if change.status is Status.APPROVED and not void
                 else None
             )
+            approval_due_at = None
+            if change.status is Status.PENDING_APPROVAL or void:  # chased again for the new window
+                approval_due_at, replan = rechase(
+                    self.policy, change, starts_at=new_start, ends_at=new_end, now=now, voided=void
+                )
             update = ChangeUpdate(
                 at=now,
                 status=Status.PENDING_APPROVAL if void else None,
@@ -203,6 +210,7 @@ class Intake(UseCase):
                 drop_notices=void,
                 void_approvals=void,
                 conflicts=tuple(c.change_id for c in conflicts),
+                approval_due_at=approval_due_at,
             )
             moved_from = (change.draft.starts_at, change.draft.ends_at)
             payload = Rescheduled(
@@ -234,14 +242,16 @@ class Intake(UseCase):
 
 
 def route_steps(
-    policy: Policy, category: Category, risk: Risk, *, exception: bool
+    policy: Policy, draft: ChangeDraft, risk: Risk, *, exception: bool
 ) -> tuple[StepSnapshot, ...]:
-    """The approval steps a CR of `category` and `risk` needs, snapshotted from the policy
-    (one more step for an exception to the windows); filing and editing route alike."""
+    """The approval steps a CR like `draft` of `risk` needs, snapshotted from the policy: its
+    category's, the review steps its rules add, and one more for an exception to the windows
+    or lead time; filing and editing route alike."""
     steps = tuple(
         StepSnapshot(role=spec.role, count=spec.count, members=tuple(policy.roles[spec.role]))
-        for spec in policy.steps_for(category=category, risk=risk)
+        for spec in policy.steps_for(category=draft.category, risk=risk)
     )
+    steps = with_rule_steps(policy, steps, draft=draft, risk=risk)
     if exception:
         spec = policy.exceptions
         steps += (StepSnapshot(spec.role, spec.count, tuple(policy.roles[spec.role]), purpose="exception"),)

@@ -1,7 +1,8 @@
 """The notice pass: claim the due notices and settle each into outbox rows (or a skip),
 exactly once. Each notice family's settling lives with its feature: the window's notices
 (T-24h, T-1h, T-0, T+15m, overrun, monitoring end) here, the review chase in reviews.py,
-the emergency post-approval chase in emergency.py. No family calls back into the pass."""
+the emergency post-approval chase in emergency.py, the approval chase in chase.py. No
+family calls back into the pass."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain import journal, timeline
+from domain.approval_chase import is_approval_notice
 from domain.emergency import is_post_notice
 from domain.errors import ChangeNotFound
 from domain.intents import DM_USER, Intent, IntentKind
@@ -22,6 +24,7 @@ from domain.quiet_hours import cannot_wait, deliver_at
 from domain.template_fields import stakeholders_of
 from domain.timeline import MONITORING_END, OVERRUN, SHORT_NOTICE
 from domain.usecases.base import UseCase, late_audit, skipped
+from domain.usecases.chase import settle_approval_chase
 from domain.usecases.emergency import settle_post_chase
 from domain.usecases.reviews import REVIEW_NOTICES, settle_review_chase
 
@@ -110,6 +113,8 @@ def family_of(key: str) -> NoticeFamily:
         return settle_review_chase
     if is_post_notice(key):
         return settle_post_chase
+    if is_approval_notice(key):
+        return settle_approval_chase
     return settle_timeline_notice
 
 

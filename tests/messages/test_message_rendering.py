@@ -14,12 +14,14 @@ from slack_sdk.models.blocks import Block
 from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.listing import Counted
 from domain.messages import (
+    ApprovalChase,
     BoardNews,
     CabAgendaPost,
     CalendarDigest,
     ChangeNews,
     ChangesRequested,
     Decided,
+    DelegationNews,
     Edited,
     Filed,
     FreezeChanged,
@@ -109,6 +111,10 @@ CHANGE_NEWS: list[ChangeNews] = [
     StakeholderNotice(key="t_0", due_at=NOW),
     FreezeCovers(by="UCTO", reason=HOSTILE, until=NOW),
     FreezeCovers(by="UCTO"),
+    ApprovalChase(key="approval_reminder", due_at=NOW),
+    ApprovalChase(key="approval_deadline", due_at=NOW, late=True),
+    ApprovalChase(key="approval_deadline", due_at=NOW, role="cto"),
+    ApprovalChase(key="approval_at_start", due_at=NOW),
 ]
 
 
@@ -136,6 +142,8 @@ BOARD_NEWS: list[BoardNews] = [
     FreezeChanged(started=False, by="changebot", reason=HOSTILE, as_planned=True),
     CabAgendaPost(),
     ReportPost(start=NOW - timedelta(days=30), end=NOW, title="Changes in November"),
+    DelegationNews(delegator="UCTO", until=NOW + timedelta(days=3)),
+    DelegationNews(delegator="UCTO", until=NOW, ended=True),
 ]
 CASES = [(message, SendTime(POLICY, change=change())) for message in CHANGE_NEWS] + [
     (message, board(message)) for message in BOARD_NEWS

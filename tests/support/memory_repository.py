@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.calendar_policy import Freeze
+from domain.delegation import Delegation
 from domain.intents import Intent
 from domain.model import (
     CARD_AUDIT_ACTIONS,
@@ -114,6 +115,7 @@ class MemoryChangeRepository:
         self._freezes_closed: set[int] = set()  # lifted, or their declared end announced
         self._job_runs: dict[tuple[str, str], datetime] = {}
         self._home_viewers: dict[str, datetime] = {}
+        self._delegations: list[tuple[Delegation, datetime | None]] = []  # (delegation, ended_at)
         self.outbox: list[OutboxEntry] = []
         self.audit_log: list[AuditRecord] = []
         # One sequence per table, as the database numbers its rows (dedupe keys name notice ids).
@@ -418,6 +420,36 @@ class MemoryChangeRepository:
             self._enqueue(intents, now)
         return due
 
+    # --- delegations ---------------------------------------------------------------------
+    def _in_force(self, now: datetime) -> list[int]:
+        return [i for i, (d, ended) in enumerate(self._delegations) if ended is None and d.active(now)]
+
+    async def delegations(self, *, now: datetime) -> list[Delegation]:
+        return [self._delegations[i][0] for i in self._in_force(now)]
+
+    async def start_delegation(
+        self, delegation: Delegation, *, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> None:
+        """The delegator's delegation in force ends; this one starts."""
+        for i in self._in_force(now):
+            if self._delegations[i][0].delegator == delegation.delegator:
+                self._delegations[i] = (self._delegations[i][0], now)
+        self._delegations.append((delegation, None))
+        self._audit(None, audit)
+        self._enqueue(intents, now)
+
+    async def end_delegation(
+        self, *, delegator: str, now: datetime, audit: Sequence[AuditEntry], intents: Sequence[Intent]
+    ) -> Delegation | None:
+        ended = [i for i in self._in_force(now) if self._delegations[i][0].delegator == delegator]
+        if not ended:
+            return None
+        for i in ended:
+            self._delegations[i] = (self._delegations[i][0], now)
+        self._audit(None, audit)
+        self._enqueue(intents, now)
+        return self._delegations[ended[-1]][0]
+
     # --- reviews and reports -------------------------------------------------------------
     async def submit_review(
         self,
@@ -482,7 +514,7 @@ def _updated(row: Change, update: ChangeUpdate) -> Change:
     return replace(row, **changed)
 
 
-_UPDATABLE = ("approved_at", "started_at", "finished_at", "outcome_notes")
+_UPDATABLE = ("approved_at", "started_at", "finished_at", "outcome_notes", "approval_due_at")
 
 
 def _matches(change: Change, query: ChangeQuery) -> bool:

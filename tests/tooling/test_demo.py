@@ -107,6 +107,9 @@ def test_demo_plays_the_whole_process_in_under_a_minute(tmp_path: Path) -> None:
         "» @alice clicks [ Edit and resubmit ]",
         "@alice edited and resubmitted *CR-2026-0005*",
         "@bob approved your change *CR-2026-0005*",
+        # the database failover waits for approval: its approvers are reminded half-way to the deadline
+        "━━ 9. Nobody has approved the database failover yet",
+        "Reminder: *CR-2026-0003* Fail over the primary database waits for your approval",
         "━━ Audit trail of CR-2026-0001",
         "@bob       decision refused  (decision: approve; refusal: own_request)",
         "@carol     approval recorded",

@@ -59,10 +59,12 @@ async def test_filing_and_approving(backend: Backend, service: ChangeService, cl
         ("refresh_cards", None, medium.id),
         ("message", REQUESTER, medium.id),
     ]
-    assert [n[:2] for n in await backend.notices(medium.id)] == [
+    notices = [n[:2] for n in await backend.notices(medium.id)]
+    assert [n for n in notices if not n[0].startswith("approval_")] == [
         (key, "pending")
         for key in ("t_minus_24h", "t_minus_1h", "t_minus_15m", "t_0", "t_plus_15m", "t_plus_30m", "overrun")
     ]
+    assert {n[1] for n in notices if n[0].startswith("approval_")} == {"cancelled"}  # approved: not chased
 
 
 async def test_a_double_click_is_recorded_once(
@@ -90,7 +92,13 @@ async def test_moving_voids_pre_approvals_and_replans(
 
     stored = await service.get_change(change_id=change.id)
     assert (stored.status, stored.approvals, stored.approved_at) == (Status.PENDING_APPROVAL, (), None)
-    assert {n[1] for n in await backend.notices(change.id)} == {"cancelled"}
+    notices = await backend.notices(change.id)
+    assert {n[1] for n in notices if not n[0].startswith("approval_")} == {"cancelled"}
+    assert [n[0] for n in notices if n[1] == "pending"] == [  # chased again, from the move
+        "approval_reminder",
+        "approval_deadline",
+        "approval_at_start",
+    ]
     assert (await backend.outbox())[-1][:4] == (
         "dm_approvers",
         None,
