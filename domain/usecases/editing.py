@@ -22,6 +22,7 @@ from domain.retry import until_stored
 from domain.risk import assess_risk
 from domain.usecases.approvals import AUDITED_REFUSALS
 from domain.usecases.base import Deps, UseCase
+from domain.usecases.chase import rechase
 from domain.usecases.intake import Intake, route_steps
 
 
@@ -196,15 +197,23 @@ class Editing(UseCase):
             void_approvals=True,
             approved_at=now if not steps else None,
             drop_notices=bool(steps),
-            replace_notices=None
-            if steps
-            else self._plan(
+            replace_notices=self._plan(
                 draft.starts_at,
                 draft.ends_at,
                 approved_at=now,
                 pre_approved=draft.category is Category.STANDARD,  # no "short notice" for those
             ),
         )
+        if steps:  # waiting again: chased from now, as a new filing is
+            due, chase = rechase(
+                self.policy,
+                replace(change, draft=draft, risk=edit.risk),
+                starts_at=draft.starts_at,
+                ends_at=draft.ends_at,
+                now=now,
+                voided=True,
+            )
+            update = replace(update, replace_notices=chase, approval_due_at=due)
         payload = Edited(by=user, changes=lines, reapproval=bool(steps), resubmitted=resubmitted)
         intents.append(
             Intent(IntentKind.MESSAGE, change.id, self.policy.channels.changes, replace(payload, thread=True))

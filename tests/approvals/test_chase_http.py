@@ -60,7 +60,8 @@ async def test_the_approvers_are_reminded_then_the_overdue_change_escalated_once
     card = latest_card(harness, "CCHANGES")
     assert "Approval *overdue*" in card and "; escalated to " in card
     trail = [e.action.value for e in (await harness.change(CR)).audit]
-    assert trail == ["submitted", "approval_reminded", "approval_overdue"]
+    # each chase notice is audited as sent (as every notice is), then what it did
+    assert trail == ["submitted", "notice_sent", "approval_reminded", "notice_sent", "approval_overdue"]
 
 
 async def test_an_approved_change_is_not_chased(harness: Harness) -> None:
