@@ -50,8 +50,14 @@ class Command:
     team_domain: str = ""
 
 
+# With escaping on (manifest.yml), Slack wraps a typed link as <https://…> or <https://…|label>.
+ESCAPED_LINK = re.compile(r"^<(https?://[^|>\s]+)(?:\|[^>]*)?>$")
+
+
 def parse_command(body: dict[str, Any]) -> Command:
-    words = str(body.get("text") or "").split()
+    """The sub-command and its words; a link Slack escaped is taken as the bare URL typed,
+    a mention (<@U…|name>) is kept for the sub-commands that name people."""
+    words = [ESCAPED_LINK.sub(r"\1", word) for word in str(body.get("text") or "").split()]
     return Command(
         name=words[0].lower() if words else "help",
         args=tuple(words[1:]),

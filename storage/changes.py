@@ -66,23 +66,9 @@ def _change_values(change: NewChange) -> dict[str, Any]:
     draft = change.draft
     return {
         "year": change.created_at.year,
-        "title": draft.title,
-        "category": draft.category.value,
-        "impact": draft.impact.value,
-        "likelihood": draft.likelihood.value,
+        **_draft_values(draft),
         "risk": change.risk.value,
-        "services": list(draft.services),
-        "starts_at": draft.starts_at,
-        "ends_at": draft.ends_at,
-        "description": draft.description,
-        "justification": draft.justification,
-        "implementation_plan": draft.implementation_plan,
-        "rollback_plan": draft.rollback_plan,
-        "test_plan": draft.test_plan,
-        "downtime_minutes": draft.downtime_minutes,
-        "catalog_id": draft.catalog_id,
         "requester": change.requester,
-        "implementer": draft.implementer,
         "status": change.status.value,
         "approved_at": approved_at(change),
         "severity": draft.severity,
@@ -90,12 +76,6 @@ def _change_values(change: NewChange) -> dict[str, Any]:
         "source_kind": draft.source.kind if draft.source else None,
         "source_url": draft.source.url if draft.source else None,
         "source_ref": draft.source.ref if draft.source else None,
-        "links": list(draft.links) or None,
-        "success_criteria": draft.success_criteria or None,
-        "dependencies": draft.dependencies or None,
-        "stakeholders": list(draft.stakeholders) or None,
-        "rollback_minutes": draft.rollback_minutes,
-        "rollback_triggers": draft.rollback_triggers or None,
         "post_state": change.post_state.value if change.post_state else None,
         "post_due_at": change.post_due_at,
         "post_steps": steps_json(change.post_steps) if change.post_steps else None,
@@ -350,7 +330,8 @@ async def _void_approvals(session: AsyncSession, change_id: str, *, keep_approve
 
 
 def _draft_values(draft: ChangeDraft) -> dict[str, Any]:
-    """The columns an edit rewrites: the form's fields (the pipeline source stays as filed)."""
+    """The form's columns: written at filing, rewritten by an edit (the pipeline source,
+    severity and incident stay as filed)."""
     return {
         "title": draft.title,
         "category": draft.category.value,

@@ -214,7 +214,7 @@ def test_manifest_has_the_change_command(manifest: dict[str, Any]) -> None:
     commands = manifest["features"]["slash_commands"]
     assert [c["command"] for c in commands] == ["/change"]
     command = commands[0]
-    assert command["should_escape"] is False
+    assert command["should_escape"] is True  # mentions arrive as user ids
     assert command["usage_hint"].startswith("new | show CR-")
     assert command["description"]
 
