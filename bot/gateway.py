@@ -40,8 +40,8 @@ from domain.messages import (
 )
 from domain.model import Change
 from domain.policy import Policy
-from domain.quiet_hours import is_reminder
 from domain.ports import Notifier
+from domain.quiet_hours import is_reminder
 from domain.service import ChangeService
 from modals.cards import card_fallback, change_card
 from modals.emergency import DmReader

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from storage.database import session_factory
+from storage.outbox import OutboxStore
 from tests.support.flows import declare
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
@@ -68,3 +70,25 @@ async def test_an_emergencys_post_approval_chase_is_not_held_at_night(harness: H
     assert harness.clock.now() == EVENING + timedelta(hours=4)
     [reminder] = harness.posts_to("UMGR1")[before:]
     assert "needs post-approval" in rendered(reminder)
+
+
+async def test_a_reminder_fanned_out_again_after_a_crash_holds_each_reader_once(harness: Harness) -> None:
+    harness.slack.users["ULEAD1"] = {"tz": "Europe/London"}
+    harness.slack.users["ULEAD2"] = {"tz": "Asia/Tokyo"}
+    harness.clock.set(EVENING)
+    await harness.file_change()
+    await harness.settle()
+
+    harness.clock.set(EVENING + timedelta(hours=4))
+    await harness.bot.context.service.process_due_notices()
+    store = OutboxStore(session_factory(harness.bot.engine))
+    [fan_out] = await store.claim_due(now=harness.clock.now(), limit=10, lease=timedelta(seconds=60))
+    await harness.bot.context.gateway.deliver(fan_out)  # fanned out; died before marking it sent
+    harness.clock.advance(timedelta(seconds=61))  # another process takes it over and fans out again
+    for _ in range(3):
+        await harness.bot.context.dispatcher.dispatch_due()
+
+    await harness.settle()
+    assert harness.clock.now() == datetime(2026, 11, 24, 8, 0, tzinfo=LONDON)
+    assert len(reminders(harness, "ULEAD1", "Reminder")) == 1
+    assert len(reminders(harness, "ULEAD2", "Reminder")) == 1
