@@ -41,6 +41,7 @@ from domain.messages import (
 from domain.model import Change
 from domain.policy import Policy
 from domain.ports import Notifier
+from domain.quiet_hours import is_reminder
 from domain.service import ChangeService
 from modals.cards import card_fallback, change_card
 from modals.emergency import DmReader
@@ -363,7 +364,11 @@ class SlackGateway:
         )
 
     async def _fan_out_messages(self, row: OutboxRow, message: Postable, users: list[str]) -> None:
-        """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing."""
+        """One MESSAGE row per user, keyed so a redelivered fan-out adds nothing; a chase
+        (not a first request) waits for each reader in quiet hours, as the domain decides."""
+        holds: dict[str, datetime] = {}
+        if row.change_id and is_reminder(message):
+            holds = await self._service.quiet_holds(change_id=row.change_id, users=users)
         await self._outbox.add(
             [
                 Intent(
@@ -372,6 +377,7 @@ class SlackGateway:
                     user,
                     message,
                     dedupe_key=f"{row.dedupe_key or row.id}:{user}",
+                    not_before=holds.get(user),
                 )
                 for user in users
             ],

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from domain.calendar import scheduled_moment
 from domain.durations import Duration
 from domain.enums import Category, Status
+from domain.messages import ApprovalChase, Message, PostChase, ReviewChase
 
 HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
@@ -84,3 +85,14 @@ def deliver_at(now: datetime, *, zone: ZoneInfo, quiet: QuietHours | None, urgen
     if quiet is None or urgent:
         return None
     return quiet_until(now, zone=zone, quiet=quiet)
+
+
+# The chases a notice causes and the gateway fans out to several people: reminders, deadlines
+# and escalations, which wait for each reader's morning. An approver's first request (the card
+# at filing) and a change's news are not reminders and go at once.
+REMINDERS = (ApprovalChase, PostChase, ReviewChase)
+
+
+def is_reminder(message: Message | None) -> bool:
+    """Whether a fanned-out message is a chase held over its readers' quiet hours."""
+    return isinstance(message, REMINDERS)

@@ -112,6 +112,7 @@ class ChangeService:
         # --- the timeline (usecases/notices.py) --------------------------------
         self.seconds_to_next_notice = notices.seconds_to_next_notice
         self.process_due_notices = notices.process_due_notices
+        self.quiet_holds = notices.quiet_holds
 
         # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
         self.start_freeze, self.end_freeze = calendar.start_freeze, calendar.end_freeze

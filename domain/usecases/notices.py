@@ -6,6 +6,7 @@ family calls back into the pass."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -80,15 +81,7 @@ class Notices(UseCase):
         quiet = self.policy.quiet_hours
         if quiet is None or not settled.intents:
             return settled
-        draft = change.draft
-        urgent = cannot_wait(
-            category=draft.category,
-            status=change.status,
-            starts_at=draft.starts_at,
-            ends_at=draft.ends_at,
-            now=now,
-            within=quiet.unless_within,
-        )
+        urgent = self._cannot_wait(change, now=now, within=quiet.unless_within)
         intents: list[Intent] = []
         for intent in settled.intents:
             if intent.kind is IntentKind.MESSAGE and intent.channel and DM_USER.match(intent.channel):
@@ -97,6 +90,35 @@ class Notices(UseCase):
                 intent = replace(intent, not_before=held) if held else intent
             intents.append(intent)
         return replace(settled, intents=intents)
+
+    async def quiet_holds(self, *, change_id: str, users: Sequence[str]) -> dict[str, datetime]:
+        """For a chase fanned out to `users` now: who of them is in quiet hours, and until
+        when (the others, absent, are told at once; all are when the change cannot wait)."""
+        quiet = self.policy.quiet_hours
+        if quiet is None or not users:
+            return {}
+        change = await self._require(change_id)
+        now = self._clock.now()
+        if self._cannot_wait(change, now=now, within=quiet.unless_within):
+            return {}
+        holds: dict[str, datetime] = {}
+        for user in users:
+            held = deliver_at(now, zone=await self._zone_of(user), quiet=quiet, urgent=False)
+            if held is not None:
+                holds[user] = held
+        return holds
+
+    @staticmethod
+    def _cannot_wait(change: Change, *, now: datetime, within: timedelta) -> bool:
+        draft = change.draft
+        return cannot_wait(
+            category=draft.category,
+            status=change.status,
+            starts_at=draft.starts_at,
+            ends_at=draft.ends_at,
+            now=now,
+            within=within,
+        )
 
     async def _zone_of(self, user: str) -> ZoneInfo:
         """The user's Slack time zone; the policy's when Slack does not know it."""

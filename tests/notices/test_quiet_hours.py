@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.enums import Category, Status
+from domain.messages import ApprovalChase, PostChase, Rescheduled, ReviewChase, ReviewRequest
 from domain.policy import PolicyError
 from domain.policy_loader import parse_policy
-from domain.quiet_hours import QuietHours, cannot_wait, deliver_at, quiet_until
+from domain.quiet_hours import QuietHours, cannot_wait, deliver_at, is_reminder, quiet_until
 from tests.support.policy_fixture import TEST_POLICY
 
 LONDON = ZoneInfo("Europe/London")
@@ -144,3 +145,17 @@ def test_the_policy_reads_quiet_hours_and_names_the_line_of_a_mistake() -> None:
     )
     with pytest.raises(PolicyError, match="quiet_hours: start and end are the same time"):
         parse_policy(TEST_POLICY + 'quiet_hours: {start: "08:00", end: "08:00"}\n')
+
+
+def test_only_the_chases_are_held_over_the_readers_quiet_hours() -> None:
+    due = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    chases = [
+        ApprovalChase(key="approval_reminder", due_at=due),
+        PostChase(key="post_reminder_1", due_at=due),
+        ReviewChase(key="review_reminder"),
+    ]
+    assert all(is_reminder(chase) for chase in chases)
+    # an approver's first request, a review request, a change's news go at once
+    assert not is_reminder(ReviewRequest())
+    assert not is_reminder(Rescheduled(by="UREQ"))
+    assert not is_reminder(None)
