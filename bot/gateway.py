@@ -20,12 +20,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.pagerduty import OnCallResult, PagerDutyRejected, PagerDutyTransient, change_event_body
 from adapters.prometheus import SlackErrorCounter
+from domain.approval_chase import APPROVAL_DEADLINE, APPROVAL_REMINDER
 from domain.clock import Clock
 from domain.deployments import GateWait
 from domain.enums import Category
 from domain.gates import is_pipeline_principal
 from domain.intents import Intent, IntentKind
 from domain.messages import (
+    ApprovalChase,
     BoardNews,
     CabAgendaPost,
     CalendarDigest,
@@ -35,6 +37,7 @@ from domain.messages import (
     Ephemeral,
     Escalating,
     Message,
+    PostChase,
     ReportPost,
     Text,
 )
@@ -254,7 +257,8 @@ class SlackGateway:
         elif kind is IntentKind.REFRESH_CARDS:
             await self._refresh(row)
         elif kind is IntentKind.MESSAGE:
-            await self._message(row, postable(row, message))
+            if await self._still_asked(row, message):
+                await self._message(row, postable(row, message))
         elif kind is IntentKind.ON_CALL:
             await self._hand_to_on_call(row)
         elif kind is IntentKind.DM_POST_APPROVERS:
@@ -488,6 +492,19 @@ class SlackGateway:
 
     async def _gate_waits(self, change_id: str) -> Sequence[GateWait]:
         return await self._waiting(change_id) if self._waiting is not None else ()
+
+    async def _still_asked(self, row: OutboxRow, message: object) -> bool:
+        """A reminder to one approver (held for their morning, or sent late) goes only if they
+        can still sign: one who decided meanwhile is not asked again."""
+        if not row.change_id or not isinstance(message, ApprovalChase | PostChase) or message.role:
+            return True
+        if isinstance(message, ApprovalChase):
+            if message.key not in (APPROVAL_REMINDER, APPROVAL_DEADLINE):
+                return True  # the requester told the window opened unapproved
+            asked = await self._service.approvers_to_notify(change_id=row.change_id)
+        else:
+            asked = await self._service.post_approvers_to_notify(change_id=row.change_id)
+        return row.channel in asked
 
     async def _message(self, row: OutboxRow, message: Postable) -> None:
         assert row.channel

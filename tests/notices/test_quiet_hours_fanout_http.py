@@ -92,3 +92,25 @@ async def test_a_reminder_fanned_out_again_after_a_crash_holds_each_reader_once(
     assert harness.clock.now() == datetime(2026, 11, 24, 8, 0, tzinfo=LONDON)
     assert len(reminders(harness, "ULEAD1", "Reminder")) == 1
     assert len(reminders(harness, "ULEAD2", "Reminder")) == 1
+
+
+async def test_an_approver_who_decides_before_their_held_reminder_is_not_asked_again(
+    harness: Harness,
+) -> None:
+    harness.slack.users["ULEAD1"] = {"tz": "Europe/London"}
+    harness.slack.users["ULEAD2"] = {"tz": "Europe/London"}
+    harness.clock.set(EVENING)
+    await harness.file_change()  # two tech leads may sign; one is enough
+    await harness.settle()
+
+    harness.clock.set(EVENING + timedelta(hours=4))  # 03:00 in London: both reminders held
+    await harness.bot.context.service.process_due_notices()
+    for _ in range(3):
+        await harness.bot.context.dispatcher.dispatch_due()
+    assert reminders(harness, "ULEAD1", "Reminder") == reminders(harness, "ULEAD2", "Reminder") == []
+
+    harness.clock.set(datetime(2026, 11, 24, 7, 30, tzinfo=LONDON))
+    await harness.click("change_approve", "CR-2026-0001", user="ULEAD1")  # up early: approves
+    await harness.settle()
+    assert reminders(harness, "ULEAD1", "Reminder") == []  # decided: not reminded at 08:00
+    assert reminders(harness, "ULEAD2", "Reminder") == []  # approved: nobody is asked any more
