@@ -193,7 +193,11 @@ def freeze_lines(freezes: Sequence[Freeze], zone: ZoneInfo) -> list[Mrkdwn]:
         until = md(" until {}", slack_date(freeze.ended_at, zone)) if freeze.ended_at else Mrkdwn("")
         reason = clip(freeze.reason or "declared in Slack", MAX_REASON)
         lines.append(
-            md(":no_entry_sign: *Change freeze*{}: {} (it cannot start while the freeze is on)", until, reason)
+            md(
+                ":no_entry_sign: *Change freeze*{}: {} (it cannot start while the freeze is on)",
+                until,
+                reason,
+            )
         )
     return lines
 
