@@ -310,6 +310,7 @@ class SlackGateway:
                     reader=(await self._readers(change))(row.channel if is_dm else None),
                     approvers=await self._service.who_can_approve(change=change),
                     viewer=row.channel if is_dm else None,
+                    freezes=await self._service.card_freezes(change=change),
                 ),
                 metadata=outbox_metadata(row),
                 unfurl_links=False,
@@ -453,6 +454,7 @@ class SlackGateway:
         waiting = await self._gate_waits(change.id)
         readers = await self._readers(change)
         approvers = await self._service.who_can_approve(change=change)
+        freezes = await self._service.card_freezes(change=change)
         deciders = {entry.user for entry in (*change.approvals, *change.post_approvals)}
         for copy in await self._repo.card_copies(row.change_id):
             for_approver = copy.user_id is not None
@@ -467,6 +469,7 @@ class SlackGateway:
                     reader=key[1],
                     approvers=approvers,
                     viewer=viewer,
+                    freezes=freezes,
                 )
             await self.client.chat_update(channel=copy.channel, ts=copy.ts, text=text, blocks=cards[key])
         # Everyone whose App Home shows this change sees it move too.

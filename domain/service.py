@@ -117,7 +117,7 @@ class ChangeService:
         # --- freezes, calendar, App Home, feed, digest (usecases/calendar.py) --
         self.start_freeze, self.end_freeze = calendar.start_freeze, calendar.end_freeze
         self.end_due_freezes = calendar.end_due_freezes
-        self.active_freezes = calendar.active_freezes
+        self.active_freezes, self.card_freezes = calendar.active_freezes, calendar.card_freezes
         self.calendar = calendar.calendar
         self.open_home = calendar.open_home
         self.users_touched = calendar.users_touched

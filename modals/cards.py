@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import (
 )
 
 from domain import quorum
+from domain.calendar_policy import Freeze
 from domain.delegation import Approver
 from domain.deployments import GateWait
 from domain.enums import Category, Decision, Status
@@ -102,12 +103,14 @@ def change_card(
     reader: DmReader | None = None,
     approvers: Mapping[int, Sequence[Approver]] | None = None,
     viewer: str | None = None,
+    freezes: Sequence[Freeze] = (),
 ) -> list[dict[str, Any]]:
     """The CR card. Approvers' DM copies carry only the approval buttons (an emergency's,
     only those its `reader` may use), or, once the approver (`viewer`) decided, their
     decision instead; the channel copy also carries the implementation buttons once the
     change is approved. Open steps name who can still approve (`approvers`). Deployments
-    `waiting` at its gate are listed, so approvers see what their click lets through."""
+    `waiting` at its gate are listed, so approvers see what their click lets through; the
+    `freezes` its window overlaps are named, so nobody plans on starting it then."""
     draft = change.draft
     blocks: list[Block] = [
         HeaderBlock(text=clip(f"{change.id} · {draft.title}", 150)),
@@ -122,16 +125,8 @@ def change_card(
     if change.conflicts:
         overlaps = escaped_clip(", ".join(change.conflicts), 2900)
         blocks.append(section(md(":warning: *Overlaps* {} on the same or dependent services.", overlaps)))
-    lines = approval_lines(change, approvers) + correction_lines(change)
-    due = approval_due_line(change, zone)
-    if due:
-        lines.append(due)
-    lines += exception_lines(change)
-    lines += override_lines(change)
-    lines += review_lines(change, zone)
-    on_call = on_call_line(change)
-    if on_call:
-        lines.insert(0, on_call)
+    blocks += [section(line) for line in freeze_lines(freezes, zone)]
+    lines = _approval_section(change, approvers, zone)
     if lines:
         blocks.append(section(titled_lines("Approvals", lines)))
     elif change.status is Status.APPROVED and change.post_state is None:
@@ -171,6 +166,40 @@ def change_card(
     updated = slack_date(change.updated_at, zone)
     blocks.append(context(md("Updated {} · version {}", updated, str(change.version))))
     return dump(blocks)
+
+
+def _approval_section(
+    change: Change, approvers: Mapping[int, Sequence[Approver]] | None, zone: ZoneInfo
+) -> list[Mrkdwn]:
+    """The card's Approvals lines: the on-call first, then the steps, corrections, the
+    approval deadline, exceptions, overrides and reviews."""
+    on_call = on_call_line(change)
+    due = approval_due_line(change, zone)
+    return [
+        *([on_call] if on_call else []),
+        *approval_lines(change, approvers),
+        *correction_lines(change),
+        *([due] if due else []),
+        *exception_lines(change),
+        *override_lines(change),
+        *review_lines(change, zone),
+    ]
+
+
+def freeze_lines(freezes: Sequence[Freeze], zone: ZoneInfo) -> list[Mrkdwn]:
+    """One line per change freeze the window overlaps; the reason is user text."""
+    lines = []
+    for freeze in freezes:
+        until = md(" until {}", slack_date(freeze.ended_at, zone)) if freeze.ended_at else Mrkdwn("")
+        reason = clip(freeze.reason or "declared in Slack", MAX_REASON)
+        lines.append(
+            md(
+                ":no_entry_sign: *Change freeze*{}: {} (it cannot start while the freeze is on)",
+                until,
+                reason,
+            )
+        )
+    return lines
 
 
 def exception_lines(change: Change) -> list[Mrkdwn]:

@@ -22,6 +22,7 @@ from domain.usecases.queries import scope_query
 
 FEED_LIMIT = 5000  # changes in the ICS feed; past it the feed says how many it left out
 FREEZE_OWNERS_LIMIT = 500  # approved changes whose owners a new freeze tells
+CARD_FREEZE_STATUSES = (Status.APPROVED, Status.PENDING_APPROVAL, Status.CHANGES_REQUESTED)
 
 
 class Calendar(UseCase):
@@ -46,6 +47,7 @@ class Calendar(UseCase):
         payload = FreezeChanged(started=True, by=user, reason=reason, until=ends_at)
         told = FreezeCovers(by=user, reason=reason, until=ends_at)
         covered = await self._covered(now=now, until=ends_at)
+        refreshes = await self._card_refreshes(now=now, until=ends_at)
         owners = [
             Intent(IntentKind.MESSAGE, change.id, owner, told)
             for change in covered
@@ -63,7 +65,11 @@ class Calendar(UseCase):
                     user, AuditAction.FREEZE_STARTED, now, {**details, "covers": [c.id for c in covered]}
                 )
             ],
-            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload), *owners],
+            intents=[
+                Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload),
+                *owners,
+                *refreshes,
+            ],
         )
         return self._announced(
             freeze, user, refusal="a change freeze is already on: `/change freeze end` lifts it"
@@ -105,6 +111,9 @@ class Calendar(UseCase):
         ended = await self._repo.close_due_freezes(now=now, closing=closing)
         for freeze in ended:
             journal.freeze(freeze, by=SYSTEM_ACTOR, started=False)
+            # its line leaves the cards of the changes it overlapped
+            refreshes = await self._card_refreshes(now=freeze.started_at, until=freeze.ended_at)
+            await self._repo.add_intents(refreshes, now=now)
         if ended:
             self._notifier.wake()
         return len(ended)
@@ -115,11 +124,13 @@ class Calendar(UseCase):
             return None, refusal
         now = self._clock.now()
         payload = FreezeChanged(started=False, by=user, reason="")
+        on = await self._repo.freezes(start=now, end=now + timedelta(microseconds=1))
+        refreshes = await self._card_refreshes(now=now, until=on[0].ended_at) if on else []
         freeze = await self._repo.end_freeze(
             user=user,
             now=now,
             audit=[AuditEntry(user, AuditAction.FREEZE_ENDED, now, {})],
-            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload)],
+            intents=[Intent(IntentKind.MESSAGE, None, self.policy.channels.changes, payload), *refreshes],
         )
         return self._announced(freeze, user, refusal="there is no change freeze on", started=False)
 
@@ -142,6 +153,33 @@ class Calendar(UseCase):
 
     async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:
         return await self._repo.freezes(start=start, end=end)
+
+    async def card_freezes(self, *, change: Change) -> list[Freeze]:
+        """The freezes in force or declared ahead that the change's window overlaps, named
+        on its card while it waits for or holds approval (emergencies are never frozen)."""
+        now = self._clock.now()
+        draft = change.draft
+        if change.status not in CARD_FREEZE_STATUSES or draft.category is Category.EMERGENCY:
+            return []
+        if draft.ends_at <= now:
+            return []
+        return await self._repo.freezes(start=max(now, draft.starts_at), end=draft.ends_at)
+
+    async def _card_refreshes(self, *, now: datetime, until: datetime | None = None) -> list[Intent]:
+        """Refresh the cards a freeze from `now` to `until` is named on, or leaves."""
+        query = ChangeQuery(
+            statuses=CARD_FREEZE_STATUSES,
+            ends_after=now,
+            starts_before=until,
+            limit=FREEZE_OWNERS_LIMIT,
+            with_approvals=False,
+        )
+        changes = await self._repo.list_changes(query)
+        return [
+            Intent(IntentKind.REFRESH_CARDS, change.id)
+            for change in changes
+            if change.draft.category is not Category.EMERGENCY
+        ]
 
     async def calendar(self, *, span: CalendarRange) -> CalendarView:
         now = self._clock.now()

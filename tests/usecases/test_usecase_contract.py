@@ -210,10 +210,11 @@ async def test_a_freeze_with_an_end_ends_once_and_tells_the_owners(
     freeze, _ = await service.start_freeze(user=CTO, reason="Holidays", until=until)
     assert freeze is not None and freeze.ended_at is not None
     assert (await service.start_freeze(user=CTO, reason="Again"))[0] is None  # on until its end
-    assert [row[:3] for row in (await backend.outbox())[-3:]] == [
+    assert [row[:3] for row in (await backend.outbox())[-4:]] == [
         ("message", "CCHANGES", None),
         ("message", IMPLEMENTER, inside.id),
         ("message", REQUESTER, inside.id),
+        ("refresh_cards", None, inside.id),  # its card names the freeze
     ]
     assert await service.end_due_freezes() == 0
     clock.set(freeze.ended_at)

@@ -114,7 +114,9 @@ async def test_a_freeze_with_an_end_tells_the_owners_and_ends_itself_once(
         ("CCHANGES", None),
         (IMPLEMENTER, inside.id),
         (REQUESTER, inside.id),
+        (None, inside.id),  # its card names the freeze
     ]
+    assert new[-1].intent.kind is IntentKind.REFRESH_CARDS
     assert isinstance(new[1].intent.message, FreezeCovers) and new[1].intent.message.until == ends
     assert after.id not in [e.change_id for e in new]
     again, on = await service.start_freeze(user=CTO, reason="Again")
@@ -124,7 +126,9 @@ async def test_a_freeze_with_an_end_tells_the_owners_and_ends_itself_once(
     clock.set(ends)
     assert await service.end_due_freezes() == 1
     assert await service.end_due_freezes() == 0  # once
-    ended = repo.outbox[-1].intent.message
+    refresh = repo.outbox[-1]  # the freeze leaves its card
+    assert (refresh.intent.kind, refresh.change_id) == (IntentKind.REFRESH_CARDS, inside.id)
+    ended = repo.outbox[-2].intent.message
     assert isinstance(ended, FreezeChanged) and ended.as_planned and ended.by == SYSTEM_ACTOR
     assert repo.audit_log[-1].entry.action is AuditAction.FREEZE_ENDED
     assert repo.audit_log[-1].entry.actor == SYSTEM_ACTOR
