@@ -51,6 +51,7 @@ from handlers import (
     reschedule,
     review,
 )
+from modals.text import use_role_labels
 from scheduler.deployments import DeploymentTicker, add_deployment_job
 from scheduler.jobs import NoticeTicker, build_scheduler
 from storage.api_tokens import ApiTokens
@@ -147,6 +148,7 @@ def build_changebot(
     """Wire the bot in named steps (stores, the Slack client and the use cases, the Slack
     adapter, the outbox sender, the listeners, the jobs, the HTTP door) so each reads alone."""
     clock = clock or SystemClock()
+    use_role_labels(policy.role_labels)  # how cards and messages name roles
     engine = create_engine(settings.database_url)
     stores = _build_stores(engine)
     client = _slack_client(settings)

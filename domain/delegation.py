@@ -5,10 +5,12 @@ Plain rules over plain values; the use case (usecases/delegation.py) resolves ro
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from domain.role_labels import role_label
 
 MAX_DELEGATION = timedelta(days=366)
 
@@ -47,6 +49,7 @@ def delegation_refusal(
     now: datetime,
     delegator_roles: Collection[str],
     delegate_roles: Collection[str],
+    labels: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why this delegation is refused (None: it may start). The delegate must be another
     person sharing one of the delegator's roles, for a period that has not ended."""
@@ -55,7 +58,7 @@ def delegation_refusal(
     if not delegator_roles:
         return "you are in none of the policy's roles, so there is nothing to delegate"
     if not set(delegator_roles) & set(delegate_roles):
-        roles = ", ".join(sorted(delegator_roles))
+        roles = ", ".join(role_label(r, labels) for r in sorted(delegator_roles))
         return f"they are not a member of your roles ({roles})"
     if until <= now:
         return "that day is past: give a day from today on"

@@ -13,7 +13,7 @@ never hold them. A post-approval that was rejected stops them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +24,7 @@ from domain.enums import Decision, Status
 from domain.model import Change, PostState
 from domain.policy import Policy
 from domain.read_models import ProgressAction
+from domain.role_labels import role_label
 from domain.start_rules import binding_blackout, binding_freeze, opens_at
 
 # A pipeline acts as a principal named "api:<token name>" or "github:<what asked>".
@@ -90,7 +91,8 @@ def decide_gate(
             f"{change.id}'s window closed at {_utc(draft.ends_at)}; reschedule it to deploy",
         )
     if change.status is Status.PENDING_APPROVAL:
-        return GateAnswer(GateDecision.WAIT, f"{change.id} is waiting for approval: {_open_steps(change)}")
+        open_steps = _open_steps(change, policy.role_labels)
+        return GateAnswer(GateDecision.WAIT, f"{change.id} is waiting for approval: {open_steps}")
     if change.status is Status.CHANGES_REQUESTED:
         return GateAnswer(
             GateDecision.WAIT,
@@ -133,11 +135,11 @@ def _out_of_scope(change: Change, service: str | None) -> str | None:
     return f"service '{service}' is not in {change.id} ({', '.join(services)})"
 
 
-def _open_steps(change: Change) -> str:
-    """The steps still short of approvals, as "Tech lead 0/1, Cto 1/2"."""
+def _open_steps(change: Change, labels: Mapping[str, str]) -> str:
+    """The steps still short of approvals, as "Tech lead 0/1, CTO 1/2" (the policy's labels)."""
     counts = quorum.approvals_per_step(change.steps, change.approvals)
     return ", ".join(
-        f"{step.role.replace('_', ' ').capitalize()} {counts[i]}/{step.count}"
+        f"{role_label(step.role, labels)} {counts[i]}/{step.count}"
         for i, step in enumerate(change.steps)
         if counts[i] < step.count
     )

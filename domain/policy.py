@@ -34,6 +34,7 @@ from domain.lead_time import default_lead_time
 from domain.metrics import Targets
 from domain.quiet_hours import QuietHours
 from domain.risk import DEFAULT_RISK_MATRIX
+from domain.role_labels import RoleLabel, role_label_problems, role_labels_field
 from domain.template_fields import RequiredField, default_required_fields
 
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
@@ -358,6 +359,7 @@ class Policy(_Strict):
     timezone: str = "UTC"
     channels: Channels
     roles: dict[str, list[SlackMember]]
+    role_labels: dict[str, RoleLabel] = role_labels_field()  # how a role reads: {cto: CTO}
     services: list[str] = Field(min_length=1, max_length=100)
     risk_matrix: dict[Likelihood, dict[Impact, Risk]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RISK_MATRIX.items()}
@@ -585,4 +587,6 @@ def _cross_check(policy: Policy, locate: LineFinder) -> Iterable[PolicyProblem]:
         roles=policy.roles,
         services=policy.services,
     ):
+        yield PolicyProblem(_format_path(loc), locate(loc), message)
+    for loc, message in role_label_problems(policy.role_labels, roles=policy.roles):
         yield PolicyProblem(_format_path(loc), locate(loc), message)

@@ -19,6 +19,7 @@ from domain.intake import IntakeRejected
 from domain.limits import MAX_REASON
 from domain.model import AuditAction, AuditEntry, Change
 from domain.policy import Policy
+from domain.role_labels import role_label
 
 INSTANT = timedelta(seconds=1)
 
@@ -145,7 +146,7 @@ def gate_start(
     )
     if block is None:
         return None, None
-    roles = " or ".join(policy.start_override_roles)
+    roles = " or ".join(role_label(r, policy.role_labels) for r in policy.start_override_roles)
     if not override:
         how = f'`/change start {change.id} --override "reason"`'
         return (f"{block.reason}; {roles} can start it anyway with {how}" if roles else block.reason), None

@@ -126,7 +126,8 @@ async def show(ctx: AppContext, command: Command) -> Blocks:
         change = await ctx.service.get_change(change_id=command.args[0])
     except ChangeNotFound:
         return help_blocks(md("There is no change {}.", escaped_clip(command.args[0], 30)))
-    return change_detail(change, zone=ctx.policy.zone)
+    approvers = await ctx.service.who_can_approve(change=change)
+    return change_detail(change, zone=ctx.policy.zone, approvers=approvers)
 
 
 def parse_list(args: tuple[str, ...]) -> tuple[ListScope, int] | Blocks:

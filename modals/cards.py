@@ -371,9 +371,12 @@ def implementation_actions(change: Change) -> ActionsBlock:
     return ActionsBlock(block_id=f"progress:{change.id}", elements=buttons)
 
 
-def change_detail(change: Change, *, zone: ZoneInfo) -> list[dict[str, Any]]:
-    """`/change show`: the card without buttons, plus the plans and the audit trail."""
-    blocks = change_card(change, zone=zone, with_actions=False)
+def change_detail(
+    change: Change, *, zone: ZoneInfo, approvers: Mapping[int, Sequence[Approver]] | None = None
+) -> list[dict[str, Any]]:
+    """`/change show`: the card without buttons (naming who can still approve, as the card
+    does), plus the plans and the audit trail."""
+    blocks = change_card(change, zone=zone, with_actions=False, approvers=approvers)
     extra: list[Block] = []
     for label, text in (
         ("Why now", change.draft.justification),

@@ -79,7 +79,8 @@ def request_changes_modal(change: Change, metadata: RejectMetadata) -> dict[str,
 def changes_requested_message(
     change: Change, message: ChangesRequested
 ) -> tuple[Mrkdwn, list[dict[str, Any]]]:
-    """To the requester (and the card's thread): who asks what, and the Edit button."""
+    """To the requester (and the card's thread): who asks what, and the Edit button; to the
+    implementer, the same words without it (the requester edits)."""
     text = md(
         ":memo: {} asks for changes to *{}* {} before approving it as {}: {}",
         mention(message.by),
@@ -88,8 +89,10 @@ def changes_requested_message(
         role_label(message.role),
         escaped_clip(message.comment, MAX_REASON),
     )
+    if message.implementer:
+        text = md("{} You implement it; {} edits it.", text, mention(change.requester))
     blocks: list[Block] = [section(text)]
-    if not message.thread and editable(change):
+    if not message.thread and not message.implementer and editable(change):
         blocks.append(edit_actions(change))
     return text, dump(blocks)
 

@@ -10,13 +10,14 @@ get their mrkdwn through `section()`, `section_fields()` and `context()` for the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from domain.gates import is_pipeline_principal
+from domain.role_labels import role_label as label_role
 
 
 class Mrkdwn(str):
@@ -99,37 +100,20 @@ def mention(user_id: str) -> Mrkdwn:
     return Mrkdwn(f"<@{escape(user_id)}>")
 
 
-# Role-name words that are acronyms: `cto` reads "CTO", `sre_lead` "SRE lead".
-ROLE_ACRONYMS = frozenset(
-    {
-        "cab",
-        "ceo",
-        "cfo",
-        "cio",
-        "ciso",
-        "coo",
-        "cpo",
-        "cto",
-        "dba",
-        "hr",
-        "it",
-        "noc",
-        "qa",
-        "soc",
-        "sre",
-        "vp",
-    }
-)
+# The policy's role labels ("CTO", "SRE lead"), set once by the composition root.
+_ROLE_LABELS: dict[str, str] = {}
+
+
+def use_role_labels(labels: Mapping[str, str]) -> None:
+    """Show roles with the policy's labels from now on (the bot calls it as it starts)."""
+    _ROLE_LABELS.clear()
+    _ROLE_LABELS.update(labels)
 
 
 def role_label(role: str) -> str:
-    """A policy role as people say it: `engineering_manager` -> "Engineering manager",
-    `cto` -> "CTO" (known acronyms upper-case, the first word capitalised)."""
-    words = role.replace("_", " ").replace("-", " ").split()
-    shown = [w.upper() if w.lower() in ROLE_ACRONYMS else w.lower() for w in words]
-    if shown and shown[0].islower():
-        shown[0] = shown[0].capitalize()
-    return " ".join(shown)
+    """A policy role as people say it: the policy's label, else `engineering_manager` ->
+    "Engineering manager", `cto` -> "CTO" (the acronym rule in `domain/role_labels.py`)."""
+    return label_role(role, _ROLE_LABELS)
 
 
 def section(text: Mrkdwn, *, block_id: str | None = None) -> SectionBlock:

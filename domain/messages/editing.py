@@ -22,9 +22,11 @@ class Edited(ChangeMessage):
 
 @dataclass(frozen=True, kw_only=True)
 class ChangesRequested(ChangeMessage):
-    """To the requester: an approver, as `role`, asks for changes before deciding."""
+    """To the requester: an approver, as `role`, asks for changes before deciding.
+    `implementer`: this copy tells the change's implementer, who does not edit it."""
 
     template: Literal["changes_requested"] = "changes_requested"
     by: UserId
     role: RoleName
     comment: str
+    implementer: bool = False

@@ -16,6 +16,7 @@ from domain.messages import CalendarDigest, FreezeChanged, FreezeCovers
 from domain.model import SYSTEM_ACTOR, AuditAction, AuditEntry, Change, PostState
 from domain.ports import ChangeQuery, ListScope
 from domain.read_models import CalendarView, FeedData, HomeView
+from domain.role_labels import role_label
 from domain.usecases.approvals import Approvals
 from domain.usecases.base import CALENDAR_LIMIT, Deps, UseCase, post_slot
 from domain.usecases.queries import scope_query
@@ -148,7 +149,9 @@ class Calendar(UseCase):
     async def _freeze_refusal(self, user: str) -> str | None:
         if await self._in_roles(user, self.policy.freeze_roles):
             return None
-        roles = ", ".join(self.policy.freeze_roles) or "nobody"
+        roles = (
+            ", ".join(role_label(r, self.policy.role_labels) for r in self.policy.freeze_roles) or "nobody"
+        )
         return f"only these roles can declare or lift a change freeze: {roles}"
 
     async def active_freezes(self, *, start: datetime, end: datetime) -> list[Freeze]:

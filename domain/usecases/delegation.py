@@ -36,6 +36,7 @@ class Delegations(UseCase):
             now=now,
             delegator_roles=await self._roles_of(user),
             delegate_roles=await self._roles_of(delegate),
+            labels=self.policy.role_labels,
         )
         if refusal:
             details = {

@@ -115,6 +115,9 @@ class Editing(UseCase):
                     IntentKind.MESSAGE, change_id, self.policy.channels.changes, replace(payload, thread=True)
                 ),
             ]
+            if change.implementer != change.requester:  # who carries it out hears it too
+                told = replace(payload, implementer=True)
+                intents.append(Intent(IntentKind.MESSAGE, change_id, change.implementer, told))
             update = ChangeUpdate(at=now, status=Status.CHANGES_REQUESTED)
             audit = [AuditEntry(user, AuditAction.CHANGES_REQUESTED, now, asked)]
             if await self._commit(change, update, audit, intents):

@@ -150,7 +150,7 @@ async def test_a_start_is_held_to_the_window_unless_an_override_role_gives_a_rea
     assert (await harness.change(CR)).status is Status.APPROVED
     # the implementer holds no override role
     answer = await harness.command(f'start {CR} --override "hotfix"', user="UIMPL")
-    assert "only engineering_manager or cto can start it anyway" in answer_text(answer)
+    assert "only Engineering manager or CTO can start it anyway" in answer_text(answer)
     assert "Say why" in answer_text(await harness.command(f"start {CR} --override", user="UMGR1"))
     answer = await harness.command(f'start {CR} --override "vendor deadline <!here>"', user="UMGR1")
     assert "is in progress" in answer_text(answer)

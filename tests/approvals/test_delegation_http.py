@@ -77,7 +77,7 @@ async def test_delegate_off_gives_the_approvals_back(harness: Harness) -> None:
         (
             "UCTO",
             "delegate <@UREQ> until 2026-12-24",
-            "Not delegated to <@UREQ>: they are not a member of your roles (architects, cto).",
+            "Not delegated to <@UREQ>: they are not a member of your roles (Architects, CTO).",
         ),
         (
             "UCTO",

@@ -23,6 +23,7 @@ READ_TODAY = {
     "timezone",
     "channels",
     "roles",
+    "role_labels",
     "services",
     "risk_matrix",
     "approvals",

@@ -29,7 +29,7 @@ async def test_only_the_freeze_roles_start_and_end_a_freeze(
 
     assert (
         refused is None
-        and why == "only these roles can declare or lift a change freeze: engineering_manager, cto"
+        and why == "only these roles can declare or lift a change freeze: Engineering manager, CTO"
     )
     assert freeze is not None and none is None
     assert (freeze.reason, freeze.started_by, freeze.started_at, freeze.ended_at) == (

@@ -217,7 +217,7 @@ async def test_a_delegation_ends_on_its_day_or_when_turned_off(
     ("user", "delegate", "until", "refusal"),
     [
         (CTO, CTO, date(2026, 12, 24), "you cannot delegate to yourself"),
-        (CTO, "UREQ", date(2026, 12, 24), "they are not a member of your roles (architects, cto)"),
+        (CTO, "UREQ", date(2026, 12, 24), "they are not a member of your roles (Architects, CTO)"),
         (CTO, "ULEAD1", date(2026, 11, 22), "that day is past: give a day from today on"),
         (CTO, "ULEAD1", date(2028, 1, 1), "delegate for at most a year"),
         (

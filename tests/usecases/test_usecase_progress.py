@@ -113,8 +113,8 @@ async def test_an_override_role_starts_early_with_a_reason(
         change_id=change.id, user=CTO, action=ProgressAction.START, override="Fix needed before the sale"
     )
 
-    assert without.refusal is not None and "cto can start it anyway" in without.refusal
-    assert not_allowed.refusal is not None and "only cto can start it anyway" in not_allowed.refusal
+    assert without.refusal is not None and "CTO can start it anyway" in without.refusal
+    assert not_allowed.refusal is not None and "only CTO can start it anyway" in not_allowed.refusal
     assert overridden.refusal is None
     stored = await service.get_change(change_id=change.id)
     assert stored.status is Status.IN_PROGRESS
