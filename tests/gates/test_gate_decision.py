@@ -15,7 +15,9 @@ from domain.enums import Category, Decision, Impact, Likelihood, Risk, Status
 from domain.gates import GateAnswer, GateDecision, decide_gate, is_pipeline_principal
 from domain.model import ApprovalEntry, Change, ChangeDraft, PostState, StepSnapshot
 from domain.policy import Policy
+from domain.policy_loader import parse_policy
 from tests.support.change_forms import policy_with
+from tests.support.policy_fixture import TEST_POLICY
 
 POLICY = policy_with()
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # a Monday
@@ -314,3 +316,25 @@ def test_a_change_sent_back_for_changes_waits_at_its_gate() -> None:
         GateDecision.WAIT,
         "CR-2026-0007 is back with its requester: an approver asked for changes before approving",
     )
+
+
+# The policy of the role-label tests, with labels for two roles.
+LABELLED_POLICY = TEST_POLICY.replace(
+    "\nservices: [api-server",
+    '\nrole_labels:\n  tech_lead: "Platform TL"\n  cto: Chief\n' + "\nservices: [api-server",
+    1,
+)
+
+
+def test_a_pipeline_waiting_at_the_gate_reads_the_labels() -> None:
+    """The gate's reason once said "Cto 0/1"; it names roles as the cards do."""
+    pending = replace(
+        change(status=Status.PENDING_APPROVAL, approved_at=None),
+        steps=(StepSnapshot("tech_lead", 1, ("ULEAD1",)), StepSnapshot("cto", 1, ("UCTO",))),
+    )
+    for policy, reason in (
+        (policy_with(), "Tech lead 0/1, CTO 0/1"),
+        (parse_policy(LABELLED_POLICY), "Platform TL 0/1, Chief 0/1"),
+    ):
+        answer = decide_gate(change=pending, service=None, now=START, policy=policy, freezes=())
+        assert answer.reason.endswith(f"waiting for approval: {reason}")

@@ -5,19 +5,12 @@ hears about a change being sent back, and who `/change show` says can still appr
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
-from domain.enums import Status
-from domain.gates import decide_gate
-from domain.model import StepSnapshot
 from domain.policy import PolicyError, PolicyProblem
 from domain.policy_loader import parse_policy
 from domain.role_labels import ROLE_LABEL_MAX, role_label
-from tests.gates.test_gate_decision import START
-from tests.gates.test_gate_decision import change as gate_change
-from tests.support.change_forms import policy_with
 from tests.support.harness import Harness
 from tests.support.policy_fixture import TEST_POLICY
 
@@ -127,17 +120,3 @@ async def test_change_show_names_who_can_still_approve(harness: Harness) -> None
     await harness.click("change_approve", CR, user="ULEAD1")
     approved = json.dumps((await harness.command(f"show {CR}", user="USOMEONE"))["blocks"])
     assert "can approve" not in approved
-
-
-def test_a_pipeline_waiting_at_the_gate_reads_the_labels() -> None:
-    """The gate's reason once said "Cto 0/1"; it names roles as the cards do."""
-    pending = replace(
-        gate_change(status=Status.PENDING_APPROVAL, approved_at=None),
-        steps=(StepSnapshot("tech_lead", 1, ("ULEAD1",)), StepSnapshot("cto", 1, ("UCTO",))),
-    )
-    for policy, reason in (
-        (policy_with(), "Tech lead 0/1, CTO 0/1"),
-        (parse_policy(LABELLED), "Platform TL 0/1, Chief 0/1"),
-    ):
-        answer = decide_gate(change=pending, service=None, now=START, policy=policy, freezes=())
-        assert answer.reason.endswith(f"waiting for approval: {reason}")
