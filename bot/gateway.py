@@ -25,7 +25,7 @@ from domain.clock import Clock
 from domain.deployments import GateWait
 from domain.enums import Category
 from domain.gates import is_pipeline_principal
-from domain.intents import Intent, IntentKind
+from domain.intents import DM_USER, Intent, IntentKind
 from domain.messages import (
     ApprovalChase,
     BoardNews,
@@ -501,6 +501,8 @@ class SlackGateway:
         can still sign: one who decided meanwhile is not asked again."""
         if not row.change_id or not isinstance(message, ApprovalChase | PostChase) or message.role:
             return True
+        if not DM_USER.match(row.channel or ""):
+            return True  # the change's thread in a channel: told whoever has signed
         if isinstance(message, ApprovalChase):
             if message.key not in (APPROVAL_REMINDER, APPROVAL_DEADLINE):
                 return True  # the requester told the window opened unapproved
