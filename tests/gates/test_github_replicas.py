@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import Changebot, build_changebot
-from tests.gates.github_support import SECRET, Deliveries, github_policy, settle
+from tests.gates.github_support import Deliveries, github_policy, settle
 from tests.support import pg_template
 from tests.support.flows import CR, approved
 from tests.support.github_fake import GithubFake
@@ -29,17 +29,6 @@ def database_url(request: pytest.FixtureRequest) -> Any:
     server.create_database(name, template="changebot_template")
     yield server.url(name)
     server.drop_database(name)
-
-
-@pytest.fixture
-async def github(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GithubFake]:
-    fake = GithubFake()
-    await fake.start()
-    monkeypatch.setenv("SSL_CERT_FILE", fake.ca_file)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", SECRET)
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

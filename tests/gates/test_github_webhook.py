@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,21 +17,10 @@ from domain.errors import ChangeNotFound
 from domain.model import AuditAction
 from storage.database import session_factory
 from storage.gate_requests import SqlGateRequests
-from tests.gates.github_support import INSTALLATION, REPO, SECRET, Deliveries, github_policy, settle, tick
+from tests.gates.github_support import INSTALLATION, REPO, Deliveries, github_policy, settle, tick
 from tests.support.flows import CR, approved
 from tests.support.github_fake import TOKEN, GithubFake
 from tests.support.harness import Harness
-
-
-@pytest.fixture
-async def github(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GithubFake]:
-    fake = GithubFake()
-    await fake.start()
-    monkeypatch.setenv("SSL_CERT_FILE", fake.ca_file)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", SECRET)
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
